@@ -1,0 +1,41 @@
+# The two commands a user needs: `make demo` and `make test`. Both build .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+# bubblewrap is the sandbox; install it when we can (root on Debian/Ubuntu), otherwise the
+# sandbox executor falls back to a plain subprocess and the tests that need it say why they skip.
+system-deps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+	      || echo "warning: could not install bubblewrap"; \
+	  else echo "note: bubblewrap (bwrap) not found; install it for the sandbox executor"; fi; \
+	fi
+
+demo: $(STAMP) system-deps
+	$(BIN)/codeloop demo
+
+test: $(STAMP) system-deps
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/executor_speed.py
+	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/import_time.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

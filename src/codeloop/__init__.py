@@ -1,0 +1,1 @@
+"""codeloop: LLM agents that think in Python."""

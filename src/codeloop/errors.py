@@ -1,0 +1,73 @@
+"""The exceptions codeloop raises.
+
+Two families matter to the loop: errors the model can fix (bad code, a failing tool, bad arguments) are
+`AgentError`s that become an observation and the run goes on; errors it cannot fix (the model API stays
+unreachable) propagate and end the run, with the steps so far kept on the agent and in `RunResult`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CodeloopError",
+    "AgentError",
+    "AgentParsingError",
+    "AgentToolCallError",
+    "AgentToolExecutionError",
+    "AgentExecutionError",
+    "AgentMaxStepsError",
+    "AgentGenerationError",
+    "AgentInterrupted",
+    "ExecutionError",
+    "ToolDefinitionError",
+]
+
+
+class CodeloopError(Exception):
+    """Base class of every error codeloop raises on purpose."""
+
+
+class AgentError(CodeloopError):
+    """An error inside a step that the model can see and fix; its message becomes the observation."""
+
+
+class AgentParsingError(AgentError):
+    """The model's reply held no usable code block or tool call."""
+
+
+class AgentToolCallError(AgentError):
+    """A tool call named an unknown tool or passed arguments that do not fit its schema."""
+
+
+class AgentToolExecutionError(AgentError):
+    """A tool raised while running."""
+
+
+class AgentExecutionError(AgentError):
+    """The code action failed: syntax error, exception, forbidden import, timeout."""
+
+
+class AgentMaxStepsError(AgentError):
+    """The run used all of `max_steps` without a final answer."""
+
+
+class AgentGenerationError(CodeloopError):
+    """The model could not be reached or answered with an error after all retries. Ends the run."""
+
+
+class AgentInterrupted(CodeloopError):
+    """The run was stopped by `agent.interrupt()` or Ctrl-C; the steps so far are kept."""
+
+
+class ExecutionError(CodeloopError):
+    """Raised by an `Executor` when code fails; the message is exactly what the model will see.
+
+    `logs` holds whatever the code printed before it failed, so nothing it printed is lost.
+    """
+
+    def __init__(self, message: str, logs: str = "") -> None:
+        super().__init__(message)
+        self.logs = logs
+
+
+class ToolDefinitionError(CodeloopError, ValueError):
+    """A tool is defined wrongly (missing docstring, argument description or type hint, bad name)."""
