@@ -16,6 +16,7 @@ __all__ = [
     "AgentExecutionError",
     "AgentMaxStepsError",
     "AgentGenerationError",
+    "ModelConfigurationError",
     "AgentInterrupted",
     "ExecutionError",
     "ToolDefinitionError",
@@ -51,7 +52,28 @@ class AgentMaxStepsError(AgentError):
 
 
 class AgentGenerationError(CodeloopError):
-    """The model could not be reached or answered with an error after all retries. Ends the run."""
+    """The model could not be reached or answered with an error after all retries. Ends the run.
+
+    `provider`, `status` (HTTP status, `None` for connection errors) and `provider_message` (the provider's
+    own words, verbatim) are set when a model adapter raises it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status: int | None = None,
+        provider_message: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.provider_message = provider_message
+
+
+class ModelConfigurationError(CodeloopError, ValueError):
+    """A model is set up wrongly: a missing API key, an unknown provider, or a feature the provider lacks."""
 
 
 class AgentInterrupted(CodeloopError):
