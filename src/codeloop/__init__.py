@@ -1,1 +1,134 @@
-"""codeloop: LLM agents that think in Python."""
+"""codeloop: LLM agents that think in Python.
+
+The model writes a Python snippet, the snippet runs, what it prints comes back as the observation, variables
+persist to the next step, and `final_answer(...)` ends the run:
+
+    from codeloop import CodeAgent
+    agent = CodeAgent(tools=[], model="openai:gpt-4o")
+    agent.run("How many seconds would it take for a leopard at full speed to run through Pont des Arts?")
+
+Every public name is imported lazily, so `import codeloop` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # agents and results
+    "MultiStepAgent": "agents",
+    "CodeAgent": "agents",
+    "ToolCallingAgent": "agents",
+    "RunResult": "memory",
+    "AgentMemory": "memory",
+    "ActionStep": "memory",
+    "PlanningStep": "memory",
+    "TaskStep": "memory",
+    "FinalAnswerStep": "memory",
+    # tools
+    "Tool": "tools",
+    "tool": "tools",
+    "FinalAnswerTool": "tools",
+    # models
+    "model": "models",
+    "Model": "models.base",
+    "ChatMessage": "models.base",
+    "ToolCall": "models.base",
+    "TokenUsage": "models.base",
+    "OpenAIModel": "models",
+    # executors
+    "Executor": "executors.base",
+    "ExecutionResult": "executors.base",
+    "LocalExecutor": "executors",
+    # errors
+    "CodeloopError": "errors",
+    "AgentError": "errors",
+    "AgentParsingError": "errors",
+    "AgentExecutionError": "errors",
+    "AgentToolCallError": "errors",
+    "AgentToolExecutionError": "errors",
+    "AgentMaxStepsError": "errors",
+    "AgentGenerationError": "errors",
+    "AgentInterrupted": "errors",
+    "ExecutionError": "errors",
+    "ToolDefinitionError": "errors",
+}
+
+__all__ = [
+    "ActionStep",
+    "AgentError",
+    "AgentExecutionError",
+    "AgentGenerationError",
+    "AgentInterrupted",
+    "AgentMaxStepsError",
+    "AgentMemory",
+    "AgentParsingError",
+    "AgentToolCallError",
+    "AgentToolExecutionError",
+    "ChatMessage",
+    "CodeAgent",
+    "CodeloopError",
+    "ExecutionError",
+    "ExecutionResult",
+    "Executor",
+    "FinalAnswerStep",
+    "FinalAnswerTool",
+    "LocalExecutor",
+    "Model",
+    "MultiStepAgent",
+    "OpenAIModel",
+    "PlanningStep",
+    "RunResult",
+    "TaskStep",
+    "TokenUsage",
+    "Tool",
+    "ToolCall",
+    "ToolCallingAgent",
+    "ToolDefinitionError",
+    "model",
+    "tool",
+    "events",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from . import events
+    from .agents import CodeAgent, MultiStepAgent, ToolCallingAgent
+    from .errors import (
+        AgentError,
+        AgentExecutionError,
+        AgentGenerationError,
+        AgentInterrupted,
+        AgentMaxStepsError,
+        AgentParsingError,
+        AgentToolCallError,
+        AgentToolExecutionError,
+        CodeloopError,
+        ExecutionError,
+        ToolDefinitionError,
+    )
+    from .executors import LocalExecutor
+    from .executors.base import ExecutionResult, Executor
+    from .memory import ActionStep, AgentMemory, FinalAnswerStep, PlanningStep, RunResult, TaskStep
+    from .models import OpenAIModel, model
+    from .models.base import ChatMessage, Model, TokenUsage, ToolCall
+    from .tools import FinalAnswerTool, Tool, tool
+
+
+def __getattr__(name: str) -> Any:
+    if name == "events":
+        return importlib.import_module(".events", __name__)
+    where = _EXPORTS.get(name)
+    if where is None:
+        raise AttributeError(f"module 'codeloop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{where}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

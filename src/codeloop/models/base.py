@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from abc import ABC, abstractmethod
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -198,7 +198,11 @@ def collect_stream(deltas: list[StreamDelta]) -> ChatMessage:
     for index in sorted(calls):
         slot = calls[index]
         tool_calls.append(
-            ToolCall(id=slot["id"] or f"call_{index}", name=slot["name"], arguments=parse_arguments(slot["arguments"]))
+            ToolCall(
+                id=slot["id"] or f"call_{index}",
+                name=slot["name"],
+                arguments=parse_arguments(slot["arguments"]),
+            )
         )
     return ChatMessage(
         role="assistant",

@@ -21,8 +21,8 @@ from ..models.base import (
     ChatMessage,
     StreamDelta,
     TokenUsage,
-    ToolCallDelta,
     ToolCall,
+    ToolCallDelta,
     parse_arguments,
 )
 
@@ -104,7 +104,9 @@ class ScriptedModel(ApiModel):
         if callable(self.script):
             return normalize_reply(self.script(request), index)
         if index >= len(self.script):
-            raise ScriptExhausted(f"the script has {len(self.script)} replies; call {index + 1} asked for another")
+            raise ScriptExhausted(
+                f"the script has {len(self.script)} replies; call {index + 1} asked for another"
+            )
         return normalize_reply(self.script[index], index)
 
     def generate(

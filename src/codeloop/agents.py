@@ -1,0 +1,711 @@
+"""The agent loop: `MultiStepAgent`, `CodeAgent` and `ToolCallingAgent`.
+
+The loop is written once, as a generator (`_loop`) that never does I/O itself: it yields events for listeners and
+*effects* (call the model, run code, call tools) for a driver to perform, and receives their results back.
+Two small drivers perform effects, one sync and one async; `run`, `arun`, `run(stream=True)` and `astream` sit on
+them. The loop is the four lines of every multi-step agent:
+
+    memory = [task]
+    while not done:
+        action = model(memory)
+        memory += [action, execute(action)]
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from . import events as ev
+from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
+from .errors import (
+    AgentError,
+    AgentExecutionError,
+    AgentInterrupted,
+    AgentMaxStepsError,
+    AgentToolCallError,
+    AgentToolExecutionError,
+    ExecutionError,
+)
+from .memory import (
+    ActionStep,
+    AgentMemory,
+    FinalAnswerStep,
+    MemoryStep,
+    PlanningStep,
+    RunResult,
+    RunState,
+    TaskStep,
+    Timing,
+    ToolResult,
+    image_parts,
+)
+from .models.base import ChatMessage, Model, TokenUsage, ToolCall
+from .parsing import extract_code, extract_json_tool_calls
+from .prompts import load_prompt, render
+
+__all__ = ["MultiStepAgent", "CodeAgent", "ToolCallingAgent", "StepCallback", "FinalAnswerCheck"]
+
+StepCallback: TypeAlias = Callable[..., None]
+"""Called after every action or planning step as `callback(step)` or `callback(step, agent)`."""
+FinalAnswerCheck: TypeAlias = Callable[..., bool]
+"""Called as `check(answer, memory)` (or `check(answer, memory, agent)`); False or an exception rejects it."""
+
+DEFAULT_AUTHORIZED_IMPORTS = (
+    "collections", "datetime", "itertools", "math", "queue", "random", "re", "stat", "statistics", "time",
+    "unicodedata",
+)  # fmt: skip
+
+
+_Loop: TypeAlias = Generator[ev.Event | Effect, Any, RunResult]
+_NO_ANSWER = object()
+
+
+@dataclass
+class _Budget:
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_duration_s: float | None = None
+    used: TokenUsage = field(default_factory=TokenUsage)
+
+
+class MultiStepAgent:
+    """The loop shared by every agent. Subclasses say how one action step is taken (`_step`)."""
+
+    prompt_name = ""
+
+    def __init__(
+        self,
+        tools: Sequence[Any] = (),
+        model: Model | str | None = None,
+        *,
+        max_steps: int = 20,
+        planning_interval: int | None = None,
+        instructions: str | None = None,
+        step_callbacks: Sequence[StepCallback] = (),
+        final_answer_checks: Sequence[FinalAnswerCheck] = (),
+        managed_agents: Sequence[MultiStepAgent] = (),
+        name: str | None = None,
+        description: str | None = None,
+        verbosity_level: int = 1,
+        stream_outputs: bool = False,
+        max_tokens: int | None = None,
+        max_cost_usd: float | None = None,
+        max_duration_s: float | None = None,
+        listeners: Sequence[Callable[[ev.Event], None]] = (),
+    ) -> None:
+        if model is None:
+            raise ValueError(
+                "an agent needs a model: pass model=OpenAIModel(...) or a spec like 'openai:gpt-4o'"
+            )
+        if isinstance(model, str):
+            from .models import model as model_from_spec
+
+            model = model_from_spec(model)
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        if name is not None and not name.isidentifier():
+            raise ValueError(
+                f"agent name {name!r} must be a valid Python identifier (it is called like a function)"
+            )
+        self.model: Model = model
+        self.max_steps = max_steps
+        self.planning_interval = planning_interval
+        self.instructions = instructions
+        self.step_callbacks = list(step_callbacks)
+        self.final_answer_checks = list(final_answer_checks)
+        self.name = name
+        self.description = description
+        self.verbosity_level = verbosity_level
+        self.stream_outputs = stream_outputs
+        self.budget = _Budget(max_tokens, max_cost_usd, max_duration_s)
+        self.listeners: list[Callable[[ev.Event], None]] = list(listeners)
+        self._console: Callable[[ev.Event], None] | None = None
+        self._interrupt = threading.Event()
+        self.state: dict[str, Any] = {}
+        self._error: BaseException | None = None
+        self._last_result: RunResult | None = None
+        self._forced_usage: TokenUsage | None = None
+
+        agents = list(managed_agents) + [t for t in tools if isinstance(t, MultiStepAgent)]
+        self.managed_agents: dict[str, MultiStepAgent] = {}
+        for agent in agents:
+            if not agent.name or not agent.description:
+                raise ValueError(
+                    f"a managed agent needs a name and a description (got name={agent.name!r}); "
+                    "pass name=... and description=... when creating it"
+                )
+            self.managed_agents[agent.name] = agent
+        self.tools: dict[str, Any] = {}
+        for t in tools:
+            if isinstance(t, MultiStepAgent):
+                continue
+            if not hasattr(t, "name") or not hasattr(t, "to_function_spec"):
+                raise TypeError(
+                    f"{t!r} is not a tool: decorate the function with @tool or subclass codeloop.Tool"
+                )
+            self.tools[t.name] = t
+        for agent in self.managed_agents.values():
+            self.tools[agent.name] = _managed_agent_tool(agent)  # type: ignore[index]
+        self.memory = AgentMemory(self.system_prompt())
+        self._run_steps_start = 0
+
+    # --- prompts --------------------------------------------------------------------------------------------
+
+    def system_prompt(self) -> str:
+        """The system prompt built from the template, the tools and `instructions`."""
+        return render(load_prompt(self.prompt_name), **self._prompt_values())
+
+    def _prompt_values(self) -> dict[str, str]:
+        agents = ""
+        if self.managed_agents:
+            listing = "\n".join(f"- {a.name}: {a.description}" for a in self.managed_agents.values())
+            agents = render(load_prompt("managed_agents"), agents=listing)
+        extra = f"\nAdditional instructions:\n{self.instructions}\n" if self.instructions else ""
+        return {"managed_agents": agents, "instructions": extra}
+
+    # --- public entry points: all four sit on the one loop ----------------------------------------------------
+
+    def run(
+        self,
+        task: str,
+        *,
+        stream: bool = False,
+        reset: bool = True,
+        images: Sequence[Any] | None = None,
+        additional_args: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        return_full_result: bool = False,
+    ) -> Any:
+        """Run the agent on `task` and return the final answer (or a `RunResult`, or an event iterator).
+
+        `reset=False` continues the previous conversation. `additional_args` become variables the code can use.
+        An error that ends the run is raised with `.result` (a `RunResult` holding every step so far) unless
+        `return_full_result=True`, which returns that result instead.
+        """
+        loop = self._start(task, reset, images, additional_args, max_steps)
+        if stream:
+            return self._drive(loop)
+        for _ in self._drive(loop):
+            pass
+        return self._finish(return_full_result)
+
+    async def arun(
+        self,
+        task: str,
+        *,
+        reset: bool = True,
+        images: Sequence[Any] | None = None,
+        additional_args: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+        return_full_result: bool = False,
+    ) -> Any:
+        """Async twin of `run`: model calls are awaited, code and sync tools run in worker threads."""
+        loop = self._start(task, reset, images, additional_args, max_steps)
+        async for _ in self._adrive(loop):
+            pass
+        return self._finish(return_full_result)
+
+    def astream(
+        self,
+        task: str,
+        *,
+        reset: bool = True,
+        images: Sequence[Any] | None = None,
+        additional_args: dict[str, Any] | None = None,
+        max_steps: int | None = None,
+    ) -> AsyncIterator[ev.Event]:
+        """The run's events as an async iterator; the last one is `RunFinished`."""
+        return self._adrive(self._start(task, reset, images, additional_args, max_steps))
+
+    def __call__(self, task: str, **kwargs: Any) -> Any:
+        """Run as a managed agent would be run: returns the answer."""
+        return self.run(task, **kwargs)
+
+    def interrupt(self) -> None:
+        """Ask the run to stop before its next step; the steps so far are kept."""
+        self._interrupt.set()
+
+    def replay(self, detailed: bool = False) -> None:
+        """Print the steps of the last run again."""
+        from .console import ConsoleRenderer
+
+        ConsoleRenderer(level=2 if detailed else 1).replay(self)
+
+    # --- the loop -----------------------------------------------------------------------------------------
+
+    def _start(
+        self,
+        task: str,
+        reset: bool,
+        images: Sequence[Any] | None,
+        additional_args: dict[str, Any] | None,
+        max_steps: int | None,
+    ) -> _Loop:
+        if not isinstance(task, str) or not task.strip():
+            raise ValueError("the task is empty: pass the agent a non-empty string describing what to do")
+        if additional_args:
+            self.state.update(additional_args)
+            task += (
+                "\nYou have been given these additional arguments; use them directly as variables by name:\n"
+                + "\n".join(f"- {k}: {type(v).__name__}" for k, v in additional_args.items())
+            )
+        if reset:
+            self.memory = AgentMemory(self.system_prompt())
+        self._interrupt.clear()
+        self._last_result = None
+        return self._loop(task, image_parts(images or ()), max_steps or self.max_steps)
+
+    def _loop(self, task: str, images: list[dict[str, Any]], max_steps: int) -> _Loop:
+        timing = Timing()
+        self.budget.used = TokenUsage()
+        first = len(self.memory.steps)
+        self.memory.steps.append(TaskStep(task=task, images=images))  # memory = [task]
+        self._prepare_run()
+        yield ev.RunStarted(task, model_id=getattr(self.model, "model_id", ""))
+        answer: Any = _NO_ANSWER
+        state: RunState = "success"
+        error: str | None = None
+        try:
+            for number in range(1, max_steps + 1):  # while not done:
+                self._check_limits(timing)
+                if self.planning_interval and (number - 1) % self.planning_interval == 0:
+                    yield from self._plan(task, number, max_steps)
+                step = ActionStep(step_number=number)
+                yield ev.StepStarted(number)
+                try:
+                    answer = yield from self._step(step)  # action = model(memory); result = execute(action)
+                    if answer is not _NO_ANSWER:
+                        self._check_final_answer(answer)
+                except AgentError as exc:
+                    answer = _NO_ANSWER
+                    step.error, step.error_type = str(exc), type(exc).__name__
+                    yield ev.StepError(exc, number)
+                finally:
+                    step.timing.end()
+                    self.memory.steps.append(step)  # memory += [action, observation]
+                    self._account(step.token_usage)
+                    self._callbacks(step)
+                yield ev.StepFinished(step)
+                if answer is not _NO_ANSWER:
+                    step.is_final_answer = True
+                    break
+            else:
+                self._check_limits(timing)
+                state = "max_steps"
+                error = AgentMaxStepsError(f"reached max_steps={max_steps} without a final answer").args[0]
+                answer = yield from self._forced_final_answer(task)
+        except _BudgetExceeded as exc:
+            state, error, answer = "budget", str(exc), None
+        except (AgentInterrupted, KeyboardInterrupt) as exc:
+            state, error, answer = "interrupted", str(exc) or "interrupted by the user", None
+        except Exception as exc:  # unfixable: kept as the result's error and raised by run()
+            state, error, answer = "error", f"{type(exc).__name__}: {exc}", None
+            self._error = exc
+        if state in ("success", "max_steps"):
+            self.memory.steps.append(FinalAnswerStep(output=answer))
+            yield ev.FinalAnswer(answer)
+        timing.end()
+        result = self._make_result(answer, state, error, self.memory.steps[first:], timing)
+        self._last_result = result
+        yield ev.RunFinished(result)
+        return result
+
+    def _prepare_run(self) -> None:
+        """Hook for subclasses: called once a run starts (e.g. to push tools and variables to an executor)."""
+        self._error = None
+
+    def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
+        """Take one action step, filling `step`; return the final answer or `_NO_ANSWER`."""
+        raise AgentError(f"{type(self).__name__} does not define how to take a step")
+        yield  # makes this a generator
+
+    def _plan(self, task: str, number: int, max_steps: int) -> Generator[ev.Event | Effect, Any, None]:
+        if number == 1:
+            prompt = render(load_prompt("planning_initial"), task=task)
+            messages = [ChatMessage("user", prompt)]
+        else:
+            prompt = render(load_prompt("planning_update"), task=task, remaining_steps=max_steps - number + 1)
+            messages = [*self.memory.to_messages(), ChatMessage("user", prompt)]
+        step = PlanningStep()
+        message = yield CallModel(messages, stop=["<end_plan>"], stream=self.stream_outputs)
+        step.plan = message.text.replace("<end_plan>", "").strip()
+        step.model_output_message, step.token_usage = message, message.token_usage
+        step.timing.end()
+        self.memory.steps.append(step)
+        self._account(step.token_usage)
+        self._callbacks(step)
+        yield ev.PlanCreated(step)
+
+    def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
+        prompt = render(load_prompt("final_answer"), task=task)
+        message = yield CallModel([*self.memory.to_messages(), ChatMessage("user", prompt)])
+        self._account(message.token_usage)
+        self._forced_usage = message.token_usage
+        return message.text
+
+    def _check_final_answer(self, answer: Any) -> None:
+        for check in self.final_answer_checks:
+            name = getattr(check, "__name__", repr(check))
+            try:
+                ok = _call_flexibly(check, answer, self.memory, self)
+            except Exception as exc:
+                raise AgentError(f"Final answer check {name} failed: {type(exc).__name__}: {exc}") from exc
+            if not ok:
+                raise AgentError(
+                    f"Final answer check {name} rejected the answer {answer!r}. Fix it and try again."
+                )
+
+    def _callbacks(self, step: MemoryStep) -> None:
+        for callback in self.step_callbacks:
+            _call_flexibly(callback, step, self)
+
+    # --- budgets and results ------------------------------------------------------------------------------
+
+    def _account(self, usage: TokenUsage | None) -> None:
+        if usage is not None:
+            self.budget.used = self.budget.used + usage
+
+    def _cost(self, usage: TokenUsage) -> float | None:
+        try:
+            from .models.pricing import estimate_cost
+        except ImportError:
+            return None
+        return estimate_cost(getattr(self.model, "model_id", ""), usage)
+
+    def _check_limits(self, timing: Timing) -> None:
+        if self._interrupt.is_set():
+            raise AgentInterrupted("interrupted by agent.interrupt()")
+        b = self.budget
+        if b.max_tokens is not None and b.used.total_tokens >= b.max_tokens:
+            raise _BudgetExceeded(f"max_tokens budget reached: {b.used.total_tokens} >= {b.max_tokens}")
+        if b.max_cost_usd is not None:
+            cost = self._cost(b.used)
+            if cost is not None and cost >= b.max_cost_usd:
+                raise _BudgetExceeded(f"max_cost_usd budget reached: ${cost:.4f} >= ${b.max_cost_usd}")
+        if b.max_duration_s is not None:
+            import time
+
+            elapsed = time.time() - timing.start_time
+            if elapsed >= b.max_duration_s:
+                raise _BudgetExceeded(f"max_duration_s budget reached: {elapsed:.1f}s >= {b.max_duration_s}s")
+
+    def _make_result(
+        self, answer: Any, state: RunState, error: str | None, steps: list[MemoryStep], timing: Timing
+    ) -> RunResult:
+        usage = TokenUsage()
+        for step in steps:
+            usage = usage + getattr(step, "token_usage", None)
+        usage = usage + self._forced_usage
+        self._forced_usage = None
+        return RunResult(answer, state, list(steps), usage, timing, error, self._cost(usage))
+
+    def _finish(self, return_full_result: bool) -> Any:
+        result = self._last_result
+        assert result is not None, "the loop always ends with a result"
+        if return_full_result:
+            return result
+        if result.state in ("success", "max_steps"):
+            return result.output
+        exc = getattr(self, "_error", None)
+        if result.state == "interrupted":
+            exc = AgentInterrupted(result.error or "interrupted")
+        elif result.state == "budget" or exc is None:
+            exc = AgentError(result.error or result.state)
+        setattr(exc, "result", result)  # noqa: B010 - every raised run error carries its RunResult
+        raise exc
+
+    # --- drivers: perform the loop's effects, sync and async ---------------------------------------------------
+
+    def _emit(self, event: ev.Event) -> None:
+        event.agent = self.name or type(self).__name__
+        if self.verbosity_level > 0 and self._console is None:
+            from .console import ConsoleRenderer
+
+            self._console = ConsoleRenderer(level=self.verbosity_level)
+        if self._console is not None and self.verbosity_level > 0:
+            self._console(event)
+        for listener in self.listeners:
+            listener(event)
+
+    def _drive(self, loop: _Loop) -> Iterator[ev.Event]:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                item = loop.throw(error) if error is not None else loop.send(value)
+            except StopIteration:
+                return
+            value = error = None
+            if isinstance(item, ev.Event):
+                self._emit(item)
+                yield item
+                continue
+            try:
+                for out in perform(item, self.model, self._run_code):
+                    if isinstance(out, Done):
+                        value = out.value
+                    else:
+                        self._emit(out)
+                        yield out
+            except (Exception, KeyboardInterrupt) as exc:
+                error = exc
+
+    async def _adrive(self, loop: _Loop) -> AsyncIterator[ev.Event]:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                item = loop.throw(error) if error is not None else loop.send(value)
+            except StopIteration:
+                return
+            value = error = None
+            if isinstance(item, ev.Event):
+                self._emit(item)
+                yield item
+                continue
+            try:
+                async for out in aperform(item, self.model, self._run_code):
+                    if isinstance(out, Done):
+                        value = out.value
+                    else:
+                        self._emit(out)
+                        yield out
+            except (Exception, KeyboardInterrupt) as exc:
+                error = exc
+
+    def _run_code(self, code: str) -> Any:
+        raise AgentError(f"{type(self).__name__} does not run code")
+
+
+class _BudgetExceeded(Exception):
+    """A budget (tokens, cost, duration) would be exceeded by the next model call."""
+
+
+# --- CodeAgent ---------------------------------------------------------------------------------------------------
+
+
+class CodeAgent(MultiStepAgent):
+    """An agent whose actions are Python snippets run by an executor; tools are Python functions in its code."""
+
+    prompt_name = "code_agent"
+
+    def __init__(
+        self,
+        tools: Sequence[Any] = (),
+        model: Model | str | None = None,
+        *,
+        executor: Any = "local",
+        executor_kwargs: dict[str, Any] | None = None,
+        additional_authorized_imports: Sequence[str] = (),
+        max_print_outputs_length: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.additional_authorized_imports = list(additional_authorized_imports)
+        self.authorized_imports = sorted(set(DEFAULT_AUTHORIZED_IMPORTS) | set(additional_authorized_imports))
+        self.executor_spec = executor
+        self.executor_kwargs = dict(executor_kwargs or {})
+        self.max_print_outputs_length = max_print_outputs_length
+        self._executor: Any = None
+        super().__init__(tools, model, **kwargs)
+
+    def _prompt_values(self) -> dict[str, str]:
+        values = super()._prompt_values()
+        stubs = [t.to_code_prompt() for t in self.tools.values()]
+        stubs.append(_FINAL_ANSWER_STUB)
+        values["tools"] = "\n\n".join(stubs)
+        values["authorized_imports"] = (
+            "any module" if "*" in self.authorized_imports else ", ".join(self.authorized_imports)
+        )
+        return values
+
+    @property
+    def executor(self) -> Any:
+        """The executor, created on first use so that building an agent starts no process."""
+        if self._executor is None:
+            from .executors import create_executor
+
+            kwargs = dict(self.executor_kwargs)
+            if isinstance(self.executor_spec, str):
+                kwargs.setdefault("additional_authorized_imports", self.additional_authorized_imports)
+                if self.max_print_outputs_length is not None:
+                    kwargs.setdefault("max_print_outputs_length", self.max_print_outputs_length)
+            self._executor = create_executor(self.executor_spec, **kwargs)
+        return self._executor
+
+    def _prepare_run(self) -> None:
+        super()._prepare_run()
+        self.executor.send_tools(dict(self.tools))
+        if self.state:
+            self.executor.send_variables(dict(self.state))
+
+    def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
+        message = yield CallModel(
+            self.memory.to_messages(), stop=["Observation:"], stream=self.stream_outputs
+        )
+        step.model_output_message, step.token_usage = message, message.token_usage
+        step.model_output = message.text
+        yield ev.ModelOutput(message, step.step_number)
+        step.code_action = code = extract_code(message.text)
+        yield ev.CodeAction(code, step.step_number)
+        try:
+            result = yield RunCode(code)
+        except ExecutionError as exc:
+            step.observations = exc.logs or None
+            raise AgentExecutionError(str(exc)) from exc
+        step.action_output = result.output
+        observation = result.logs
+        if not result.is_final_answer and result.output is not None:
+            observation += f"Last output from code snippet:\n{_short_repr(result.output)}"
+        step.observations = observation or "(the code printed nothing)"
+        yield ev.Observation(step.observations, step.step_number)
+        return result.output if result.is_final_answer else _NO_ANSWER
+
+    def _run_code(self, code: str) -> Any:
+        return self.executor.run(code)
+
+    def close(self) -> None:
+        """Close the executor (its worker process, if any)."""
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+
+    def __enter__(self) -> CodeAgent:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+_FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
+    """Ends the task with `answer` (any Python object) as the result."""'''
+
+
+# --- ToolCallingAgent --------------------------------------------------------------------------------------------
+
+
+class ToolCallingAgent(MultiStepAgent):
+    """An agent whose actions are JSON tool calls: native ones, or JSON in text for models without them."""
+
+    prompt_name = "tool_calling_agent"
+
+    def __init__(self, tools: Sequence[Any] = (), model: Model | str | None = None, **kwargs: Any) -> None:
+        from .tools import FinalAnswerTool
+
+        super().__init__(tools, model, **kwargs)
+        self.tools.setdefault("final_answer", FinalAnswerTool())
+        self.memory = AgentMemory(self.system_prompt())
+
+    def _prompt_values(self) -> dict[str, str]:
+        values = super()._prompt_values()
+        values["tools"] = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
+        return values
+
+    def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
+        specs = [t.to_function_spec() for t in self.tools.values()]
+        message = yield CallModel(self.memory.to_messages(), tools=specs, stream=self.stream_outputs)
+        step.model_output_message, step.token_usage = message, message.token_usage
+        step.model_output = message.text
+        yield ev.ModelOutput(message, step.step_number)
+        native = bool(message.tool_calls)
+        calls = message.tool_calls if native else extract_json_tool_calls(message.text)
+        if native:
+            step.tool_calls = list(calls)
+        results: dict[str, ToolResult] = {}
+        runnable: list[tuple[ToolCall, Any, dict[str, Any]]] = []
+        for call in calls:
+            yield ev.ToolCallStarted(call, step.step_number)
+            try:
+                runnable.append((call, *self._validate_call(call)))
+            except AgentToolCallError as exc:
+                results[call.id] = ToolResult(call.id, call.name, f"Error: {exc}", is_error=True)
+        outputs = (yield CallTools(runnable)) if runnable else []
+        answer: Any = _NO_ANSWER
+        for (call, _tool, args), output in zip(runnable, outputs, strict=True):
+            if isinstance(output, BaseException):
+                error = AgentToolExecutionError(
+                    f"Error when running tool {call.name!r} with arguments {args!r}: "
+                    f"{type(output).__name__}: {output}\nCheck the arguments or try another approach."
+                )
+                results[call.id] = ToolResult(call.id, call.name, f"Error: {error}", is_error=True)
+            elif call.name == "final_answer":
+                answer = output
+                results[call.id] = ToolResult(call.id, call.name, f"Final answer: {_short_repr(output)}")
+            else:
+                results[call.id] = ToolResult(call.id, call.name, _as_observation(output))
+        ordered = [results[c.id] for c in calls]
+        step.observations = "\n".join(f"[{r.name}] {r.output}" for r in ordered)
+        if native:
+            step.tool_results = ordered
+        if answer is not _NO_ANSWER:
+            step.action_output = answer
+        yield ev.Observation(step.observations, step.step_number)
+        return answer
+
+    def _validate_call(self, call: ToolCall) -> tuple[Any, dict[str, Any]]:
+        tool = self.tools.get(call.name)
+        if tool is None:
+            raise AgentToolCallError(
+                f"Unknown tool {call.name!r}. Available tools: {', '.join(sorted(self.tools))}."
+            )
+        if isinstance(call.arguments, str):
+            raise AgentToolCallError(
+                f"The arguments for tool {call.name!r} are not a valid JSON object: {call.arguments!r}. "
+                "Send arguments as a JSON object."
+            )
+        return tool, tool.validate_arguments(call.arguments)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------------
+
+
+def _managed_agent_tool(agent: MultiStepAgent) -> Any:
+    from .tools import Tool
+
+    class ManagedAgentTool(Tool):
+        """A managed agent seen as a tool: the manager gives it a task and gets its report back."""
+
+        name = agent.name or "agent"
+        description = agent.description or ""
+        inputs = {
+            "task": {
+                "type": "string",
+                "description": "The task, in detail: the agent does not see your context.",
+            },
+            "additional_args": {
+                "type": "object",
+                "description": "Optional values (data, files) the agent can use as variables.",
+                "nullable": True,
+            },
+        }
+        output_type = "string"
+
+        def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> str:
+            output = agent.run(task, additional_args=additional_args)
+            return f"Here is the final answer from your managed agent '{agent.name}':\n{output}"
+
+    return ManagedAgentTool()
+
+
+def _call_flexibly(fn: Callable[..., Any], *args: Any) -> Any:
+    """Call `fn` with as many leading positional `args` as it accepts."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return fn(*args)
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return fn(*args)
+    n = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+    return fn(*args[:n])
+
+
+def _short_repr(value: Any, limit: int = 2000) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2 :]
+
+
+def _as_observation(output: Any) -> str:
+    return "(no output)" if output is None else _short_repr(output, 20_000)

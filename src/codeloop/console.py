@@ -1,0 +1,170 @@
+"""Rich console rendering of agent events. A listener: the loop knows nothing about it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from . import events as ev
+from .memory import ActionStep, FinalAnswerStep, PlanningStep, TaskStep
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+
+    from .agents import MultiStepAgent
+
+__all__ = ["ConsoleRenderer"]
+
+
+class ConsoleRenderer:
+    """Renders events as they come: the task, a rule per step, code and logs in panels, tokens per step.
+
+    `level` 0 prints nothing, 1 the usual panels, 2 also the model's full replies.
+    """
+
+    def __init__(self, level: int = 1, console: Console | None = None) -> None:
+        from rich.console import Console
+
+        self.level = level
+        self.console = console or Console(highlight=False)
+        self._live: Live | None = None
+        self._streamed = ""
+
+    def __call__(self, event: ev.Event) -> None:
+        if self.level <= 0:
+            return
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            handler(event)
+
+    # --- one method per event type ----------------------------------------------------------------------------
+
+    def _on_RunStarted(self, e: ev.RunStarted) -> None:
+        from rich.panel import Panel
+
+        title = f"New run - {e.agent}" if e.agent else "New run"
+        self.console.print(Panel(e.task, title=title, subtitle=e.model_id or None, border_style="cyan"))
+
+    def _on_StepStarted(self, e: ev.StepStarted) -> None:
+        self.console.rule(f"[bold]Step {e.step_number}", style="cyan")
+
+    def _on_ModelTextDelta(self, e: ev.ModelTextDelta) -> None:
+        from rich.live import Live
+        from rich.text import Text
+
+        self._streamed += e.text
+        if self._live is None:
+            self._live = Live(
+                Text(self._streamed), console=self.console, refresh_per_second=8, transient=True
+            )
+            self._live.start()
+        else:
+            self._live.update(Text(self._streamed))
+
+    def _on_ModelOutput(self, e: ev.ModelOutput) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self._streamed = ""
+        if self.level >= 2 and e.message.text:
+            from rich.markdown import Markdown
+
+            self.console.print(Markdown(e.message.text))
+        if e.message.reasoning and self.level >= 2:
+            self.console.print(f"[dim]{e.message.reasoning}[/dim]")
+
+    def _on_CodeAction(self, e: ev.CodeAction) -> None:
+        from rich.panel import Panel
+        from rich.syntax import Syntax
+
+        self.console.print(Panel(Syntax(e.code, "python", theme="monokai", word_wrap=True), title="Code"))
+
+    def _on_ToolCallStarted(self, e: ev.ToolCallStarted) -> None:
+        from rich.panel import Panel
+
+        self.console.print(
+            Panel(f"{e.call.name}({e.call.arguments})", title="Tool call", border_style="blue")
+        )
+
+    def _on_ExecutionLog(self, e: ev.ExecutionLog) -> None:
+        self.console.print(e.text, end="", markup=False)
+
+    def _on_Observation(self, e: ev.Observation) -> None:
+        from rich.text import Text
+
+        self.console.print(Text("Observation:", style="bold"))
+        self.console.print(Text(e.text))
+
+    def _on_PlanCreated(self, e: ev.PlanCreated) -> None:
+        from rich.markdown import Markdown
+        from rich.panel import Panel
+
+        self.console.print(Panel(Markdown(e.plan.plan), title="Plan", border_style="magenta"))
+
+    def _on_StepError(self, e: ev.StepError) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(f"{type(e.error).__name__}: {e.error}", style="bold red"))
+
+    def _on_StepFinished(self, e: ev.StepFinished) -> None:
+        self.console.print(f"[dim]{_step_footer(e.step)}[/dim]")
+
+    def _on_FinalAnswer(self, e: ev.FinalAnswer) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(f"Final answer: {e.output}", style="bold green"))
+
+    def _on_RunFinished(self, e: ev.RunFinished) -> None:
+        r = e.result
+        parts = [f"state: {r.state}", f"{len([s for s in r.steps if isinstance(s, ActionStep)])} steps"]
+        if r.timing.duration is not None:
+            parts.append(f"{r.timing.duration:.2f}s")
+        parts.append(f"tokens in {r.token_usage.input_tokens:,} / out {r.token_usage.output_tokens:,}")
+        if r.cost_usd is not None:
+            parts.append(f"cost ${r.cost_usd:.4f}")
+        if r.error and r.state != "success":
+            parts.append(r.error)
+        self.console.print(f"[dim]{' | '.join(parts)}[/dim]")
+
+    # --- replay ----------------------------------------------------------------------------------------------
+
+    def replay(self, agent: MultiStepAgent) -> None:
+        """Print the steps held in `agent.memory` as if they were happening now."""
+        name = agent.name or type(agent).__name__
+        for step in agent.memory.steps:
+            for event in _events_of(step):
+                event.agent = name
+                self(event)
+
+
+def _step_footer(step: ActionStep) -> str:
+    parts = [f"Step {step.step_number}"]
+    if step.timing.duration is not None:
+        parts.append(f"{step.timing.duration:.2f}s")
+    if step.token_usage is not None:
+        parts.append(f"tokens in {step.token_usage.input_tokens:,} / out {step.token_usage.output_tokens:,}")
+    return " | ".join(parts)
+
+
+def _events_of(step: Any) -> list[ev.Event]:
+    from .models.base import ChatMessage
+
+    if isinstance(step, TaskStep):
+        return [ev.RunStarted(step.task)]
+    if isinstance(step, PlanningStep):
+        return [ev.PlanCreated(step)]
+    if isinstance(step, FinalAnswerStep):
+        return [ev.FinalAnswer(step.output)]
+    if not isinstance(step, ActionStep):
+        return []
+    out: list[ev.Event] = [ev.StepStarted(step.step_number)]
+    out.append(ev.ModelOutput(step.model_output_message or ChatMessage("assistant", ""), step.step_number))
+    if step.code_action:
+        out.append(ev.CodeAction(step.code_action, step.step_number))
+    out.extend(ev.ToolCallStarted(c, step.step_number) for c in step.tool_calls)
+    if step.observations:
+        out.append(ev.Observation(step.observations, step.step_number))
+    if step.error:
+        out.append(ev.StepError(RuntimeError(step.error), step.step_number))
+    out.append(ev.StepFinished(step))
+    return out

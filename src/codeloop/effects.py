@@ -1,0 +1,136 @@
+"""Effects: the I/O the agent loop asks for, and how the sync and async drivers perform it.
+
+The loop (in `agents.py`) never calls a model, an executor or a tool itself. It yields an effect and receives
+the result; keeping the I/O here is what lets one loop serve `run`, `arun`, `run(stream=True)` and `astream`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from . import events as ev
+from .errors import AgentGenerationError
+from .models.base import ChatMessage, Model, StreamDelta, ToolCall, collect_stream
+
+__all__ = ["CallModel", "RunCode", "CallTools", "Done", "Effect", "perform", "aperform"]
+
+
+@dataclass
+class CallModel:
+    """Ask the model for a reply to `messages`; streamed replies also yield text-delta events."""
+
+    messages: list[ChatMessage]
+    stop: list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    response_format: dict[str, Any] | None = None
+    stream: bool = False
+
+
+@dataclass
+class RunCode:
+    """Run a code action in the agent's executor; the result is an `ExecutionResult`."""
+
+    code: str
+
+
+@dataclass
+class CallTools:
+    """Run tool calls concurrently; the result lists each output (or the exception it raised) in order."""
+
+    calls: list[tuple[ToolCall, Any, dict[str, Any]]]
+    """(call, tool, validated arguments) triples."""
+
+
+@dataclass
+class Done:
+    """Carries an effect's result out of `perform`/`aperform`, after any events they yielded."""
+
+    value: Any
+
+
+Effect: TypeAlias = CallModel | RunCode | CallTools
+
+
+def perform(effect: Effect, model: Model, run_code: Callable[[str], Any]) -> Iterator[ev.Event | Done]:
+    """Perform `effect` synchronously: yields events as they happen, then one `Done` with the result."""
+    if isinstance(effect, CallModel):
+        kwargs = _model_kwargs(effect)
+        try:
+            if not effect.stream:
+                yield Done(model.generate(effect.messages, **kwargs))
+                return
+            deltas: list[StreamDelta] = []
+            for delta in model.generate_stream(effect.messages, **kwargs):
+                deltas.append(delta)
+                if delta.content:
+                    yield ev.ModelTextDelta(delta.content)
+        except Exception as exc:
+            raise _as_generation_error(model, exc) from exc
+        yield Done(collect_stream(deltas))
+    elif isinstance(effect, RunCode):
+        yield Done(run_code(effect.code))
+    else:
+        yield Done(_run_tools_threaded(effect.calls))
+
+
+async def aperform(
+    effect: Effect, model: Model, run_code: Callable[[str], Any]
+) -> AsyncIterator[ev.Event | Done]:
+    """Async twin of `perform`: model calls are awaited, code runs in a worker thread, tools concurrently."""
+    if isinstance(effect, CallModel):
+        kwargs = _model_kwargs(effect)
+        try:
+            if not effect.stream:
+                yield Done(await model.agenerate(effect.messages, **kwargs))
+                return
+            deltas: list[StreamDelta] = []
+            async for delta in model.agenerate_stream(effect.messages, **kwargs):
+                deltas.append(delta)
+                if delta.content:
+                    yield ev.ModelTextDelta(delta.content)
+        except Exception as exc:
+            raise _as_generation_error(model, exc) from exc
+        yield Done(collect_stream(deltas))
+    elif isinstance(effect, RunCode):
+        yield Done(await asyncio.to_thread(run_code, effect.code))
+    else:
+        results = await asyncio.gather(
+            *(_acall_tool(tool, args) for _, tool, args in effect.calls), return_exceptions=True
+        )
+        yield Done(list(results))
+
+
+def _model_kwargs(effect: CallModel) -> dict[str, Any]:
+    return {"stop": effect.stop, "tools": effect.tools, "response_format": effect.response_format}
+
+
+def _run_tools_threaded(calls: list[tuple[ToolCall, Any, dict[str, Any]]]) -> list[Any]:
+    def run_one(item: tuple[ToolCall, Any, dict[str, Any]]) -> Any:
+        try:
+            return item[1](**item[2])
+        except Exception as exc:  # handed back as this call's result; the others still run
+            return exc
+
+    if len(calls) == 1:
+        return [run_one(calls[0])]
+    with ThreadPoolExecutor(max_workers=min(len(calls), 16)) as pool:
+        return list(pool.map(run_one, calls))
+
+
+async def _acall_tool(tool: Any, args: dict[str, Any]) -> Any:
+    acall = getattr(tool, "acall", None)
+    if acall is not None:
+        return await acall(**args)
+    return await asyncio.to_thread(tool, **args)
+
+
+def _as_generation_error(model: Any, exc: Exception) -> Exception:
+    if isinstance(exc, AgentGenerationError):
+        return exc
+    return AgentGenerationError(
+        f"model {getattr(model, 'model_id', model)!r} failed: {type(exc).__name__}: {exc}"
+    )

@@ -1,0 +1,136 @@
+"""The typed events the agent loop emits.
+
+The loop never renders or persists anything: it yields these, and listeners (the rich console, a UI, a run
+store, telemetry) consume them. `run(stream=True)` and `astream()` hand them to the caller directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .models.base import ChatMessage, ToolCall
+
+if TYPE_CHECKING:
+    from .memory import ActionStep, PlanningStep, RunResult
+
+__all__ = [
+    "Event",
+    "RunStarted",
+    "StepStarted",
+    "ModelTextDelta",
+    "ModelOutput",
+    "CodeAction",
+    "ToolCallStarted",
+    "Observation",
+    "ExecutionLog",
+    "PlanCreated",
+    "FinalAnswer",
+    "StepError",
+    "StepFinished",
+    "RunFinished",
+]
+
+
+@dataclass
+class Event:
+    """Base class of every event; `agent` names the agent that emitted it."""
+
+    agent: str = field(default="", kw_only=True)
+
+
+@dataclass
+class RunStarted(Event):
+    """A run began with this task."""
+
+    task: str
+    model_id: str = ""
+
+
+@dataclass
+class StepStarted(Event):
+    """An action step began."""
+
+    step_number: int
+
+
+@dataclass
+class ModelTextDelta(Event):
+    """A chunk of text streamed from the model."""
+
+    text: str
+
+
+@dataclass
+class ModelOutput(Event):
+    """The model's whole reply for this step."""
+
+    message: ChatMessage
+    step_number: int
+
+
+@dataclass
+class CodeAction(Event):
+    """The code the agent is about to run."""
+
+    code: str
+    step_number: int
+
+
+@dataclass
+class ToolCallStarted(Event):
+    """A tool call the agent is about to make (ToolCallingAgent)."""
+
+    call: ToolCall
+    step_number: int
+
+
+@dataclass
+class ExecutionLog(Event):
+    """Output the running code printed, as it comes (when the executor streams it)."""
+
+    text: str
+
+
+@dataclass
+class Observation(Event):
+    """What the model will see as the result of its action."""
+
+    text: str
+    step_number: int
+
+
+@dataclass
+class PlanCreated(Event):
+    """A plan or plan update."""
+
+    plan: PlanningStep
+
+
+@dataclass
+class FinalAnswer(Event):
+    """The run's answer (before `RunFinished`)."""
+
+    output: Any
+
+
+@dataclass
+class StepError(Event):
+    """An error inside a step; fixable ones are shown to the model and the run goes on."""
+
+    error: Exception
+    step_number: int
+
+
+@dataclass
+class StepFinished(Event):
+    """An action step ended; `step` holds everything it produced."""
+
+    step: ActionStep
+
+
+@dataclass
+class RunFinished(Event):
+    """The run ended; `result` is the same object `run(..., return_full_result=True)` returns."""
+
+    result: RunResult
