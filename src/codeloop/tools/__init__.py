@@ -1,0 +1,36 @@
+"""Tools: the `Tool` base class, the `@tool` decorator and the built-in `final_answer`.
+
+Names load on first use so `import codeloop` stays fast; pydantic and docstring-parser are imported only
+when the first tool is created.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import FunctionTool, Tool, tool
+    from .final_answer import FinalAnswerTool
+
+__all__ = ["Tool", "FunctionTool", "tool", "FinalAnswerTool"]
+
+_WHERE = {
+    "Tool": ".base",
+    "FunctionTool": ".base",
+    "tool": ".base",
+    "FinalAnswerTool": ".final_answer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'codeloop.tools' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
