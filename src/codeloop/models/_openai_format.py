@@ -1,0 +1,204 @@
+"""Neutral messages to and from the OpenAI Chat Completions shapes.
+
+Shared by every adapter that speaks that format (OpenAI, Azure, OpenAI-compatible servers, Hugging Face
+inference, LiteLLM). Response objects are read through `field()`, which accepts SDK objects and plain dicts.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .base import ChatMessage, StreamDelta, TokenUsage, ToolCall, ToolCallDelta, parse_arguments
+
+__all__ = [
+    "field",
+    "to_openai_messages",
+    "to_openai_tools",
+    "to_openai_content",
+    "usage_from_openai",
+    "message_from_openai",
+    "delta_from_openai",
+]
+
+
+def field(obj: Any, name: str, default: Any = None) -> Any:
+    """`obj[name]` or `obj.name`, whichever exists (SDK objects and dicts alike); extra fields included."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    value = getattr(obj, name, None)
+    if value is None:
+        extra = getattr(obj, "model_extra", None)
+        if isinstance(extra, dict):
+            value = extra.get(name)
+    return default if value is None else value
+
+
+def _image_url(part: dict[str, Any]) -> str:
+    if part.get("url"):
+        return str(part["url"])
+    return f"data:{part.get('mime_type') or 'image/png'};base64,{part['data']}"
+
+
+def to_openai_content(content: str | list[dict[str, Any]] | None) -> str | list[dict[str, Any]] | None:
+    """Neutral content as OpenAI content: text stays text, image parts become `image_url` parts."""
+    if content is None or isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": part.get("text", "")})
+        elif kind == "image":
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
+        else:
+            parts.append(dict(part))
+    return parts
+
+
+def _arguments_json(arguments: dict[str, Any] | str) -> str:
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
+
+
+def to_openai_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Neutral messages as Chat Completions messages, with tool results as `tool` messages.
+
+    The `tool` role carries text only; images a tool returned follow the run of tool messages in one user
+    message, so the model still sees them and the assistant/tool pairing stays valid.
+    """
+    out: list[dict[str, Any]] = []
+    pending_images: list[dict[str, Any]] = []
+
+    def flush_images() -> None:
+        if pending_images:
+            out.append({"role": "user", "content": [*pending_images]})
+            pending_images.clear()
+
+    for msg in messages:
+        if msg.role == "tool":
+            if isinstance(msg.content, list):
+                pending_images.extend(
+                    {"type": "image_url", "image_url": {"url": _image_url(p)}}
+                    for p in msg.content
+                    if p.get("type") == "image"
+                )
+            out.append({"role": "tool", "tool_call_id": msg.tool_call_id or "", "content": msg.text})
+            continue
+        flush_images()
+        entry: dict[str, Any] = {"role": msg.role, "content": to_openai_content(msg.content)}
+        if msg.role == "assistant" and msg.tool_calls:
+            entry["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": _arguments_json(call.arguments)},
+                }
+                for call in msg.tool_calls
+            ]
+        elif entry["content"] is None:
+            entry["content"] = ""
+        out.append(entry)
+    flush_images()
+    return out
+
+
+def to_openai_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Neutral tool specs as OpenAI `tools`; specs already in OpenAI shape pass through."""
+    if not tools:
+        return None
+    converted = []
+    for spec in tools:
+        if spec.get("type") == "function" and "function" in spec:
+            converted.append(spec)
+            continue
+        converted.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": spec["name"],
+                    "description": spec.get("description", ""),
+                    "parameters": spec.get("parameters") or {"type": "object", "properties": {}},
+                },
+            }
+        )
+    return converted
+
+
+def usage_from_openai(usage: Any) -> TokenUsage | None:
+    """A Chat Completions `usage` object as `TokenUsage`; cached and reasoning tokens included.
+
+    `input_tokens` counts the whole prompt, cached part included (OpenAI's convention, which codeloop uses
+    for every provider); `output_tokens` includes reasoning tokens.
+    """
+    if usage is None:
+        return None
+    prompt_details = field(usage, "prompt_tokens_details")
+    completion_details = field(usage, "completion_tokens_details")
+    return TokenUsage(
+        input_tokens=int(field(usage, "prompt_tokens", 0) or 0),
+        output_tokens=int(field(usage, "completion_tokens", 0) or 0),
+        cache_read_tokens=int(field(prompt_details, "cached_tokens", 0) or 0),
+        cache_write_tokens=int(field(prompt_details, "cache_write_tokens", 0) or 0),
+        reasoning_tokens=int(field(completion_details, "reasoning_tokens", 0) or 0),
+    )
+
+
+def _reasoning_of(obj: Any) -> str | None:
+    # OpenAI-compatible servers put reasoning text in one of these (DeepSeek/vLLM, OpenRouter).
+    return field(obj, "reasoning_content") or field(obj, "reasoning") or None
+
+
+def message_from_openai(completion: Any) -> ChatMessage:
+    """The assistant message of a `chat.completion` object."""
+    choices = field(completion, "choices") or []
+    if not choices:
+        raise ValueError(f"the response has no choices: {str(completion)[:300]}")
+    message = field(choices[0], "message")
+    calls = [
+        ToolCall(
+            id=field(call, "id") or f"call_{i}",
+            name=field(field(call, "function"), "name", ""),
+            arguments=parse_arguments(field(field(call, "function"), "arguments")),
+        )
+        for i, call in enumerate(field(message, "tool_calls") or [])
+    ]
+    reasoning = _reasoning_of(message)
+    return ChatMessage(
+        role="assistant",
+        content=field(message, "content"),
+        tool_calls=calls,
+        token_usage=usage_from_openai(field(completion, "usage")),
+        reasoning=reasoning if isinstance(reasoning, str) else None,
+        raw=completion,
+    )
+
+
+def delta_from_openai(chunk: Any) -> tuple[StreamDelta, bool]:
+    """One `chat.completion.chunk` as a `StreamDelta`, and whether it carried a `finish_reason`."""
+    usage = usage_from_openai(field(chunk, "usage"))
+    choices = field(chunk, "choices") or []
+    if not choices:
+        return StreamDelta(token_usage=usage), False
+    choice = choices[0]
+    delta = field(choice, "delta")
+    calls = [
+        ToolCallDelta(
+            index=int(field(call, "index", i)),
+            id=field(call, "id"),
+            name=field(field(call, "function"), "name"),
+            arguments=field(field(call, "function"), "arguments", "") or "",
+        )
+        for i, call in enumerate(field(delta, "tool_calls") or [])
+    ]
+    reasoning = _reasoning_of(delta)
+    return (
+        StreamDelta(
+            content=field(delta, "content") or None,
+            tool_calls=calls,
+            token_usage=usage,
+            reasoning=reasoning if isinstance(reasoning, str) else None,
+        ),
+        field(choice, "finish_reason") is not None,
+    )

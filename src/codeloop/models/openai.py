@@ -1,0 +1,268 @@
+"""`OpenAIModel`: OpenAI and any OpenAI-compatible server, on the official `openai` SDK (`pip install codeloop[openai]`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ..errors import ModelConfigurationError
+from ._openai_format import delta_from_openai, message_from_openai, to_openai_messages, to_openai_tools
+from .base import ChatMessage, StreamDelta, trim_at_stop
+from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
+from .remote import RemoteModel, atrim_stream, resolve_api_key, trim_stream
+
+__all__ = ["OpenAIModel", "rejects_stop"]
+
+# OpenAI's reasoning models answer HTTP 400 to a `stop` parameter.
+_NO_STOP_MODELS = re.compile(r"^(?:[\w.-]+/)?(?:o1|o3|o4|gpt-5)(?:\b|[-_.])")
+
+
+def rejects_stop(model_id: str) -> bool:
+    """Whether `model_id` names a model whose API refuses `stop` (o1, o3, o4 and gpt-5 families)."""
+    return bool(_NO_STOP_MODELS.match(model_id.lower()))
+
+
+def import_openai() -> Any:
+    """The `openai` package, or an error saying which extra installs it."""
+    try:
+        import openai
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ModelConfigurationError(
+            'this model needs the `openai` package: pip install "codeloop[openai]"'
+        ) from exc
+    return openai
+
+
+class OpenAIModel(RemoteModel):
+    """A model behind the OpenAI Chat Completions API: OpenAI itself, or any compatible server via `api_base`.
+
+    Args:
+        model_id: Model name, e.g. `"gpt-4o"`.
+        api_base: Base URL of an OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio, ...);
+            `None` means api.openai.com.
+        api_key: The key; defaults to the `OPENAI_API_KEY` environment variable. Required for api.openai.com;
+            servers given by `api_base` get a placeholder when none is set.
+        client_kwargs: Extra arguments for `openai.OpenAI(...)` / `openai.AsyncOpenAI(...)`.
+        supports_stop: Whether to send `stop` to the API. `None` decides from the model name (reasoning
+            models refuse it); when not sent, the reply is trimmed at the stop sequence client-side.
+        max_retries, timeout, retry_deadline_s, requests_per_minute, retry_base_delay: see `RemoteModel`.
+        **generate_kwargs: Sent with every request (`temperature`, `max_tokens`, `reasoning_effort`, ...).
+    """
+
+    provider = "openai"
+    api_key_env = "OPENAI_API_KEY"
+    default_api_base: str | None = None
+    """The endpoint used when `api_base` is not given (`None`: the SDK's default, api.openai.com)."""
+    key_required_by_default = True
+    """Whether the default endpoint needs a key (local servers such as Ollama do not)."""
+
+    def __init__(
+        self,
+        model_id: str,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        supports_stop: bool | None = None,
+        **generate_kwargs: Any,
+    ) -> None:
+        super().__init__(model_id, **generate_kwargs)
+        self.api_base = api_base or self.default_api_base
+        custom_endpoint = api_base is not None
+        self.api_key = resolve_api_key(
+            api_key,
+            self.api_key_env,
+            self.provider,
+            required=self.key_required_by_default and not custom_endpoint,
+        ) or "not-needed"
+        self.client_kwargs = dict(client_kwargs or {})
+        self.supports_stop = (not rejects_stop(model_id)) if supports_stop is None else supports_stop
+        self._client: Any = None
+        self._async_clients: dict[int, Any] = {}
+
+    # -- clients -------------------------------------------------------------------------------------------------
+    def _client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"api_key": self.api_key, "max_retries": 0, "timeout": self.timeout}
+        if self.api_base:
+            options["base_url"] = self.api_base
+        options.update(self.client_kwargs)
+        return options
+
+    def create_client(self) -> Any:
+        """The synchronous SDK client (Azure overrides this)."""
+        return import_openai().OpenAI(**self._client_options())
+
+    def create_async_client(self) -> Any:
+        """The async SDK client (Azure overrides this)."""
+        return import_openai().AsyncOpenAI(**self._client_options())
+
+    @property
+    def client(self) -> Any:
+        """The synchronous SDK client, made on first use."""
+        if self._client is None:
+            self._client = self.create_client()
+        return self._client
+
+    def _async_client(self) -> Any:
+        # An async HTTP pool belongs to one event loop; keep one client per loop.
+        loop_id = id(asyncio.get_running_loop())
+        if loop_id not in self._async_clients:
+            self._async_clients = {loop_id: self.create_async_client()}
+        return self._async_clients[loop_id]
+
+    # -- request building ----------------------------------------------------------------------------------------
+    def build_request(
+        self,
+        messages: list[ChatMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of `chat.completions.create` for this call."""
+        request: dict[str, Any] = {"model": self.model_id, "messages": to_openai_messages(messages)}
+        request.update(self.generate_kwargs)
+        openai_tools = to_openai_tools(tools)
+        if openai_tools:
+            request["tools"] = openai_tools
+        if stop and self.supports_stop:
+            request["stop"] = stop
+        if response_format is not None:
+            request["response_format"] = response_format
+        return request
+
+    def classify_error(self, exc: BaseException) -> ProviderFailure | None:
+        """OpenAI SDK errors as `ProviderFailure`s: 429/5xx/connection/timeout retry, other statuses do not."""
+        openai = import_openai()
+        if isinstance(exc, openai.APIStatusError):
+            return ProviderFailure(
+                exc.status_code,
+                _status_message(exc),
+                retryable=exc.status_code in RETRYABLE_STATUSES,
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError)):
+            cause = exc.__cause__
+            detail = f" ({type(cause).__name__}: {cause})" if cause else ""
+            return ProviderFailure(None, f"{exc}{detail}", retryable=True)
+        if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+            return ProviderFailure(None, f"malformed response: {exc}", retryable=True)
+        return super().classify_error(exc)
+
+    def _finish(self, completion: Any, stop: list[str] | None) -> ChatMessage:
+        try:
+            msg = message_from_openai(completion)
+        except ValueError as exc:
+            raise self.retrier.error(ProviderFailure(None, str(exc), retryable=False), 1) from exc
+        if stop and not self.supports_stop and isinstance(msg.content, str):
+            msg.content = trim_at_stop(msg.content, stop)
+        return msg
+
+    # -- the four calls ------------------------------------------------------------------------------------------
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """One reply, with tool calls and token usage."""
+        request = self.build_request(messages, stop, tools, response_format)
+        completion = self.retrier.call(lambda: self.client.chat.completions.create(**request))
+        return self._finish(completion, stop)
+
+    async def agenerate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """Async twin of `generate`, on `AsyncOpenAI`."""
+        request = self.build_request(messages, stop, tools, response_format)
+        client = self._async_client()
+        completion = await self.retrier.acall(lambda: client.chat.completions.create(**request))
+        return self._finish(completion, stop)
+
+    def _stream_request(
+        self,
+        messages: list[ChatMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        request = self.build_request(messages, stop, tools, response_format)
+        request["stream"] = True
+        request["stream_options"] = {"include_usage": True}
+        return request
+
+    def generate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Iterator[StreamDelta]:
+        """Text and tool-call deltas as they arrive; usage on the last delta. A cut stream raises."""
+        request = self._stream_request(messages, stop, tools, response_format)
+
+        def open_stream() -> Iterator[StreamDelta]:
+            finished = False
+            stream = self.client.chat.completions.create(**request)
+            try:
+                for chunk in stream:
+                    delta, done = delta_from_openai(chunk)
+                    finished = finished or done
+                    if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+                        yield delta
+            finally:
+                stream.close()
+            if not finished:
+                raise StreamCutError("the stream ended before the model finished its reply")
+
+        deltas = self.retrier.stream(open_stream)
+        yield from (deltas if self.supports_stop else trim_stream(deltas, stop))
+
+    async def agenerate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> AsyncIterator[StreamDelta]:
+        """Async twin of `generate_stream`, on `AsyncOpenAI`."""
+        request = self._stream_request(messages, stop, tools, response_format)
+        client = self._async_client()
+
+        async def open_stream() -> AsyncIterator[StreamDelta]:
+            finished = False
+            stream = await client.chat.completions.create(**request)
+            try:
+                async for chunk in stream:
+                    delta, done = delta_from_openai(chunk)
+                    finished = finished or done
+                    if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+                        yield delta
+            finally:
+                await stream.close()
+            if not finished:
+                raise StreamCutError("the stream ended before the model finished its reply")
+
+        deltas = self.retrier.astream(open_stream)
+        async for delta in deltas if self.supports_stop else atrim_stream(deltas, stop):
+            yield delta
+
+
+def _status_message(exc: Any) -> str:
+    # The provider's own message, verbatim: `error.message` from the JSON body when there is one.
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return str(getattr(exc, "message", None) or exc)

@@ -1,0 +1,135 @@
+"""`RemoteModel`: the base of adapters that call a provider over the network, and helpers they share."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ..errors import ModelConfigurationError
+from .base import ApiModel, StreamDelta, trim_at_stop
+from .reliability import ProviderFailure, RateLimiter, Retrier, RetryPolicy
+
+__all__ = ["RemoteModel", "StopTrimmer", "resolve_api_key", "trim_stream", "atrim_stream"]
+
+
+def resolve_api_key(api_key: str | None, env_var: str, provider: str, *, required: bool) -> str | None:
+    """`api_key`, else the environment variable; a `ModelConfigurationError` naming it when required and unset."""
+    key = api_key or os.environ.get(env_var)
+    if not key and required:
+        raise ModelConfigurationError(
+            f"{provider}: no API key. Set the {env_var} environment variable or pass api_key=..."
+        )
+    return key
+
+
+class RemoteModel(ApiModel):
+    """Shared options of network adapters: retries, deadline, request timeout and rate limit.
+
+    Args:
+        model_id: The provider's model name.
+        max_retries: Retries after the first attempt on 429, 5xx, timeouts and connection errors.
+        timeout: Seconds one request may take before it counts as failed (and is retried).
+        retry_deadline_s: No retry starts later than this many seconds after the first attempt.
+        requests_per_minute: Space requests so no more than this many start per minute.
+        retry_base_delay: First backoff in seconds (doubling, with jitter), when the provider sends no
+            `Retry-After`.
+        **generate_kwargs: Sent with every request (e.g. `temperature`, `max_tokens`).
+    """
+
+    provider: str = "remote"
+    """The provider's short name, used in errors and in the factory spec."""
+
+    def __init__(
+        self,
+        model_id: str,
+        *,
+        max_retries: int = 3,
+        timeout: float | None = 120.0,
+        retry_deadline_s: float | None = 300.0,
+        requests_per_minute: float | None = None,
+        retry_base_delay: float = 1.0,
+        **generate_kwargs: Any,
+    ) -> None:
+        super().__init__(model_id, **generate_kwargs)
+        if not model_id:
+            raise ModelConfigurationError(f"{self.provider}: a model id is required, e.g. '{self.provider}:<model>'")
+        self.timeout = timeout
+        self.generate_kwargs = generate_kwargs
+        self.retry_policy = RetryPolicy(
+            max_retries=max_retries, base_delay=retry_base_delay, deadline_s=retry_deadline_s
+        )
+        self.rate_limiter = RateLimiter(requests_per_minute) if requests_per_minute else None
+        self.retrier = Retrier(self.provider, model_id, self.classify_error, self.retry_policy, self.rate_limiter)
+
+    def classify_error(self, exc: BaseException) -> ProviderFailure | None:
+        """Map an SDK exception to a `ProviderFailure`; `None` lets it propagate unchanged.
+
+        The default treats connection-level errors as retryable and anything else as not the provider's.
+        """
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return ProviderFailure(None, f"{type(exc).__name__}: {exc}", retryable=True)
+        return None
+
+
+class StopTrimmer:
+    """Cuts streamed text at the first stop sequence, holding back just enough to catch one split across chunks."""
+
+    def __init__(self, stop: list[str] | None) -> None:
+        self.stop = [s for s in stop or [] if s]
+        self.hold = max((len(s) for s in self.stop), default=1) - 1
+        self.buffer = ""
+        self.stopped = False
+
+    def feed(self, text: str) -> str:
+        """The part of `text` that is safe to hand out now."""
+        if self.stopped or not text:
+            return ""
+        if not self.stop:
+            return text
+        self.buffer += text
+        trimmed = trim_at_stop(self.buffer, self.stop)
+        if trimmed != self.buffer:
+            self.stopped = True
+            self.buffer = ""
+            return trimmed
+        cut = max(0, len(self.buffer) - self.hold)
+        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return out
+
+    def flush(self) -> str:
+        """What was held back, at the end of the stream."""
+        out, self.buffer = ("" if self.stopped else self.buffer), ""
+        return out
+
+
+def _trim_delta(trimmer: StopTrimmer, delta: StreamDelta) -> None:
+    text = trimmer.feed(delta.content) if delta.content else ""
+    if delta.token_usage is not None:
+        # Usage comes last: release the held-back text with it so usage stays on the final delta.
+        text += trimmer.flush()
+    delta.content = text or None
+
+
+def trim_stream(deltas: Iterator[StreamDelta], stop: list[str] | None) -> Iterator[StreamDelta]:
+    """`deltas` with content cut at the first stop sequence; tool calls and usage pass through."""
+    trimmer = StopTrimmer(stop)
+    for delta in deltas:
+        _trim_delta(trimmer, delta)
+        if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+            yield delta
+    rest = trimmer.flush()
+    if rest:
+        yield StreamDelta(content=rest)
+
+
+async def atrim_stream(deltas: AsyncIterator[StreamDelta], stop: list[str] | None) -> AsyncIterator[StreamDelta]:
+    """Async twin of `trim_stream`."""
+    trimmer = StopTrimmer(stop)
+    async for delta in deltas:
+        _trim_delta(trimmer, delta)
+        if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+            yield delta
+    rest = trimmer.flush()
+    if rest:
+        yield StreamDelta(content=rest)
