@@ -1,0 +1,111 @@
+"""Executor speed: native `exec` vs LocalExecutor (and SandboxExecutor, smolagents' LocalPythonExecutor if present).
+
+    .venv/bin/python bench/executor_speed.py [--repeat N]
+
+Five snippets, each run N times per executor; the figure is the median wall time of one run, and the ratio is
+that median over native `exec`'s (compiling the source is part of every run, for native too). The geometric
+mean of the five ratios is the headline number. Native runs `exec(source, fresh_dict)`; executors run
+`executor.run(source)` on one persistent executor, which is how an agent uses them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+SNIPPETS: dict[str, str] = {
+    "loop s+=i*i (200k)": "s = 0\nfor i in range(200_000):\n    s += i * i\n",
+    "list comp (200k)": "squares = [i * i for i in range(200_000)]\n",
+    "fib(20) recursive": (
+        "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nresult = fib(20)\n"
+    ),
+    "str join (20k)": 'text = "".join(str(i) for i in range(20_000))\n',
+    "dict 50k summed": "d = {i: i * 2 for i in range(50_000)}\ntotal = sum(d.values())\n",
+}
+
+
+def _median_seconds(run: Callable[[], Any], repeat: int) -> float:
+    run()  # warm-up: imports, caches, specialisation
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _native(source: str) -> Callable[[], Any]:
+    return lambda: exec(source, {"__name__": "__main__"})
+
+
+def _executor_runner(executor: Any, source: str) -> Callable[[], Any]:
+    return lambda: executor.run(source)
+
+
+def _smolagents_executor() -> Any | None:
+    try:
+        module = importlib.import_module("smolagents.local_python_executor")
+    except ImportError:
+        return None
+    executor = module.LocalPythonExecutor(additional_authorized_imports=[])
+    executor.send_tools({})
+    return executor
+
+
+def _sandbox_executor() -> Any | None:
+    try:
+        module = importlib.import_module("codeloop.executors.sandbox")
+    except ImportError:
+        return None
+    factory = getattr(module, "SandboxExecutor", None)
+    return factory() if factory is not None else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15, help="timed runs per snippet and executor")
+    args = parser.parse_args()
+
+    from codeloop.executors.local import LocalExecutor
+
+    contenders: dict[str, Any] = {"LocalExecutor": LocalExecutor()}
+    sandbox = _sandbox_executor()
+    if sandbox is not None:
+        contenders["SandboxExecutor"] = sandbox
+    smol = _smolagents_executor()
+    if smol is not None:
+        contenders["smolagents LocalPythonExecutor"] = smol
+
+    names = list(contenders)
+    ratios: dict[str, list[float]] = {name: [] for name in names}
+    header = f"{'snippet':<22}{'native ms':>11}" + "".join(f"{name[:30]:>34}" for name in names)
+    print(header)
+    print("-" * len(header))
+    for label, source in SNIPPETS.items():
+        native = _median_seconds(_native(source), args.repeat)
+        cells = []
+        for name in names:
+            repeat = args.repeat if "smolagents" not in name else max(3, args.repeat // 5)
+            seconds = _median_seconds(_executor_runner(contenders[name], source), repeat)
+            ratio = seconds / native
+            ratios[name].append(ratio)
+            cells.append(f"{seconds * 1e3:>14.2f} ms  {ratio:>8.2f}x      ")
+        print(f"{label:<22}{native * 1e3:>11.2f}" + "".join(f"{cell:>34}" for cell in cells))
+    print("-" * len(header))
+    geo = "".join(
+        f"{math.exp(statistics.fmean(math.log(r) for r in ratios[name])):>24.2f}x geo-mean  " for name in names
+    )
+    print(f"{'geometric mean':<33}{geo}")
+    for executor in contenders.values():
+        close = getattr(executor, "close", None) or getattr(executor, "cleanup", None)
+        if close is not None:
+            close()
+
+
+if __name__ == "__main__":
+    main()

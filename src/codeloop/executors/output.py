@@ -1,0 +1,191 @@
+"""Shaping what code printed or raised into text a model can read.
+
+Shared by every executor: a bounded print buffer (head + tail, so a flood of output cannot eat memory), head+tail
+truncation with a note saying how much was cut, syntax errors shown with their line and a caret, and exceptions
+reduced to the lines of the agent's own code. Importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import linecache
+from types import TracebackType
+
+__all__ = [
+    "AGENT_CODE_FILENAME",
+    "OutputBuffer",
+    "truncate_output",
+    "format_syntax_error",
+    "format_exception",
+]
+
+AGENT_CODE_FILENAME = "<agent-code>"
+"""The file name agent code is compiled under, so its frames can be told apart from library frames."""
+
+MAX_MESSAGE_CHARS = 2_000
+"""An exception message longer than this is cut (head + tail) before the model sees it."""
+
+
+def _cut_note(cut: int) -> str:
+    return f"\n... [output truncated: {cut:,} characters cut from the middle] ...\n"
+
+
+def truncate_output(text: str, limit: int) -> str:
+    """Return `text` unchanged if it fits in `limit` characters, else its head and tail with a note between.
+
+    The note says how many characters were cut. Head and tail get half of `limit` each.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - head
+    return text[:head] + _cut_note(len(text) - head - tail) + (text[-tail:] if tail else "")
+
+
+class OutputBuffer:
+    """An append-only text buffer that keeps at most `limit` characters: the first half and the latest half.
+
+    Memory stays bounded whatever is written; `getvalue()` gives the head, a note saying how much was dropped,
+    and the tail. Not thread-safe by itself: each executor run owns one buffer.
+    """
+
+    __slots__ = ("limit", "_head", "_head_len", "_tail", "_tail_len", "_dropped")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        self.limit = limit
+        self._head: list[str] = []
+        self._head_len = 0
+        self._tail: list[str] = []
+        self._tail_len = 0
+        self._dropped = 0
+
+    def write(self, text: str) -> int:
+        """Append `text`; return its length (the `io.TextIOBase.write` convention)."""
+        n = len(text)
+        head_room = self.limit // 2 - self._head_len
+        if head_room > 0:
+            part = text[:head_room]
+            self._head.append(part)
+            self._head_len += len(part)
+            text = text[head_room:]
+            if not text:
+                return n
+        tail_limit = self.limit - self.limit // 2
+        if len(text) >= tail_limit:
+            self._dropped += self._tail_len + len(text) - tail_limit
+            self._tail = [text[len(text) - tail_limit :]] if tail_limit else []
+            self._tail_len = tail_limit
+            return n
+        self._tail.append(text)
+        self._tail_len += len(text)
+        if self._tail_len > 2 * tail_limit:
+            self._compact_tail(tail_limit)
+        return n
+
+    def _compact_tail(self, tail_limit: int) -> None:
+        joined = "".join(self._tail)
+        self._dropped += len(joined) - tail_limit
+        self._tail = [joined[len(joined) - tail_limit :]]
+        self._tail_len = tail_limit
+
+    def flush(self) -> None:
+        """Nothing to flush; present so the buffer can stand in for a text stream."""
+
+    @property
+    def total_written(self) -> int:
+        """How many characters were written in all, kept or not."""
+        return self._head_len + self._tail_len + self._dropped
+
+    def getvalue(self) -> str:
+        """The kept text: head, then a truncation note if anything was dropped, then the tail (at most `limit`)."""
+        tail_limit = self.limit - self.limit // 2
+        if self._tail_len > tail_limit:
+            self._compact_tail(tail_limit)
+        head = "".join(self._head)
+        tail = "".join(self._tail)
+        if not self._dropped:
+            return head + tail
+        return head + _cut_note(self._dropped) + tail
+
+
+def format_syntax_error(error: SyntaxError, code: str | None = None) -> str:
+    """Describe a syntax error for the model: line number, the offending line, and a caret under the problem."""
+    lineno = error.lineno or 0
+    line = error.text
+    if line is None and code is not None and lineno > 0:
+        lines = code.splitlines()
+        line = lines[lineno - 1] if lineno <= len(lines) else None
+    kind = type(error).__name__
+    message = f"{kind} on line {lineno}: {error.msg}" if lineno else f"{kind}: {error.msg}"
+    if not line:
+        return message
+    stripped = line.rstrip("\r\n")
+    indent = len(stripped) - len(stripped.lstrip())
+    shown = stripped.strip()
+    text = f"{message}\n    {shown}"
+    if error.offset and error.offset > 0:
+        start = max(error.offset - 1 - indent, 0)
+        end_offset = getattr(error, "end_offset", None)
+        same_line = getattr(error, "end_lineno", lineno) in (None, lineno)
+        width = end_offset - error.offset if end_offset and same_line and end_offset > error.offset else 1
+        width = max(1, min(width, len(shown) - start)) if start < len(shown) else 1
+        text += "\n    " + " " * min(start, len(shown)) + "^" * width
+    return text
+
+
+def _shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return truncate_output(text, limit)
+
+
+def _agent_frames(tb: TracebackType | None, filename: str) -> list[tuple[int, str]]:
+    frames: list[tuple[int, str]] = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename == filename:
+            frames.append((tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    return frames
+
+
+def format_exception(
+    error: BaseException,
+    code: str,
+    *,
+    filename: str = AGENT_CODE_FILENAME,
+    message: str | None = None,
+) -> str:
+    """Describe an exception raised by agent code: where in the agent's code it happened, then `Type: message`.
+
+    Only frames of the agent's own code (compiled under `filename`) are shown; library and executor frames are
+    left out. `message` replaces `str(error)` when the caller already rendered it (rendering may run user code,
+    so an executor does it under its own limits). Long messages are cut head + tail.
+    """
+    lines = code.splitlines()
+    frames = _agent_frames(error.__traceback__, filename)
+    if message is None:
+        try:
+            message = str(error)
+        except Exception as render_error:  # a user __str__ that raises must not hide the original error
+            message = f"<str() of the exception failed: {type(render_error).__name__}>"
+    kind = type(error).__qualname__
+    summary = f"{kind}: {_shorten(message)}" if message else kind
+    if not frames:
+        return summary
+
+    def source(lineno: int) -> str:
+        if 0 < lineno <= len(lines):
+            return lines[lineno - 1].strip()
+        return linecache.getline(filename, lineno).strip()
+
+    last_line, _ = frames[-1]
+    header = f"Error on line {last_line}: {source(last_line)}"
+    if len(frames) == 1:
+        return f"{header}\n{summary}"
+    trail = "\n".join(
+        f"  line {lineno}, in {'<module>' if name == '<module>' else name}: {source(lineno)}"
+        for lineno, name in frames[-8:]
+    )
+    return f"{header}\nTraceback (agent code, most recent call last):\n{trail}\n{summary}"
