@@ -59,7 +59,7 @@ print(bridge_results)
 numbers out of the search results I kept in variables, convert the speed to m/s and divide.
 ```python
 import re
-leopard_kmh = float(re.search(r"(\\d+) km/h", speed_results).group(1))
+leopard_kmh = float(re.search(r"up to (\\d+) km/h", speed_results).group(1))
 bridge_m = float(re.search(r"(\\d+) m long", bridge_results).group(1))
 leopard_ms = leopard_kmh * 1000 / 3600
 seconds = bridge_m / leopard_ms

@@ -1,0 +1,129 @@
+"""ToolCallingAgent: native tool calls, concurrent execution, JSON-in-text fallback, argument validation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from codeloop import ToolCallingAgent, tool
+from codeloop.testing import ScriptedModel
+
+_active = 0
+_max_active = 0
+_lock = threading.Lock()
+
+
+@tool
+def slow_lookup(key: str) -> str:
+    """Looks up a key slowly.
+
+    Args:
+        key: The key to look up.
+    """
+    global _active, _max_active
+    with _lock:
+        _active += 1
+        _max_active = max(_max_active, _active)
+    time.sleep(0.2)
+    with _lock:
+        _active -= 1
+    return f"value-of-{key}"
+
+
+@tool
+def multiply(a: int, b: int) -> int:
+    """Multiplies two integers.
+
+    Args:
+        a: The first factor.
+        b: The second factor.
+    """
+    return a * b
+
+
+def call(name: str, **arguments: Any) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments}
+
+
+def make_agent(script: Any, **kwargs: Any) -> ToolCallingAgent:
+    return ToolCallingAgent(
+        tools=[slow_lookup, multiply], model=ScriptedModel(script), verbosity_level=0, **kwargs
+    )
+
+
+def test_several_native_calls_in_one_reply_run_concurrently() -> None:
+    global _max_active
+    _max_active = 0
+    script = [
+        {"content": None, "tool_calls": [call("slow_lookup", key="a"), call("slow_lookup", key="b")]},
+        {"tool_calls": [call("final_answer", answer="done")]},
+    ]
+    agent = make_agent(script)
+    assert agent.run("two lookups") == "done"
+    assert _max_active == 2  # both calls were inside the tool at the same time
+    step = agent.memory.action_steps[0]
+    assert [r.output for r in step.tool_results] == ["value-of-a", "value-of-b"]
+    second = agent.model.requests[1].messages  # type: ignore[attr-defined]
+    tool_msgs = [m for m in second if m.role == "tool"]
+    assert [m.tool_call_id for m in tool_msgs] == [c.id for c in step.tool_calls]
+    assert agent.model.requests[0].tools[0]["name"] == "slow_lookup"  # type: ignore[attr-defined]
+    assert agent.model.requests[0].tools[0]["parameters"]["properties"]["key"]["type"] == "string"  # type: ignore[attr-defined]
+
+
+def test_json_in_text_fallback_for_models_without_native_calls() -> None:
+    script = [
+        'I will multiply. {"name": "multiply", "arguments": {"a": 6, "b": 7}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("text calls") == 42
+    assert "42" in (agent.memory.action_steps[0].observations or "")
+    # text calls are answered as a user observation, never as orphan tool messages
+    assert all(m.role != "tool" for m in agent.model.requests[1].messages)  # type: ignore[attr-defined]
+
+
+def test_bad_arguments_come_back_as_an_observation() -> None:
+    script = [
+        {"tool_calls": [call("multiply", a="six", b=7)]},
+        {"tool_calls": [call("multiply", a=6)]},
+        {"tool_calls": [{"name": "multiply", "arguments": "{not json"}]},
+        {"tool_calls": [call("no_such_tool")]},
+        {"tool_calls": [call("multiply", a=6, b=7)]},
+        {"tool_calls": [call("final_answer", answer=42)]},
+    ]
+    agent = make_agent(script)
+    assert agent.run("validate") == 42
+    results = [s.tool_results[0] for s in agent.memory.action_steps]
+    assert all(r.is_error for r in results[:4]) and not results[4].is_error
+    assert "a" in results[0].output and "multiply" in results[0].output
+    assert "b" in results[1].output
+    assert "not a valid JSON object" in results[2].output
+    assert "Unknown tool 'no_such_tool'" in results[3].output and "multiply" in results[3].output
+
+
+def test_failing_tool_is_an_observation_not_a_crash() -> None:
+    @tool
+    def broken(x: int) -> int:
+        """Always fails.
+
+        Args:
+            x: Ignored.
+        """
+        raise RuntimeError("backend down")
+
+    agent = ToolCallingAgent(
+        tools=[broken],
+        model=ScriptedModel(
+            [{"tool_calls": [call("broken", x=1)]}, {"tool_calls": [call("final_answer", answer="ok")]}]
+        ),
+        verbosity_level=0,
+    )
+    assert agent.run("survive") == "ok"
+    assert "backend down" in agent.memory.action_steps[0].tool_results[0].output
+
+
+def test_no_tool_call_at_all_gets_the_format_help() -> None:
+    agent = make_agent(["Just chatting.", {"tool_calls": [call("final_answer", answer=1)]}])
+    assert agent.run("format") == 1
+    assert agent.memory.action_steps[0].error_type == "AgentParsingError"

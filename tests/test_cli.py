@@ -1,0 +1,76 @@
+"""The `codeloop` command: run against the scripted server, model resolution, exit codes, the demo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from codeloop.cli import UsageError, main, resolve_model_spec
+from codeloop.testing.server import ScriptedLLMServer
+
+
+def test_run_json_against_an_openai_compatible_server(capsys: pytest.CaptureFixture[str]) -> None:
+    replies = [
+        "Thought: square.\n```python\nn = 12 ** 2\nprint(n)\n```",
+        "```python\nfinal_answer(n + 1)\n```",
+    ]
+    with ScriptedLLMServer(replies) as server:
+        code = main(
+            ["run", "square twelve then add one", "--model", "openai:gpt-4o", "--api-base", server.base_url,
+             "--api-key", "test-key", "--executor", "local", "--json"]
+        )  # fmt: skip
+        assert len(server.requests) == 2
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["output"] == 145
+    assert out["state"] == "success"
+    assert [s["type"] for s in out["steps"]].count("action") == 2
+    assert out["token_usage"]["input_tokens"] > 0 and out["duration_s"] >= 0
+
+
+def test_tool_calling_agent_from_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    replies = [{"tool_calls": [{"name": "final_answer", "arguments": {"answer": "hi"}}]}]
+    with ScriptedLLMServer(replies) as server:
+        code = main(["run", "say hi", "--model", "openai:gpt-4o", "--api-base", server.base_url,
+                     "--api-key", "k", "--agent", "tool-calling", "--json"])  # fmt: skip
+    assert code == 0 and json.loads(capsys.readouterr().out)["output"] == "hi"
+
+
+def test_model_resolution_order() -> None:
+    assert resolve_model_spec("openai:x", {"CODELOOP_MODEL": "anthropic:y"}) == "openai:x"
+    assert resolve_model_spec(None, {"CODELOOP_MODEL": "anthropic:y", "OPENAI_API_KEY": "k"}) == "anthropic:y"
+    assert resolve_model_spec(None, {"OPENAI_API_KEY": "k"}).startswith("openai:")
+    assert resolve_model_spec(None, {"ANTHROPIC_API_KEY": "k"}).startswith("anthropic:")
+    assert resolve_model_spec(None, {"HF_TOKEN": "k"}).startswith("hf:")
+
+
+def test_no_model_configured_exits_2_with_help(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("codeloop.cli._local_ollama_model", lambda: None)
+    with pytest.raises(UsageError):
+        resolve_model_spec(None, {})
+    assert main(["run", "anything"]) == 2
+    err = capsys.readouterr().err
+    assert "--model" in err and "OPENAI_API_KEY" in err and "Ollama" in err
+
+
+def test_unknown_provider_exits_2_listing_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "x", "--model", "nosuch:model"]) == 2
+    err = capsys.readouterr().err
+    assert "nosuch" in err and "openai" in err
+
+
+def test_demo_command_runs_offline_and_says_replies_are_recorded() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("API_KEY")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "codeloop.cli", "demo", "--executor", "local"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "RECORDED" in proc.stdout
+    assert "Answer: 9.6 seconds" in proc.stdout
