@@ -12,14 +12,30 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .base import FunctionTool, Tool, tool
     from .final_answer import FinalAnswerTool
+    from .mcp import MCPClient, MCPConnectionError, MCPTool, MCPToolError, ToolCollection
 
-__all__ = ["Tool", "FunctionTool", "tool", "FinalAnswerTool"]
+__all__ = [
+    "Tool",
+    "FunctionTool",
+    "tool",
+    "FinalAnswerTool",
+    "MCPClient",
+    "MCPTool",
+    "MCPToolError",
+    "MCPConnectionError",
+    "ToolCollection",
+]
 
 _WHERE = {
     "Tool": ".base",
     "FunctionTool": ".base",
     "tool": ".base",
     "FinalAnswerTool": ".final_answer",
+    "MCPClient": ".mcp",
+    "MCPTool": ".mcp",
+    "MCPToolError": ".mcp",
+    "MCPConnectionError": ".mcp",
+    "ToolCollection": ".mcp",
 }
 
 

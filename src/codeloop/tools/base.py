@@ -402,6 +402,15 @@ class Tool(metaclass=_ToolMeta):
         lines.append('    """')
         return "\n".join(lines)
 
+    # ------------------------------------------------------------------------------------ interop
+
+    @classmethod
+    def from_mcp(cls, server_parameters: Any, tool_name: str, **kwargs: Any) -> Tool:
+        """One tool of an MCP server (`codeloop.tools.mcp.tool_from_mcp`); it runs on that server."""
+        from .mcp import tool_from_mcp
+
+        return tool_from_mcp(server_parameters, tool_name, **kwargs)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={getattr(self, 'name', None)!r}, inputs={list(getattr(self, 'inputs', {}))!r})"
 
