@@ -74,3 +74,39 @@ def test_demo_command_runs_offline_and_says_replies_are_recorded() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "RECORDED" in proc.stdout
     assert "Answer: 9.6 seconds" in proc.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_prints_the_steps_so_far() -> None:
+    import signal
+    import threading
+    import time
+
+    from codeloop.testing import ScriptRequest
+
+    release = threading.Event()
+
+    def script(request: ScriptRequest) -> str:
+        if request.index == 0:
+            return "Thought: first.\n```python\nmarker = 'step-one-ran'\nprint(marker)\n```"
+        release.wait(30)  # the model "hangs" until the test ends
+        return "```python\nfinal_answer(0)\n```"
+
+    with ScriptedLLMServer(script) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "codeloop.cli", "run", "hang on step two", "--model", "openai:gpt-4o",
+             "--api-base", server.base_url, "--api-key", "k", "--executor", "local"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.time() + 60
+            while len(server.requests) < 2 and time.time() < deadline:
+                time.sleep(0.05)
+            assert len(server.requests) == 2, "the second model call never started"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            release.set()
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Interrupted" in err
+    assert "step-one-ran" in out  # the replay shows step 1's observation
