@@ -277,3 +277,22 @@ def test_run_raises_unfixable_error_type() -> None:
     assert result2.state == "budget" and "max_tokens" in (result2.error or "")
     with pytest.raises(AgentError, match="max_tokens"):
         make_agent([code("print(1)"), code("final_answer(2)")], max_tokens=5).run("raises")
+
+
+def test_structured_outputs_ask_for_json_code_actions() -> None:
+    import json
+
+    script = [
+        "not json at all",
+        json.dumps({"thought": "compute", "code": "v = 7 * 6"}),
+        json.dumps({"thought": "done", "code": "final_answer(v)"}),
+    ]
+    agent = make_agent(script, use_structured_outputs=True)
+    assert agent.run("structured") == 42
+    request = agent.model.requests[0]  # type: ignore[attr-defined]
+    assert request.response_format["json_schema"]["schema"]["required"] == ["thought", "code"]
+    assert request.stop is None
+    assert '{"thought": "...", "code": "..."}' in request.messages[0].text
+    assert "Write one Python code block" not in request.messages[0].text
+    assert agent.memory.action_steps[0].error_type == "AgentParsingError"
+    assert "not valid JSON" in (agent.memory.action_steps[0].error or "")

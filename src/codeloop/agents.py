@@ -26,6 +26,7 @@ from .errors import (
     AgentExecutionError,
     AgentInterrupted,
     AgentMaxStepsError,
+    AgentParsingError,
     AgentToolCallError,
     AgentToolExecutionError,
     ExecutionError,
@@ -502,8 +503,10 @@ class CodeAgent(MultiStepAgent):
         executor_kwargs: dict[str, Any] | None = None,
         additional_authorized_imports: Sequence[str] = (),
         max_print_outputs_length: int | None = None,
+        use_structured_outputs: bool = False,
         **kwargs: Any,
     ) -> None:
+        self.use_structured_outputs = use_structured_outputs
         self.additional_authorized_imports = list(additional_authorized_imports)
         self.authorized_imports = sorted(set(DEFAULT_AUTHORIZED_IMPORTS) | set(additional_authorized_imports))
         self.executor_spec = executor
@@ -517,6 +520,9 @@ class CodeAgent(MultiStepAgent):
         stubs = [t.to_code_prompt() for t in self.tools.values()]
         stubs.append(_FINAL_ANSWER_STUB)
         values["tools"] = "\n\n".join(stubs)
+        style = "json" if self.use_structured_outputs else "text"
+        values["action_format"] = load_prompt(f"action_format_{style}")
+        values["example"] = load_prompt(f"example_{style}")
         values["authorized_imports"] = (
             "any module" if "*" in self.authorized_imports else ", ".join(self.authorized_imports)
         )
@@ -543,13 +549,18 @@ class CodeAgent(MultiStepAgent):
             self.executor.send_variables(dict(self.state))
 
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
-        message = yield CallModel(
-            self.memory.to_messages(), stop=["Observation:"], stream=self.stream_outputs
-        )
+        if self.use_structured_outputs:
+            from .models.structured import code_action_response_format
+
+            effect = CallModel(self.memory.to_messages(), response_format=code_action_response_format())
+        else:
+            effect = CallModel(self.memory.to_messages(), stop=["Observation:"])
+        effect.stream = self.stream_outputs
+        message = yield effect
         step.model_output_message, step.token_usage = message, message.token_usage
         step.model_output = message.text
         yield ev.ModelOutput(message, step.step_number)
-        step.code_action = code = extract_code(message.text)
+        step.code_action = code = self._extract_code(message.text)
         yield ev.CodeAction(code, step.step_number)
         try:
             result = yield RunCode(code)
@@ -563,6 +574,16 @@ class CodeAgent(MultiStepAgent):
         step.observations = observation or "(the code printed nothing)"
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else _NO_ANSWER
+
+    def _extract_code(self, text: str) -> str:
+        if not self.use_structured_outputs:
+            return extract_code(text)
+        from .models.structured import parse_code_action
+
+        try:
+            return parse_code_action(text)[1]
+        except ValueError as exc:
+            raise AgentParsingError(f"Your reply could not be used: {exc}.") from exc
 
     def _run_code(self, code: str) -> Any:
         return self.executor.run(code)
