@@ -13,6 +13,16 @@ if TYPE_CHECKING:
     from .base import FunctionTool, Tool, tool
     from .final_answer import FinalAnswerTool
     from .mcp import MCPClient, MCPConnectionError, MCPTool, MCPToolError, ToolCollection
+    from .toolbox import (
+        BUILTIN_TOOLS,
+        PythonInterpreterTool,
+        SpeechToTextTool,
+        UserInputTool,
+        base_tools,
+        load_builtin_tool,
+        load_builtin_tools,
+    )
+    from .web import VisitWebpageTool, WebSearchTool, WebToolError, WikipediaSearchTool
 
 __all__ = [
     "Tool",
@@ -24,6 +34,17 @@ __all__ = [
     "MCPToolError",
     "MCPConnectionError",
     "ToolCollection",
+    "BUILTIN_TOOLS",
+    "PythonInterpreterTool",
+    "SpeechToTextTool",
+    "UserInputTool",
+    "base_tools",
+    "load_builtin_tool",
+    "load_builtin_tools",
+    "VisitWebpageTool",
+    "WebSearchTool",
+    "WebToolError",
+    "WikipediaSearchTool",
 ]
 
 _WHERE = {
@@ -36,6 +57,17 @@ _WHERE = {
     "MCPToolError": ".mcp",
     "MCPConnectionError": ".mcp",
     "ToolCollection": ".mcp",
+    "BUILTIN_TOOLS": ".toolbox",
+    "PythonInterpreterTool": ".toolbox",
+    "SpeechToTextTool": ".toolbox",
+    "UserInputTool": ".toolbox",
+    "base_tools": ".toolbox",
+    "load_builtin_tool": ".toolbox",
+    "load_builtin_tools": ".toolbox",
+    "VisitWebpageTool": ".web",
+    "WebSearchTool": ".web",
+    "WebToolError": ".web",
+    "WikipediaSearchTool": ".web",
 }
 
 
