@@ -110,3 +110,23 @@ def test_ctrl_c_stops_cleanly_and_prints_the_steps_so_far() -> None:
     assert proc.returncode == 130, err
     assert "Interrupted" in err
     assert "step-one-ran" in out  # the replay shows step 1's observation
+
+
+def test_plain_run_ends_with_a_cost_line(capsys: pytest.CaptureFixture[str]) -> None:
+    replies = [
+        {
+            "content": "```python\nfinal_answer('ok')\n```",
+            "usage": {"input_tokens": 1000, "output_tokens": 100},
+        }
+    ]
+    with ScriptedLLMServer(replies) as server:
+        code = main(["run", "cost", "--model", "openai:gpt-4o", "--api-base", server.base_url,
+                     "--api-key", "k", "--executor", "local"])  # fmt: skip
+    assert code == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("[success | 1 steps | 1,000 in / 100 out tokens | $")
+    from codeloop.models.pricing import estimate_cost
+    from codeloop.models.base import TokenUsage
+
+    expected = estimate_cost("gpt-4o", TokenUsage(1000, 100))
+    assert expected is not None and f"${expected:.4f}" in last

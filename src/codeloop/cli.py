@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main", "resolve_model_spec"]
+__all__ = ["main", "resolve_model_spec", "summary_line"]
 
 NO_MODEL_HELP = """No model is configured. Do one of:
   - pass --model, e.g. --model openai:gpt-4o (or --model ollama:qwen2.5-coder with a local Ollama)
@@ -132,11 +132,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
         agent.replay()
     else:
         print(result.output if result.state in ("success", "max_steps") else f"Run ended: {result.error}")
+        print(summary_line(result, time.perf_counter() - started))
     if result.state == "interrupted":
         return 130
     if result.state == "error":
         return 1
     return 0
+
+
+def summary_line(result: Any, seconds: float) -> str:
+    """The CLI's last line: steps, tokens, cost and time of the run."""
+    from .memory import ActionStep
+
+    steps = sum(isinstance(s, ActionStep) for s in result.steps)
+    usage = result.token_usage
+    cost = "cost unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    return (
+        f"[{result.state} | {steps} steps | {usage.input_tokens:,} in / {usage.output_tokens:,} out tokens"
+        f" | {cost} | {seconds:.1f}s]"
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -146,8 +160,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         "codeloop demo - offline. The model's replies are RECORDED and replayed by a local scripted server;\n"
         "the code they contain runs for real, and the web_search tool searches a small offline corpus.\n"
     )
+    started = time.perf_counter()
     result = run_demo(executor=args.executor)
     print(f"\nTask: {DEMO_TASK}\nAnswer: {result.output} seconds (state: {result.state})")
+    print(summary_line(result, time.perf_counter() - started))
     return 0 if result.state == "success" else 1
 
 

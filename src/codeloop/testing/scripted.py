@@ -49,12 +49,16 @@ class ScriptExhausted(RuntimeError):
     """The model was called more times than the script has replies."""
 
 
-def normalize_reply(reply: Reply, index: int = 0) -> ChatMessage:
-    """Turn any accepted reply shape into an assistant `ChatMessage`."""
+def normalize_reply(reply: Reply, index: int = 0, prompt_chars: int = 40) -> ChatMessage:
+    """Turn any accepted reply shape into an assistant `ChatMessage`.
+
+    Replies without explicit usage get a deterministic estimate: one token per 4 characters of the prompt
+    (`prompt_chars`) and of the reply.
+    """
     if isinstance(reply, ChatMessage):
         return reply
     if isinstance(reply, str):
-        return ChatMessage(role="assistant", content=reply, token_usage=_estimate_usage(reply))
+        return ChatMessage(role="assistant", content=reply, token_usage=_estimate_usage(reply, prompt_chars))
     if not isinstance(reply, dict):
         raise TypeError(f"a scripted reply must be str, dict or ChatMessage, got {type(reply).__name__}")
     calls = []
@@ -73,14 +77,14 @@ def normalize_reply(reply: Reply, index: int = 0) -> ChatMessage:
         role="assistant",
         content=content,
         tool_calls=calls,
-        token_usage=TokenUsage.from_dict(usage) if usage else _estimate_usage(content or ""),
+        token_usage=TokenUsage.from_dict(usage) if usage else _estimate_usage(content or "", prompt_chars),
         reasoning=reply.get("reasoning"),
     )
 
 
-def _estimate_usage(text: str) -> TokenUsage:
+def _estimate_usage(text: str, prompt_chars: int) -> TokenUsage:
     # Deterministic stand-in for a tokenizer so usage sums are testable: one token per 4 characters.
-    return TokenUsage(input_tokens=10, output_tokens=max(1, len(text) // 4))
+    return TokenUsage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, len(text) // 4))
 
 
 class ScriptedModel(ApiModel):
@@ -101,13 +105,14 @@ class ScriptedModel(ApiModel):
         index = len(self.requests)
         request.index = index
         self.requests.append(request)
+        chars = sum(len(m.text) for m in request.messages)
         if callable(self.script):
-            return normalize_reply(self.script(request), index)
+            return normalize_reply(self.script(request), index, chars)
         if index >= len(self.script):
             raise ScriptExhausted(
                 f"the script has {len(self.script)} replies; call {index + 1} asked for another"
             )
-        return normalize_reply(self.script[index], index)
+        return normalize_reply(self.script[index], index, chars)
 
     def generate(
         self,
