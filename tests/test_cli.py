@@ -125,8 +125,8 @@ def test_plain_run_ends_with_a_cost_line(capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("[success | 1 steps | 1,000 in / 100 out tokens | $")
-    from codeloop.models.pricing import estimate_cost
     from codeloop.models.base import TokenUsage
+    from codeloop.models.pricing import estimate_cost
 
     expected = estimate_cost("gpt-4o", TokenUsage(1000, 100))
     assert expected is not None and f"${expected:.4f}" in last
