@@ -127,3 +127,16 @@ def test_no_tool_call_at_all_gets_the_format_help() -> None:
     agent = make_agent(["Just chatting.", {"tool_calls": [call("final_answer", answer=1)]}])
     assert agent.run("format") == 1
     assert agent.memory.action_steps[0].error_type == "AgentParsingError"
+
+
+def test_add_base_tools_gives_the_default_toolbox() -> None:
+    from codeloop import CodeAgent
+
+    tc = ToolCallingAgent(tools=[], model=ScriptedModel([]), add_base_tools=True, verbosity_level=0)
+    assert {"web_search", "visit_webpage", "wikipedia_search", "python_interpreter", "final_answer"} <= set(
+        tc.tools
+    )
+    code = CodeAgent(tools=[], model=ScriptedModel([]), add_base_tools=True, verbosity_level=0)
+    assert {"web_search", "visit_webpage", "wikipedia_search"} <= set(code.tools)
+    assert "python_interpreter" not in code.tools  # a CodeAgent already runs code
+    assert "def web_search(" in code.memory.system_prompt.system_prompt

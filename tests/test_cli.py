@@ -130,3 +130,15 @@ def test_plain_run_ends_with_a_cost_line(capsys: pytest.CaptureFixture[str]) -> 
 
     expected = estimate_cost("gpt-4o", TokenUsage(1000, 100))
     assert expected is not None and f"${expected:.4f}" in last
+
+
+def test_cli_tools_flag_loads_builtin_tools_and_rejects_unknown(capsys: pytest.CaptureFixture[str]) -> None:
+    replies = ["```python\nfinal_answer(callable(visit_webpage))\n```"]
+    with ScriptedLLMServer(replies) as server:
+        code = main(["run", "tools", "--model", "openai:gpt-4o", "--api-base", server.base_url, "--api-key", "k",
+                     "--executor", "local", "--tools", "visit_webpage", "--json"])  # fmt: skip
+        system = server.requests[0]["messages"][0]["content"]
+    assert code == 0 and json.loads(capsys.readouterr().out)["output"] is True
+    assert "def visit_webpage(" in system
+    assert main(["run", "x", "--model", "openai:gpt-4o", "--api-key", "k", "--tools", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err

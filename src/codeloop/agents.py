@@ -97,6 +97,7 @@ class MultiStepAgent:
         max_cost_usd: float | None = None,
         max_duration_s: float | None = None,
         listeners: Sequence[Callable[[ev.Event], None]] = (),
+        add_base_tools: bool = False,
     ) -> None:
         if model is None:
             raise ValueError(
@@ -141,6 +142,10 @@ class MultiStepAgent:
                 )
             self.managed_agents[agent.name] = agent
         self.tools: dict[str, Any] = {}
+        if add_base_tools:
+            from .tools import base_tools
+
+            tools = [*base_tools("code" if isinstance(self, CodeAgent) else "tool-calling"), *tools]
         for t in tools:
             if isinstance(t, MultiStepAgent):
                 continue

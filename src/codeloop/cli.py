@@ -81,11 +81,11 @@ def _build_model(args: argparse.Namespace) -> Any:
 def _build_tools(names: str | None) -> list[Any]:
     if not names:
         return []
-    from .tools import toolbox
+    from .tools import load_builtin_tools
 
     try:
-        return toolbox.load_tools([n.strip() for n in names.split(",") if n.strip()])
-    except (KeyError, ValueError) as exc:
+        return load_builtin_tools(names)
+    except ValueError as exc:
         raise UsageError(str(exc)) from exc
 
 
