@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .base import FunctionTool, Tool, tool
     from .final_answer import FinalAnswerTool
+    from .interop import LangChainTool
     from .mcp import MCPClient, MCPConnectionError, MCPTool, MCPToolError, ToolCollection
+    from .sharing import ToolLoadError, load_tool, push_tool_to_hub, save_tool
     from .toolbox import (
         BUILTIN_TOOLS,
         PythonInterpreterTool,
@@ -45,6 +47,11 @@ __all__ = [
     "WebSearchTool",
     "WebToolError",
     "WikipediaSearchTool",
+    "LangChainTool",
+    "ToolLoadError",
+    "load_tool",
+    "push_tool_to_hub",
+    "save_tool",
 ]
 
 _WHERE = {
@@ -68,6 +75,11 @@ _WHERE = {
     "WebSearchTool": ".web",
     "WebToolError": ".web",
     "WikipediaSearchTool": ".web",
+    "LangChainTool": ".interop",
+    "ToolLoadError": ".sharing",
+    "load_tool": ".sharing",
+    "push_tool_to_hub": ".sharing",
+    "save_tool": ".sharing",
 }
 
 

@@ -411,6 +411,40 @@ class Tool(metaclass=_ToolMeta):
 
         return tool_from_mcp(server_parameters, tool_name, **kwargs)
 
+    @classmethod
+    def from_langchain(cls, langchain_tool: Any) -> Tool:
+        """Wrap a LangChain tool (`BaseTool`) as a codeloop tool (extra: `codeloop[langchain]`)."""
+        from .interop import tool_from_langchain
+
+        return tool_from_langchain(langchain_tool)
+
+    def to_dict(self, include_code: bool | None = None) -> dict[str, Any]:
+        """JSON-ready schema of the tool, plus its self-contained code when it has some (see `sharing`)."""
+        from .sharing import tool_to_dict
+
+        return tool_to_dict(self, include_code)
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], *, trust_remote_code: bool = False, function: Any = None
+    ) -> Tool:
+        """Re-create a tool from `to_dict` output: its code (with `trust_remote_code=True`) or `function`."""
+        from .sharing import tool_from_dict
+
+        return tool_from_dict(data, trust_remote_code=trust_remote_code, function=function)
+
+    def save(self, folder: Any) -> Any:
+        """Write the tool as a self-contained folder: tool.py, tool.json, requirements.txt, README.md."""
+        from .sharing import save_tool
+
+        return save_tool(self, folder)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload the saved tool to a Hugging Face Hub repository; returns the commit URL."""
+        from .sharing import push_tool_to_hub
+
+        return push_tool_to_hub(self, repo_id, **kwargs)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={getattr(self, 'name', None)!r}, inputs={list(getattr(self, 'inputs', {}))!r})"
 
@@ -424,6 +458,8 @@ class FunctionTool(Tool):
         if not callable(function):
             raise ToolDefinitionError(f"@tool needs a function; got {function!r}.")
         self._function = function
+        self.description_override = description
+        """The description given to `@tool(description=...)`, if any (the docstring's otherwise)."""
         self.name = name if name is not None else getattr(function, "__name__", "")
         if description is not None:
             self.description = description
