@@ -11,7 +11,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .anthropic import AnthropicModel
+    from .azure import AzureOpenAIModel
     from .base import ChatMessage, Model, StreamDelta, TokenUsage, ToolCall, ToolCallDelta
+    from .bedrock import BedrockModel
     from .compatible import (
         DeepSeekModel,
         GeminiModel,
@@ -22,7 +25,12 @@ if TYPE_CHECKING:
         TogetherModel,
         VLLMModel,
     )
+    from .fallback import FallbackModel
+    from .hf import HfApiModel, InferenceClientModel
+    from .litellm import LiteLLMModel
     from .openai import OpenAIModel
+    from .pricing import estimate_cost
+    from .transformers import TransformersModel
 
 __all__ = [
     "model",
@@ -34,6 +42,15 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "OpenAIModel",
+    "AzureOpenAIModel",
+    "AnthropicModel",
+    "InferenceClientModel",
+    "HfApiModel",
+    "LiteLLMModel",
+    "TransformersModel",
+    "BedrockModel",
+    "FallbackModel",
+    "estimate_cost",
     "OllamaModel",
     "VLLMModel",
     "OpenRouterModel",
@@ -47,6 +64,12 @@ __all__ = [
 # provider prefix -> (module, class name)
 _PROVIDERS: dict[str, tuple[str, str]] = {
     "openai": (".openai", "OpenAIModel"),
+    "azure": (".azure", "AzureOpenAIModel"),
+    "anthropic": (".anthropic", "AnthropicModel"),
+    "hf": (".hf", "InferenceClientModel"),
+    "litellm": (".litellm", "LiteLLMModel"),
+    "transformers": (".transformers", "TransformersModel"),
+    "bedrock": (".bedrock", "BedrockModel"),
     "ollama": (".compatible", "OllamaModel"),
     "vllm": (".compatible", "VLLMModel"),
     "openrouter": (".compatible", "OpenRouterModel"),
@@ -60,6 +83,9 @@ _PROVIDERS: dict[str, tuple[str, str]] = {
 # public name -> module that defines it
 _LAZY: dict[str, str] = {
     **{cls: module for module, cls in _PROVIDERS.values()},
+    "HfApiModel": ".hf",
+    "FallbackModel": ".fallback",
+    "estimate_cost": ".pricing",
     "ChatMessage": ".base",
     "Model": ".base",
     "StreamDelta": ".base",

@@ -26,9 +26,12 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     """`obj[name]` or `obj.name`, whichever exists (SDK objects and dicts alike); extra fields included."""
     if obj is None:
         return default
-    if isinstance(obj, dict):
+    if type(obj) is dict:
         return obj.get(name, default)
+    # Attributes first: some SDK types are dict subclasses whose dict part lacks the extra fields.
     value = getattr(obj, name, None)
+    if value is None and isinstance(obj, dict):
+        value = obj.get(name)
     if value is None:
         extra = getattr(obj, "model_extra", None)
         if isinstance(extra, dict):

@@ -47,7 +47,8 @@ class OpenAIModel(RemoteModel):
             servers given by `api_base` get a placeholder when none is set.
         client_kwargs: Extra arguments for `openai.OpenAI(...)` / `openai.AsyncOpenAI(...)`.
         supports_stop: Whether to send `stop` to the API. `None` decides from the model name (reasoning
-            models refuse it); when not sent, the reply is trimmed at the stop sequence client-side.
+            models refuse it). Replies are also trimmed at the stop sequence client-side, which is what
+            enforces it when it is not sent.
         max_retries, timeout, retry_deadline_s, requests_per_minute, retry_base_delay: see `RemoteModel`.
         **generate_kwargs: Sent with every request (`temperature`, `max_tokens`, `reasoning_effort`, ...).
     """
@@ -155,7 +156,8 @@ class OpenAIModel(RemoteModel):
             msg = message_from_openai(completion)
         except ValueError as exc:
             raise self.retrier.error(ProviderFailure(None, str(exc), retryable=False), 1) from exc
-        if stop and not self.supports_stop and isinstance(msg.content, str):
+        if stop and isinstance(msg.content, str):
+            # A no-op when the server honoured `stop`; needed when it was not sent or a server ignored it.
             msg.content = trim_at_stop(msg.content, stop)
         return msg
 
@@ -224,8 +226,7 @@ class OpenAIModel(RemoteModel):
             if not finished:
                 raise StreamCutError("the stream ended before the model finished its reply")
 
-        deltas = self.retrier.stream(open_stream)
-        yield from (deltas if self.supports_stop else trim_stream(deltas, stop))
+        yield from trim_stream(self.retrier.stream(open_stream), stop)
 
     async def agenerate_stream(
         self,
@@ -253,8 +254,7 @@ class OpenAIModel(RemoteModel):
             if not finished:
                 raise StreamCutError("the stream ended before the model finished its reply")
 
-        deltas = self.retrier.astream(open_stream)
-        async for delta in deltas if self.supports_stop else atrim_stream(deltas, stop):
+        async for delta in atrim_stream(self.retrier.astream(open_stream), stop):
             yield delta
 
 

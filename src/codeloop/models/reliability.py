@@ -25,6 +25,7 @@ __all__ = [
     "RateLimiter",
     "Retrier",
     "StreamCutError",
+    "MalformedResponseError",
     "retry_after_seconds",
 ]
 
@@ -35,6 +36,10 @@ RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 class StreamCutError(ConnectionError):
     """A streamed reply ended before the provider said it was complete."""
+
+
+class MalformedResponseError(ValueError):
+    """The provider answered 200 with a body that is not the response its API defines."""
 
 
 @dataclass
@@ -159,6 +164,8 @@ class Retrier:
             return None
         if isinstance(exc, StreamCutError):
             return ProviderFailure(None, str(exc), retryable=True)
+        if isinstance(exc, MalformedResponseError):
+            return ProviderFailure(None, f"malformed response: {exc}", retryable=True)
         return self.classify(exc)
 
     def _wait_before_retry(self, failure: ProviderFailure, retries_done: int, started: float) -> float | None:

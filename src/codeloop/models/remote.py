@@ -10,7 +10,7 @@ from ..errors import ModelConfigurationError
 from .base import ApiModel, StreamDelta, trim_at_stop
 from .reliability import ProviderFailure, RateLimiter, Retrier, RetryPolicy
 
-__all__ = ["RemoteModel", "StopTrimmer", "resolve_api_key", "trim_stream", "atrim_stream"]
+__all__ = ["RemoteModel", "StopTrimmer", "is_transport_error", "resolve_api_key", "trim_stream", "atrim_stream"]
 
 
 def resolve_api_key(api_key: str | None, env_var: str, provider: str, *, required: bool) -> str | None:
@@ -67,9 +67,27 @@ class RemoteModel(ApiModel):
 
         The default treats connection-level errors as retryable and anything else as not the provider's.
         """
-        if isinstance(exc, (ConnectionError, TimeoutError)):
+        if is_transport_error(exc):
             return ProviderFailure(None, f"{type(exc).__name__}: {exc}", retryable=True)
         return None
+
+
+_TRANSPORT_MODULES = ("httpx", "httpcore", "h11", "h2", "urllib3", "requests", "aiohttp", "anyio")
+
+
+def is_transport_error(exc: BaseException) -> bool:
+    """Whether `exc` is a connection-level failure (refused, reset, timed out, body cut short).
+
+    SDKs let some of these escape unwrapped while a stream is being read, as the HTTP library's own types.
+    """
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    for cls in type(exc).__mro__:
+        root = cls.__module__.split(".", 1)[0]
+        known = root in _TRANSPORT_MODULES or root.rstrip("0123456789") in _TRANSPORT_MODULES
+        if known and cls.__name__.endswith(("Error", "Timeout")):
+            return True
+    return False
 
 
 class StopTrimmer:

@@ -67,9 +67,17 @@ def chat_request(body: dict[str, Any]) -> ScriptRequest:
         messages=[message_from_wire(m) for m in body.get("messages") or []],
         stop=[stop] if isinstance(stop, str) else stop,
         tools=tools or None,
-        response_format=body.get("response_format"),
+        response_format=_response_format(body.get("response_format")),
         raw=body,
     )
+
+
+def _response_format(fmt: Any) -> dict[str, Any] | None:
+    # TGI (which huggingface_hub targets) spells a schema as {"type": "json" | "json_object", "value": schema};
+    # scripts see every schema in the OpenAI shape.
+    if isinstance(fmt, dict) and isinstance(fmt.get("value"), dict):
+        return {"type": "json_schema", "json_schema": {"name": "response", "schema": fmt["value"]}}
+    return fmt if isinstance(fmt, dict) else None
 
 
 def usage_body(usage: TokenUsage | None) -> dict[str, Any]:

@@ -32,7 +32,7 @@ class Fault:
     reply: Reply | None = None
     """For a cut: the reply whose start is sent before the connection drops."""
     after_chunks: int = 2
-    """For a cut stream: how many content events go out before the connection drops."""
+    """For a cut stream: how many stream frames (SSE events, including the opening ones) go out first."""
 
     @classmethod
     def rate_limit(cls, retry_after: float | None = 1.0, message: str = "Rate limit reached, retry later") -> Fault:

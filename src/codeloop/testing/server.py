@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from ..models.base import ChatMessage, trim_at_stop
 from . import _wire_openai as openai_wire
+from ._wire_anthropic import AnthropicWire
+from ._wire_bedrock import BedrockWire
 from .faults import Fault
 from .scripted import Reply, ScriptRequest, normalize_reply
 
@@ -193,7 +195,11 @@ class ScriptedLLMServer:
         self._calls = 0
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self._wires: dict[str, WireProtocol] = {"openai": _OpenAIWire(chunk_size)}
+        self._wires: dict[str, WireProtocol] = {
+            "openai": _OpenAIWire(chunk_size),
+            "anthropic": AnthropicWire(chunk_size),
+            "bedrock": BedrockWire(chunk_size),
+        }
         self._httpd = _HTTPServer((host, port), _Handler)
         self._httpd.owner = self
         bound_host, bound_port = self._httpd.server_address[:2]
@@ -310,7 +316,7 @@ class ScriptedLLMServer:
         if isinstance(item, Fault):
             self._inject(handler, wire, item, request, params)
             return
-        msg = self._shape(item, request)
+        msg, params = self._shape(item, request, params)
         if wire.is_streaming(body, params):
             content_type, frames = wire.stream(msg, request, params)
             handler.send_frames(content_type, frames)
@@ -328,18 +334,23 @@ class ScriptedLLMServer:
             item = self.script[request.index]
         return item if isinstance(item, Fault) else normalize_reply(item, request.index)
 
-    def _shape(self, msg: ChatMessage, request: ScriptRequest) -> ChatMessage:
+    def _shape(
+        self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]
+    ) -> tuple[ChatMessage, dict[str, str]]:
+        # Cut the text at a stop sequence as a real server would; tell the wire which one ended it.
         if self.honor_stop and request.stop and isinstance(msg.content, str):
             trimmed = trim_at_stop(msg.content, request.stop)
             if trimmed != msg.content:
-                return ChatMessage(
+                hit = next(s for s in request.stop if s and msg.content.startswith(s, len(trimmed)))
+                shaped = ChatMessage(
                     role="assistant",
                     content=trimmed,
                     tool_calls=msg.tool_calls,
                     token_usage=msg.token_usage,
                     reasoning=msg.reasoning,
                 )
-        return msg
+                return shaped, {**params, "stop_sequence": hit}
+        return msg, params
 
     def _inject(
         self, handler: _Handler, wire: WireProtocol, fault: Fault, request: ScriptRequest, params: dict[str, str]
@@ -359,7 +370,8 @@ class ScriptedLLMServer:
             else:
                 handler.send_body(200, b'{"id": "broken", "choices": [{"index": 0, "message": {')
         elif fault.kind == "cut":
-            msg = self._shape(normalize_reply(fault.reply if fault.reply is not None else "", request.index), request)
+            reply = normalize_reply(fault.reply if fault.reply is not None else "", request.index)
+            msg, params = self._shape(reply, request, params)
             if wire.is_streaming(request.raw, params):
                 content_type, frames = wire.stream(msg, request, params)
                 handler.send_frames(content_type, frames, cut_after=fault.after_chunks)

@@ -1,0 +1,233 @@
+"""`InferenceClientModel` (alias `HfApiModel`): Hugging Face inference via `huggingface_hub` (`codeloop[hf]`).
+
+Reaches Hugging Face Inference Providers (routed by `provider`), a dedicated Inference Endpoint, or any TGI /
+OpenAI-compatible server through `api_base`. Messages and tools use the Chat Completions shapes, which
+`InferenceClient.chat_completion` speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ..errors import ModelConfigurationError
+from ._openai_format import delta_from_openai, message_from_openai, to_openai_messages, to_openai_tools
+from .base import ChatMessage, StreamDelta, trim_at_stop
+from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
+from .remote import RemoteModel, atrim_stream, trim_stream
+
+__all__ = ["InferenceClientModel", "HfApiModel"]
+
+
+def _import_hub() -> Any:
+    try:
+        import huggingface_hub
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ModelConfigurationError(
+            'InferenceClientModel needs `huggingface_hub`: pip install "codeloop[hf]"'
+        ) from exc
+    return huggingface_hub
+
+
+class InferenceClientModel(RemoteModel):
+    """A model served through Hugging Face's `InferenceClient`.
+
+    Args:
+        model_id: A Hub model id, e.g. `"Qwen/Qwen2.5-Coder-32B-Instruct"`.
+        provider: An Inference Provider (`"together"`, `"hf-inference"`, ...); `None` lets the Hub route.
+        token: Defaults to `HF_TOKEN` (or the token saved by `hf auth login`); not required with `api_base`.
+        api_base: A TGI / Inference Endpoint / OpenAI-compatible URL to call instead of the Hub router.
+        client_kwargs: Extra arguments for `InferenceClient(...)` (`headers`, `bill_to`, ...).
+        **kwargs: Retry options (see `RemoteModel`) and per-request options (`temperature`, `max_tokens`, ...).
+    """
+
+    provider = "hf"
+    api_key_env = "HF_TOKEN"
+
+    def __init__(
+        self,
+        model_id: str,
+        provider: str | None = None,
+        token: str | None = None,
+        api_base: str | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        *,
+        api_key: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model_id, **kwargs)
+        self.inference_provider = provider
+        self.api_base = api_base
+        key = token or api_key or os.environ.get(self.api_key_env)
+        if not key and api_base is None:
+            key = _import_hub().get_token()
+            if not key:
+                raise ModelConfigurationError(
+                    "hf: no Hugging Face token. Set the HF_TOKEN environment variable, run `hf auth login`, "
+                    "or pass token=..."
+                )
+        self.token = key
+        self.client_kwargs = dict(client_kwargs or {})
+        self._client: Any = None
+        self._async_clients: dict[int, Any] = {}
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"token": self.token or "not-needed", "timeout": self.timeout}
+        if self.api_base:
+            options["base_url"] = self.api_base
+        else:
+            options["provider"] = self.inference_provider
+        options.update(self.client_kwargs)
+        return options
+
+    @property
+    def client(self) -> Any:
+        """The `huggingface_hub.InferenceClient`, made on first use."""
+        if self._client is None:
+            self._client = _import_hub().InferenceClient(**self._options())
+        return self._client
+
+    def _async_client(self) -> Any:
+        loop_id = id(asyncio.get_running_loop())
+        if loop_id not in self._async_clients:
+            self._async_clients = {loop_id: _import_hub().AsyncInferenceClient(**self._options())}
+        return self._async_clients[loop_id]
+
+    def build_request(
+        self,
+        messages: list[ChatMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of `chat_completion` for this call."""
+        request: dict[str, Any] = {"messages": to_openai_messages(messages), "model": self.model_id}
+        hf_tools = to_openai_tools(tools)
+        if hf_tools:
+            request["tools"] = hf_tools
+        if stop:
+            request["stop"] = stop
+        if response_format is not None:
+            request["response_format"] = response_format
+        request.update(self.generate_kwargs)
+        return request
+
+    def classify_error(self, exc: BaseException) -> ProviderFailure | None:
+        """`HfHubHTTPError`s by status (429/5xx retry); connection errors retry; malformed bodies retry."""
+        hub = _import_hub()
+        if isinstance(exc, hub.errors.HfHubHTTPError) and exc.response is not None:
+            status = int(exc.response.status_code)
+            message = _server_message(exc)
+            return ProviderFailure(
+                status,
+                message,
+                retryable=status in RETRYABLE_STATUSES,
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        if isinstance(exc, (json.JSONDecodeError, ValueError)) and "JSON" in f"{type(exc).__name__}{exc}":
+            return ProviderFailure(None, f"malformed response: {exc}", retryable=True)
+        return super().classify_error(exc)
+
+    def _finish(self, completion: Any, stop: list[str] | None) -> ChatMessage:
+        msg = message_from_openai(completion)
+        if stop and isinstance(msg.content, str):
+            # TGI returns the stop sequence itself at the end of the text; cut it off.
+            msg.content = trim_at_stop(msg.content, stop)
+        return msg
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """One reply through `InferenceClient.chat_completion`."""
+        request = self.build_request(messages, stop, tools, response_format)
+        return self._finish(self.retrier.call(lambda: self.client.chat_completion(**request)), stop)
+
+    async def agenerate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """Async twin of `generate`, on `AsyncInferenceClient`."""
+        request = self.build_request(messages, stop, tools, response_format)
+        client = self._async_client()
+        return self._finish(await self.retrier.acall(lambda: client.chat_completion(**request)), stop)
+
+    def generate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Iterator[StreamDelta]:
+        """Deltas as the server streams them; usage on the last one."""
+        request = self.build_request(messages, stop, tools, response_format)
+        request.update(stream=True, stream_options={"include_usage": True})
+
+        def open_stream() -> Iterator[StreamDelta]:
+            finished = False
+            for chunk in self.client.chat_completion(**request):
+                delta, done = delta_from_openai(chunk)
+                finished = finished or done
+                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+                    yield delta
+            if not finished:
+                raise StreamCutError("the stream ended before the model finished its reply")
+
+        yield from trim_stream(self.retrier.stream(open_stream), stop)
+
+    async def agenerate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> AsyncIterator[StreamDelta]:
+        """Async twin of `generate_stream`."""
+        request = self.build_request(messages, stop, tools, response_format)
+        request.update(stream=True, stream_options={"include_usage": True})
+        client = self._async_client()
+
+        async def open_stream() -> AsyncIterator[StreamDelta]:
+            finished = False
+            async for chunk in await client.chat_completion(**request):
+                delta, done = delta_from_openai(chunk)
+                finished = finished or done
+                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+                    yield delta
+            if not finished:
+                raise StreamCutError("the stream ended before the model finished its reply")
+
+        async for delta in atrim_stream(self.retrier.astream(open_stream), stop):
+            yield delta
+
+
+def _server_message(exc: Any) -> str:
+    # The provider's own message: `error.message` (OpenAI shape) or `error` (TGI shape) of the JSON body.
+    try:
+        body = exc.response.json()
+    except Exception:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    return str(exc.server_message or exc).strip()
+
+
+HfApiModel = InferenceClientModel
+"""The name smolagents' early releases used; the same class."""

@@ -1,0 +1,216 @@
+"""`LiteLLMModel`: any provider LiteLLM knows, through `litellm.completion` (`codeloop[litellm]`, optional).
+
+The extra pins out LiteLLM 1.82.7 and 1.82.8, whose PyPI releases were compromised (March 2026). LiteLLM
+fetches a remote price map when imported unless told otherwise; codeloop has its own price table, so the
+adapter sets `LITELLM_LOCAL_MODEL_COST_MAP=True` and `LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=True` (unless the
+user set them) before importing it, so nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from ..errors import ModelConfigurationError
+from ._openai_format import delta_from_openai, message_from_openai, to_openai_messages, to_openai_tools
+from .base import ChatMessage, StreamDelta, trim_at_stop
+from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
+from .remote import RemoteModel, atrim_stream, trim_stream
+
+__all__ = ["LiteLLMModel", "COMPROMISED_LITELLM_VERSIONS"]
+
+COMPROMISED_LITELLM_VERSIONS = frozenset({"1.82.7", "1.82.8"})
+_OFFLINE_FLAGS = ("LITELLM_LOCAL_MODEL_COST_MAP", "LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS")
+
+
+def _import_litellm() -> Any:
+    # LiteLLM downloads its price map and Anthropic beta-header table at run time unless told not to; codeloop
+    # needs neither, and an agent library should not phone home behind the user's back.
+    for flag in _OFFLINE_FLAGS:
+        os.environ.setdefault(flag, "True")
+    try:
+        import litellm
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ModelConfigurationError('LiteLLMModel needs `litellm`: pip install "codeloop[litellm]"') from exc
+    from importlib.metadata import version
+
+    litellm.suppress_debug_info = True  # its "Give Feedback" banner on every error is noise in an agent log
+    installed = version("litellm")
+    if installed in COMPROMISED_LITELLM_VERSIONS:
+        raise ModelConfigurationError(
+            f"litellm {installed} is a compromised release; uninstall it and install another version "
+            '(pip install "codeloop[litellm]" excludes it)'
+        )
+    return litellm
+
+
+class LiteLLMModel(RemoteModel):
+    """A model reached through LiteLLM, named the LiteLLM way (`"anthropic/claude-sonnet-4-5"`, ...).
+
+    Args:
+        model_id: LiteLLM model name, `provider/model`.
+        api_base: Endpoint override, passed to LiteLLM.
+        api_key: Key override; otherwise LiteLLM reads the provider's variable (checked at construction).
+        **kwargs: Retry options (see `RemoteModel`) and per-request options for `litellm.completion`.
+    """
+
+    provider = "litellm"
+
+    def __init__(self, model_id: str, api_base: str | None = None, api_key: str | None = None, **kwargs: Any) -> None:
+        super().__init__(model_id, **kwargs)
+        self.api_base = api_base
+        self.api_key = api_key
+        self._litellm = _import_litellm()
+        if api_key is None and api_base is None:
+            check = self._litellm.validate_environment(model_id)
+            missing = check.get("missing_keys") or []
+            if missing:
+                raise ModelConfigurationError(
+                    f"litellm: {model_id!r} needs {', '.join(missing)}; set "
+                    f"{'it' if len(missing) == 1 else 'them'} in the environment or pass api_key=..."
+                )
+
+    def build_request(
+        self,
+        messages: list[ChatMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of `litellm.completion` for this call."""
+        request: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": to_openai_messages(messages),
+            "num_retries": 0,
+            "max_retries": 0,
+        }
+        if self.timeout is not None:
+            request["timeout"] = self.timeout
+        if self.api_base:
+            request["api_base"] = self.api_base
+        if self.api_key:
+            request["api_key"] = self.api_key
+        openai_tools = to_openai_tools(tools)
+        if openai_tools:
+            request["tools"] = openai_tools
+        if stop:
+            request["stop"] = stop
+        if response_format is not None:
+            request["response_format"] = response_format
+        request.update(self.generate_kwargs)
+        return request
+
+    def classify_error(self, exc: BaseException) -> ProviderFailure | None:
+        """LiteLLM's exceptions (OpenAI-style, with `status_code`) as `ProviderFailure`s."""
+        exceptions = self._litellm.exceptions
+        if isinstance(exc, (exceptions.Timeout, exceptions.APIConnectionError)):
+            return ProviderFailure(None, str(getattr(exc, "message", exc)), retryable=True)
+        status = getattr(exc, "status_code", None)
+        if type(exc).__module__.startswith(("litellm", "openai")) and isinstance(status, int):
+            # LiteLLM keeps the provider's response headers (Retry-After among them) on its own attribute.
+            response = getattr(exc, "response", None)
+            headers = (
+                getattr(exc, "litellm_response_headers", None)
+                or getattr(response, "headers", None)
+                or getattr(exc, "headers", None)
+            )
+            return ProviderFailure(
+                status,
+                _provider_message(exc),
+                retryable=status in RETRYABLE_STATUSES,
+                retry_after=retry_after_seconds(headers),
+            )
+        if isinstance(exc, json.JSONDecodeError):
+            return ProviderFailure(None, f"malformed response: {exc}", retryable=True)
+        return super().classify_error(exc)
+
+    def _finish(self, response: Any, stop: list[str] | None) -> ChatMessage:
+        msg = message_from_openai(response)
+        if stop and isinstance(msg.content, str):
+            msg.content = trim_at_stop(msg.content, stop)
+        return msg
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """One reply through `litellm.completion`."""
+        request = self.build_request(messages, stop, tools, response_format)
+        return self._finish(self.retrier.call(lambda: self._litellm.completion(**request)), stop)
+
+    async def agenerate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """Async twin of `generate`, through `litellm.acompletion`."""
+        request = self.build_request(messages, stop, tools, response_format)
+        return self._finish(await self.retrier.acall(lambda: self._litellm.acompletion(**request)), stop)
+
+    def generate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Iterator[StreamDelta]:
+        """Deltas as LiteLLM streams them; usage on the last one."""
+        request = self.build_request(messages, stop, tools, response_format)
+        request.update(stream=True, stream_options={"include_usage": True})
+
+        def open_stream() -> Iterator[StreamDelta]:
+            finished = False
+            for chunk in self._litellm.completion(**request):
+                delta, done = delta_from_openai(chunk)
+                finished = finished or done
+                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+                    yield delta
+            if not finished:
+                raise StreamCutError("the stream ended before the model finished its reply")
+
+        yield from trim_stream(self.retrier.stream(open_stream), stop)
+
+    async def agenerate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> AsyncIterator[StreamDelta]:
+        """Async twin of `generate_stream`."""
+        request = self.build_request(messages, stop, tools, response_format)
+        request.update(stream=True, stream_options={"include_usage": True})
+
+        async def open_stream() -> AsyncIterator[StreamDelta]:
+            finished = False
+            async for chunk in await self._litellm.acompletion(**request):
+                delta, done = delta_from_openai(chunk)
+                finished = finished or done
+                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
+                    yield delta
+            if not finished:
+                raise StreamCutError("the stream ended before the model finished its reply")
+
+        async for delta in atrim_stream(self.retrier.astream(open_stream), stop):
+            yield delta
+
+
+def _provider_message(exc: BaseException) -> str:
+    # LiteLLM prefixes the provider's words with its own labels; the JSON body has them verbatim.
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(getattr(exc, "message", None) or exc)
