@@ -513,3 +513,25 @@ def test_tool_source_is_valid_python(user_tools: Any) -> None:
         text, entry, requirements = tool_source(candidate)
         compile(text, "tool.py", "exec")
         assert entry in text and requirements == ["codeloop"]
+
+
+def test_agent_push_to_hub_and_from_hub(user_tools: Any, hub: str) -> None:
+    from codeloop import CodeAgent
+    from codeloop.testing import ScriptedModel
+    from codeloop.tools.agent_io import load_agent_from_hub, push_agent_to_hub
+
+    agent = CodeAgent(
+        tools=[user_tools.weather],
+        model=ScriptedModel(["unused"]),
+        name="forecaster",
+        max_steps=5,
+        verbosity_level=0,
+    )
+    push_agent_to_hub(agent, "team/forecaster", endpoint=hub, token="hf_test")
+    assert "tools/weather/tool.py" in _Hub.repos["model/team/forecaster"]["files"]
+    with pytest.raises(ToolLoadError, match="runs its tools' Python code.*trust_remote_code=True"):
+        load_agent_from_hub("team/forecaster", endpoint=hub)
+    model = ScriptedModel(["```python\nfinal_answer(weather('Nice'))\n```"])
+    loaded = load_agent_from_hub("team/forecaster", trust_remote_code=True, endpoint=hub, model=model)
+    assert loaded.name == "forecaster" and loaded.max_steps == 5
+    assert loaded.run("Weather in Nice?") == "Sunny in Nice, 21 C"
