@@ -1,137 +1,408 @@
-"""LocalExecutor: agent code as real compiled CPython in this process, behind an AST policy.
+"""LocalExecutor: agent code as real compiled CPython in this process — a guardrail, not a security boundary.
 
-Phase-1 version: static policy, curated builtins, per-executor print capture, final_answer, last-expression value.
+Each step is checked by the static policy (`policy.py`), instrumented (`local_guards.py`), compiled, and executed
+with `exec` in a persistent namespace on a worker thread that belongs to the executor. What the code can reach is
+curated: its builtins have no `open`/`eval`/`exec`/`__import__`/`globals`..., `getattr` and friends apply the
+attribute policy, and imports return restricted proxies of authorized modules (`local_modules.py`).
+
+The calling thread watches the step. Past the time limit it stops the step: a flag that every user function,
+`except` handler and `finally` block checks, plus an exception injected into the worker thread every few
+milliseconds. If the worker is stuck inside one native call that never returns, the executor gives up on that
+thread, starts afresh (variables are lost, tools stay) and says so. While a step runs, the process's address
+space may grow by at most `memory_limit_mb` (RLIMIT_AS), so a huge allocation fails with MemoryError instead of
+exhausting the machine.
+
+For untrusted code use `SandboxExecutor`, which runs it in a separate, isolated process.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
-import importlib
+import queue
+import threading
+import time
+import weakref
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
 from ..errors import ExecutionError
 from .base import ExecutionResult
-from .output import AGENT_CODE_FILENAME, OutputBuffer, format_exception
-from .policy import (
-    FORBIDDEN_BUILTIN_NAMES,
-    check_code,
-    import_error_message,
-    is_import_authorized,
-    normalize_authorized_imports,
+from .local_guards import (
+    LAST_VALUE,
+    FinalAnswerSignal,
+    StepControl,
+    StepInterrupted,
+    instrument,
 )
+from .local_limits import address_space_budget, clear_injected_exception, inject_exception
+from .local_modules import ModuleGate, interruptible_loop_factory, run_on_interruptible_loop
+from .output import AGENT_CODE_FILENAME, OutputBuffer, format_exception
+from .policy import FORBIDDEN_BUILTIN_NAMES, check_code, is_dunder, normalize_authorized_imports
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MEMORY_LIMIT_MB"]
 
-_LAST_VALUE = "__codeloop_last_value__"
+DEFAULT_TIMEOUT_SECONDS = 5.0
+"""Default limit on a step's own execution time (time spent inside tools is not counted)."""
+
+DEFAULT_MEMORY_LIMIT_MB = 512
+"""Default limit on how much the process's address space may grow while one step runs."""
+
+STOP_GRACE_SECONDS = 1.0
+"""How long a stopped step may take to unwind before its thread is given up as stuck in native code."""
+
+_INJECT_INTERVAL = 0.02
+_CODE_CACHE_SIZE = 128
+_CO_COROUTINE = 0x0080
+_KEPT_BUILTIN_DUNDERS = frozenset({"__build_class__", "__debug__"})
 
 
-class _FinalAnswerSignal(BaseException):
-    """Raised by `final_answer`; a BaseException so `except Exception:` in agent code does not stop it."""
+@dataclass
+class _Outcome:
+    error: BaseException | None = None
+    message: str | None = None
+
+
+@dataclass
+class _State:
+    """Everything one generation of the executor's namespace needs; replaced wholesale on reset."""
+
+    namespace: dict[str, Any]
+    table: dict[str, Any]
+    control: StepControl
+    gate: ModuleGate
+    output: list[OutputBuffer]
+
+
+@dataclass
+class _Job:
+    code: Any
+    source: str
+    state: _State
+    step: Callable[[_Job], None]
+    done: threading.Event = field(default_factory=threading.Event)
+    outcome: _Outcome = field(default_factory=_Outcome)
+    armed: bool = False
+    started: bool = False
+    reason: str | None = None
+
+    def execute(self, thread_id: int) -> None:
+        """Run the step once, then disarm; idempotent, so a late injected exception can only cause a retry."""
+        while True:
+            try:
+                if not self.started:
+                    self.started = True
+                    self.step(self)
+                with self.state.control.lock:
+                    self.armed = False
+                clear_injected_exception(thread_id)
+                break
+            except BaseException as exc:  # noqa: BLE001 - an injected stop landing in executor code
+                if self.outcome.error is None:
+                    self.outcome.error = exc
+        self.done.set()
+
+
+def _worker_loop(jobs: queue.SimpleQueue[_Job | None]) -> None:
+    thread_id = threading.get_ident()
+    while True:
+        try:
+            job = jobs.get()
+        except BaseException:  # noqa: BLE001 - a stop injected just as the previous step ended
+            continue
+        if job is None:
+            return
+        while not job.done.is_set():
+            try:
+                job.execute(thread_id)
+            except BaseException:  # noqa: BLE001
+                continue
+
+
+class _Worker:
+    def __init__(self, name: str) -> None:
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=_worker_loop, args=(self.jobs,), name=name, daemon=True)
+        self.thread.start()
+
+    @property
+    def ident(self) -> int:
+        assert self.thread.ident is not None
+        return self.thread.ident
+
+    def stop(self) -> None:
+        self.jobs.put(None)
 
 
 class LocalExecutor:
-    """Runs agent code in-process as compiled CPython, with a persistent namespace."""
+    """Runs agent code in this process as compiled CPython with a persistent namespace.
+
+    Args:
+        additional_authorized_imports: Modules agent code may import besides `DEFAULT_AUTHORIZED_IMPORTS`;
+            `"pkg.*"` allows a package and its submodules, `"*"` allows everything.
+        max_print_outputs_length: Printed output kept per step; beyond it the head and tail are kept and a note
+            says how much was cut.
+        timeout: Seconds a step's own code may run (time inside tools does not count); None for no limit.
+        memory_limit_mb: How much the process's address space may grow during one step; None for no limit.
+    """
 
     def __init__(
         self,
         additional_authorized_imports: Iterable[str] = (),
         max_print_outputs_length: int = 50_000,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+        memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
     ) -> None:
+        if not isinstance(max_print_outputs_length, int) or max_print_outputs_length < 0:
+            raise ValueError(f"max_print_outputs_length must be an int >= 0, got {max_print_outputs_length!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        if memory_limit_mb is not None and not memory_limit_mb > 0:
+            raise ValueError(f"memory_limit_mb must be a positive number or None, got {memory_limit_mb!r}")
         self.authorized_imports = normalize_authorized_imports(additional_authorized_imports)
         self.max_print_outputs_length = max_print_outputs_length
         self.timeout = timeout
-        self._buffer = OutputBuffer(max_print_outputs_length)
-        self._final: list[Any] = []
-        self._builtins = self._make_builtins()
-        self._namespace: dict[str, Any] = {"__builtins__": self._builtins, "__name__": "__main__"}
+        self.memory_limit_mb = memory_limit_mb
         self._tools: dict[str, Any] = {}
+        self._variables: dict[str, Any] = {}
+        self._code_cache: dict[str, Any] = {}
+        self._worker: _Worker | None = None
+        self._finalizer: weakref.finalize | None = None
         self._closed = False
+        self._run_lock = threading.Lock()
+        self._state = self._new_state()
 
-    def _make_builtins(self) -> dict[str, Any]:
-        table = {k: v for k, v in vars(builtins).items() if k not in FORBIDDEN_BUILTIN_NAMES}
-        table.pop("__import__", None)
-        authorized = self.authorized_imports
+    # --- state ---------------------------------------------------------------------------------------------------
 
-        def guarded_import(
-            name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
-        ) -> Any:
-            if level or not is_import_authorized(name, authorized):
-                raise ImportError(import_error_message(name))
-            module = importlib.import_module(name)
-            return module if fromlist else importlib.import_module(name.split(".")[0])
+    def _new_state(self) -> _State:
+        table = {
+            name: value
+            for name, value in vars(builtins).items()
+            if name not in FORBIDDEN_BUILTIN_NAMES and (not is_dunder(name) or name in _KEPT_BUILTIN_DUNDERS)
+        }
+        control = StepControl(table)
+        output = [OutputBuffer(self.max_print_outputs_length)]
+        gate = ModuleGate(self.authorized_imports, control, lambda text: output[0].write(text))
+        gate.guard.install(table)
+        table["__import__"] = gate.import_module
+        table["print"] = _make_print(output)
+        table["final_answer"] = _make_final_answer(control, None)
+        namespace: dict[str, Any] = {"__builtins__": table, "__name__": "__main__", "__doc__": None}
+        state = _State(namespace, table, control, gate, output)
+        self._install_tools(state, self._tools)
+        namespace.update(self._variables)
+        return state
 
-        buffer = self._buffer
-
-        def print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:  # noqa: A001
-            if file is not None:
-                builtins.print(*args, sep=sep, end=end, file=file, flush=flush)
-                return
-            buffer.write((" " if sep is None else sep).join(map(str, args)) + ("\n" if end is None else end))
-
-        final = self._final
-
-        def final_answer(answer: Any = None) -> None:
-            final.clear()
-            final.append(answer)
-            raise _FinalAnswerSignal
-
-        table["__import__"] = guarded_import
-        table["print"] = print
-        table["final_answer"] = final_answer
-        return table
-
-    def send_tools(self, tools: dict[str, Any]) -> None:
-        """Make these callables available to the code under their names; `final_answer` stays available."""
+    @staticmethod
+    def _install_tools(state: _State, tools: dict[str, Any]) -> None:
         for name, tool in tools.items():
             if name == "final_answer":
-                continue
+                state.table["final_answer"] = _make_final_answer(state.control, tool)
+            else:
+                state.table[name] = _make_tool(state.control, name, tool)
+
+    def send_tools(self, tools: dict[str, Any]) -> None:
+        """Make these callables available to agent code under their names; `final_answer` is always there.
+
+        Code gets a plain function that calls the tool, not the tool object itself, so it cannot reach the
+        tool's attributes (clients, credentials). A `final_answer` tool, if given, transforms the answer.
+        """
+        for name, tool in tools.items():
+            if not isinstance(name, str) or not name.isidentifier() or is_dunder(name):
+                raise ValueError(f"tool name {name!r} is not a valid Python identifier")
             if not callable(tool):
-                raise TypeError(f"tool {name!r} is not callable")
-            self._namespace[name] = tool
+                raise TypeError(f"tool {name!r} is not callable (got {type(tool).__name__})")
         self._tools.update(tools)
+        self._install_tools(self._state, tools)
 
     def send_variables(self, variables: dict[str, Any]) -> None:
-        """Put these values into the code's namespace."""
-        self._namespace.update(variables)
+        """Put these values into agent code's namespace (they survive a reset of the executor)."""
+        for name in variables:
+            if not isinstance(name, str) or not name.isidentifier() or is_dunder(name):
+                raise ValueError(f"variable name {name!r} is not a valid Python identifier")
+        self._variables.update(variables)
+        self._state.namespace.update(variables)
+
+    # --- running -------------------------------------------------------------------------------------------------
+
+    def _compile(self, code: str) -> Any:
+        cached = self._code_cache.get(code)
+        if cached is not None:
+            return cached
+        tree = check_code(code, self.authorized_imports, defined_names=self._state.namespace.keys())
+        try:
+            compiled = compile(
+                instrument(tree), AGENT_CODE_FILENAME, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+            )
+        except SyntaxError as err:  # e.g. `return` outside a function: found by the compiler, not the parser
+            from .output import format_syntax_error
+
+            raise ExecutionError(format_syntax_error(err, code)) from None
+        except (RecursionError, MemoryError, ValueError) as err:
+            raise ExecutionError(f"The code could not be compiled: {type(err).__name__}: {err}") from None
+        if len(self._code_cache) >= _CODE_CACHE_SIZE:
+            self._code_cache.pop(next(iter(self._code_cache)))
+        self._code_cache[code] = compiled
+        return compiled
 
     def run(self, code: str) -> ExecutionResult:
-        """Run `code` in the persistent namespace."""
+        """Run `code` in the persistent namespace and return its result.
+
+        Raises `ExecutionError` (message for the model, `logs` = what was printed) when the code does not parse,
+        breaks the policy, raises, or exceeds the time or memory limit.
+        """
         if self._closed:
             raise ExecutionError("This executor is closed; create a new one.")
-        tree = check_code(code, self.authorized_imports, defined_names=self._namespace.keys())
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = tree.body[-1]
-            assign = ast.Assign(targets=[ast.Name(_LAST_VALUE, ast.Store())], value=last.value)
-            tree.body[-1] = ast.copy_location(assign, last)
-            ast.fix_missing_locations(tree)
-        compiled = compile(tree, AGENT_CODE_FILENAME, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        self._buffer.__init__(self.max_print_outputs_length)  # type: ignore[misc]
-        self._final.clear()
-        try:
-            outcome = eval(compiled, self._namespace)
-            if outcome is not None and compiled.co_flags & 0x80:  # CO_COROUTINE
-                import asyncio
+        with self._run_lock:
+            compiled = self._compile(code)
+            state = self._state
+            state.output[0] = OutputBuffer(self.max_print_outputs_length)
+            job = _Job(compiled, code, state, self._step)
+            worker = self._ensure_worker()
+            limit = None if self.memory_limit_mb is None else int(self.memory_limit_mb * 1024 * 1024)
+            with address_space_budget(limit):
+                worker.jobs.put(job)
+                finished = self._watch(job, worker)
+            if not finished:
+                self._abandon_worker()
+                raise ExecutionError(self._stuck_message(), logs=state.output[0].getvalue())
+            return self._result(job)
 
-                asyncio.new_event_loop().run_until_complete(outcome)
-        except _FinalAnswerSignal:
+    def _step(self, job: _Job) -> None:
+        """Runs on the worker thread: the agent code, then the rendering of its error, under the limits."""
+        control = job.state.control
+        with control.lock:
+            job.armed = True
+        control.allow()
+        try:
+            outcome = eval(job.code, job.state.namespace)
+            if job.code.co_flags & _CO_COROUTINE:
+                run_on_interruptible_loop(interruptible_loop_factory(control), outcome)
+        except FinalAnswerSignal:
             pass
-        except BaseException as err:  # noqa: BLE001
-            if not self._final:
-                raise ExecutionError(format_exception(err, code), logs=self._buffer.getvalue()) from None
-        logs = self._buffer.getvalue()
-        value = self._namespace.pop(_LAST_VALUE, None)
-        if self._final:
-            return ExecutionResult(self._final[0], logs, True)
+        except BaseException as exc:  # noqa: BLE001 - everything agent code raises becomes an observation
+            job.outcome.error = exc
+        if job.outcome.error is not None and not control.final:
+            job.outcome.message = self._describe(job.outcome.error, job.source)
+        control.stop("done")
+
+    def _describe(self, error: BaseException, source: str) -> str:
+        if isinstance(error, StepInterrupted):
+            return self._interrupted_message()
+        text = format_exception(error, source)
+        if isinstance(error, MemoryError) and self.memory_limit_mb is not None:
+            text += (
+                f"\nA step may grow this process's memory by at most {self.memory_limit_mb} MiB; work on smaller "
+                "pieces of data."
+            )
+        return text
+
+    def _interrupted_message(self) -> str:
+        return (
+            f"The step was stopped: its code ran longer than the time limit of {self.timeout:g} seconds (time "
+            "spent inside tools is not counted). Variables assigned before the stop are kept. Make the code "
+            "faster, or split the work across steps."
+        )
+
+    def _stuck_message(self) -> str:
+        return (
+            f"The step exceeded its time limit of {self.timeout:g} seconds and could not be stopped, because it was "
+            "stuck inside a single native operation (for example a regular expression with catastrophic "
+            "backtracking, or arithmetic on enormous numbers). The executor was reset: variables, functions and "
+            "imports from earlier steps are lost; tools and variables given by the host are still available."
+        )
+
+    def _watch(self, job: _Job, worker: _Worker) -> bool:
+        """Wait for the step; enforce the time limit. False if the worker had to be given up as stuck."""
+        control = job.state.control
+        start = time.monotonic()
+        try:
+            while not job.done.wait(0.1 if self.timeout is None else min(0.1, self.timeout)):
+                if self.timeout is not None and time.monotonic() - start - control.host_seconds() > self.timeout:
+                    return self._stop(job, worker, "timeout")
+            return True
+        except KeyboardInterrupt:
+            if not self._stop(job, worker, "cancelled"):
+                self._abandon_worker()
+            raise
+
+    def _stop(self, job: _Job, worker: _Worker, reason: str) -> bool:
+        control = job.state.control
+        control.stop(reason)
+        give_up = time.monotonic() + STOP_GRACE_SECONDS
+        while not job.done.wait(_INJECT_INTERVAL):
+            with control.lock:
+                in_tool = control.host_calls > 0
+                if job.armed and not in_tool:
+                    inject_exception(worker.ident, StepInterrupted)
+            if in_tool:
+                give_up = time.monotonic() + STOP_GRACE_SECONDS  # a tool is host code: let it return
+            elif time.monotonic() > give_up:
+                return False
+        return True
+
+    def _result(self, job: _Job) -> ExecutionResult:
+        control = job.state.control
+        namespace = job.state.namespace
+        logs = job.state.output[0].getvalue()
+        value = namespace.pop(LAST_VALUE, None)
+        if control.final:
+            return ExecutionResult(control.final[0], logs, True)
+        error = job.outcome.error
+        if error is not None:
+            message = job.outcome.message
+            if message is None:
+                message = (
+                    self._interrupted_message()
+                    if isinstance(error, StepInterrupted) or control.reason in ("timeout", "cancelled")
+                    else f"{type(error).__name__} (its message could not be rendered within the time limit)"
+                )
+            raise ExecutionError(message, logs=logs)
         return ExecutionResult(value, logs, False)
 
+    # --- worker lifecycle ----------------------------------------------------------------------------------------
+
+    def _ensure_worker(self) -> _Worker:
+        if self._worker is None or not self._worker.thread.is_alive():
+            self._worker = _Worker(f"codeloop-local-executor-{id(self):x}")
+            self._finalizer = weakref.finalize(self, self._worker.stop)
+        return self._worker
+
+    def _abandon_worker(self) -> None:
+        """Leave a stuck worker thread behind (its namespace stays stopped) and start from a fresh namespace."""
+        if self._finalizer is not None:
+            self._finalizer()
+        self._worker = None
+        self._finalizer = None
+        self._code_cache.clear()
+        self._state = self._new_state()
+
     def close(self) -> None:
-        """Drop the namespace. Safe to call twice."""
+        """Drop the namespace on the worker thread (agent code cannot run any more) and stop the worker."""
+        if self._closed:
+            return
         self._closed = True
-        self._namespace.clear()
+        worker, state = self._worker, self._state
+        if worker is not None and worker.thread.is_alive():
+            done = threading.Event()
+
+            def teardown() -> None:
+                state.namespace.clear()
+                state.table.clear()
+                done.set()
+
+            teardown_job = _Job(None, "", state, lambda job: teardown())
+            worker.jobs.put(teardown_job)
+            teardown_job.done.wait(STOP_GRACE_SECONDS)
+            worker.stop()
+            worker.thread.join(STOP_GRACE_SECONDS)
+        else:
+            state.namespace.clear()
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        self._worker = None
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -142,4 +413,45 @@ class LocalExecutor:
         self.close()
 
 
-_: Callable[..., Any] = LocalExecutor
+def _make_print(output: list[OutputBuffer]) -> Callable[..., None]:
+    real_print = builtins.print
+
+    def print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:  # noqa: A001
+        """Print into the step's captured output (or to `file`, if one is given)."""
+        if file is not None:
+            real_print(*args, sep=sep, end=end, file=file, flush=flush)
+            return
+        if sep is None:
+            sep = " "
+        elif not isinstance(sep, str):
+            raise TypeError(f"sep must be None or a string, not {type(sep).__name__}")
+        if end is None:
+            end = "\n"
+        elif not isinstance(end, str):
+            raise TypeError(f"end must be None or a string, not {type(end).__name__}")
+        output[0].write(sep.join([str(arg) for arg in args]) + end)
+
+    return print
+
+
+def _make_final_answer(control: StepControl, tool: Any) -> Callable[..., None]:
+    def final_answer(answer: Any = None) -> None:
+        """End the run with `answer` (any Python object) as its result."""
+        if tool is not None:
+            answer = control.host_call(tool, answer)
+        control.final[:] = [answer]
+        control.stop("final")
+        raise FinalAnswerSignal
+
+    return final_answer
+
+
+def _make_tool(control: StepControl, name: str, tool: Any) -> Callable[..., Any]:
+    def tool_call(*args: Any, **kwargs: Any) -> Any:
+        return control.host_call(tool, *args, **kwargs)
+
+    tool_call.__name__ = tool_call.__qualname__ = name
+    description = getattr(tool, "description", None)
+    tool_call.__doc__ = description if isinstance(description, str) else getattr(tool, "__doc__", None)
+    return tool_call
+

@@ -1,0 +1,484 @@
+"""Imports for LocalExecutor: authorized modules reach agent code only as restricted proxies.
+
+`import random` in agent code gets a `ModuleProxy`: a module object holding only the real module's public names,
+minus functions and classes of dangerous modules, minus submodules that are not themselves authorized (so
+`queue.threading` or `warnings.sys` do not exist), minus a few known gadgets per module. Some attributes are
+replaced by versions that respect the step's limits: `time.sleep` and blocking queue operations wake up
+regularly so the time limit can stop them, asyncio event loops never block for long, `random` gets a generator of
+its own per executor, `operator.attrgetter`/`methodcaller` apply the attribute policy, and `decimal` contexts
+cannot be given a precision that makes one native call run for minutes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Collection
+from types import ModuleType
+from typing import Any
+
+from .local_guards import DANGEROUS_MODULES, AttributeGuard, StepControl, owner_module
+from .policy import import_error_message, is_import_authorized
+
+__all__ = [
+    "ModuleProxy",
+    "ModuleGate",
+    "HIDDEN_ATTRIBUTES",
+    "WAIT_SLICE_SECONDS",
+    "MAX_DECIMAL_PRECISION",
+    "interruptible_loop_factory",
+    "run_on_interruptible_loop",
+]
+
+WAIT_SLICE_SECONDS = 0.05
+"""Longest a blocking call made by agent code waits before checking whether its step was stopped."""
+
+MAX_DECIMAL_PRECISION = 100_000
+"""Largest `decimal` precision agent code may set: beyond it one division can run for minutes in native code."""
+
+HIDDEN_ATTRIBUTES: dict[str, frozenset[str]] = {
+    # evaluates string annotations with the real builtins
+    "typing": frozenset({"get_type_hints"}),
+    # Formatter.get_field resolves `{0.__init__.__globals__}` with the real getattr
+    "string": frozenset({"Formatter"}),
+    # live frames of the whole stack, and frame locals rendered with capture_locals
+    "traceback": frozenset(
+        {"walk_stack", "walk_tb", "extract_stack", "print_stack", "format_stack", "StackSummary", "FrameSummary",
+         "TracebackException", "clear_frames"}
+    ),
+    "logging": frozenset({"FileHandler", "basicConfig", "currentframe", "setLoggerClass", "setLogRecordFactory"}),
+    "gzip": frozenset({"open", "GzipFile"}),
+    "bz2": frozenset({"open", "BZ2File"}),
+    "lzma": frozenset({"open", "LZMAFile"}),
+    "xml.etree.ElementTree": frozenset({"parse", "iterparse", "ElementTree", "XMLPullParser"}),
+    "asyncio": frozenset(
+        {"subprocess", "create_subprocess_exec", "create_subprocess_shell", "open_connection", "start_server",
+         "open_unix_connection", "start_unix_server", "to_thread", "get_event_loop_policy", "set_event_loop_policy",
+         "DefaultEventLoopPolicy", "AbstractEventLoopPolicy", "SelectorEventLoop", "BaseEventLoop",
+         "set_event_loop", "get_event_loop", "get_child_watcher", "set_child_watcher", "run_coroutine_threadsafe",
+         "ThreadedChildWatcher", "PidfdChildWatcher", "SafeChildWatcher", "FastChildWatcher",
+         "MultiLoopChildWatcher", "AbstractChildWatcher", "unix_events", "base_events", "events"}
+    ),
+    "uuid": frozenset({"getnode", "uuid1"}),
+}  # fmt: skip
+"""Public names removed from a module's proxy: each one reads or writes files, starts processes, threads or
+connections, or evaluates strings with the host's builtins."""
+
+
+class ModuleProxy(ModuleType):
+    """What agent code gets for an authorized module: a module holding only the names it may use."""
+
+    _codeloop_proxy = True
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(
+            f"module {self.__name__!r} has no attribute {name!r} available to agent code (private names, "
+            "unauthorized submodules and functions that reach files, processes or the interpreter are left out)"
+        )
+
+    def __repr__(self) -> str:
+        return f"<module {self.__name__!r} (restricted)>"
+
+
+class ModuleGate:
+    """Imports authorized modules for one executor and hands out their proxies."""
+
+    def __init__(
+        self,
+        authorized: Collection[str],
+        control: StepControl,
+        write_output: Callable[[str], Any],
+    ) -> None:
+        self.authorized = authorized
+        self.control = control
+        self.guard = AttributeGuard(self.proxy_for_module, lambda module: is_import_authorized(module, authorized))
+        self.write_output = write_output
+        self._proxies: dict[str, ModuleProxy] = {}
+        self._lock = threading.RLock()
+
+    # --- import ------------------------------------------------------------------------------------------------
+
+    def _real_import(self, name: str) -> ModuleType:
+        try:
+            return importlib.import_module(name)
+        except ImportError as err:
+            raise ModuleNotFoundError(f"No module named {name!r} could be imported: {err}", name=name) from None
+
+    def import_module(
+        self,
+        name: str,
+        globals: Any = None,
+        locals: Any = None,
+        fromlist: Collection[str] | None = (),
+        level: int = 0,
+    ) -> ModuleProxy:
+        """The `__import__` agent code runs: only authorized modules, returned as proxies."""
+        if level:
+            raise ImportError("relative imports are not allowed in agent code")
+        if not isinstance(name, str) or not name:
+            raise ImportError("module name must be a non-empty string")
+        if not is_import_authorized(name, self.authorized):
+            raise ImportError(import_error_message(name))
+        self._real_import(name)
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            self.proxy(".".join(parts[:depth]))
+        if not fromlist:
+            return self.proxy(parts[0])
+        proxy = self.proxy(name)
+        for item in fromlist:
+            if item == "*" or item in proxy.__dict__:
+                continue
+            submodule = f"{name}.{item}"
+            if is_import_authorized(submodule, self.authorized):
+                try:
+                    self._real_import(submodule)
+                except ImportError:
+                    pass
+                else:
+                    self.proxy(submodule)
+                    continue
+            if item not in proxy.__dict__:
+                hint = "" if is_import_authorized(submodule, self.authorized) else f" ({import_error_message(submodule)})"
+                raise ImportError(f"cannot import name {item!r} from {name!r}: not available to agent code{hint}")
+        return proxy
+
+    # --- proxies -----------------------------------------------------------------------------------------------
+
+    def proxy_for_module(self, module: ModuleType) -> ModuleProxy | None:
+        """The proxy agent code may hold for a real module it reached through an attribute, or None."""
+        name = getattr(module, "__name__", None)
+        if not isinstance(name, str) or sys.modules.get(name) is not module:
+            return None
+        if not is_import_authorized(name, self.authorized):
+            return None
+        return self.proxy(name)
+
+    def proxy(self, name: str) -> ModuleProxy:
+        """The (cached) proxy of module `name`; a package that is not itself authorized exposes only the
+        authorized submodules below it."""
+        with self._lock:
+            cached = self._proxies.get(name)
+            module = sys.modules.get(name)
+            if cached is None:
+                if module is None:
+                    module = self._real_import(name)
+                cached = self._build(name, module)
+                self._proxies[name] = cached
+            parent, _, child = name.rpartition(".")
+            if parent and parent in self._proxies:
+                self._proxies[parent].__dict__[child] = cached
+            return cached
+
+    def _build(self, name: str, module: ModuleType) -> ModuleProxy:
+        proxy = ModuleProxy(name, module.__doc__ if isinstance(module.__doc__, str) else None)
+        full = is_import_authorized(name, self.authorized)
+        top = name.partition(".")[0]
+        hidden = HIDDEN_ATTRIBUTES.get(name, frozenset())
+        contents = dict(vars(module))
+        for key, value in contents.items():
+            if not isinstance(key, str) or key in hidden:
+                continue
+            if isinstance(value, ModuleType):
+                sub = f"{name}.{key}"
+                if is_import_authorized(sub, self.authorized) and sys.modules.get(sub) is value:
+                    proxy.__dict__[key] = self.proxy(sub)
+                continue
+            if not full or key.startswith("_"):
+                continue
+            owner = owner_module(value)
+            if owner in DANGEROUS_MODULES and owner != top and not is_import_authorized(owner, self.authorized):
+                continue
+            proxy.__dict__[key] = value
+        if full:
+            for key in ("__version__", "__all__"):
+                if key in contents:
+                    proxy.__dict__[key] = contents[key]
+            override = _OVERRIDES.get(name)
+            if override is not None:
+                proxy.__dict__.update(override(self, module))
+        return proxy
+
+
+# --- per-module replacements -----------------------------------------------------------------------------------------
+
+
+def _sliced_wait(control: StepControl, wait: Callable[[float], bool], timeout: float | None) -> bool:
+    """Call `wait(slice)` until it returns True or `timeout` passes, checking the step between slices."""
+    end = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+    while True:
+        control.check()
+        left = WAIT_SLICE_SECONDS if end is None else min(WAIT_SLICE_SECONDS, end - time.monotonic())
+        if left <= 0:
+            return False
+        if wait(left):
+            return True
+
+
+def _time_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    control = gate.control
+    real_sleep = module.sleep
+
+    def sleep(seconds: float) -> None:
+        """Sleep for `seconds`; the executor's time limit can interrupt it."""
+        seconds = float(seconds)
+        if seconds < 0:
+            raise ValueError("sleep length must be non-negative")
+        end = time.monotonic() + seconds
+        while True:
+            control.check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            real_sleep(min(left, WAIT_SLICE_SECONDS))
+
+    return {"sleep": sleep}
+
+
+def _random_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    # a generator of its own: agent code seeding `random` must not change the host's random numbers
+    generator = module.Random()
+    return {name: getattr(generator, name) for name in module.__all__ if hasattr(module.Random, name)}
+
+
+def _queue_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    control = gate.control
+
+    class _Condition(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            return _sliced_wait(control, lambda s: threading.Condition.wait(self, s), timeout)
+
+    def _rebuild(queue: Any) -> None:
+        # re-entrant lock: with no threads available, a second acquire would otherwise block forever
+        queue.mutex = threading.RLock()
+        queue.not_empty = _Condition(queue.mutex)
+        queue.not_full = _Condition(queue.mutex)
+        queue.all_tasks_done = _Condition(queue.mutex)
+
+    def make(base: type) -> type:
+        class Guarded(base):  # type: ignore[valid-type,misc]
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                _rebuild(self)
+
+        Guarded.__name__ = Guarded.__qualname__ = base.__name__
+        Guarded.__module__, Guarded.__doc__ = "queue", base.__doc__
+        return Guarded
+
+    class SimpleQueue(module.SimpleQueue):  # type: ignore[name-defined,misc]
+        """An unbounded FIFO queue whose blocking `get` the executor's time limit can interrupt."""
+
+        def get(self, block: bool = True, timeout: float | None = None) -> Any:
+            if not block:
+                return super().get(False)
+            result: list[Any] = []
+
+            def attempt(seconds: float) -> bool:
+                try:
+                    result.append(module.SimpleQueue.get(self, True, seconds))
+                except module.Empty:
+                    return False
+                return True
+
+            if _sliced_wait(control, attempt, timeout):
+                return result[0]
+            raise module.Empty
+
+    SimpleQueue.__module__ = "queue"
+    return {
+        "Queue": make(module.Queue),
+        "LifoQueue": make(module.LifoQueue),
+        "PriorityQueue": make(module.PriorityQueue),
+        "SimpleQueue": SimpleQueue,
+    }
+
+
+def _operator_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    read = gate.guard.read
+
+    def attrgetter(*names: str) -> Callable[[Any], Any]:
+        """Like `operator.attrgetter`, under the attribute policy."""
+        if not names or not all(isinstance(n, str) for n in names):
+            raise TypeError("attribute name must be a string")
+        paths = [n.split(".") for n in names]
+
+        def resolve(obj: Any, path: list[str]) -> Any:
+            for part in path:
+                obj = read(obj, part)
+            return obj
+
+        if len(paths) == 1:
+            return lambda obj: resolve(obj, paths[0])
+        return lambda obj: tuple(resolve(obj, p) for p in paths)
+
+    def methodcaller(name: str, /, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+        """Like `operator.methodcaller`, under the attribute policy."""
+        if not isinstance(name, str):
+            raise TypeError("method name must be a string")
+        return lambda obj: read(obj, name)(*args, **kwargs)
+
+    return {"attrgetter": attrgetter, "methodcaller": methodcaller}
+
+
+def _decimal_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    base = module.Context
+
+    def _check(prec: Any) -> None:
+        if isinstance(prec, int) and prec > MAX_DECIMAL_PRECISION:
+            raise ValueError(f"decimal precision is capped at {MAX_DECIMAL_PRECISION} digits in agent code")
+
+    class Context(base):  # type: ignore[misc,valid-type]
+        """A decimal context whose precision is capped (see MAX_DECIMAL_PRECISION)."""
+
+        def __init__(self, prec: Any = None, *args: Any, **kwargs: Any) -> None:
+            _check(prec)
+            super().__init__(prec, *args, **kwargs)
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name == "prec":
+                _check(value)
+            super().__setattr__(name, value)
+
+        def copy(self) -> Context:
+            return _capped(self)
+
+        __copy__ = copy
+
+    Context.__module__ = "decimal"
+
+    def _capped(ctx: Any) -> Context:
+        return Context(
+            prec=min(ctx.prec, MAX_DECIMAL_PRECISION), rounding=ctx.rounding, Emin=ctx.Emin, Emax=ctx.Emax,
+            capitals=ctx.capitals, clamp=ctx.clamp, flags=[f for f, on in ctx.flags.items() if on],
+            traps=[t for t, on in ctx.traps.items() if on],
+        )  # fmt: skip
+
+    def getcontext() -> Context:
+        """The current thread's decimal context (precision-capped)."""
+        ctx = module.getcontext()
+        if not isinstance(ctx, Context):
+            ctx = _capped(ctx)
+            module.setcontext(ctx)
+        return ctx
+
+    def setcontext(ctx: Any) -> None:
+        """Set the current thread's decimal context (precision-capped)."""
+        if not isinstance(ctx, base):
+            raise TypeError("argument must be a context")
+        module.setcontext(ctx if isinstance(ctx, Context) else _capped(ctx))
+
+    class localcontext:
+        """Context manager: a capped copy of a context for the duration of a `with` block."""
+
+        def __init__(self, ctx: Any = None, **changes: Any) -> None:
+            self._ctx, self._changes = ctx, changes
+
+        def __enter__(self) -> Context:
+            self._saved = getcontext()
+            new = _capped(self._ctx if self._ctx is not None else self._saved)
+            for key, value in self._changes.items():
+                setattr(new, key, value)
+            module.setcontext(new)
+            return new
+
+        def __exit__(self, *exc_info: Any) -> None:
+            module.setcontext(self._saved)
+
+    return {
+        "Context": Context, "getcontext": getcontext, "setcontext": setcontext, "localcontext": localcontext,
+        "DefaultContext": _capped(module.DefaultContext), "BasicContext": _capped(module.BasicContext),
+        "ExtendedContext": _capped(module.ExtendedContext),
+    }  # fmt: skip
+
+
+def interruptible_loop_factory(control: StepControl) -> Callable[[], Any]:
+    """A factory of asyncio event loops that never block longer than WAIT_SLICE_SECONDS, so a stopped step ends."""
+    import asyncio
+    import selectors
+
+    class _Selector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+        def select(self, timeout: float | None = None) -> Any:
+            control.check()
+            if timeout is None or timeout > WAIT_SLICE_SECONDS:
+                timeout = WAIT_SLICE_SECONDS
+            return super().select(timeout)
+
+    return lambda: asyncio.SelectorEventLoop(_Selector())
+
+
+def run_on_interruptible_loop(factory: Callable[[], Any], main: Any, *, debug: bool | None = None) -> Any:
+    """Run coroutine `main` on a fresh loop from `factory`; cancel what it leaves behind; close the loop."""
+    import asyncio
+
+    loop = factory()
+    try:
+        if debug is not None:
+            loop.set_debug(debug)
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def _asyncio_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    factory = interruptible_loop_factory(gate.control)
+
+    def run(main: Any, *, debug: bool | None = None) -> Any:
+        """Run a coroutine to completion on a fresh event loop the executor's time limit can stop."""
+        return run_on_interruptible_loop(factory, main, debug=debug)
+
+    replacements: dict[str, Any] = {"run": run, "new_event_loop": factory}
+    if hasattr(module, "Runner"):  # Python >= 3.11
+
+        class Runner(module.Runner):  # type: ignore[misc,name-defined]
+            """asyncio.Runner whose loops the executor's time limit can stop."""
+
+            def __init__(self, *, debug: bool | None = None, loop_factory: Any = None) -> None:
+                super().__init__(debug=debug, loop_factory=loop_factory or factory)
+
+        Runner.__module__ = "asyncio"
+        replacements["Runner"] = Runner
+    return replacements
+
+
+def _traceback_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    class _Writer:
+        def write(self, text: str) -> None:
+            gate.write_output(text)
+
+        def flush(self) -> None:
+            """Nothing buffered."""
+
+    def print_exc(limit: int | None = None, file: Any = None, chain: bool = True) -> None:
+        """Print the exception being handled into the step's output."""
+        module.print_exc(limit=limit, file=file or _Writer(), chain=chain)
+
+    def print_exception(exc: Any, /, value: Any = None, tb: Any = None, limit: Any = None, file: Any = None,
+                        chain: bool = True) -> None:  # fmt: skip
+        """Print an exception and its traceback into the step's output."""
+        if value is None and tb is None:
+            module.print_exception(exc, limit=limit, file=file or _Writer(), chain=chain)
+        else:
+            module.print_exception(exc, value, tb, limit=limit, file=file or _Writer(), chain=chain)
+
+    return {"print_exc": print_exc, "print_exception": print_exception}
+
+
+_OVERRIDES: dict[str, Callable[[ModuleGate, ModuleType], dict[str, Any]]] = {
+    "time": _time_overrides,
+    "random": _random_overrides,
+    "queue": _queue_overrides,
+    "operator": _operator_overrides,
+    "decimal": _decimal_overrides,
+    "asyncio": _asyncio_overrides,
+    "traceback": _traceback_overrides,
+}
