@@ -65,10 +65,10 @@ TEST_SERVER = textwrap.dedent(
         return "still here"
 
     @app.tool()
-    def hang() -> str:
+    async def hang() -> str:
         """Never answer."""
-        import time
-        time.sleep(60)
+        import anyio
+        await anyio.sleep(60)
         return "late"
 
     if __name__ == "__main__":
@@ -348,3 +348,20 @@ def test_tool_calling_agent_uses_mcp_tools_and_sees_their_errors(
     assert "Invalid timezone" in joined
     assert "closed the connection during the call to 'die'" in joined
     assert "Asia/Tokyo" in joined and "+09:00" in joined
+
+
+def test_code_agent_calls_mcp_tools_and_keeps_the_dict(time_and_test_tools: dict[str, Tool]) -> None:
+    from codeloop import CodeAgent
+
+    model = ScriptedModel(
+        [
+            "```python\nnow = get_current_time(timezone='Asia/Tokyo')\nprint(now['day_of_week'])\n```",
+            "```python\nfinal_answer({'tz': now['timezone'], 'dst': now['is_dst']})\n```",
+        ]
+    )
+    agent = CodeAgent(tools=[time_and_test_tools["get_current_time"]], model=model, verbosity_level=0)
+    try:
+        assert agent.run("Is Tokyo on daylight saving time?") == {"tz": "Asia/Tokyo", "dst": False}
+        assert "def get_current_time(timezone: str) -> dict:" in agent.system_prompt()
+    finally:
+        agent.close()

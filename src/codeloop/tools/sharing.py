@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -28,6 +29,7 @@ import tempfile
 import textwrap
 import traceback
 import types
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +272,12 @@ def _importable_elsewhere(value: Any, module: types.ModuleType | None, name: str
     )
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions() -> Mapping[str, list[str]]:
+    """Importable top-level name -> distributions providing it (scanning them all is slow, so once)."""
+    return importlib.metadata.packages_distributions()
+
+
 def _requirements(source: str) -> list[str]:
     """Distributions providing the third-party modules `source` imports (stdlib left out)."""
     tops: set[str] = set()
@@ -279,7 +287,7 @@ def _requirements(source: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             tops.add(node.module.split(".")[0])
     tops -= set(sys.stdlib_module_names) | {"__future__"}
-    owners = importlib.metadata.packages_distributions()
+    owners = _distributions()
     found: set[str] = set()
     for top in tops:
         found.update(owners.get(top, [top]))
