@@ -35,6 +35,7 @@ import asyncio
 import copy
 import functools
 import inspect
+import keyword
 import re
 import threading
 from abc import ABCMeta
@@ -290,8 +291,13 @@ class Tool(metaclass=_ToolMeta):
 
         from .schema import type_adapter
 
+        adapters = self.__dict__.get("_coerce_adapters")
+        if adapters is None:  # built once: a TypeAdapter costs far more than the call it guards
+            adapters = {arg: type_adapter(hint) for arg, hint in self._coerced.items()}
+            self.__dict__["_coerce_adapters"] = adapters
+            self.__dict__["_signature"] = inspect.signature(self._target())
         try:
-            bound = inspect.signature(self._target()).bind(*args, **kwargs)
+            bound = self.__dict__["_signature"].bind(*args, **kwargs)
         except TypeError as exc:
             raise AgentToolCallError(f"Tool '{self.name}' was called wrongly: {exc}.") from None
         for arg, hint in self._coerced.items():
@@ -300,7 +306,7 @@ class Tool(metaclass=_ToolMeta):
             ):
                 continue
             try:
-                bound.arguments[arg] = type_adapter(hint).validate_python(bound.arguments[arg])
+                bound.arguments[arg] = adapters[arg].validate_python(bound.arguments[arg])
             except ValidationError as exc:
                 raise AgentToolCallError(
                     f"Tool '{self.name}': argument '{arg}' does not fit {self._annotations.get(arg)}: "
@@ -367,7 +373,7 @@ class Tool(metaclass=_ToolMeta):
         """The tool as a Python stub with a Google-style docstring, as a CodeAgent's system prompt shows it."""
         from .schema import describe_schema
 
-        if all(arg.isidentifier() for arg in self.inputs):
+        if all(arg.isidentifier() and not keyword.iskeyword(arg) for arg in self.inputs):
             params = []
             for arg in self.inputs:
                 text = f"{arg}: {self._annotations.get(arg, 'Any')}"
