@@ -50,7 +50,7 @@ def _groq(s: ScriptedLLMServer, **kw: Any) -> Model:
 def _anthropic(s: ScriptedLLMServer, **kw: Any) -> Model:
     from codeloop.models.anthropic import AnthropicModel
 
-    return AnthropicModel("claude-sonnet-4-5", api_base=s.url, api_key="k", **kw)
+    return AnthropicModel("claude-sonnet-4-6", api_base=s.url, api_key="k", **kw)
 
 
 def _hf(s: ScriptedLLMServer, **kw: Any) -> Model:
@@ -68,7 +68,7 @@ def _litellm(s: ScriptedLLMServer, **kw: Any) -> Model:
 def _litellm_anthropic(s: ScriptedLLMServer, **kw: Any) -> Model:
     from codeloop.models.litellm import LiteLLMModel
 
-    return LiteLLMModel("anthropic/claude-sonnet-4-5", api_base=s.url, api_key="k", **kw)
+    return LiteLLMModel("anthropic/claude-sonnet-4-6", api_base=s.url, api_key="k", **kw)
 
 
 def _bedrock(s: ScriptedLLMServer, **kw: Any) -> Model:

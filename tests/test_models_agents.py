@@ -1,0 +1,149 @@
+"""A CodeAgent and a ToolCallingAgent complete a multi-step scripted run on every adapter.
+
+Network adapters talk to the scripted server through their official SDKs; TransformersModel runs a tiny
+random Llama forced along the script. Each run uses a tool, carries a value from step 1 into step 2, and
+sums token usage over the steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from codeloop import CodeAgent, ToolCallingAgent, tool
+from codeloop.models.base import Model
+from codeloop.models.fallback import FallbackModel
+from codeloop.testing.faults import Fault
+from codeloop.testing.scripted import Reply, ScriptRequest
+from codeloop.testing.server import ScriptedLLMServer
+from test_models_contract import ADAPTERS
+
+FAST: dict[str, Any] = {"retry_base_delay": 0.01, "max_retries": 1}
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Current weather for a city.
+
+    Args:
+        city: The city name.
+    """
+    return {"Paris": "18C", "Tokyo": "24C"}.get(city, "unknown")
+
+
+@contextmanager
+def served(name: str, script: list[Reply]) -> Iterator[tuple[Model, list[str]]]:
+    """The model named `name` answering `script`, and the text of every prompt it was sent (as seen by the
+    server, or for the local model as decoded by the tokenizer)."""
+    if name == "transformers":
+        from transformers import LogitsProcessorList
+
+        from codeloop.models.transformers import TransformersModel
+        from codeloop.testing.tiny_lm import ScriptedLogits
+
+        model, tokenizer = _tiny()
+        forcing = ScriptedLogits(tokenizer, script)
+        yield (
+            TransformersModel(
+                "tiny-llama",
+                model=model,
+                tokenizer=tokenizer,
+                logits_processor=LogitsProcessorList([forcing]),
+                do_sample=False,
+                max_new_tokens=400,
+            ),
+            forcing.prompts,
+        )
+        return
+    prompts: list[str] = []
+
+    def script_fn(request: ScriptRequest) -> Reply:
+        prompts.append("\n".join(f"[{m.role}:{m.tool_call_id or ''}] {m.text}" for m in request.messages))
+        return script[request.index]
+
+    if name == "fallback":
+        # The first model always fails; the second (Anthropic) serves every step.
+        with ScriptedLLMServer([Fault.error(401, "invalid key")] * 10) as broken, ScriptedLLMServer(script_fn) as good:
+            yield FallbackModel([ADAPTERS["openai"](broken, **FAST), ADAPTERS["anthropic"](good, **FAST)]), prompts
+        return
+    with ScriptedLLMServer(script_fn) as server:
+        yield ADAPTERS[name](server, **FAST), prompts
+
+
+_TINY: list[tuple[Any, Any]] = []
+
+
+def _tiny() -> tuple[Any, Any]:
+    from codeloop.testing.tiny_lm import tiny_chat_model
+
+    if not _TINY:
+        _TINY.append(tiny_chat_model())
+    return _TINY[0]
+
+
+ALL = sorted([*ADAPTERS, "transformers", "fallback"])
+USAGE = [{"input_tokens": 300, "output_tokens": 40}, {"input_tokens": 420, "output_tokens": 30}]
+
+
+def _code(src: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {"content": f"Thought: next.\n```python\n{src}\n```", "usage": usage}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["generate", "stream"])
+@pytest.mark.parametrize("name", ALL)
+def test_code_agent_multi_step_run(name: str, stream: bool) -> None:
+    script: list[Reply] = [
+        _code("paris = get_weather(city='Paris')\nprint('Paris:', paris)", USAGE[0]),
+        _code("final_answer(f'It is {paris} in Paris')", USAGE[1]),
+    ]
+    with served(name, script) as (model, prompts):
+        agent = CodeAgent(tools=[get_weather], model=model, executor="local", verbosity_level=0, stream_outputs=stream)
+        result = agent.run("What is the weather in Paris?", return_full_result=True)
+    assert result.state == "success"
+    assert result.output == "It is 18C in Paris"
+    assert len(prompts) == 2
+    assert "Paris: 18C" in prompts[1]  # the observation of step 1 reached the model in step 2
+    if name != "transformers":  # the local model counts its own tokens
+        assert result.token_usage.input_tokens == 720 and result.token_usage.output_tokens == 70
+    else:
+        assert result.token_usage.input_tokens > 0 and result.token_usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_tool_calling_agent_multi_step_run(name: str) -> None:
+    script: list[Reply] = [
+        {
+            "content": "Checking both.",
+            "tool_calls": [
+                {"id": "call_paris", "name": "get_weather", "arguments": {"city": "Paris"}},
+                {"id": "call_tokyo", "name": "get_weather", "arguments": {"city": "Tokyo"}},
+            ],
+            "usage": USAGE[0],
+        },
+        {
+            "tool_calls": [{"id": "call_done", "name": "final_answer", "arguments": {"answer": "Paris 18C, Tokyo 24C"}}],
+            "usage": USAGE[1],
+        },
+    ]
+    with served(name, script) as (model, prompts):
+        agent = ToolCallingAgent(tools=[get_weather], model=model, verbosity_level=0)
+        result = agent.run("Weather in Paris and Tokyo?", return_full_result=True)
+    assert result.state == "success"
+    assert result.output == "Paris 18C, Tokyo 24C"
+    assert len(prompts) == 2
+    assert "18C" in prompts[1] and "24C" in prompts[1]
+    if name != "transformers":
+        # native tool results, each answering its call id
+        assert "[tool:call_paris] 18C" in prompts[1] and "[tool:call_tokyo] 24C" in prompts[1]
+        assert result.token_usage.input_tokens == 720
+
+
+def test_async_agent_run_on_anthropic() -> None:
+    script: list[Reply] = [_code("x = 20 + 22", USAGE[0]), _code("final_answer(x)", USAGE[1])]
+    with served("anthropic", script) as (model, _):
+        agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0)
+        assert asyncio.run(agent.arun("add")) == 42
