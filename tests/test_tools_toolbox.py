@@ -252,6 +252,10 @@ def test_web_search_engines_with_api_keys(site: str, monkeypatch: pytest.MonkeyP
     assert WebSearchTool().engine == "duckduckgo"
     monkeypatch.setenv("EXA_API_KEY", "exa-key")
     assert WebSearchTool().engine == "exa"
+    from codeloop.tools import DuckDuckGoSearchTool
+
+    ddg = DuckDuckGoSearchTool()  # the seeds' name: always DuckDuckGo, called web_search
+    assert ddg.engine == "duckduckgo" and ddg.name == "web_search"
 
 
 def test_web_search_rate_limit_spaces_queries(site: str) -> None:

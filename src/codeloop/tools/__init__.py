@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         load_builtin_tool,
         load_builtin_tools,
     )
-    from .web import VisitWebpageTool, WebSearchTool, WebToolError, WikipediaSearchTool
+    from .web import DuckDuckGoSearchTool, VisitWebpageTool, WebSearchTool, WebToolError, WikipediaSearchTool
 
 __all__ = [
     "Tool",
@@ -46,6 +46,7 @@ __all__ = [
     "load_builtin_tools",
     "VisitWebpageTool",
     "WebSearchTool",
+    "DuckDuckGoSearchTool",
     "WebToolError",
     "WikipediaSearchTool",
     "LangChainTool",
@@ -78,6 +79,7 @@ _WHERE = {
     "load_builtin_tools": ".toolbox",
     "VisitWebpageTool": ".web",
     "WebSearchTool": ".web",
+    "DuckDuckGoSearchTool": ".web",
     "WebToolError": ".web",
     "WikipediaSearchTool": ".web",
     "LangChainTool": ".interop",

@@ -18,7 +18,14 @@ from urllib.parse import urlsplit
 from ..errors import AgentToolExecutionError
 from .base import Tool
 
-__all__ = ["WebSearchTool", "VisitWebpageTool", "WikipediaSearchTool", "WebToolError", "http_client_module"]
+__all__ = [
+    "WebSearchTool",
+    "DuckDuckGoSearchTool",
+    "VisitWebpageTool",
+    "WikipediaSearchTool",
+    "WebToolError",
+    "http_client_module",
+]
 
 _USER_AGENT = "codeloop/0.1 (+https://github.com/codeloop; an LLM agent's web tool)"
 
@@ -240,6 +247,13 @@ class WebSearchTool(Tool):
             {"title": h.get("title") or "", "url": h.get("url", ""), "snippet": (h.get("text") or "").strip()}
             for h in data.get("results") or []
         ]
+
+
+class DuckDuckGoSearchTool(WebSearchTool):
+    """`web_search` on DuckDuckGo (through `ddgs`), whatever API keys are set; the smolagents name."""
+
+    def __init__(self, *, max_results: int = 10, **kwargs: Any) -> None:
+        super().__init__("duckduckgo", max_results=max_results, **kwargs)
 
 
 def _strip_tags(text: str) -> str:
