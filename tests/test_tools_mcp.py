@@ -365,3 +365,21 @@ def test_code_agent_calls_mcp_tools_and_keeps_the_dict(time_and_test_tools: dict
         assert "def get_current_time(timezone: str) -> dict:" in agent.system_prompt()
     finally:
         agent.close()
+
+
+@pytest.mark.parametrize("kind", ["local", "sandbox"])
+def test_mcp_tools_run_on_the_host_from_every_executor(
+    kind: str, time_and_test_tools: dict[str, Tool]
+) -> None:
+    from codeloop.executors import create_executor
+
+    try:
+        executor = create_executor(kind)
+    except ValueError as exc:  # the sandbox executor is built by another part of the project
+        if "unknown executor" in str(exc):
+            pytest.skip(f"executor {kind!r} is not available in this build: {exc}")
+        raise
+    with executor:
+        executor.send_tools({"get_current_time": time_and_test_tools["get_current_time"]})
+        result = executor.run("now = get_current_time(timezone='Asia/Tokyo')\nfinal_answer(now['timezone'])")
+        assert result.is_final_answer and result.output == "Asia/Tokyo"
