@@ -135,7 +135,6 @@ class _Server:
             from mcp.client.sse import sse_client
 
             return sse_client(self.url or "", headers=self.headers or None)
-        from mcp.client._transport import Transport  # noqa: F401  (checks the SDK layout early)
         from mcp.client.streamable_http import streamable_http_client
 
         if self.headers:

@@ -415,7 +415,10 @@ def clone_git(ref: str, cache_dir: str | Path | None = None) -> Path:
         raise ToolLoadError(f"Cannot load {ref!r}: the git command is not installed.")
     root = Path(cache_dir or Path.home() / ".cache" / "codeloop" / "git")
     root.mkdir(parents=True, exist_ok=True)
-    target = Path(tempfile.mkdtemp(prefix="tool-", dir=root))
+    # One checkout per reference, cloned afresh each time so a moved branch is never served stale.
+    target = root / hashlib.sha256(f"{url}@{revision or ''}".encode()).hexdigest()[:16]
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
     clone = subprocess.run(
         ["git", "clone", "--quiet", url, str(target / "repo")], capture_output=True, text=True, timeout=300
     )
