@@ -20,6 +20,7 @@ __all__ = [
     "AgentInterrupted",
     "ExecutionError",
     "ToolDefinitionError",
+    "SandboxUnavailableError",
 ]
 
 
@@ -93,3 +94,8 @@ class ExecutionError(CodeloopError):
 
 class ToolDefinitionError(CodeloopError, ValueError):
     """A tool is defined wrongly (missing docstring, argument description or type hint, bad name)."""
+
+
+class SandboxUnavailableError(CodeloopError, RuntimeError):
+    """An isolated executor cannot run here: bubblewrap or user namespaces are missing (and isolation was
+    required), or its worker process could not be started. The message says what is missing and how to fix it."""
