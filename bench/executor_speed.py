@@ -3,9 +3,11 @@
     .venv/bin/python bench/executor_speed.py [--repeat N]
 
 Five snippets, each run N times per executor; the figure is the median wall time of one run, and the ratio is
-that median over native `exec`'s (compiling the source is part of every run, for native too). The geometric
-mean of the five ratios is the headline number. Native runs `exec(source, fresh_dict)`; executors run
-`executor.run(source)` on one persistent executor, which is how an agent uses them.
+that median over native `exec`'s. The geometric mean of the five ratios is the headline number. Native runs
+`exec(source, namespace)` with one persistent namespace per snippet (compiling the source each time); executors run
+`executor.run(source)` on one persistent executor, which is how an agent uses them. LocalExecutor is measured
+twice: called from the main thread (runs inline, stopped by a timer signal) and from another thread (runs on its
+worker thread). A second table gives the fixed cost of one step for a never-seen tiny snippet (no code cache).
 """
 
 from __future__ import annotations
@@ -40,11 +42,35 @@ def _median_seconds(run: Callable[[], Any], repeat: int) -> float:
 
 
 def _native(source: str) -> Callable[[], Any]:
-    return lambda: exec(source, {"__name__": "__main__"})
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    return lambda: exec(source, namespace)
 
 
 def _executor_runner(executor: Any, source: str) -> Callable[[], Any]:
     return lambda: executor.run(source)
+
+
+def _from_other_thread(run: Callable[[], Any]) -> Callable[[], Any]:
+    """Call `run` from a helper thread (so LocalExecutor uses its worker thread), timing included."""
+    import threading
+
+    def call() -> None:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+
+    return call
+
+
+def _fixed_cost_us(contenders: dict[str, Any], repeat: int) -> None:
+    counter = iter(range(10**9))
+    print("\nfixed cost of one step, tiny never-seen snippet (median µs):")
+    native_ns: dict[str, Any] = {}
+    rows = {"native exec": lambda: exec(f"x = {next(counter)}\n", native_ns)}
+    for name, executor in contenders.items():
+        rows[name] = (lambda ex: lambda: ex.run(f"x = {next(counter)}\n"))(executor)
+    for name, run in rows.items():
+        print(f"  {name:<40}{_median_seconds(run, repeat * 10) * 1e6:>10.0f}")
 
 
 def _smolagents_executor() -> Any | None:
@@ -74,6 +100,7 @@ def main() -> None:
     from codeloop.executors.local import LocalExecutor
 
     contenders: dict[str, Any] = {"LocalExecutor": LocalExecutor()}
+    worker_executor = LocalExecutor()
     sandbox = _sandbox_executor()
     if sandbox is not None:
         contenders["SandboxExecutor"] = sandbox
@@ -82,6 +109,7 @@ def main() -> None:
         contenders["smolagents LocalPythonExecutor"] = smol
 
     names = list(contenders)
+    names.insert(1, "LocalExecutor, worker thread")
     ratios: dict[str, list[float]] = {name: [] for name in names}
     header = f"{'snippet':<22}{'native ms':>11}" + "".join(f"{name[:30]:>34}" for name in names)
     print(header)
@@ -91,7 +119,11 @@ def main() -> None:
         cells = []
         for name in names:
             repeat = args.repeat if "smolagents" not in name else max(3, args.repeat // 5)
-            seconds = _median_seconds(_executor_runner(contenders[name], source), repeat)
+            if name == "LocalExecutor, worker thread":
+                run = _from_other_thread(_executor_runner(worker_executor, source))
+            else:
+                run = _executor_runner(contenders[name], source)
+            seconds = _median_seconds(run, repeat)
             ratio = seconds / native
             ratios[name].append(ratio)
             cells.append(f"{seconds * 1e3:>14.2f} ms  {ratio:>8.2f}x      ")
@@ -101,6 +133,8 @@ def main() -> None:
         f"{math.exp(statistics.fmean(math.log(r) for r in ratios[name])):>24.2f}x geo-mean  " for name in names
     )
     print(f"{'geometric mean':<33}{geo}")
+    _fixed_cost_us(contenders, args.repeat)
+    worker_executor.close()
     for executor in contenders.values():
         close = getattr(executor, "close", None) or getattr(executor, "cleanup", None)
         if close is not None:

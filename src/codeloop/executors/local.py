@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import ast
 import builtins
+import os
 import queue
+import signal
+import sys
 import threading
 import time
 import weakref
@@ -37,12 +40,12 @@ from .local_guards import (
     StepInterrupted,
     instrument,
 )
-from .local_limits import address_space_budget, clear_injected_exception, inject_exception
+from .local_limits import ThreadTimer, address_space_budget, clear_injected_exception, inject_exception
 from .local_modules import ModuleGate, interruptible_loop_factory, run_on_interruptible_loop
-from .output import AGENT_CODE_FILENAME, OutputBuffer, format_exception
+from .output import AGENT_CODE_FILENAME, OutputBuffer, format_exception, truncate_output
 from .policy import FORBIDDEN_BUILTIN_NAMES, check_code, is_dunder, normalize_authorized_imports
 
-__all__ = ["LocalExecutor", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MEMORY_LIMIT_MB"]
+__all__ = ["LocalExecutor", "LocalExecutionResult", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MEMORY_LIMIT_MB"]
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 """Default limit on a step's own execution time (time spent inside tools is not counted)."""
@@ -60,9 +63,24 @@ _KEPT_BUILTIN_DUNDERS = frozenset({"__build_class__", "__debug__"})
 
 
 @dataclass
+class LocalExecutionResult(ExecutionResult):
+    """An `ExecutionResult` plus `output_repr`: `repr(output)` computed inside the step, under its limits.
+
+    The host cannot call methods written by agent code once the step is over (they raise `OutsideStepError`), so
+    show `output_repr` instead of calling `repr(output)` yourself. None when there is no output.
+    """
+
+    output_repr: str | None = None
+
+
+_REPR_LIMIT = 20_000
+
+
+@dataclass
 class _Outcome:
     error: BaseException | None = None
     message: str | None = None
+    output_repr: str | None = None
 
 
 @dataclass
@@ -88,21 +106,25 @@ class _Job:
     started: bool = False
     reason: str | None = None
 
-    def execute(self, thread_id: int) -> None:
-        """Run the step once, then disarm; idempotent, so a late injected exception can only cause a retry."""
+    def execute(self, disarm: Callable[[], None]) -> None:
+        """Run the step once, then disarm; idempotent, so a late stop landing in executor code only retries."""
         while True:
             try:
                 if not self.started:
                     self.started = True
                     self.step(self)
-                with self.state.control.lock:
-                    self.armed = False
-                clear_injected_exception(thread_id)
+                disarm()
                 break
-            except BaseException as exc:  # noqa: BLE001 - an injected stop landing in executor code
+            except BaseException as exc:  # noqa: BLE001 - a stop signal landing in executor code
                 if self.outcome.error is None:
                     self.outcome.error = exc
         self.done.set()
+
+
+def _disarm_worker(job: _Job, thread_id: int) -> None:
+    with job.state.control.lock:
+        job.armed = False
+    clear_injected_exception(thread_id)
 
 
 def _worker_loop(jobs: queue.SimpleQueue[_Job | None]) -> None:
@@ -116,7 +138,7 @@ def _worker_loop(jobs: queue.SimpleQueue[_Job | None]) -> None:
             return
         while not job.done.is_set():
             try:
-                job.execute(thread_id)
+                job.execute(lambda job=job: _disarm_worker(job, thread_id))  # type: ignore[misc]
             except BaseException:  # noqa: BLE001
                 continue
 
@@ -136,6 +158,83 @@ class _Worker:
         self.jobs.put(None)
 
 
+class _MainThreadTimer:
+    """Stops steps that run on the main thread with a timer signal; one step at a time, shared by all executors.
+
+    A signal reaches what an injected exception cannot: CPython's regex engine checks for signals while it
+    backtracks, and a blocking call returns with EINTR. The handler stays installed; it does nothing unless a step
+    is armed and past its time limit (time inside tools excluded).
+    """
+
+    def __init__(self) -> None:
+        self.timer: ThreadTimer | None = None
+        self.failed = sys.platform != "linux"
+        self.current: _Job | None = None
+        self.start = 0.0
+        self.timeout = 0.0
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self.timer, self.current, self.failed = None, None, True  # timers do not survive fork
+
+    def available(self) -> bool:
+        """True if the calling thread can run a step inline under this timer right now."""
+        if self.failed or self.current is not None or threading.current_thread() is not threading.main_thread():
+            return False
+        asyncio = sys.modules.get("asyncio")
+        if asyncio is not None and asyncio.events._get_running_loop() is not None:
+            return False  # a running loop: agent code's own event loops need a thread of their own
+        if self.timer is None:
+            try:
+                self._install()
+            except (OSError, ValueError, AttributeError, RuntimeError):
+                self.failed = True
+                return False
+        return True
+
+    def _install(self) -> None:
+        for signum in range(signal.SIGRTMIN + 6, signal.SIGRTMAX - 4):
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                signal.signal(signum, self._on_signal)
+                self.timer = ThreadTimer(signum, threading.get_native_id())
+                return
+        raise RuntimeError("no free real-time signal")
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        job = self.current
+        if job is None or not job.armed:
+            return
+        control = job.state.control
+        if control.host_calls:  # a tool is host code: let it return; the next tick re-checks
+            return
+        if time.monotonic() - self.start - control.host_seconds_unlocked() < self.timeout:
+            return
+        control.stop("timeout")
+        raise StepInterrupted
+
+    def run(self, job: _Job, timeout: float | None) -> None:
+        """Run `job` on this (main) thread, stopped by the timer signal after `timeout` seconds."""
+        assert self.timer is not None
+        timer = self.timer
+        self.current, self.start, self.timeout = job, time.monotonic(), timeout or 0.0
+
+        def disarm() -> None:
+            job.armed = False
+            self.current = None
+            timer.disarm()
+
+        try:
+            if timeout is not None:
+                timer.arm(timeout, _INJECT_INTERVAL)
+            job.execute(disarm)
+        finally:
+            disarm()
+
+
+_MAIN_THREAD_TIMER = _MainThreadTimer()
+
+
 class LocalExecutor:
     """Runs agent code in this process as compiled CPython with a persistent namespace.
 
@@ -146,6 +245,9 @@ class LocalExecutor:
             says how much was cut.
         timeout: Seconds a step's own code may run (time inside tools does not count); None for no limit.
         memory_limit_mb: How much the process's address space may grow during one step; None for no limit.
+        inline: Run steps called from the main thread on the main thread, stopped by a timer signal (Linux):
+            faster, and able to interrupt regex backtracking and blocking calls. Other callers, and platforms
+            without the timer, use the executor's worker thread.
     """
 
     def __init__(
@@ -154,6 +256,8 @@ class LocalExecutor:
         max_print_outputs_length: int = 50_000,
         timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
         memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
+        *,
+        inline: bool = True,
     ) -> None:
         if not isinstance(max_print_outputs_length, int) or max_print_outputs_length < 0:
             raise ValueError(f"max_print_outputs_length must be an int >= 0, got {max_print_outputs_length!r}")
@@ -165,6 +269,7 @@ class LocalExecutor:
         self.max_print_outputs_length = max_print_outputs_length
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
+        self.inline = inline
         self._tools: dict[str, Any] = {}
         self._variables: dict[str, Any] = {}
         self._code_cache: dict[str, Any] = {}
@@ -260,8 +365,12 @@ class LocalExecutor:
             state = self._state
             state.output[0] = OutputBuffer(self.max_print_outputs_length)
             job = _Job(compiled, code, state, self._step)
-            worker = self._ensure_worker()
             limit = None if self.memory_limit_mb is None else int(self.memory_limit_mb * 1024 * 1024)
+            if self.inline and _MAIN_THREAD_TIMER.available():
+                with address_space_budget(limit):
+                    _MAIN_THREAD_TIMER.run(job, self.timeout)
+                return self._result(job)
+            worker = self._ensure_worker()
             with address_space_budget(limit):
                 worker.jobs.put(job)
                 finished = self._watch(job, worker)
@@ -276,6 +385,7 @@ class LocalExecutor:
         with control.lock:
             job.armed = True
         control.allow()
+        job.state.gate.enter_step()
         try:
             outcome = eval(job.code, job.state.namespace)
             if job.code.co_flags & _CO_COROUTINE:
@@ -284,14 +394,28 @@ class LocalExecutor:
             pass
         except BaseException as exc:  # noqa: BLE001 - everything agent code raises becomes an observation
             job.outcome.error = exc
-        if job.outcome.error is not None and not control.final:
-            job.outcome.message = self._describe(job.outcome.error, job.source)
+        if control.reason not in ("timeout", "cancelled"):
+            # rendering may run agent code (__repr__, __str__ of an exception): do it here, under the limits
+            control.resume()
+            if control.final or job.outcome.error is None:
+                value = control.final[0] if control.final else job.state.namespace.get(LAST_VALUE)
+                if value is not None:
+                    job.outcome.output_repr = _bounded_repr(value)
+            if job.outcome.error is not None and not control.final:
+                job.outcome.message = self._describe(job.outcome.error, job.source)
         control.stop("done")
+        job.state.gate.leave_step()
 
     def _describe(self, error: BaseException, source: str) -> str:
         if isinstance(error, StepInterrupted):
             return self._interrupted_message()
-        text = format_exception(error, source)
+        try:
+            rendered = str(error)
+        except StepInterrupted:
+            rendered = "<its message did not render within the step's time limit>"
+        except Exception as render_error:  # noqa: BLE001 - a failing __str__ must not hide the error itself
+            rendered = f"<str() of the exception failed: {type(render_error).__name__}>"
+        text = format_exception(error, source, message=rendered)
         if isinstance(error, MemoryError) and self.memory_limit_mb is not None:
             text += (
                 f"\nA step may grow this process's memory by at most {self.memory_limit_mb} MiB; work on smaller "
@@ -349,8 +473,10 @@ class LocalExecutor:
         logs = job.state.output[0].getvalue()
         value = namespace.pop(LAST_VALUE, None)
         if control.final:
-            return ExecutionResult(control.final[0], logs, True)
+            return LocalExecutionResult(control.final[0], logs, True, output_repr=job.outcome.output_repr)
         error = job.outcome.error
+        if isinstance(error, KeyboardInterrupt):
+            raise KeyboardInterrupt  # Ctrl-C during a step stops the run, as it would any Python program
         if error is not None:
             message = job.outcome.message
             if message is None:
@@ -360,7 +486,7 @@ class LocalExecutor:
                     else f"{type(error).__name__} (its message could not be rendered within the time limit)"
                 )
             raise ExecutionError(message, logs=logs)
-        return ExecutionResult(value, logs, False)
+        return LocalExecutionResult(value, logs, False, output_repr=job.outcome.output_repr)
 
     # --- worker lifecycle ----------------------------------------------------------------------------------------
 
@@ -411,6 +537,18 @@ class LocalExecutor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _bounded_repr(value: Any) -> str:
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except StepInterrupted:
+        return "<repr() did not finish within the step's time limit>"
+    except Exception as exc:  # noqa: BLE001 - a failing __repr__ must not hide the value itself
+        return f"<repr() failed: {type(exc).__name__}>"
+    if not isinstance(text, str):
+        return f"<repr() returned {type(text).__name__}, not str>"
+    return truncate_output(text, _REPR_LIMIT)
 
 
 def _make_print(output: list[OutputBuffer]) -> Callable[..., None]:

@@ -133,6 +133,11 @@ class StepControl:
         self.reason = None
         self.flags[OK_FLAG] = True
 
+    def resume(self) -> None:
+        """Let agent code run again after a final answer, so its result can be rendered within the step."""
+        self.reason = None
+        self.flags[OK_FLAG] = True
+
     def stop(self, reason: str) -> None:
         """Close the step: every check in agent code now raises (the first reason given wins)."""
         if self.reason is None:
@@ -176,6 +181,11 @@ class StepControl:
                 self.host_calls -= 1
                 if self.host_calls == 0:
                     self._host_total += time.monotonic() - self._host_started
+
+    def host_seconds_unlocked(self) -> float:
+        """`host_seconds` without taking the lock: for a signal handler that may interrupt its holder."""
+        ongoing = time.monotonic() - self._host_started if self.host_calls else 0.0
+        return self._host_total + ongoing
 
     def host_seconds(self) -> float:
         """Seconds the current step has spent inside host calls (tools), which its time limit does not count."""

@@ -1,5 +1,5 @@
-"""Process-level mechanisms LocalExecutor uses to stop agent code: exceptions injected into its thread, and an
-address-space limit while a step runs.
+"""Process-level mechanisms LocalExecutor uses to stop agent code: exceptions injected into its thread, a timer
+signal for the main thread, and an address-space limit while a step runs.
 
 Both act on the whole interpreter, which is why they live apart from the executor: one place to read when judging
 what an in-process executor can and cannot guarantee.
@@ -13,7 +13,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["inject_exception", "clear_injected_exception", "address_space_budget", "address_space_bytes"]
+__all__ = [
+    "inject_exception",
+    "clear_injected_exception",
+    "address_space_budget",
+    "address_space_bytes",
+    "ThreadTimer",
+]
 
 # private prototypes: setting argtypes on ctypes.pythonapi's shared function object would change it for everyone
 _set_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.py_object)(
@@ -115,3 +121,70 @@ def address_space_budget(limit_bytes: int | None) -> Iterator[bool]:
     finally:
         if entered:
             _BUDGET.leave(limit_bytes)
+
+
+# --- a per-thread POSIX timer delivering a signal (Linux) --------------------------------------------------------------
+
+
+class _TimeSpec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _ITimerSpec(ctypes.Structure):
+    _fields_ = [("it_interval", _TimeSpec), ("it_value", _TimeSpec)]
+
+
+class _SigEvent(ctypes.Structure):
+    # struct sigevent on Linux: sigval, signo, notify, then a 48-byte union whose first int is the target thread id
+    _fields_ = [
+        ("sigev_value", ctypes.c_void_p),
+        ("sigev_signo", ctypes.c_int),
+        ("sigev_notify", ctypes.c_int),
+        ("sigev_notify_thread_id", ctypes.c_int),
+        ("_pad", ctypes.c_int * 11),
+    ]
+
+
+_SIGEV_THREAD_ID = 4
+_CLOCK_MONOTONIC = 1
+
+
+def _seconds_to_timespec(seconds: float) -> _TimeSpec:
+    whole = int(seconds)
+    return _TimeSpec(whole, int((seconds - whole) * 1e9))
+
+
+class ThreadTimer:
+    """A POSIX timer that sends `signum` to one thread: first after a delay, then every `interval` seconds.
+
+    Signal-driven interruption reaches places an injected exception cannot: CPython's regex engine checks for
+    signals while it backtracks, and blocking calls return early with EINTR. Linux only (SIGEV_THREAD_ID).
+    """
+
+    def __init__(self, signum: int, thread_native_id: int) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            self._create, self._settime, self._delete = libc.timer_create, libc.timer_settime, libc.timer_delete
+        except AttributeError:  # glibc < 2.34 keeps the timer functions in librt
+            librt = ctypes.CDLL("librt.so.1", use_errno=True)
+            self._create, self._settime, self._delete = librt.timer_create, librt.timer_settime, librt.timer_delete
+        self._create.argtypes = (ctypes.c_int, ctypes.POINTER(_SigEvent), ctypes.POINTER(ctypes.c_void_p))
+        self._settime.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_ITimerSpec), ctypes.c_void_p)
+        self._delete.argtypes = (ctypes.c_void_p,)
+        event = _SigEvent()
+        event.sigev_signo = signum
+        event.sigev_notify = _SIGEV_THREAD_ID
+        event.sigev_notify_thread_id = thread_native_id
+        self._timer = ctypes.c_void_p()
+        if self._create(_CLOCK_MONOTONIC, ctypes.byref(event), ctypes.byref(self._timer)) != 0:
+            raise OSError(ctypes.get_errno(), "timer_create failed")
+
+    def arm(self, delay: float, interval: float) -> None:
+        """Fire after `delay` seconds, then every `interval` seconds until disarmed."""
+        spec = _ITimerSpec(_seconds_to_timespec(interval), _seconds_to_timespec(max(delay, 1e-6)))
+        if self._settime(self._timer, 0, ctypes.byref(spec), None) != 0:
+            raise OSError(ctypes.get_errno(), "timer_settime failed")
+
+    def disarm(self) -> None:
+        """Stop firing (a signal already delivered may still be handled once)."""
+        self._settime(self._timer, 0, ctypes.byref(_ITimerSpec()), None)

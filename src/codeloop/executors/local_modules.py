@@ -97,6 +97,21 @@ class ModuleGate:
         self.write_output = write_output
         self._proxies: dict[str, ModuleProxy] = {}
         self._lock = threading.RLock()
+        self._step_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+    def add_step_hooks(self, enter: Callable[[], None], leave: Callable[[], None]) -> None:
+        """Register thread-state swaps to run when a step starts and ends (e.g. the decimal context)."""
+        self._step_hooks.append((enter, leave))
+
+    def enter_step(self) -> None:
+        """Install agent code's thread state (a step may run on a host thread)."""
+        for enter, _ in self._step_hooks:
+            enter()
+
+    def leave_step(self) -> None:
+        """Put the host's thread state back."""
+        for _, leave in reversed(self._step_hooks):
+            leave()
 
     # --- import ------------------------------------------------------------------------------------------------
 
@@ -386,6 +401,20 @@ def _decimal_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
         def __exit__(self, *exc_info: Any) -> None:
             module.setcontext(self._saved)
 
+    # agent code keeps a decimal context of its own; the host thread's context is put back after every step
+    saved: dict[str, Any] = {"agent": _capped(module.getcontext())}
+
+    def enter() -> None:
+        saved["host"] = module.getcontext()
+        module.setcontext(saved["agent"])
+
+    def leave() -> None:
+        saved["agent"] = module.getcontext()
+        module.setcontext(saved.pop("host"))
+
+    gate.add_step_hooks(enter, leave)
+    if gate.control.running:  # imported during a step: swap now, the step's end swaps back
+        enter()
     return {
         "Context": Context, "getcontext": getcontext, "setcontext": setcontext, "localcontext": localcontext,
         "DefaultContext": _capped(module.DefaultContext), "BasicContext": _capped(module.BasicContext),
