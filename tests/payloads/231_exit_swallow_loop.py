@@ -1,7 +1,7 @@
-# Technique: except* handlers and a context manager whose __exit__ returns True, nested in loops, to swallow
+# Technique: a context manager whose __exit__ returns True around a catch-all handler, nested in loops, to swallow
 #            whatever a watchdog raises and keep spinning
 # Goal: f (CPU exhaustion despite exception-injecting timeouts)
-# Source: written for codeloop (variant of the corpus's 117 with except* and __exit__)
+# Source: written for codeloop (variant of the corpus's 117 through __exit__)
 # Requires: stdlib
 class Swallow:
     def __enter__(self):
@@ -17,5 +17,5 @@ while True:
         try:
             while True:
                 n += 1
-        except* BaseException:
+        except BaseException:
             pass
