@@ -413,3 +413,86 @@ def test_string_annotations_resolve() -> None:
     args = f.validate_arguments({"points": [{"x": 1}, {"x": 2, "y": 3}]})
     assert args["points"] == [Point(1), Point(2, 3)]
     assert f(**args) == {"0": Point(1), "1": Point(2, 3)}
+
+
+def test_handwritten_json_schema_inputs_validate_like_the_schema_says() -> None:
+    class Order(Tool):
+        name = "place_order"
+        description = "Place an order."
+        inputs = {
+            "items": {
+                "type": "array",
+                "description": "What to buy.",
+                "items": {
+                    "type": "object",
+                    "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
+                    "required": ["sku"],
+                    "additionalProperties": False,
+                },
+            },
+            "priority": {"description": "How fast.", "enum": ["low", "high"], "default": "low"},
+            "note": {"type": ["string", "null"], "description": "Free text."},
+            "coupon": {"anyOf": [{"type": "string"}, {"type": "integer"}], "description": "Code or number."},
+            "meta": {
+                "type": "object",
+                "description": "Anything else.",
+                "additionalProperties": {"type": "number"},
+            },
+        }
+        output_type = "object"
+
+        def forward(
+            self, items: list, note: str | None, coupon: Any, meta: dict, priority: str = "low"
+        ) -> dict:
+            return {"n": len(items)}
+
+    order = Order()
+    assert order.required_inputs == ["items", "note", "coupon", "meta"]
+    ok = order.validate_arguments(
+        {"items": [{"sku": "A", "qty": "2"}], "note": None, "coupon": 7, "meta": {"w": 1}, "priority": "high"}
+    )
+    assert ok["items"] == [{"sku": "A", "qty": 2}] and ok["coupon"] == 7 and ok["meta"] == {"w": 1.0}
+    with pytest.raises(AgentToolCallError) as info:
+        order.validate_arguments(
+            {
+                "items": [{"qty": 1, "color": "red"}],
+                "note": 3,
+                "coupon": [1],
+                "meta": {"w": "x"},
+                "priority": "asap",
+            }
+        )
+    message = str(info.value)
+    for fragment in ("'items[0].sku'", "'items[0].color'", "'note'", "'coupon'", "'meta.w'", "'priority'"):
+        assert fragment in message, fragment
+    stub = order.to_code_prompt()
+    # an optional argument listed before required ones: keyword-only keeps the stub valid and honest
+    assert stub.startswith(
+        "def place_order(*, items: list[dict], priority: Literal['low', 'high'] = 'low', note: str | None, "
+        "coupon: str | int, meta: dict[str, float]) -> dict:"
+    )
+    compile(stub, "<stub>", "exec")
+    assert order.parameters_schema["properties"]["note"]["type"] == ["string", "null"]
+
+
+def test_schema_helpers() -> None:
+    from codeloop.tools.schema import clean_schema, describe_schema, json_type_name, render_annotation
+
+    schema = {
+        "$defs": {
+            "Node": {"title": "Node", "type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}
+        },
+        "type": "object",
+        "properties": {"title": {"title": "Title", "type": "string"}, "head": {"$ref": "#/$defs/Node"}},
+    }
+    cleaned = clean_schema(schema)
+    assert cleaned["properties"]["title"] == {"type": "string"}  # a property named "title" survives
+    assert cleaned["properties"]["head"]["properties"]["next"] == {"$ref": "#/$defs/Node"}
+    assert cleaned["$defs"]["Node"]["properties"]["next"] == {"$ref": "#/$defs/Node"}
+    assert json_type_name({"anyOf": [{"type": "integer"}, {"type": "null"}]}) == "integer"
+    assert json_type_name({"enum": ["a", "b"]}) == "string"
+    assert describe_schema({"type": "array", "items": {"type": "integer"}, "nullable": True}) == (
+        "array of integer or null"
+    )
+    assert render_annotation(dict[str, list[int | None]]) == "dict[str, list[int | None]]"
+    assert render_annotation(Optional[Color]) == "Color | None"  # noqa: UP045

@@ -729,13 +729,35 @@ def _preview(value: Any, limit: int = 80) -> str:
 
 def _validation_message(tool_name: str, exc: ValidationError, inputs: Mapping[str, Mapping[str, Any]]) -> str:
     lines = [f"Invalid arguments for tool '{tool_name}':"]
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    # pydantic reports a value that fits no branch of a union once per branch, each with the branch's tag
+    # appended to the location; those are folded back into one line about the value.
+    groups: dict[tuple[str, int], list[Any]] = {}
+    for error in errors:
+        loc = error.get("loc", ())
+        groups.setdefault((str(loc[0]) if loc else "", id(error.get("input"))), []).append(error)
+    done: set[int] = set()
+    for error in errors:
+        if id(error) in done:
+            continue
         loc = [str(p) for p in error.get("loc", ())]
         arg = loc[0] if loc else ""
-        path = arg + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
         entry = inputs.get(arg)
         expected = f" (expected {describe_schema(entry)})" if entry is not None else ""
         kind = error.get("type")
+        siblings = groups.get((arg, id(error.get("input"))), [error])
+        if kind not in ("missing", "extra_forbidden") and len(siblings) > 1:
+            done.update(id(e) for e in siblings)
+            common = _common_prefix([[str(p) for p in e.get("loc", ())] for e in siblings])
+            path = _render_path(common or loc[:1])
+            got = _preview(error.get("input"))
+            if len(common) <= 1:
+                lines.append(f"- '{path}': got {got}, which fits none of the allowed types{expected}.")
+            else:
+                reasons = "; ".join(dict.fromkeys(str(e.get("msg", "")) for e in siblings))
+                lines.append(f"- '{path}': got {got}, which fits none of the allowed types ({reasons}).")
+            continue
+        path = _render_path(loc)
         if kind == "missing" and len(loc) == 1:
             lines.append(f"- '{arg}': missing required argument{expected}.")
         elif kind == "extra_forbidden" and len(loc) == 1:
@@ -745,3 +767,18 @@ def _validation_message(tool_name: str, exc: ValidationError, inputs: Mapping[st
             got = f", got {_preview(error.get('input'))}" if kind != "missing" else ""
             lines.append(f"- '{path}': {error.get('msg', 'invalid value')}{got}{expected}.")
     return "\n".join(lines)
+
+
+def _render_path(loc: list[str]) -> str:
+    if not loc:
+        return ""
+    return loc[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
+
+
+def _common_prefix(paths: list[list[str]]) -> list[str]:
+    prefix: list[str] = []
+    for parts in zip(*paths, strict=False):
+        if len(set(parts)) != 1:
+            break
+        prefix.append(parts[0])
+    return prefix
