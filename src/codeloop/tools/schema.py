@@ -734,8 +734,8 @@ def _validation_message(tool_name: str, exc: ValidationError, inputs: Mapping[st
     # appended to the location; those are folded back into one line about the value.
     groups: dict[tuple[str, int], list[Any]] = {}
     for error in errors:
-        loc = error.get("loc", ())
-        groups.setdefault((str(loc[0]) if loc else "", id(error.get("input"))), []).append(error)
+        where = error.get("loc", ())
+        groups.setdefault((str(where[0]) if where else "", id(error.get("input"))), []).append(error)
     done: set[int] = set()
     for error in errors:
         if id(error) in done:
