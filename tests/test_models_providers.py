@@ -179,3 +179,20 @@ def test_importing_models_loads_no_provider_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_response_format_support_is_declared_and_enforced() -> None:
+    from codeloop.models.fallback import FallbackModel
+    from codeloop.models.litellm import LiteLLMModel
+    from codeloop.models.openai import OpenAIModel
+    from codeloop.models.structured import code_action_response_format
+
+    assert OpenAIModel("gpt-4o", api_key="k").supports_response_format
+    unsupported = LiteLLMModel("replicate/meta/llama-2-70b-chat", api_key="k")
+    assert not unsupported.supports_response_format
+    with ScriptedLLMServer(["unused"]) as server:
+        unsupported.api_base = server.base_url
+        with pytest.raises(ModelConfigurationError, match="does not take response_format"):
+            unsupported.generate(HI, response_format=code_action_response_format())
+        assert server.call_count == 0
+    assert not FallbackModel([OpenAIModel("gpt-4o", api_key="k"), unsupported]).supports_response_format

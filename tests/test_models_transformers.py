@@ -132,6 +132,7 @@ def test_async_twins_run_in_a_thread(tiny: tuple[Any, Any]) -> None:
 
 def test_unsupported_features_fail_clearly(tiny: tuple[Any, Any]) -> None:
     m, forcing = scripted(tiny, ["unused"])
+    assert not m.supports_response_format
     with pytest.raises(ModelConfigurationError, match="response_format"):
         m.generate(HI, response_format={"type": "json_object"})
     with pytest.raises(ModelConfigurationError, match="images"):

@@ -38,6 +38,11 @@ class FallbackModel:
         return self.active.model_id
 
     @property
+    def supports_response_format(self) -> bool:
+        """True only when every model can honour `response_format` (any of them may end up answering)."""
+        return all(getattr(m, "supports_response_format", False) for m in self.models)
+
+    @property
     def provider(self) -> str:
         """The provider of the model that served the latest call."""
         return str(getattr(self.active, "provider", ""))

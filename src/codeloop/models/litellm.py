@@ -98,9 +98,23 @@ class LiteLLMModel(RemoteModel):
         if stop:
             request["stop"] = stop
         if response_format is not None:
+            if not self.supports_response_format:
+                raise ModelConfigurationError(
+                    f"litellm: {self.model_id!r} does not take response_format (per LiteLLM's model table); "
+                    "use a model with JSON Schema output or leave structured outputs off"
+                )
             request["response_format"] = response_format
         request.update(self.generate_kwargs)
         return request
+
+    @property
+    def supports_response_format(self) -> bool:  # type: ignore[override]
+        """What LiteLLM's model table says about `response_format` for this model (unknown models: yes)."""
+        try:
+            params = self._litellm.get_supported_openai_params(model=self.model_id)
+        except Exception:
+            return True
+        return params is None or "response_format" in params
 
     def classify_error(self, exc: BaseException) -> ProviderFailure | None:
         """LiteLLM's exceptions (OpenAI-style, with `status_code`) as `ProviderFailure`s."""

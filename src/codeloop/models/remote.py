@@ -39,6 +39,8 @@ class RemoteModel(ApiModel):
 
     provider: str = "remote"
     """The provider's short name, used in errors and in the factory spec."""
+    supports_response_format: bool = True
+    """Whether `response_format` (JSON Schema output) works; callers check it before relying on it."""
 
     def __init__(
         self,

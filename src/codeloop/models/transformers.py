@@ -79,6 +79,8 @@ class TransformersModel(ApiModel):
     """
 
     provider = "transformers"
+    supports_response_format = False
+    """Constrained JSON decoding is not built in; `response_format` is refused at the call."""
 
     def __init__(
         self,
