@@ -31,7 +31,6 @@ load (through `schema`) only when the first tool is created.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import inspect
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from ..errors import AgentToolCallError, ToolDefinitionError
 
 if TYPE_CHECKING:
-    from .schema import ArgumentValidator
+    from .validation import ArgumentValidator
 
 __all__ = ["Tool", "FunctionTool", "tool"]
 
@@ -163,7 +162,7 @@ class Tool(metaclass=_ToolMeta):
         self._setup_done = getattr(self, "_setup_done", False)
 
     def _finish_from_signature(self, explicit_description: str | None) -> None:
-        from .schema import describe_function
+        from .signature import describe_function
 
         found = describe_function(
             self._target(), description=explicit_description, fallback_doc=self._fallback_doc()
@@ -264,7 +263,9 @@ class Tool(metaclass=_ToolMeta):
         self._coerced = {}
         required = self.required_inputs
         defs = self.input_defs
-        self._validator_factory = lambda: schema.ArgumentValidator.for_inputs(inputs, required, defs)
+        from .validation import ArgumentValidator
+
+        self._validator_factory = lambda: ArgumentValidator.for_inputs(inputs, required, defs)
 
     # ----------------------------------------------------------------------------------------- calls
 
@@ -289,7 +290,7 @@ class Tool(metaclass=_ToolMeta):
             return args, kwargs
         from pydantic import ValidationError
 
-        from .schema import type_adapter
+        from .validation import type_adapter
 
         adapters = self.__dict__.get("_coerce_adapters")
         if adapters is None:  # built once: a TypeAdapter costs far more than the call it guards
@@ -327,6 +328,8 @@ class Tool(metaclass=_ToolMeta):
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """Async twin of `__call__`: awaits an async tool natively, runs a sync one in a worker thread."""
+        import asyncio  # here, not at the top: `from codeloop import tool` should not pay for asyncio
+
         if not self._setup_done:
             await asyncio.to_thread(self._ensure_setup)
         args, kwargs = self._coerce(args, kwargs)

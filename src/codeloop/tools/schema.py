@@ -1,49 +1,30 @@
-"""Tool schemas: from Python signatures + docstrings to JSON Schema, and from JSON Schema back to validators.
-
-A function's type hints are turned into JSON Schema by pydantic and its Google-style (or NumPy/reST)
-docstring is read by docstring-parser; neither is parsed by hand here. The same pydantic `TypeAdapter`
-that writes the schema validates the arguments a model sends, so the schema shown and the check applied
-cannot drift apart.
+"""JSON Schema for tools: cleaning pydantic's output, reading schemas back into Python types, and showing
+both as Python stubs and plain English.
 
 A tool's `inputs` map each argument name to a JSON Schema fragment with a `description`. Two markers
 from smolagents' format are kept because users write them by hand: `"type": "any"` (no constraint) and
 `"nullable": True` (the value may be null). `to_json_schema` turns them into standard JSON Schema.
+Functions become schemas in `signature`; arguments are checked against them in `validation`.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
-import enum
-import inspect
 import json
 import keyword
 import types
 import typing
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal, Union
 
-import docstring_parser
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PydanticSchemaGenerationError,
-    TypeAdapter,
-    ValidationError,
-    with_config,
-)
-from pydantic.json_schema import GenerateJsonSchema, PydanticJsonSchemaWarning
+from pydantic import ConfigDict, with_config
+from pydantic.json_schema import GenerateJsonSchema
 from typing_extensions import NotRequired, Required, TypedDict
 
-from ..errors import AgentToolCallError, ToolDefinitionError
+from ..errors import ToolDefinitionError
 
 __all__ = [
     "OUTPUT_TYPES",
-    "FunctionDescription",
-    "ArgumentValidator",
-    "describe_function",
     "clean_schema",
     "to_json_schema",
     "schema_to_annotation",
@@ -53,7 +34,6 @@ __all__ = [
     "render_schema_type",
     "check_tool_name",
     "is_jsonable",
-    "type_adapter",
 ]
 
 OUTPUT_TYPES = frozenset(
@@ -73,15 +53,11 @@ _SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
 _TYPED_DICT: Any = TypedDict
 
 
-class _LenientSchemaGenerator(GenerateJsonSchema):
+class LenientSchemaGenerator(GenerateJsonSchema):
     """Writes `{}` (any value) for types JSON Schema cannot express, such as arbitrary classes."""
 
     def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> dict[str, Any]:
         return {}
-
-
-def _arguments_config() -> ConfigDict:
-    return ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
 
 # --------------------------------------------------------------------------------------------- schemas
@@ -160,7 +136,7 @@ def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _collapse_optional(schema: dict[str, Any]) -> dict[str, Any]:
+def collapse_optional(schema: dict[str, Any]) -> dict[str, Any]:
     """`anyOf: [X, null]` with a plain `type` in X becomes X + `"nullable": True` (the smolagents shape)."""
     options = schema.get("anyOf")
     if not isinstance(options, list) or len(options) != 2:
@@ -437,348 +413,3 @@ def is_jsonable(value: Any) -> bool:
         return bool(json.loads(json.dumps(value)) == value)
     except (TypeError, ValueError):
         return False
-
-
-@dataclasses.dataclass
-class FunctionDescription:
-    """Everything a tool needs that can be read off a function's signature and docstring."""
-
-    description: str
-    inputs: dict[str, dict[str, Any]]
-    required: list[str]
-    output_type: str
-    output_schema: dict[str, Any] | None
-    output_description: str | None
-    annotations: dict[str, str]
-    """Argument name -> type hint as it reads in a stub."""
-    return_annotation: str | None
-    defaults: dict[str, Any]
-    """Argument name -> the function's own default value (any Python object)."""
-    validator: ArgumentValidator
-    coerced: dict[str, Any]
-    """Arguments whose hint holds an enum, dataclass or pydantic model -> that hint; code calls get them
-    converted too, so a dict written in a code action arrives as the model instance."""
-    defs: dict[str, Any]
-    """Recursive definitions that `$ref`s in `inputs` point to (at the root of the parameters schema)."""
-
-
-def _function_label(func: Callable[..., Any]) -> str:
-    return getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or repr(func)
-
-
-def _resolve_hints(func: Callable[..., Any], label: str) -> dict[str, Any]:
-    target = inspect.unwrap(func)
-    if inspect.ismethod(target):
-        target = target.__func__
-    try:
-        return typing.get_type_hints(target, include_extras=True)
-    except Exception as exc:  # NameError for an unresolvable string annotation, TypeError for bad ones
-        raise ToolDefinitionError(
-            f"Tool function '{label}': its type hints cannot be resolved ({type(exc).__name__}: {exc}). "
-            "Make every name used in an annotation importable at module level."
-        ) from exc
-
-
-def _needs_coercion(annotation: Any) -> bool:
-    if isinstance(annotation, type):
-        return issubclass(annotation, (enum.Enum, BaseModel)) or dataclasses.is_dataclass(annotation)
-    return any(_needs_coercion(a) for a in typing.get_args(annotation) if a is not Ellipsis)
-
-
-def describe_function(
-    func: Callable[..., Any],
-    *,
-    description: str | None = None,
-    fallback_doc: str | None = None,
-) -> FunctionDescription:
-    """Read a tool's schema off `func`'s type hints and docstring; `ToolDefinitionError` names what is missing.
-
-    `description` overrides the docstring's summary (the docstring must then still describe the arguments).
-    `fallback_doc` is used when `func` has no docstring (a `Tool` subclass's class docstring).
-    """
-    label = _function_label(func)
-    # Not inspect.getdoc: it would hand a Tool subclass's undocumented forward the base class's docstring.
-    own_doc = getattr(func, "__doc__", None)
-    doc = (
-        inspect.cleandoc(own_doc) if isinstance(own_doc, str) and own_doc.strip() else None
-    ) or fallback_doc
-    if not doc and description is None:
-        raise ToolDefinitionError(
-            f"Tool function '{label}' has no docstring. Add one: a sentence saying what the tool does, "
-            "then an 'Args:' section with one line per argument ('name: what it means')."
-        )
-    # A leading newline keeps a docstring that opens straight with "Args:" from being read as a summary.
-    parsed = docstring_parser.parse("\n" + (doc or ""))
-    summary = "\n\n".join(p for p in (parsed.short_description, parsed.long_description) if p)
-    final_description = (description if description is not None else summary).strip()
-    if not final_description:
-        raise ToolDefinitionError(
-            f"Tool function '{label}' has no description: its docstring must start with a sentence "
-            "saying what the tool does (or pass description=... to @tool)."
-        )
-    arg_docs = {
-        p.arg_name.lstrip("*"): (p.description or "").strip()
-        for p in parsed.params
-        if p.args and p.args[0] != "attribute"
-    }
-    signature = inspect.signature(func)
-    hints = _resolve_hints(func, label)
-    fields: dict[str, Any] = {}
-    annotations: dict[str, str] = {}
-    defaults: dict[str, Any] = {}
-    required: list[str] = []
-    coerced: dict[str, Any] = {}
-    for param in signature.parameters.values():
-        name = param.name
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            star = "*" if param.kind is param.VAR_POSITIONAL else "**"
-            raise ToolDefinitionError(
-                f"Tool function '{label}' takes {star}{name}, which a model cannot be told how to fill. "
-                "List each argument explicitly with a type hint."
-            )
-        if param.kind is param.POSITIONAL_ONLY:
-            raise ToolDefinitionError(
-                f"Argument '{name}' of tool function '{label}' is positional-only; tools are called "
-                "with keyword arguments, so remove the '/' from the signature."
-            )
-        if name not in hints:
-            raise ToolDefinitionError(
-                f"Argument '{name}' of tool function '{label}' has no type hint. Add one, e.g. `{name}: str`."
-            )
-        if not arg_docs.get(name):
-            raise ToolDefinitionError(
-                f"Argument '{name}' of tool function '{label}' is not described in its docstring. "
-                f"Add it under 'Args:' as `{name}: what it means`."
-            )
-        hint = hints[name]
-        annotations[name] = render_annotation(hint)
-        if _needs_coercion(hint):
-            coerced[name] = hint
-        field = Annotated.__class_getitem__((hint, Field(description=arg_docs[name])))  # type: ignore[attr-defined]
-        if param.default is inspect.Parameter.empty:
-            required.append(name)
-            fields[name] = Required[field]
-        else:
-            defaults[name] = param.default
-            fields[name] = NotRequired[field]
-    unknown = sorted(set(arg_docs) - set(signature.parameters))
-    if unknown:
-        raise ToolDefinitionError(
-            f"The docstring of tool function '{label}' describes {', '.join(repr(u) for u in unknown)}, "
-            f"which {'is not an argument' if len(unknown) == 1 else 'are not arguments'} of the function "
-            f"(its arguments: {', '.join(signature.parameters) or 'none'})."
-        )
-    validator = ArgumentValidator.for_fields(fields, label=label)
-    arguments_schema = validator.json_schema()
-    properties = arguments_schema.get("properties", {})
-    inputs: dict[str, dict[str, Any]] = {}
-    for name in signature.parameters:
-        entry = _collapse_optional(properties.get(name, {}))
-        entry.setdefault("description", arg_docs[name])
-        if not ({"type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref"} & entry.keys()):
-            entry["type"] = "any"
-        if name in defaults:
-            if is_jsonable(_json_default(defaults[name])):
-                entry["default"] = _json_default(defaults[name])
-            else:
-                entry["nullable"] = True
-        inputs[name] = _ordered(entry)
-    output_type, output_schema, return_annotation = _describe_return(hints, label)
-    returns = parsed.returns.description.strip() if parsed.returns and parsed.returns.description else None
-    return FunctionDescription(
-        description=final_description,
-        inputs=inputs,
-        required=required,
-        output_type=output_type,
-        output_schema=output_schema,
-        output_description=returns,
-        annotations=annotations,
-        return_annotation=return_annotation,
-        defaults=defaults,
-        validator=validator,
-        coerced=coerced,
-        defs=arguments_schema.get("$defs", {}),
-    )
-
-
-def _json_default(value: Any) -> Any:
-    return value.value if isinstance(value, enum.Enum) else value
-
-
-def _ordered(entry: dict[str, Any]) -> dict[str, Any]:
-    """Type first, then the description, then the rest: the order a person reading the schema expects."""
-    head: dict[str, Any] = {k: entry[k] for k in ("type", "description") if k in entry}
-    return {**head, **{k: v for k, v in entry.items() if k not in head}}
-
-
-def _describe_return(hints: dict[str, Any], label: str) -> tuple[str, dict[str, Any] | None, str | None]:
-    if "return" not in hints:
-        return "any", None, None
-    annotation = hints["return"]
-    rendered = render_annotation(annotation)
-    if annotation is Any:
-        return "any", None, rendered
-    try:
-        adapter = type_adapter(annotation)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-            schema = adapter.json_schema(mode="serialization", schema_generator=_LenientSchemaGenerator)
-    except Exception:  # a return type pydantic cannot model at all: still a fine tool, just untyped
-        kind = "object" if isinstance(annotation, type) else "any"
-        return kind, None, rendered
-    schema = clean_schema(schema)
-    kind = json_type_name(schema)
-    if not schema:
-        kind = "object" if isinstance(annotation, type) else "any"
-    return kind, (schema or None), rendered
-
-
-# ---------------------------------------------------------------------------------------- validation
-
-
-class ArgumentValidator:
-    """Validates and coerces a tool's JSON arguments with one pydantic `TypeAdapter` over a typed dict.
-
-    Arguments the caller left out stay out (the function's own defaults apply), unknown ones are refused,
-    and JSON objects become the enum members, dataclasses and pydantic models the hints ask for.
-    """
-
-    def __init__(
-        self, adapter: TypeAdapter[Any], descriptions: dict[str, dict[str, Any]] | None = None
-    ) -> None:
-        self._adapter = adapter
-        self._descriptions = descriptions or {}
-
-    @classmethod
-    def for_fields(cls, fields: dict[str, Any], *, label: str) -> ArgumentValidator:
-        """Build from `name -> Required[...] / NotRequired[...]` annotations."""
-        typed = with_config(_arguments_config())(_TYPED_DICT("Arguments", fields))
-        try:
-            adapter: TypeAdapter[Any] = TypeAdapter(typed)
-        except Exception as exc:
-            culprit = _find_unsupported(fields)
-            where = f"argument '{culprit}' of " if culprit else ""
-            raise ToolDefinitionError(
-                f"Tool function '{label}': the type hint of {where}the function is not supported ({exc})."
-            ) from exc
-        return cls(adapter)
-
-    @classmethod
-    def for_inputs(
-        cls,
-        inputs: Mapping[str, Mapping[str, Any]],
-        required: list[str],
-        defs: Mapping[str, Any] | None = None,
-    ) -> ArgumentValidator:
-        """Build from a tool's JSON Schema `inputs` (tools without Python type hints)."""
-        fields = {
-            name: (Required if name in required else NotRequired)[schema_to_annotation(entry, defs)]
-            for name, entry in inputs.items()
-        }
-        typed = with_config(_arguments_config())(_TYPED_DICT("Arguments", fields))
-        return cls(TypeAdapter(typed), {name: dict(entry) for name, entry in inputs.items()})
-
-    def json_schema(self) -> dict[str, Any]:
-        """The arguments' JSON Schema as pydantic writes it, cleaned by `clean_schema`."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
-            raw = self._adapter.json_schema(schema_generator=_LenientSchemaGenerator)
-        return clean_schema(raw)
-
-    def validate(
-        self, tool_name: str, arguments: Any, inputs: Mapping[str, Mapping[str, Any]]
-    ) -> dict[str, Any]:
-        """The arguments, validated and coerced; `AgentToolCallError` listing every problem otherwise."""
-        if not isinstance(arguments, Mapping):
-            raise AgentToolCallError(
-                f"Tool '{tool_name}' takes its arguments as a JSON object "
-                f"({{{', '.join(repr(n) + ': ...' for n in inputs)}}}); got {type(arguments).__name__} "
-                f"{_preview(arguments)}."
-            )
-        try:
-            return dict(self._adapter.validate_python(dict(arguments)))
-        except ValidationError as exc:
-            raise AgentToolCallError(_validation_message(tool_name, exc, inputs)) from None
-
-
-def type_adapter(annotation: Any) -> TypeAdapter[Any]:
-    """A `TypeAdapter` for any hint; arbitrary classes are checked with `isinstance`.
-
-    pydantic refuses a `config` for models, dataclasses and typed dicts (they carry their own), so the
-    permissive config is only added when the plain adapter cannot be built.
-    """
-    try:
-        return TypeAdapter(annotation)
-    except PydanticSchemaGenerationError:
-        return TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
-
-
-def _find_unsupported(fields: dict[str, Any]) -> str | None:
-    for name, annotation in fields.items():
-        try:
-            type_adapter(annotation)
-        except Exception:
-            return name
-    return None
-
-
-def _preview(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _validation_message(tool_name: str, exc: ValidationError, inputs: Mapping[str, Mapping[str, Any]]) -> str:
-    lines = [f"Invalid arguments for tool '{tool_name}':"]
-    errors = exc.errors(include_url=False)
-    # pydantic reports a value that fits no branch of a union once per branch, each with the branch's tag
-    # appended to the location; those are folded back into one line about the value.
-    groups: dict[tuple[str, int], list[Any]] = {}
-    for error in errors:
-        where = error.get("loc", ())
-        groups.setdefault((str(where[0]) if where else "", id(error.get("input"))), []).append(error)
-    done: set[int] = set()
-    for error in errors:
-        if id(error) in done:
-            continue
-        loc = [str(p) for p in error.get("loc", ())]
-        arg = loc[0] if loc else ""
-        entry = inputs.get(arg)
-        expected = f" (expected {describe_schema(entry)})" if entry is not None else ""
-        kind = error.get("type")
-        siblings = groups.get((arg, id(error.get("input"))), [error])
-        if kind not in ("missing", "extra_forbidden") and len(siblings) > 1:
-            done.update(id(e) for e in siblings)
-            common = _common_prefix([[str(p) for p in e.get("loc", ())] for e in siblings])
-            path = _render_path(common or loc[:1])
-            got = _preview(error.get("input"))
-            if len(common) <= 1:
-                lines.append(f"- '{path}': got {got}, which fits none of the allowed types{expected}.")
-            else:
-                reasons = "; ".join(dict.fromkeys(str(e.get("msg", "")) for e in siblings))
-                lines.append(f"- '{path}': got {got}, which fits none of the allowed types ({reasons}).")
-            continue
-        path = _render_path(loc)
-        if kind == "missing" and len(loc) == 1:
-            lines.append(f"- '{arg}': missing required argument{expected}.")
-        elif kind == "extra_forbidden" and len(loc) == 1:
-            known = ", ".join(repr(n) for n in inputs) or "none"
-            lines.append(f"- '{arg}': unexpected argument; this tool takes: {known}.")
-        else:
-            got = f", got {_preview(error.get('input'))}" if kind != "missing" else ""
-            lines.append(f"- '{path}': {error.get('msg', 'invalid value')}{got}{expected}.")
-    return "\n".join(lines)
-
-
-def _render_path(loc: list[str]) -> str:
-    if not loc:
-        return ""
-    return loc[0] + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc[1:])
-
-
-def _common_prefix(paths: list[list[str]]) -> list[str]:
-    prefix: list[str] = []
-    for parts in zip(*paths, strict=False):
-        if len(set(parts)) != 1:
-            break
-        prefix.append(parts[0])
-    return prefix
