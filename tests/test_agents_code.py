@@ -296,3 +296,26 @@ def test_structured_outputs_ask_for_json_code_actions() -> None:
     assert "Write one Python code block" not in request.messages[0].text
     assert agent.memory.action_steps[0].error_type == "AgentParsingError"
     assert "not valid JSON" in (agent.memory.action_steps[0].error or "")
+
+
+def test_agent_save_and_from_folder_round_trip(tmp_path: Any) -> None:
+    from codeloop.models.openai import OpenAIModel
+
+    agent = CodeAgent(
+        tools=[get_weather],
+        model=OpenAIModel("gpt-4o", api_base="http://127.0.0.1:9/v1", api_key="secret-key-never-saved"),
+        max_steps=7,
+        instructions="Be terse.",
+        verbosity_level=0,
+        executor="local",
+        additional_authorized_imports=["json"],
+    )
+    folder = agent.save(tmp_path / "agent")
+    saved = "".join(p.read_text() for p in folder.rglob("*") if p.is_file())
+    assert "secret-key-never-saved" not in saved
+    loaded = CodeAgent.from_folder(folder, trust_remote_code=True)
+    assert isinstance(loaded, CodeAgent)
+    assert loaded.max_steps == 7 and loaded.instructions == "Be terse."
+    assert "json" in loaded.authorized_imports
+    assert set(loaded.tools) == {"get_weather"}
+    assert loaded.tools["get_weather"]("Oslo") == {"city": "Oslo", "temp_c": 21}

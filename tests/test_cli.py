@@ -142,3 +142,13 @@ def test_cli_tools_flag_loads_builtin_tools_and_rejects_unknown(capsys: pytest.C
     assert "def visit_webpage(" in system
     assert main(["run", "x", "--model", "openai:gpt-4o", "--api-key", "k", "--tools", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_mcp_serve_subcommand_is_wired(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["mcp", "serve", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--agent" in out and "streamable-http" in out and "--expose-tools" in out
+    assert main(["mcp", "serve", "--agent", "no_such_module_xyz:agent"]) == 2
+    assert "no_such_module_xyz" in capsys.readouterr().err

@@ -17,6 +17,7 @@ import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeAlias
 
 from . import events as ev
@@ -240,6 +241,34 @@ class MultiStepAgent:
         from .console import ConsoleRenderer
 
         ConsoleRenderer(level=2 if detailed else 1).replay(self)
+
+    # --- sharing: the logic lives in tools/agent_io.py ----------------------------------------------------------
+
+    def save(self, folder: str | Path) -> Path:
+        """Write this agent (class, model spec without keys, tools, managed agents, prompts, settings)."""
+        from .tools.agent_io import save_agent
+
+        return save_agent(self, folder)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, **kwargs: Any) -> Any:
+        """Rebuild an agent saved with `save`; tool code runs only with `trust_remote_code=True`."""
+        from .tools.agent_io import load_agent
+
+        return load_agent(folder, expected_class=cls, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
+        """Upload the saved agent to a Hugging Face Hub repository."""
+        from .tools.agent_io import push_agent_to_hub
+
+        return push_agent_to_hub(self, repo_id, **kwargs)
+
+    @classmethod
+    def from_hub(cls, repo_id: str, trust_remote_code: bool = False, **kwargs: Any) -> Any:
+        """Download and rebuild an agent from the Hub; needs `trust_remote_code=True` to run its tool code."""
+        from .tools.agent_io import load_agent_from_hub
+
+        return load_agent_from_hub(repo_id, trust_remote_code=trust_remote_code, expected_class=cls, **kwargs)
 
     # --- the loop -----------------------------------------------------------------------------------------
 
@@ -522,7 +551,7 @@ class CodeAgent(MultiStepAgent):
 
     def _prompt_values(self) -> dict[str, str]:
         values = super()._prompt_values()
-        stubs = [t.to_code_prompt() for t in self.tools.values()]
+        stubs = [t.to_code_prompt() for t in self.tools.values() if t.name != "final_answer"]
         stubs.append(_FINAL_ANSWER_STUB)
         values["tools"] = "\n\n".join(stubs)
         style = "json" if self.use_structured_outputs else "text"

@@ -192,7 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="an offline run with recorded model replies")
     demo.add_argument("--executor", default=None, help="where code runs (default: the CodeAgent default)")
     demo.set_defaults(handler=_cmd_demo)
+
+    mcp = sub.add_parser("mcp", help="Model Context Protocol: serve an agent to MCP clients")
+    mcp_sub = mcp.add_subparsers(dest="mcp_command", required=True)
+    serve = mcp_sub.add_parser("serve", help="expose an agent as an MCP server (stdio or streamable HTTP)")
+    from .tools.mcp_server import add_arguments
+
+    add_arguments(serve)
+    serve.set_defaults(handler=_cmd_mcp_serve)
     return parser
+
+
+def _cmd_mcp_serve(args: argparse.Namespace) -> int:
+    from .tools.mcp_server import run_from_arguments
+
+    return run_from_arguments(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
