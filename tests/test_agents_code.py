@@ -319,3 +319,44 @@ def test_agent_save_and_from_folder_round_trip(tmp_path: Any) -> None:
     assert "json" in loaded.authorized_imports
     assert set(loaded.tools) == {"get_weather"}
     assert loaded.tools["get_weather"]("Oslo") == {"city": "Oslo", "temp_c": 21}
+
+
+class _PrintingExecutor:
+    """An executor that prints in two chunks while it runs, to check that chunks reach the event stream live."""
+
+    def __init__(self) -> None:
+        self.on_output: Any = None
+        self.seen_callback_during_run = False
+
+    def send_tools(self, tools: dict[str, Any]) -> None: ...
+    def send_variables(self, variables: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def run(self, code: str) -> Any:
+        from codeloop.executors.base import ExecutionResult
+
+        self.seen_callback_during_run = self.on_output is not None
+        if self.on_output:
+            self.on_output("chunk one\n")
+            self.on_output("chunk two\n")
+        return ExecutionResult(
+            output="done", logs="chunk one\nchunk two\n", is_final_answer="final_answer" in code
+        )
+
+
+def test_printed_output_streams_as_execution_log_events() -> None:
+    executor = _PrintingExecutor()
+    agent = make_agent([code("final_answer('x')")], executor=executor, stream_outputs=True)
+    logs = [e.text for e in agent.run("stream logs", stream=True) if isinstance(e, events.ExecutionLog)]
+    assert logs == ["chunk one\n", "chunk two\n"]
+    assert executor.seen_callback_during_run and executor.on_output is None  # detached afterwards
+
+    async def collect() -> list[str]:
+        agent2 = make_agent([code("final_answer('y')")], executor=_PrintingExecutor(), stream_outputs=True)
+        return [e.text async for e in agent2.astream("async logs") if isinstance(e, events.ExecutionLog)]
+
+    assert asyncio.run(collect()) == ["chunk one\n", "chunk two\n"]

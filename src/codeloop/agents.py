@@ -596,8 +596,9 @@ class CodeAgent(MultiStepAgent):
         yield ev.ModelOutput(message, step.step_number)
         step.code_action = code = self._extract_code(message.text)
         yield ev.CodeAction(code, step.step_number)
+        attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
         try:
-            result = yield RunCode(code)
+            result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
             raise AgentExecutionError(str(exc)) from exc
@@ -621,6 +622,9 @@ class CodeAgent(MultiStepAgent):
 
     def _run_code(self, code: str) -> Any:
         return self.executor.run(code)
+
+    def _attach_output(self, callback: Callable[[str], None] | None) -> None:
+        self.executor.on_output = callback
 
     def close(self) -> None:
         """Close the executor (its worker process, if any)."""

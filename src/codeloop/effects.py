@@ -7,6 +7,8 @@ the result; keeping the I/O here is what lets one loop serve `run`, `arun`, `run
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ class RunCode:
     """Run a code action in the agent's executor; the result is an `ExecutionResult`."""
 
     code: str
+    attach_output: Callable[[Callable[[str], None] | None], None] | None = None
+    """When set, installs (or, given None, removes) a callback that receives printed text while the code
+    runs; the drivers then run the code in a worker thread and yield `ExecutionLog` events as text arrives."""
 
 
 @dataclass
@@ -72,7 +77,10 @@ def perform(effect: Effect, model: Model, run_code: Callable[[str], Any]) -> Ite
             raise _as_generation_error(model, exc) from exc
         yield Done(collect_stream(deltas))
     elif isinstance(effect, RunCode):
-        yield Done(run_code(effect.code))
+        if effect.attach_output is None:
+            yield Done(run_code(effect.code))
+            return
+        yield from _run_code_streaming(effect, run_code)
     else:
         yield Done(_run_tools_threaded(effect.calls))
 
@@ -96,12 +104,61 @@ async def aperform(
             raise _as_generation_error(model, exc) from exc
         yield Done(collect_stream(deltas))
     elif isinstance(effect, RunCode):
-        yield Done(await asyncio.to_thread(run_code, effect.code))
+        if effect.attach_output is None:
+            yield Done(await asyncio.to_thread(run_code, effect.code))
+            return
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[str] = asyncio.Queue()
+
+        def forward(text: str) -> None:
+            loop.call_soon_threadsafe(chunks.put_nowait, text)
+
+        effect.attach_output(forward)
+        try:
+            task = asyncio.ensure_future(asyncio.to_thread(run_code, effect.code))
+            while not task.done() or not chunks.empty():
+                getter = asyncio.ensure_future(chunks.get())
+                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield ev.ExecutionLog(getter.result())
+                else:
+                    getter.cancel()
+        finally:
+            effect.attach_output(None)
+        yield Done(task.result())
     else:
         results = await asyncio.gather(
             *(_acall_tool(tool, args) for _, tool, args in effect.calls), return_exceptions=True
         )
         yield Done(list(results))
+
+
+_END = object()
+
+
+def _run_code_streaming(effect: RunCode, run_code: Callable[[str], Any]) -> Iterator[ev.Event | Done]:
+    assert effect.attach_output is not None
+    chunks: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = run_code(effect.code)
+        except BaseException as exc:  # re-raised in the driver's thread below
+            outcome["error"] = exc
+        finally:
+            chunks.put(_END)
+
+    effect.attach_output(chunks.put)
+    try:
+        threading.Thread(target=work, name="codeloop-run-code", daemon=True).start()
+        while (item := chunks.get()) is not _END:
+            yield ev.ExecutionLog(item)
+    finally:
+        effect.attach_output(None)
+    if "error" in outcome:
+        raise outcome["error"]
+    yield Done(outcome["value"])
 
 
 def _model_kwargs(effect: CallModel) -> dict[str, Any]:
