@@ -1,0 +1,946 @@
+"""The host side of the worker protocol: an `Executor` that drives a Python worker in another process or machine.
+
+`WorkerExecutor` speaks the protocol of `codeloop.executors.worker` over a `Channel` (two byte streams plus a way
+to kill the other end). The sandbox, Docker, E2B and Modal executors are this class with different channels:
+tools always run here on the host, with the host's credentials and network, called by the sandboxed code through
+``call`` messages; the sandbox never holds a tool's code or a secret.
+
+Everything the worker sends is untrusted. Messages are size-limited lines of JSON, values are decoded with the
+safe format only (never unpickled), a worker that breaks the protocol is killed, and no message can make the host
+wait past the step's time limit. When the worker times out, dies or misbehaves, the step fails with an observation
+that says so, the worker is discarded, and the next step starts a fresh one with the same tools and host-given
+variables (the variables the code itself created are lost, and the message says that too).
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+
+from ..errors import ExecutionError, SandboxUnavailableError
+from . import protocol as wire
+from .base import ExecutionResult
+from .output import OutputBuffer
+
+__all__ = [
+    "BOOTSTRAP",
+    "Channel",
+    "ProcessChannel",
+    "QueueChannel",
+    "standard_init",
+    "WorkerExecutor",
+    "WorkerStartError",
+    "worker_bundle",
+]
+
+logger = logging.getLogger(__name__)
+
+_BUNDLE_MODULES = (
+    ("codeloop_sandbox_output", "output.py"),
+    ("codeloop_sandbox_protocol", "protocol.py"),
+    ("codeloop_sandbox_worker", "worker.py"),
+)
+
+BOOTSTRAP = """import sys, types
+class _Deferred(types.ModuleType):
+    def __getattr__(self, attribute):
+        del sys.modules[self.__name__]
+        real = __import__(self.__name__)
+        sys.modules[self.__name__] = real
+        return getattr(real, attribute)
+def _codeloop_load():
+    sys.modules.setdefault("linecache", _Deferred("linecache"))
+    reader = sys.stdin.buffer
+    module = None
+    for _ in range(int(reader.readline())):
+        name = reader.readline().decode().strip()
+        kind = reader.readline().strip()
+        blob = reader.read(int(reader.readline()))
+        code = __import__("marshal").loads(blob) if kind == b"marshal" else compile(blob, name, "exec")
+        module = types.ModuleType(name)
+        module.__file__ = name
+        sys.modules[name] = module
+        exec(code, module.__dict__)
+    module.main(reader)
+_codeloop_load()
+"""
+"""The program given to `python -c` in the sandbox: it loads the worker modules sent on stdin and runs them.
+
+`linecache` is imported only when first used: it pulls in `tokenize` and `re`, ~8 ms of every worker's start,
+and is needed only to show a traceback line that is not in the step's own code."""
+
+_DIAGNOSTICS_LIMIT = 64 * 1024
+_bundles: dict[str, bytes] = {}
+
+
+def worker_bundle(kind: str = "source") -> bytes:
+    """The worker modules as the bootstrap reads them: as source (any Python >= 3.10) or as marshalled code
+    objects ("marshal", only for an interpreter identical to this one; skips compiling at every start)."""
+    if kind not in ("source", "marshal"):
+        raise ValueError(f"bundle kind must be 'source' or 'marshal', got {kind!r}")
+    cached = _bundles.get(kind)
+    if cached is not None:
+        return cached
+    here = Path(__file__).parent
+    parts = [f"{len(_BUNDLE_MODULES)}\n".encode()]
+    for name, filename in _BUNDLE_MODULES:
+        source = (here / filename).read_bytes()
+        blob = marshal.dumps(compile(source, name, "exec", dont_inherit=True)) if kind == "marshal" else source
+        parts.append(f"{name}\n{kind}\n{len(blob)}\n".encode() + blob)
+    _bundles[kind] = bundle = b"".join(parts)
+    return bundle
+
+
+class WorkerStartError(SandboxUnavailableError):
+    """The worker process could not be started or did not complete the protocol handshake."""
+
+
+class _WorkerGone(Exception):
+    """The worker's stream ended: it exited, crashed or was killed."""
+
+
+class _ProtocolViolation(Exception):
+    """The worker sent something that is not a valid message at this point."""
+
+
+class Channel(Protocol):
+    """Two byte streams to a worker and control over its life. Implemented per transport."""
+
+    def send(self, data: bytes, timeout: float | None) -> None:
+        """Write all of `data` to the worker's stdin; raise TimeoutError or `BrokenPipeError`."""
+        ...
+
+    def receive(self, timeout: float | None) -> bytes:
+        """Some bytes from the worker's stdout; b"" once it has ended; TimeoutError if nothing came in time."""
+        ...
+
+    def diagnostics(self) -> str:
+        """The tail of what the worker wrote to stderr (crash reports, start-up errors)."""
+        ...
+
+    def exit_reason(self) -> str | None:
+        """How the worker ended ("killed by SIGSEGV", "exited with status 1"), once it has ended."""
+        ...
+
+    def close(self) -> None:
+        """Kill the worker and release everything; safe to call twice and from any thread."""
+        ...
+
+
+# --- local processes --------------------------------------------------------------------------------------------
+
+_spawn_queue: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]]] | None = None
+_spawn_lock = threading.Lock()
+
+
+def _spawner_loop(jobs: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]]]) -> None:
+    while True:
+        job, answer = jobs.get()
+        try:
+            answer.put((True, job()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+            answer.put((False, exc))
+
+
+def spawn_process(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """Start a process from a thread that lives as long as this process.
+
+    A child asked to die with its parent (bubblewrap's --die-with-parent, PR_SET_PDEATHSIG) dies when the *thread*
+    that started it ends, so a worker started from a short-lived thread (an asyncio helper thread, a thread pool)
+    would be killed under the agent. The main thread and a dedicated spawner thread never end early.
+    """
+    global _spawn_queue
+    if threading.current_thread() is threading.main_thread():
+        return start()
+    with _spawn_lock:
+        if _spawn_queue is None:
+            _spawn_queue = queue.SimpleQueue()
+            threading.Thread(target=_spawner_loop, args=(_spawn_queue,), name="codeloop-spawner", daemon=True).start()
+        jobs = _spawn_queue
+    answer: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    jobs.put((start, answer))
+    ok, result = answer.get()
+    if not ok:
+        raise result
+    return result  # type: ignore[no-any-return]
+
+
+def describe_exit(returncode: int | None, signal_offset: int = 0) -> str | None:
+    """Human wording for a process's exit status; `signal_offset` = 128 for wrappers that report 128+signal."""
+    if returncode is None:
+        return None
+    number = -returncode if returncode < 0 else returncode - signal_offset if signal_offset and returncode > signal_offset else 0
+    if number > 0:
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"killed by {name}"
+    return f"exited with status {returncode}"
+
+
+class ProcessChannel:
+    """A worker in a local child process, spoken to over its stdin/stdout pipes; stderr kept for diagnostics."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        signal_offset: int = 0,
+    ) -> None:
+        self.signal_offset = signal_offset
+        self._closed = False
+        self._lock = threading.Lock()
+        self.proc = spawn_process(
+            lambda: subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env or {}),
+                cwd=cwd,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the host, which decides what to stop
+                close_fds=True,
+            )
+        )
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
+        self._in = self.proc.stdin.fileno()
+        self._out = self.proc.stdout.fileno()
+        self._err = self.proc.stderr.fileno()
+        for fd in (self._in, self._out, self._err):
+            os.set_blocking(fd, False)
+        self._poll = select.poll()
+        self._poll.register(self._out, select.POLLIN)
+        self._poll.register(self._err, select.POLLIN)
+        self._err_open = True
+        self._diagnostics = bytearray()
+
+    def send(self, data: bytes, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._in, view)
+                view = view[written:]
+                continue
+            except BlockingIOError:
+                pass
+            except (BrokenPipeError, OSError) as exc:
+                raise BrokenPipeError(str(exc)) from None
+            writable = select.poll()
+            writable.register(self._in, select.POLLOUT)
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not writable.poll(None if wait is None else wait * 1000) and wait is not None:
+                raise TimeoutError("the worker stopped reading its input")
+
+    def receive(self, timeout: float | None) -> bytes:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            events = self._poll.poll(None if wait is None else wait * 1000)
+            if not events:
+                raise TimeoutError("no message from the worker in time")
+            for fd, _event in events:
+                if fd == self._err:
+                    self._read_diagnostics()
+            for fd, _event in events:
+                if fd == self._out:
+                    try:
+                        return os.read(self._out, 1 << 20)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        return b""
+
+    def _read_diagnostics(self) -> None:
+        if not self._err_open:
+            return
+        try:
+            chunk = os.read(self._err, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._poll.unregister(self._err)
+            self._err_open = False
+            return
+        self._diagnostics += chunk
+        if len(self._diagnostics) > _DIAGNOSTICS_LIMIT:
+            del self._diagnostics[: len(self._diagnostics) - _DIAGNOSTICS_LIMIT]
+
+    def take_stray_output(self) -> str:
+        """What reached the worker's stderr since the last call (C-level output of the code), without waiting."""
+        before = len(self._diagnostics)
+        while self._err_open:
+            size = len(self._diagnostics)
+            self._read_diagnostics()
+            if len(self._diagnostics) == size:
+                break
+        return bytes(self._diagnostics[min(before, len(self._diagnostics)) :]).decode("utf-8", "replace")
+
+    def diagnostics(self) -> str:
+        self._read_diagnostics()
+        return self._diagnostics.decode("utf-8", "replace")
+
+    def exit_reason(self) -> str | None:
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return None
+        return describe_exit(self.proc.returncode, self.signal_offset)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            logger.warning("sandbox worker %s did not exit after SIGKILL", self.proc.pid)
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+class QueueChannel:
+    """A channel fed by background readers (for SDKs that deliver a remote process's output through callbacks or
+    iterators): `feed_stdout`/`feed_stderr` push text or bytes, `end` marks the end; `writer` sends bytes."""
+
+    def __init__(
+        self,
+        writer: Callable[[bytes], None],
+        closer: Callable[[], None],
+        exit_status: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self._writer = writer
+        self._closer = closer
+        self._exit_status = exit_status
+        self._chunks: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        self._diagnostics = bytearray()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._ended = False
+        self.end_reason: str | None = None
+
+    def feed_stdout(self, data: str | bytes) -> None:
+        """Output of the remote worker (called from a reader thread)."""
+        if data:
+            self._chunks.put(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data))
+
+    def feed_stderr(self, data: str | bytes) -> None:
+        """Diagnostics of the remote worker (called from a reader thread)."""
+        chunk = data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
+        with self._lock:
+            self._diagnostics += chunk
+            if len(self._diagnostics) > _DIAGNOSTICS_LIMIT:
+                del self._diagnostics[: len(self._diagnostics) - _DIAGNOSTICS_LIMIT]
+
+    def end(self, reason: str | None = None) -> None:
+        """The remote process's output has ended (called from a reader thread)."""
+        self.end_reason = reason
+        self._chunks.put(b"")
+
+    def pump(
+        self, iterator: Callable[[], Any], split: Callable[[Any], tuple[Any, Any]], *, ends_stream: bool = True
+    ) -> threading.Thread:
+        """Start a daemon thread that feeds this channel from `iterator()`; `split(item)` gives (stdout, stderr).
+
+        When the iterator is exhausted the stream ends, unless `ends_stream` is False (a separate stderr reader).
+        """
+
+        def run() -> None:
+            reason = None
+            try:
+                for item in iterator():
+                    out, err = split(item)
+                    if out:
+                        self.feed_stdout(out)
+                    if err:
+                        self.feed_stderr(err)
+            except Exception as exc:  # the SDK's stream broke: the worker counts as gone
+                reason = f"{type(exc).__name__}: {exc}"
+            if ends_stream:
+                self.end(reason)
+
+        thread = threading.Thread(target=run, name="codeloop-remote-reader", daemon=True)
+        thread.start()
+        return thread
+
+    def send(self, data: bytes, timeout: float | None) -> None:
+        if self._closed:
+            raise BrokenPipeError("the channel is closed")
+        try:
+            self._writer(data)
+        except Exception as exc:
+            raise BrokenPipeError(f"{type(exc).__name__}: {exc}") from None
+
+    def receive(self, timeout: float | None) -> bytes:
+        if self._ended:
+            return b""
+        try:
+            chunk = self._chunks.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("no message from the remote worker in time") from None
+        if not chunk:
+            self._ended = True
+        return chunk
+
+    def diagnostics(self) -> str:
+        with self._lock:
+            return self._diagnostics.decode("utf-8", "replace")
+
+    def exit_reason(self) -> str | None:
+        try:
+            status = self._exit_status()
+        except Exception:
+            status = None
+        if status is not None:
+            return describe_exit(status)
+        return self.end_reason
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._closer()
+        except Exception:  # already gone remotely; nothing more to release
+            logger.debug("closing a remote worker failed", exc_info=True)
+
+
+def standard_init(
+    hello: dict[str, Any],
+    *,
+    cwd: str | None,
+    max_memory_mb: int | None,
+    output_limit: int,
+    site_dirs: Sequence[str] = (),
+    rlimits: Mapping[str, list[int | None]] | None = None,
+    die_with_parent: bool = False,
+) -> dict[str, Any]:
+    """The ``init`` message most executors send: limits, the seccomp filter for the worker's machine, paths."""
+    from .seccomp import build_filter
+
+    limits: dict[str, list[int | None]] = {"RLIMIT_CORE": [0, 0]}
+    if max_memory_mb is not None:
+        limits["RLIMIT_AS"] = [max_memory_mb * 2**20, max_memory_mb * 2**20]
+    limits.update(rlimits or {})
+    program = build_filter(str(hello.get("machine", "")))
+    return {
+        "op": "init",
+        "cwd": cwd,
+        "site_dirs": list(site_dirs),
+        "rlimits": limits,
+        "seccomp": None if program is None else wire.encode_value(program)["v"],
+        "die_with_parent": die_with_parent,
+        "output_limit": output_limit,
+        "stream_limit": max(10 * output_limit, 100_000),
+        "flush_interval": 0.05,
+    }
+
+
+# --- the executor -----------------------------------------------------------------------------------------------
+
+
+class _Connection:
+    """Message framing over a channel: size-limited lines in, JSON lines out."""
+
+    def __init__(self, channel: Channel, max_bytes: int) -> None:
+        self.channel = channel
+        self.max_bytes = max_bytes
+        self.buffer = bytearray()
+        self.scanned = 0
+
+    def send(self, message: dict[str, Any], deadline: float | None) -> None:
+        self.send_raw(wire.dump_message(message), deadline)
+
+    def send_raw(self, data: bytes, deadline: float | None) -> None:
+        self.channel.send(data, _remaining(deadline))
+
+    def receive(self, deadline: float | None) -> dict[str, Any]:
+        while True:
+            newline = self.buffer.find(b"\n", self.scanned)
+            if newline >= 0:
+                line = bytes(self.buffer[: newline + 1])
+                del self.buffer[: newline + 1]
+                self.scanned = 0
+                try:
+                    return wire.load_message(line)
+                except wire.WireError as exc:
+                    raise _ProtocolViolation(str(exc)) from None
+            self.scanned = len(self.buffer)
+            if len(self.buffer) > self.max_bytes:
+                raise _ProtocolViolation(f"a message over {self.max_bytes // 2**20} MiB")
+            chunk = self.channel.receive(_remaining(deadline))
+            if not chunk:
+                raise _WorkerGone()
+            self.buffer += chunk
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _is_dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not name.isidentifier() or _is_dunder(name):
+        raise ValueError(f"{kind} name {name!r} is not a valid Python identifier")
+
+
+_LOST = (
+    "variables, functions and imports from earlier steps are lost; tools and variables given by the host are "
+    "still available"
+)
+
+
+class WorkerExecutor:
+    """An `Executor` whose code runs in a worker reached through a `Channel`; subclasses provide the channel.
+
+    Args:
+        timeout: Wall-clock seconds a step's code may run (time inside host tools is not counted); None for none.
+        max_print_outputs_length: Printed output kept per step (head and tail beyond it, with a note).
+        on_output: Called with each chunk of printed text as the code prints it (streamed, ~20 times a second).
+        max_message_mb: Largest single message accepted from the worker (tool arguments, results).
+        startup_timeout: Seconds to wait for a new worker to be ready.
+    """
+
+    bundle_kind = "source"
+    """How the worker code is sent: "source", or "marshal" when the worker's interpreter is this one."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = 30.0,
+        max_print_outputs_length: int = 50_000,
+        on_output: Callable[[str], None] | None = None,
+        max_message_mb: int = 64,
+        startup_timeout: float = 30.0,
+    ) -> None:
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        if not isinstance(max_print_outputs_length, int) or max_print_outputs_length < 0:
+            raise ValueError(f"max_print_outputs_length must be an int >= 0, got {max_print_outputs_length!r}")
+        if not isinstance(max_message_mb, int) or max_message_mb < 1:
+            raise ValueError(f"max_message_mb must be an int >= 1, got {max_message_mb!r}")
+        self.timeout = timeout
+        self.max_print_outputs_length = max_print_outputs_length
+        self.on_output = on_output
+        self.max_message_bytes = max_message_mb * 2**20
+        self.startup_timeout = startup_timeout
+        self.worker_info: dict[str, Any] = {}
+        self._tools: dict[str, Any] = {}
+        self._variables: dict[str, Any] = {}
+        self._connection: _Connection | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+        self._step = 0
+        self._final: tuple[Any] | None = None
+        self._tool_seconds = 0.0
+        self.restarts = 0
+
+    # --- hooks for subclasses ------------------------------------------------------------------------------------
+
+    def _open_channel(self) -> Channel:
+        """Start a worker process (running `BOOTSTRAP`) and return the channel to it."""
+        raise NotImplementedError  # pragma: no cover - every concrete executor provides a channel
+
+    def _init_message(self, hello: dict[str, Any]) -> dict[str, Any]:
+        """The ``init`` message for this worker (limits, filter, paths), given its ``hello``."""
+        return {"op": "init"}
+
+    def _on_ready(self, ready: dict[str, Any]) -> None:
+        """Inspect the worker's ``ready`` report; raise to refuse the worker."""
+
+    # --- lifecycle -----------------------------------------------------------------------------------------------
+
+    def _connect(self) -> _Connection:
+        if self._closed:
+            raise ExecutionError("This executor is closed; create a new one.")
+        if self._connection is not None:
+            return self._connection
+        try:
+            channel = self._open_channel()
+        except OSError as exc:
+            raise WorkerStartError(f"The code worker could not be started: {exc}") from None
+        self._finalizer = weakref.finalize(self, channel.close)
+        connection = _Connection(channel, self.max_message_bytes)
+        deadline = time.monotonic() + self.startup_timeout
+        try:
+            connection.send_raw(worker_bundle(self.bundle_kind), deadline)
+            hello = connection.receive(deadline)
+            if hello.get("op") != "hello" or hello.get("protocol") != wire.PROTOCOL_VERSION:
+                raise _ProtocolViolation(f"expected hello for protocol {wire.PROTOCOL_VERSION}, got {hello}")
+            connection.send(self._init_message(hello), deadline)
+            ready = connection.receive(deadline)
+            if ready.get("op") != "ready":
+                raise _ProtocolViolation(f"expected ready, got {ready.get('op')!r}")
+            self.worker_info = {**hello, **ready}
+            self._on_ready(ready)
+            self._connection = connection
+            if self._tools:
+                self._push_tools(self._tools, deadline)
+            if self._variables:
+                self._push_variables(self._variables, deadline)
+        except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError, OSError) as exc:
+            self._connection = connection
+            detail = self._death_detail(connection, exc)
+            self._discard()
+            raise WorkerStartError(f"The code worker could not start: {detail}") from None
+        except BaseException:
+            self._connection = connection
+            self._discard()
+            raise
+        return connection
+
+    def _discard(self) -> None:
+        """Kill the current worker (if any); the next step starts a fresh one."""
+        connection, self._connection = self._connection, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if connection is not None:
+            connection.channel.close()
+            self.restarts += 1
+
+    def close(self) -> None:
+        """Kill the worker and forget its state. Safe to call twice, and from another thread to stop a step."""
+        self._closed = True
+        connection = self._connection
+        if connection is not None:
+            connection.channel.close()  # unblocks a step running in another thread
+        with self._lock:
+            self._discard()
+
+    def __enter__(self) -> WorkerExecutor:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- tools and variables -------------------------------------------------------------------------------------
+
+    def send_tools(self, tools: dict[str, Any]) -> None:
+        """Make these host callables (functions, `Tool`s, managed agents) callable from the code by name.
+
+        The code gets a stub that sends the arguments to the host; the tool runs here and its result is sent
+        back. A `final_answer` tool, if given, is applied to the answer on the host.
+        """
+        for name, tool in tools.items():
+            _check_name("tool", name)
+            if not callable(tool):
+                raise TypeError(f"tool {name!r} is not callable (got {type(tool).__name__})")
+        with self._lock:
+            self._tools.update(tools)
+            if self._connection is not None:
+                self._guarded(lambda: self._push_tools(tools, time.monotonic() + self.startup_timeout))
+
+    def send_variables(self, variables: dict[str, Any]) -> None:
+        """Put copies of these values into the code's namespace (they survive a restart of the worker).
+
+        Values go in the safe format, or pickled when they need to (the worker may unpickle; the host never does).
+        """
+        for name in variables:
+            _check_name("variable", name)
+        for name, value in variables.items():
+            try:
+                wire.encode_value(value, allow_pickle=True)
+            except wire.WireError as exc:
+                raise TypeError(f"variable {name!r} cannot be sent to the worker: {exc}") from None
+        with self._lock:
+            self._variables.update(variables)
+            if self._connection is not None:
+                self._guarded(lambda: self._push_variables(variables, time.monotonic() + self.startup_timeout))
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError, OSError):
+            self._discard()  # the next step starts a fresh worker, which gets everything again
+
+    def _push_tools(self, tools: dict[str, Any], deadline: float) -> None:
+        connection = self._connect_for_push()
+        specs = []
+        for name, tool in tools.items():
+            description = getattr(tool, "description", None)
+            doc = description if isinstance(description, str) else getattr(tool, "__doc__", None)
+            specs.append({"name": name, "doc": doc if isinstance(doc, str) else None})
+        connection.send({"op": "tools", "tools": specs}, deadline)
+        self._expect(connection, "ok", deadline)
+
+    def _push_variables(self, variables: dict[str, Any], deadline: float) -> None:
+        connection = self._connect_for_push()
+        encoded = {name: wire.encode_value(value, allow_pickle=True) for name, value in variables.items()}
+        connection.send({"op": "vars", "v": encoded}, deadline)
+        reply = self._expect(connection, "ok", deadline)
+        failed = reply.get("failed") or {}
+        if failed:
+            details = "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
+            raise TypeError(f"some variables could not be rebuilt inside the worker: {details}")
+
+    def _connect_for_push(self) -> _Connection:
+        assert self._connection is not None
+        return self._connection
+
+    def _expect(self, connection: _Connection, op: str, deadline: float | None) -> dict[str, Any]:
+        while True:
+            message = connection.receive(deadline)
+            kind = message["op"]
+            if kind == op:
+                return message
+            if kind == "out":
+                continue  # late output of a thread left over from an earlier step
+            if kind in ("call", "final"):
+                self._answer_call(connection, message, deadline)
+                continue
+            raise _ProtocolViolation(f"expected {op!r}, got {kind!r}")
+
+    def get_variables(self, names: Sequence[str] | None = None) -> dict[str, Any]:
+        """Copies of variables from the code's namespace (all plain ones if `names` is None).
+
+        A value the safe format cannot carry comes back as an `OpaqueValue` holding its type and repr.
+        """
+        with self._lock:
+            connection = self._connect()
+            deadline = time.monotonic() + self.startup_timeout
+            try:
+                connection.send({"op": "get", "names": None if names is None else list(names)}, deadline)
+                reply = self._expect(connection, "values", deadline)
+                values = reply.get("v")
+                if not isinstance(values, dict):
+                    raise _ProtocolViolation("values without a mapping")
+                return {str(name): wire.decode_value(data) for name, data in values.items()}
+            except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError, wire.WireError) as exc:
+                detail = self._death_detail(connection, exc)
+                self._discard()
+                raise ExecutionError(f"Could not read variables from the worker: {detail}") from None
+
+    # --- running code --------------------------------------------------------------------------------------------
+
+    def run(self, code: str) -> ExecutionResult:
+        """Run `code` in the worker's persistent namespace and return its result.
+
+        Raises `ExecutionError` (message for the model, `logs` = what was printed) when the code does not parse,
+        raises, runs past the time limit, or kills its worker.
+        """
+        if not isinstance(code, str):
+            raise TypeError(f"code must be a str, got {type(code).__name__}")
+        with self._lock:
+            connection = self._connect()
+            self._step += 1
+            step = self._step
+            self._final = None
+            self._tool_seconds = 0.0
+            streamed = OutputBuffer(self.max_print_outputs_length)
+            started = time.monotonic()
+            try:
+                connection.send({"op": "run", "id": step, "code": code, **self._run_options()}, self._deadline(started))
+                while True:
+                    message = connection.receive(self._deadline(started))
+                    kind = message["op"]
+                    if kind == "out":
+                        self._emit(_text(message.get("text")), streamed)
+                    elif kind in ("call", "final"):
+                        self._answer_call(connection, message, None)
+                    elif kind in ("done", "error") and message.get("id") == step:
+                        return self._finish(connection, message)
+                    else:
+                        raise _ProtocolViolation(f"unexpected {kind!r} message during a step")
+            except TimeoutError:
+                self._discard()
+                raise ExecutionError(self._timeout_message(), logs=streamed.getvalue()) from None
+            except (_WorkerGone, BrokenPipeError) as exc:
+                detail = self._death_detail(connection, exc)
+                self._discard()
+                raise ExecutionError(self._death_message(detail), logs=streamed.getvalue()) from None
+            except (_ProtocolViolation, wire.WireError) as exc:
+                self._discard()
+                raise ExecutionError(
+                    f"The worker broke the protocol ({exc}) and was stopped. The next step runs in a fresh "
+                    f"worker: {_LOST}.",
+                    logs=streamed.getvalue(),
+                ) from None
+            except BaseException:
+                self._discard()  # Ctrl-C or a failing callback: never leave a step running unattended
+                raise
+
+    def _run_options(self) -> dict[str, Any]:
+        return {}
+
+    def _deadline(self, started: float) -> float | None:
+        if self.timeout is None:
+            return None
+        return started + self.timeout + self._tool_seconds
+
+    def _emit(self, text: str, streamed: OutputBuffer) -> None:
+        if not text:
+            return
+        streamed.write(text)
+        if self.on_output is not None:
+            try:
+                self.on_output(text)
+            except Exception:
+                logger.exception("on_output callback failed; output streaming continues")
+
+    def _finish(self, connection: _Connection, message: dict[str, Any]) -> ExecutionResult:
+        rest = _text(message.get("rest"))
+        if rest and self.on_output is not None:
+            self._emit(rest, OutputBuffer(0))
+        logs = _text(message.get("logs"))
+        stray = getattr(connection.channel, "take_stray_output", None)
+        if stray is not None:
+            extra = stray()
+            if extra:
+                logs += extra
+        restart = _text(message.get("restart"))
+        note = f"{restart} The next step runs in a fresh worker: {_LOST}." if restart else ""
+        if restart:
+            self._discard()
+        if message["op"] == "error":
+            text = _text(message.get("message")) or "The code failed."
+            raise ExecutionError(f"{text}\n{note}" if note else text, logs=logs)
+        if note:
+            logs += f"\n[{note}]"
+        if message.get("final"):
+            if self._final is None:
+                raise _ProtocolViolation("final step without a final answer")
+            return ExecutionResult(self._final[0], logs, True)
+        value = message.get("value")
+        return ExecutionResult(None if value is None else wire.decode_value(value), logs, False)
+
+    def _answer_call(self, connection: _Connection, message: dict[str, Any], deadline: float | None) -> None:
+        """Run a tool (or the final answer) the code asked for, here on the host, and send back the outcome."""
+        started = time.monotonic()
+        try:
+            reply = self._call_tool(message)
+        finally:
+            self._tool_seconds += time.monotonic() - started
+        try:
+            data = wire.dump_message(reply)
+        except (ValueError, TypeError) as exc:
+            data = wire.dump_message(_raise_reply(TypeError(f"the tool's result could not be sent: {exc}")))
+        connection.send_raw(data, deadline if deadline is not None else time.monotonic() + self.startup_timeout)
+
+    def _call_tool(self, message: dict[str, Any]) -> dict[str, Any]:
+        if message["op"] == "final":
+            try:
+                answer = wire.decode_value(message.get("v"))
+            except wire.WireError as exc:
+                raise _ProtocolViolation(f"undecodable final answer: {exc}") from None
+            tool = self._tools.get("final_answer")
+            if tool is not None:
+                try:
+                    answer = tool(answer)
+                except Exception as exc:
+                    return _raise_reply(exc)
+            self._final = (answer,)
+            return {"op": "return", "v": None}
+        name = message.get("tool")
+        tool = self._tools.get(name) if isinstance(name, str) else None
+        if tool is None or name == "final_answer":
+            return _raise_reply(NameError(f"no tool named {name!r}"))
+        try:
+            args = wire.decode_value(message.get("args"))
+            kwargs = wire.decode_value(message.get("kwargs"))
+        except wire.WireError as exc:
+            return _raise_reply(TypeError(f"the arguments for tool {name!r} could not be decoded: {exc}"))
+        if not isinstance(args, list) or not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+            return _raise_reply(TypeError(f"malformed arguments for tool {name!r}"))
+        try:
+            result = tool(*args, **kwargs)
+        except Exception as exc:
+            return _raise_reply(exc)
+        try:
+            return {"op": "return", "v": wire.encode_value(result, allow_pickle=True)}
+        except wire.WireError as exc:
+            return _raise_reply(TypeError(f"tool {name!r} returned a value that cannot be sent to the code: {exc}"))
+
+    # --- messages for the model ----------------------------------------------------------------------------------
+
+    def _death_detail(self, connection: _Connection, exc: BaseException) -> str:
+        channel = connection.channel
+        channel.close()
+        reason = channel.exit_reason() if isinstance(exc, (_WorkerGone, BrokenPipeError)) else None
+        detail = reason or (str(exc) or type(exc).__name__)
+        tail = _last_lines(channel.diagnostics(), 12)
+        return f"{detail}\n{tail}" if tail else detail
+
+    def _timeout_message(self) -> str:
+        return (
+            f"The step was stopped: its code ran longer than the time limit of {self.timeout:g} seconds (time spent "
+            f"inside tools is not counted). The worker was restarted: {_LOST}. Make the code faster, or split the "
+            "work across steps."
+        )
+
+    def _death_message(self, detail: str) -> str:
+        hint = ""
+        if "SIGSEGV" in detail:
+            hint = " This usually means unbounded recursion through C code (e.g. after sys.setrecursionlimit)."
+        elif "SIGKILL" in detail:
+            hint = " This usually means it ran out of memory."
+        elif "SIGXCPU" in detail:
+            hint = " It used up its CPU-time budget."
+        return f"The worker running the code died ({detail}).{hint} The next step runs in a fresh worker: {_LOST}."
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _last_lines(text: str, count: int) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-count:])
+
+
+def _raise_reply(exc: BaseException) -> dict[str, Any]:
+    reply: dict[str, Any] = {"op": "raise", "etype": type(exc).__name__, "message": _safe_str(exc)}
+    try:
+        import pickle
+
+        blob = pickle.dumps(exc)
+        reply["pickle"] = wire.encode_value(blob)["v"]
+    except Exception:  # unpicklable exception: the worker rebuilds it from its type name and message
+        pass
+    return reply
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return type(exc).__name__
+
+
+def python_is_this_interpreter(python: str) -> bool:
+    """Whether `python` resolves to the interpreter running this code (so marshalled code objects fit it)."""
+    return os.path.realpath(python) == os.path.realpath(sys.executable)

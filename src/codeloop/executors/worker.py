@@ -1,0 +1,545 @@
+"""The sandbox side of the worker protocol: a persistent Python namespace driven over stdin/stdout.
+
+This module runs *inside* the sandbox. The host starts a bare interpreter (`python -I -S -c BOOTSTRAP`) and sends
+this module's code, together with `protocol` (the message and value formats) and `output` (shaping printed text
+and errors for the model), over stdin; they are installed as `codeloop_sandbox_*` modules and `main` is called.
+It imports only the standard library, so the sandbox needs no copy of codeloop, of the tools, or of any secret.
+
+Life of the worker:
+  1. says ``hello`` (protocol version, Python version, machine);
+  2. receives ``init``: site-packages to add, resource limits, the seccomp filter; applies them, says ``ready``;
+  3. serves ``tools``, ``vars``, ``get`` and ``run`` messages until stdin closes or ``exit`` arrives.
+
+While code runs, `print` output streams to the host as ``out`` messages (at most one every `flush_interval`
+seconds, so a tight loop of prints costs nothing extra), tool calls go to the host as ``call`` messages and block
+until the host answers, and the step ends with ``done`` or ``error``. Everything the worker sends is in the safe
+value format; the host treats every byte as untrusted.
+"""
+
+from __future__ import annotations
+
+import _ast
+import binascii
+import builtins
+import io
+import os
+import sys
+import threading
+import time
+
+TYPE_CHECKING = False  # typing and collections.abc are slow to import; the sandbox imports this on every start
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO
+
+try:
+    from . import output as shaping
+    from . import protocol as wire
+except ImportError:  # loaded by the sandbox bootstrap as top-level modules, outside any package
+    import codeloop_sandbox_output as shaping  # type: ignore[import-not-found,no-redef]
+    import codeloop_sandbox_protocol as wire  # type: ignore[import-not-found,no-redef]
+
+__all__ = ["main", "FinalAnswerSignal"]
+
+_CO_COROUTINE = 0x0080
+_LAST_VALUE = "__codeloop_last_value__"
+_CODE_CACHE_SIZE = 128
+_STREAM_CHUNK = 8192
+_MEMORY_HEADROOM = 64 * 1024 * 1024
+_BUSY_SAMPLE_SECONDS = 0.05
+
+
+class FinalAnswerSignal(BaseException):
+    """Raised by `final_answer` to end the step; a BaseException so `except Exception` cannot swallow it."""
+
+
+class _ProtocolBroken(Exception):
+    """The host went away or sent something that is not a message: the worker exits."""
+
+
+class _Channel:
+    """The worker's end of the protocol: reads lines from the host, writes lines back, one writer at a time."""
+
+    def __init__(self, reader: BinaryIO, out_fd: int, max_bytes: int) -> None:
+        self.reader = reader
+        self.out_fd = out_fd
+        self.max_bytes = max_bytes
+        self.send_lock = threading.Lock()
+        self.call_lock = threading.RLock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = wire.dump_message(message)
+        if len(data) > self.max_bytes:
+            raise wire.WireError(
+                f"the message is {len(data) / 2**20:.1f} MiB, over the {self.max_bytes / 2**20:.0f} MiB limit"
+            )
+        view = memoryview(data)
+        with self.send_lock:
+            while view:
+                written = os.write(self.out_fd, view)
+                view = view[written:]
+
+    def receive(self) -> dict[str, Any]:
+        line = self.reader.readline(self.max_bytes + 1)
+        if not line:
+            raise _ProtocolBroken("the host closed the channel")
+        if not line.endswith(b"\n"):
+            raise _ProtocolBroken("message from the host is too long or truncated")
+        try:
+            return wire.load_message(line)
+        except wire.WireError as exc:
+            raise _ProtocolBroken(str(exc)) from None
+
+
+class _Capture(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr: keeps the step's output (bounded) and streams it to the host."""
+
+    def __init__(self, channel: _Channel, limit: int, stream_limit: int, interval: float) -> None:
+        super().__init__()
+        self.channel = channel
+        self.limit = limit
+        self.stream_limit = stream_limit
+        self.interval = interval
+        self.lock = threading.Lock()
+        self.kept = shaping.OutputBuffer(limit)
+        self.pending: list[str] = []
+        self.pending_len = 0
+        self.streamed = 0
+        self.wake = threading.Event()
+        self.flusher: threading.Thread | None = None
+
+    def begin(self) -> None:
+        with self.lock:
+            self.kept = shaping.OutputBuffer(self.limit)
+            self.pending.clear()
+            self.pending_len = 0
+            self.streamed = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self.lock:
+            self.kept.write(text)
+            room = self.stream_limit - self.streamed - self.pending_len
+            if room > 0:
+                part = text if len(text) <= room else text[:room]
+                self.pending.append(part)
+                self.pending_len += len(part)
+                if self.pending_len >= _STREAM_CHUNK:
+                    self._flush_locked()
+                elif not self.wake.is_set():
+                    self._arm()
+        return len(text)
+
+    def flush(self) -> None:
+        """Output is streamed on the flusher's schedule; an explicit flush changes nothing."""
+
+    def _arm(self) -> None:
+        if self.flusher is None:
+            self.flusher = threading.Thread(target=self._flush_loop, name="codeloop-output", daemon=True)
+            self.flusher.start()
+        self.wake.set()
+
+    def _flush_loop(self) -> None:
+        while True:
+            self.wake.wait()
+            time.sleep(self.interval)
+            with self.lock:
+                self.wake.clear()
+                try:
+                    self._flush_locked()
+                except Exception:  # the host is gone; the main loop will notice
+                    return
+
+    def _flush_locked(self) -> None:
+        if not self.pending:
+            return
+        text = "".join(self.pending)
+        self.pending.clear()
+        self.pending_len = 0
+        self.streamed += len(text)
+        self.channel.send({"op": "out", "text": text})
+
+    def flush_stream(self) -> None:
+        with self.lock:
+            self._flush_locked()
+
+    def finish(self) -> tuple[str, str]:
+        """End of step: (the kept output for the model, the part of the stream not sent yet)."""
+        with self.lock:
+            rest = "".join(self.pending)
+            self.pending.clear()
+            self.pending_len = 0
+            return self.kept.getvalue(), rest
+
+
+class _Worker:
+    def __init__(self, channel: _Channel) -> None:
+        self.channel = channel
+        self.capture = _Capture(channel, 50_000, 500_000, 0.05)
+        self.builtins: dict[str, Any] = dict(vars(builtins))
+        self.namespace: dict[str, Any] = {"__name__": "__main__", "__doc__": None, "__builtins__": self.builtins}
+        self.builtins["final_answer"] = self._final_answer
+        self.code_cache: dict[str, Any] = {}
+        self.step_active = False
+        self.final = False
+        self.own_threads = 1
+
+    # --- set-up ------------------------------------------------------------------------------------------------
+
+    def initialize(self, message: dict[str, Any]) -> dict[str, Any]:
+        report: dict[str, Any] = {"op": "ready", "problems": []}
+        problems: list[str] = report["problems"]
+        cwd = message.get("cwd")
+        if isinstance(cwd, str):
+            try:
+                os.chdir(cwd)
+            except OSError as exc:
+                problems.append(f"chdir {cwd}: {exc}")
+        for directory in message.get("site_dirs") or []:
+            import site
+
+            site.addsitedir(directory)
+        self.capture = _Capture(
+            self.channel,
+            int(message.get("output_limit", 50_000)),
+            int(message.get("stream_limit", 500_000)),
+            float(message.get("flush_interval", 0.05)),
+        )
+        if message.get("die_with_parent"):
+            problems += _die_with_parent()
+        problems += _apply_rlimits(message.get("rlimits") or {})
+        seccomp = message.get("seccomp")
+        report["seccomp"] = False
+        if isinstance(seccomp, str):
+            error = _install_seccomp(binascii.a2b_base64(seccomp.encode("ascii")))
+            report["seccomp"] = error is None
+            if error is not None:
+                problems.append(f"seccomp: {error}")
+        sys.stdout = sys.stderr = self.capture
+        sys.stdin = io.StringIO()
+        self.own_threads = threading.active_count()
+        return report
+
+    # --- tools and values ----------------------------------------------------------------------------------------
+
+    def install_tools(self, message: dict[str, Any]) -> None:
+        for spec in message.get("tools") or []:
+            name = spec["name"]
+            if name == "final_answer":
+                continue
+            self.builtins[name] = self._make_tool(name, spec.get("doc"))
+
+    def _make_tool(self, name: str, doc: Any) -> Callable[..., Any]:
+        call = self._call_host
+
+        def tool(*args: Any, **kwargs: Any) -> Any:
+            return call(name, args, kwargs)
+
+        tool.__name__ = tool.__qualname__ = name
+        tool.__doc__ = doc if isinstance(doc, str) else None
+        return tool
+
+    def _rpc(self, message: dict[str, Any]) -> dict[str, Any]:
+        if not self.step_active:
+            raise RuntimeError("tools can only be called while a step is running (not from a leftover thread)")
+        with self.channel.call_lock:
+            self.capture.flush_stream()
+            self.channel.send(message)
+            while True:
+                reply = self.channel.receive()
+                if reply["op"] in ("return", "raise"):
+                    return reply
+                raise _ProtocolBroken(f"unexpected {reply['op']!r} while waiting for a tool result")
+
+    def _call_host(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            message = {"op": "call", "tool": name, "args": wire.encode_value(list(args)), "kwargs": wire.encode_value(kwargs)}
+        except wire.WireError as exc:
+            raise TypeError(f"cannot pass this argument to tool {name!r}: {exc}") from None
+        reply = self._rpc(message)
+        if reply["op"] == "raise":
+            raise _rebuild_exception(reply)
+        return wire.decode_value(reply.get("v"), allow_pickle=True)
+
+    def _final_answer(self, answer: Any = None) -> None:
+        """End the run with `answer` (any Python object the safe format can carry) as its result."""
+        try:
+            encoded = wire.encode_value(answer)
+        except wire.WireError as exc:
+            raise TypeError(f"final_answer() cannot return this value: {exc}") from None
+        reply = self._rpc({"op": "final", "v": encoded})
+        if reply["op"] == "raise":
+            raise _rebuild_exception(reply)
+        self.final = True
+        raise FinalAnswerSignal
+
+    def set_variables(self, message: dict[str, Any]) -> dict[str, Any]:
+        values = message.get("v") or {}
+        failed: dict[str, str] = {}
+        for name, data in values.items():
+            try:
+                self.namespace[name] = wire.decode_value(data, allow_pickle=True)
+            except Exception as exc:  # the class may not exist in the sandbox
+                failed[name] = f"{type(exc).__name__}: {exc}"
+        return {"op": "ok", "failed": failed}
+
+    def get_variables(self, message: dict[str, Any]) -> dict[str, Any]:
+        names = message.get("names")
+        if names is None:
+            names = [
+                name
+                for name, value in self.namespace.items()
+                if not name.startswith("_") and not callable(value) and type(value).__name__ != "module"
+            ]
+        result = {name: wire.encode_or_describe(self.namespace[name]) for name in names if name in self.namespace}
+        return {"op": "values", "v": result, "missing": [name for name in names if name not in self.namespace]}
+
+    # --- running code --------------------------------------------------------------------------------------------
+
+    def _compile(self, source: str) -> Any:
+        cached = self.code_cache.get(source)
+        if cached is not None:
+            return cached
+        flags = _ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        tree = compile(source, shaping.AGENT_CODE_FILENAME, "exec", flags=flags | _ast.PyCF_ONLY_AST, dont_inherit=True)
+        if tree.body and isinstance(tree.body[-1], _ast.Expr):
+            last = tree.body[-1]
+            target = _ast.Name(id=_LAST_VALUE, ctx=_ast.Store())
+            assign = _ast.Assign(targets=[target], value=last.value, type_comment=None)
+            for node in (target, assign):
+                for attribute in ("lineno", "col_offset", "end_lineno", "end_col_offset"):
+                    setattr(node, attribute, getattr(last, attribute))
+            tree.body[-1] = assign
+        code = compile(tree, shaping.AGENT_CODE_FILENAME, "exec", flags=flags, dont_inherit=True)
+        if len(self.code_cache) >= _CODE_CACHE_SIZE:
+            self.code_cache.pop(next(iter(self.code_cache)))
+        self.code_cache[source] = code
+        return code
+
+    def run(self, message: dict[str, Any]) -> dict[str, Any]:
+        source = message.get("code")
+        step = message.get("id")
+        if not isinstance(source, str):
+            raise _ProtocolBroken("run without code")
+        _set_cpu_budget(message.get("cpu_seconds"))
+        self.capture.begin()
+        self.final = False
+        error: BaseException | None = None
+        text: str | None = None
+        try:
+            code = self._compile(source)
+        except SyntaxError as exc:
+            text = shaping.format_syntax_error(exc, source)
+        except (RecursionError, MemoryError, ValueError) as exc:
+            text = f"The code could not be compiled: {type(exc).__name__}: {exc}"
+        else:
+            self.namespace.pop(_LAST_VALUE, None)
+            self.step_active = True
+            try:
+                outcome = eval(code, self.namespace)
+                if code.co_flags & _CO_COROUTINE:
+                    import asyncio
+
+                    asyncio.run(outcome)
+            except FinalAnswerSignal:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - everything agent code raises becomes an observation
+                error = exc
+            finally:
+                self.step_active = False
+            if error is not None and not self.final:
+                text = shaping.format_exception(error, source)
+        restart = self._health_check(error)
+        logs, rest = self.capture.finish()
+        if text is not None and not self.final:
+            return {"op": "error", "id": step, "message": text, "logs": logs, "rest": rest, "restart": restart}
+        value = None if self.final else self.namespace.pop(_LAST_VALUE, None)
+        reply = {"op": "done", "id": step, "final": self.final, "logs": logs, "rest": rest, "restart": restart}
+        reply["value"] = None if value is None else wire.encode_or_describe(value)
+        return reply
+
+    def _health_check(self, error: BaseException | None) -> str | None:
+        """After a step: is the worker still fit to keep its state? A reason to restart it, or None."""
+        if isinstance(error, MemoryError) and not _has_memory_headroom():
+            return "The worker's memory limit is nearly used up."
+        if threading.active_count() > self.own_threads + (1 if self.capture.flusher is not None else 0):
+            started = time.process_time()
+            time.sleep(_BUSY_SAMPLE_SECONDS)
+            if time.process_time() - started > _BUSY_SAMPLE_SECONDS / 2:
+                return "Threads started by the code were still using the CPU after the step ended."
+        return None
+
+
+def _rebuild_exception(reply: dict[str, Any]) -> BaseException:
+    blob = reply.get("pickle")
+    if isinstance(blob, str):
+        try:
+            error = wire.decode_value({wire.MARKER: "pickle", "v": blob}, allow_pickle=True)
+            if isinstance(error, BaseException):
+                return error
+        except Exception:  # the exception's class may not exist in the sandbox
+            pass
+    kind = str(reply.get("etype") or "Exception")
+    message = str(reply.get("message") or "")
+    builtin = getattr(builtins, kind, None)
+    if isinstance(builtin, type) and issubclass(builtin, Exception):
+        try:
+            return builtin(message)
+        except Exception:
+            pass
+    return RuntimeError(f"{kind}: {message}" if message else kind)
+
+
+def _has_memory_headroom() -> bool:
+    import mmap
+
+    try:
+        probe = mmap.mmap(-1, _MEMORY_HEADROOM)
+    except (OSError, MemoryError, ValueError):
+        return False
+    probe.close()
+    return True
+
+
+def _set_cpu_budget(seconds: Any) -> None:
+    if not isinstance(seconds, (int, float)) or seconds <= 0:
+        return
+    try:
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        used = usage.ru_utime + usage.ru_stime
+        _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
+        soft = int(used + seconds) + 1
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+def _apply_rlimits(limits: dict[str, Any]) -> list[str]:
+    try:
+        import resource
+    except ImportError:
+        return ["resource limits are not available on this platform"]
+    problems = []
+    for name, value in limits.items():
+        number = getattr(resource, name, None)
+        if not isinstance(number, int) or not isinstance(value, list) or len(value) != 2:
+            problems.append(f"unknown resource limit {name}")
+            continue
+        soft, hard = (resource.RLIM_INFINITY if v is None else int(v) for v in value)
+        try:
+            resource.setrlimit(number, (soft, hard))
+        except (OSError, ValueError) as exc:
+            problems.append(f"{name}: {exc}")
+    return problems
+
+
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> list[str]:
+    try:
+        import signal
+
+        parent = os.getppid()
+        if _libc().prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            return ["could not ask to be killed with the host"]
+        if os.getppid() != parent:
+            os._exit(1)
+    except (ImportError, OSError, AttributeError) as exc:
+        return [f"could not ask to be killed with the host: {exc}"]
+    return []
+
+
+def _install_seccomp(program: bytes) -> str | None:
+    """Load the host-built BPF filter on this (still single-threaded) process; an error text or None."""
+    try:
+        import ctypes
+
+        class _FilterProgram(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+        libc = _libc()
+        buffer = ctypes.create_string_buffer(program, len(program))
+        fprog = _FilterProgram(len(program) // 8, ctypes.addressof(buffer))
+        if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+            return f"no_new_privs failed (errno {ctypes.get_errno()})"
+        if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
+            return f"prctl failed (errno {ctypes.get_errno()})"
+    except (ImportError, OSError, AttributeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def main(reader: BinaryIO, max_bytes: int = 64 * 2**20) -> None:
+    """Serve the protocol on `reader` (the host's stream) and file descriptor 1 until the host goes away."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # stray writes to fd 1 (C code, a crash report) go to the diagnostics stream, not the protocol
+    import faulthandler
+
+    faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    channel = _Channel(reader, out_fd, max_bytes)
+    worker = _Worker(channel)
+    try:
+        with channel.call_lock:
+            channel.send(
+                {
+                    "op": "hello",
+                    "protocol": wire.PROTOCOL_VERSION,
+                    "python": list(sys.version_info[:3]),
+                    "machine": os.uname().machine,
+                    "pid": os.getpid(),
+                }
+            )
+            message = channel.receive()
+        if message["op"] != "init":
+            raise _ProtocolBroken(f"expected init, got {message['op']!r}")
+        channel.send(worker.initialize(message))
+        _serve(worker, channel)
+    except (_ProtocolBroken, BrokenPipeError):
+        pass
+    os._exit(0)
+
+
+def _serve(worker: _Worker, channel: _Channel) -> None:
+    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]] = {
+        "run": worker.run,
+        "vars": worker.set_variables,
+        "get": worker.get_variables,
+    }
+    while True:
+        with channel.call_lock:  # a leftover thread's tool call must not read the host's next command
+            message = channel.receive()
+        op = message["op"]
+        if op == "exit":
+            return
+        if op == "tools":
+            worker.install_tools(message)
+            channel.send({"op": "ok"})
+            continue
+        handler = handlers.get(op)
+        if handler is None:
+            raise _ProtocolBroken(f"unknown message {op!r}")
+        reply = handler(message)
+        if reply is not None:
+            try:
+                channel.send(reply)
+            except wire.WireError as exc:
+                channel.send({"op": "error", "id": message.get("id"), "message": f"The result could not be returned: {exc}", "logs": reply.get("logs", ""), "rest": "", "restart": None})
