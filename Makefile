@@ -10,7 +10,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# torch (for the TransformersModel tests) is pinned to the CPU build first, so nothing pulls a CUDA build.
+# On this project's machines pip finds that wheel locally; elsewhere set
+# TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu".
+TORCH_INDEX ?=
+
 $(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q "torch==2.13.0" $(TORCH_INDEX)
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 

@@ -409,7 +409,9 @@ class MultiStepAgent:
             from .models.pricing import estimate_cost
         except ImportError:
             return None
-        return estimate_cost(getattr(self.model, "model_id", ""), usage)
+        return estimate_cost(
+            getattr(self.model, "model_id", ""), usage, provider=getattr(self.model, "provider", None)
+        )
 
     def _check_limits(self, timing: Timing) -> None:
         if self._interrupt.is_set():
@@ -548,6 +550,13 @@ class CodeAgent(MultiStepAgent):
         self.max_print_outputs_length = max_print_outputs_length
         self._executor: Any = None
         super().__init__(tools, model, **kwargs)
+        if use_structured_outputs and not getattr(self.model, "supports_response_format", True):
+            from .errors import ModelConfigurationError
+
+            raise ModelConfigurationError(
+                f"use_structured_outputs=True needs a model with JSON Schema output; {self.model!r} has none. "
+                "Use another model or leave use_structured_outputs off."
+            )
 
     def _prompt_values(self) -> dict[str, str]:
         values = super()._prompt_values()

@@ -22,7 +22,7 @@ Try `codeloop demo` to see a run with no model at all."""
 
 DEFAULT_MODELS = (
     ("OPENAI_API_KEY", "openai:gpt-4o"),
-    ("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-5"),
+    ("ANTHROPIC_API_KEY", "anthropic:claude-sonnet-4-6"),
     ("HF_TOKEN", "hf:Qwen/Qwen2.5-Coder-32B-Instruct"),
 )
 

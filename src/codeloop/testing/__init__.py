@@ -5,16 +5,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .faults import Fault
     from .scripted import ScriptedModel, ScriptRequest, normalize_reply
     from .server import ScriptedLLMServer
+    from .tiny_lm import ScriptedLogits, tiny_chat_model
 
-__all__ = ["ScriptedModel", "ScriptRequest", "ScriptedLLMServer", "normalize_reply"]
+__all__ = [
+    "ScriptedModel",
+    "ScriptRequest",
+    "ScriptedLLMServer",
+    "normalize_reply",
+    "Fault",
+    "tiny_chat_model",
+    "ScriptedLogits",
+]
 
 _WHERE = {
     "ScriptedModel": ".scripted",
     "ScriptRequest": ".scripted",
     "normalize_reply": ".scripted",
     "ScriptedLLMServer": ".server",
+    "Fault": ".faults",
+    "tiny_chat_model": ".tiny_lm",
+    "ScriptedLogits": ".tiny_lm",
 }
 
 

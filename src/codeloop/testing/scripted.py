@@ -90,6 +90,8 @@ def _estimate_usage(text: str, prompt_chars: int) -> TokenUsage:
 class ScriptedModel(ApiModel):
     """A deterministic model for tests: replays `script` and records every request in `requests`."""
 
+    supports_response_format = True
+
     def __init__(
         self,
         script: Sequence[Reply] | Callable[[ScriptRequest], Reply],
