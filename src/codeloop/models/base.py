@@ -29,6 +29,7 @@ __all__ = [
     "Model",
     "ApiModel",
     "collect_stream",
+    "message_to_delta",
     "trim_at_stop",
 ]
 
@@ -213,6 +214,27 @@ def collect_stream(deltas: list[StreamDelta]) -> ChatMessage:
     )
 
 
+def message_to_delta(msg: ChatMessage, content: str | None = None) -> StreamDelta:
+    """One delta carrying `msg`'s tool calls, usage and reasoning, with `content` as its text.
+
+    For models that learn the whole reply at once: they send it (or its last piece) as a single delta.
+    """
+    return StreamDelta(
+        content=content,
+        tool_calls=[
+            ToolCallDelta(
+                index=i,
+                id=c.id,
+                name=c.name,
+                arguments=c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
+            )
+            for i, c in enumerate(msg.tool_calls)
+        ],
+        token_usage=msg.token_usage,
+        reasoning=msg.reasoning,
+    )
+
+
 def parse_arguments(raw: str | dict[str, Any] | None) -> dict[str, Any] | str:
     """Tool-call arguments as a dict, or the raw string when it is not a JSON object."""
     if raw is None or raw == "":
@@ -322,20 +344,7 @@ class ApiModel(ABC):
     ) -> Iterator[StreamDelta]:
         """Non-streaming fallback: the whole reply as one delta."""
         msg = self.generate(messages, stop=stop, tools=tools, response_format=response_format)
-        yield StreamDelta(
-            content=msg.text or None,
-            tool_calls=[
-                ToolCallDelta(
-                    index=i,
-                    id=c.id,
-                    name=c.name,
-                    arguments=c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
-                )
-                for i, c in enumerate(msg.tool_calls)
-            ],
-            token_usage=msg.token_usage,
-            reasoning=msg.reasoning,
-        )
+        yield message_to_delta(msg, msg.text or None)
 
     async def agenerate(
         self,

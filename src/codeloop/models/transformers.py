@@ -21,7 +21,7 @@ from .base import (
     StreamDelta,
     TokenUsage,
     ToolCall,
-    ToolCallDelta,
+    message_to_delta,
     parse_arguments,
     trim_at_stop,
 )
@@ -249,17 +249,5 @@ class TransformersModel(ApiModel):
             raise result["error"]
         generated = int(result["output"].shape[-1]) - prompt_length
         reply = self._reply(text, stop, TokenUsage(input_tokens=prompt_length, output_tokens=generated))
-        tail = trimmer.flush()
-        yield StreamDelta(
-            content=tail or None,
-            tool_calls=[
-                ToolCallDelta(
-                    index=i,
-                    id=c.id,
-                    name=c.name,
-                    arguments=c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
-                )
-                for i, c in enumerate(reply.tool_calls)
-            ],
-            token_usage=reply.token_usage,
-        )
+        # `_reply` sets no reasoning, so the delta carries the remaining text, the parsed calls and usage.
+        yield message_to_delta(reply, trimmer.flush() or None)

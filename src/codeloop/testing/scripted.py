@@ -11,7 +11,6 @@ runs on the other.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ from ..models.base import (
     StreamDelta,
     TokenUsage,
     ToolCall,
-    ToolCallDelta,
+    message_to_delta,
     parse_arguments,
 )
 
@@ -141,21 +140,6 @@ class ScriptedModel(ApiModel):
         size = self.stream_chunk_size
         for start in range(0, len(text), size):
             yield StreamDelta(content=text[start : start + size])
-        yield _tail(msg)
+        # Tool calls, usage and reasoning come last, as real APIs send them.
+        yield message_to_delta(msg)
 
-
-def _tail(msg: ChatMessage) -> StreamDelta:
-    # The part of a reply that is not text: tool calls, usage and reasoning, sent last as real APIs do.
-    return StreamDelta(
-        tool_calls=[
-            ToolCallDelta(
-                index=i,
-                id=c.id,
-                name=c.name,
-                arguments=c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
-            )
-            for i, c in enumerate(msg.tool_calls)
-        ],
-        token_usage=msg.token_usage,
-        reasoning=msg.reasoning,
-    )
