@@ -1,15 +1,21 @@
-"""Neutral messages to and from the OpenAI Chat Completions shapes.
+"""Neutral messages to and from the OpenAI Chat Completions shapes, and the adapter base built on them.
 
 Shared by every adapter that speaks that format (OpenAI, Azure, OpenAI-compatible servers, Hugging Face
 inference, LiteLLM). Response objects are read through `field()`, which accepts SDK objects and plain dicts.
+`ChatCompletionsModel` holds the four calls those adapters have in common; each adapter supplies the request
+and the SDK call.
 """
 
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Iterable, Iterator
 from typing import Any
 
-from .base import ChatMessage, StreamDelta, TokenUsage, ToolCall, ToolCallDelta, parse_arguments
+from .base import ChatMessage, StreamDelta, TokenUsage, ToolCall, ToolCallDelta, parse_arguments, trim_at_stop
+from .reliability import StreamCutError
+from .remote import RemoteModel, atrim_stream, trim_stream
 
 __all__ = [
     "field",
@@ -19,6 +25,9 @@ __all__ = [
     "usage_from_openai",
     "message_from_openai",
     "delta_from_openai",
+    "deltas_from_openai_stream",
+    "adeltas_from_openai_stream",
+    "ChatCompletionsModel",
 ]
 
 
@@ -205,3 +214,149 @@ def delta_from_openai(chunk: Any) -> tuple[StreamDelta, bool]:
         ),
         field(choice, "finish_reason") is not None,
     )
+
+
+def _worth_sending(delta: StreamDelta) -> bool:
+    return bool(delta.content or delta.tool_calls or delta.token_usage or delta.reasoning)
+
+
+def deltas_from_openai_stream(chunks: Iterable[Any]) -> Iterator[StreamDelta]:
+    """The non-empty deltas of a `chat.completion.chunk` stream; `StreamCutError` if no chunk finished it."""
+    finished = False
+    for chunk in chunks:
+        delta, done = delta_from_openai(chunk)
+        finished = finished or done
+        if _worth_sending(delta):
+            yield delta
+    if not finished:
+        raise StreamCutError("the stream ended before the model finished its reply")
+
+
+async def adeltas_from_openai_stream(chunks: AsyncIterable[Any]) -> AsyncIterator[StreamDelta]:
+    """Async twin of `deltas_from_openai_stream`."""
+    finished = False
+    async for chunk in chunks:
+        delta, done = delta_from_openai(chunk)
+        finished = finished or done
+        if _worth_sending(delta):
+            yield delta
+    if not finished:
+        raise StreamCutError("the stream ended before the model finished its reply")
+
+
+class ChatCompletionsModel(RemoteModel):
+    """The four calls of an adapter whose provider speaks Chat Completions, retried and trimmed at `stop`.
+
+    A subclass supplies `build_request` (the keyword arguments of one call) and the SDK call itself, sync
+    (`create_completion`) and async (`acreate_completion`); with `stream=True` in the request those return
+    the chunk stream instead of a `chat.completion`.
+    """
+
+    @abstractmethod
+    def build_request(
+        self,
+        messages: list[ChatMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The keyword arguments of the SDK call for this request."""
+
+    @abstractmethod
+    def create_completion(self, request: dict[str, Any]) -> Any:
+        """The SDK call: a `chat.completion`, or the chunk stream when `request` asks to stream."""
+
+    @abstractmethod
+    def acreate_completion(self, request: dict[str, Any]) -> Awaitable[Any]:
+        """Async twin of `create_completion`."""
+
+    def close_stream(self, stream: Any) -> None:
+        """Release a chunk stream once read; the default leaves that to the SDK."""
+
+    async def aclose_stream(self, stream: Any) -> None:
+        """Async twin of `close_stream`."""
+
+    def _finish(self, completion: Any, stop: list[str] | None) -> ChatMessage:
+        msg = message_from_openai(completion)
+        if stop and isinstance(msg.content, str):
+            # A no-op when the server honoured `stop`; needed when it was not sent, was ignored, or (TGI) the
+            # stop sequence itself came back at the end of the text.
+            msg.content = trim_at_stop(msg.content, stop)
+        return msg
+
+    def _stream_request(
+        self,
+        messages: list[ChatMessage],
+        stop: list[str] | None,
+        tools: list[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        request = self.build_request(messages, stop, tools, response_format)
+        request.update(stream=True, stream_options={"include_usage": True})
+        return request
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """One reply, with tool calls, reasoning and token usage."""
+        request = self.build_request(messages, stop, tools, response_format)
+        return self._finish(self.retrier.call(lambda: self.create_completion(request)), stop)
+
+    async def agenerate(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> ChatMessage:
+        """Async twin of `generate`, on the SDK's async client."""
+        request = self.build_request(messages, stop, tools, response_format)
+        return self._finish(await self.retrier.acall(lambda: self.acreate_completion(request)), stop)
+
+    def generate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> Iterator[StreamDelta]:
+        """Text and tool-call deltas as they arrive; usage on the last delta. A cut stream raises."""
+        request = self._stream_request(messages, stop, tools, response_format)
+
+        def open_stream() -> Iterator[StreamDelta]:
+            stream = self.create_completion(request)
+            try:
+                yield from deltas_from_openai_stream(stream)
+            finally:
+                self.close_stream(stream)
+
+        yield from trim_stream(self.retrier.stream(open_stream), stop)
+
+    async def agenerate_stream(
+        self,
+        messages: list[ChatMessage],
+        *,
+        stop: list[str] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+    ) -> AsyncIterator[StreamDelta]:
+        """Async twin of `generate_stream`, on the SDK's async client."""
+        request = self._stream_request(messages, stop, tools, response_format)
+
+        async def open_stream() -> AsyncIterator[StreamDelta]:
+            stream = await self.acreate_completion(request)
+            try:
+                async for delta in adeltas_from_openai_stream(stream):
+                    yield delta
+            finally:
+                await self.aclose_stream(stream)
+
+        async for delta in atrim_stream(self.retrier.astream(open_stream), stop):
+            yield delta

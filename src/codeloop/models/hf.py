@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..errors import ModelConfigurationError
-from ._openai_format import delta_from_openai, message_from_openai, to_openai_messages, to_openai_tools
-from .base import ChatMessage, StreamDelta, trim_at_stop
-from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
-from .remote import RemoteModel, atrim_stream, trim_stream
+from ._openai_format import ChatCompletionsModel, to_openai_messages, to_openai_tools
+from .base import ChatMessage
+from .reliability import RETRYABLE_STATUSES, ProviderFailure, retry_after_seconds
 
 __all__ = ["InferenceClientModel", "HfApiModel"]
 
@@ -32,7 +30,7 @@ def _import_hub() -> Any:
     return huggingface_hub
 
 
-class InferenceClientModel(RemoteModel):
+class InferenceClientModel(ChatCompletionsModel):
     """A model served through Hugging Face's `InferenceClient`.
 
     Args:
@@ -131,87 +129,13 @@ class InferenceClientModel(RemoteModel):
             return ProviderFailure(None, f"malformed response: {exc}", retryable=True)
         return super().classify_error(exc)
 
-    def _finish(self, completion: Any, stop: list[str] | None) -> ChatMessage:
-        msg = message_from_openai(completion)
-        if stop and isinstance(msg.content, str):
-            # TGI returns the stop sequence itself at the end of the text; cut it off.
-            msg.content = trim_at_stop(msg.content, stop)
-        return msg
+    def create_completion(self, request: dict[str, Any]) -> Any:
+        """`InferenceClient.chat_completion`."""
+        return self.client.chat_completion(**request)
 
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> ChatMessage:
-        """One reply through `InferenceClient.chat_completion`."""
-        request = self.build_request(messages, stop, tools, response_format)
-        return self._finish(self.retrier.call(lambda: self.client.chat_completion(**request)), stop)
-
-    async def agenerate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> ChatMessage:
-        """Async twin of `generate`, on `AsyncInferenceClient`."""
-        request = self.build_request(messages, stop, tools, response_format)
-        client = self._async_client()
-        return self._finish(await self.retrier.acall(lambda: client.chat_completion(**request)), stop)
-
-    def generate_stream(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> Iterator[StreamDelta]:
-        """Deltas as the server streams them; usage on the last one."""
-        request = self.build_request(messages, stop, tools, response_format)
-        request.update(stream=True, stream_options={"include_usage": True})
-
-        def open_stream() -> Iterator[StreamDelta]:
-            finished = False
-            for chunk in self.client.chat_completion(**request):
-                delta, done = delta_from_openai(chunk)
-                finished = finished or done
-                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
-                    yield delta
-            if not finished:
-                raise StreamCutError("the stream ended before the model finished its reply")
-
-        yield from trim_stream(self.retrier.stream(open_stream), stop)
-
-    async def agenerate_stream(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> AsyncIterator[StreamDelta]:
-        """Async twin of `generate_stream`."""
-        request = self.build_request(messages, stop, tools, response_format)
-        request.update(stream=True, stream_options={"include_usage": True})
-        client = self._async_client()
-
-        async def open_stream() -> AsyncIterator[StreamDelta]:
-            finished = False
-            async for chunk in await client.chat_completion(**request):
-                delta, done = delta_from_openai(chunk)
-                finished = finished or done
-                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
-                    yield delta
-            if not finished:
-                raise StreamCutError("the stream ended before the model finished its reply")
-
-        async for delta in atrim_stream(self.retrier.astream(open_stream), stop):
-            yield delta
+    def acreate_completion(self, request: dict[str, Any]) -> Any:
+        """`AsyncInferenceClient.chat_completion` on this event loop's client."""
+        return self._async_client().chat_completion(**request)
 
 
 def _server_message(exc: Any) -> str:

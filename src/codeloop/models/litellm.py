@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..errors import ModelConfigurationError
-from ._openai_format import delta_from_openai, message_from_openai, to_openai_messages, to_openai_tools
-from .base import ChatMessage, StreamDelta, trim_at_stop
-from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
-from .remote import RemoteModel, atrim_stream, trim_stream
+from ._openai_format import ChatCompletionsModel, to_openai_messages, to_openai_tools
+from .base import ChatMessage
+from .reliability import RETRYABLE_STATUSES, ProviderFailure, retry_after_seconds
 
 __all__ = ["LiteLLMModel", "COMPROMISED_LITELLM_VERSIONS"]
 
@@ -46,7 +44,7 @@ def _import_litellm() -> Any:
     return litellm
 
 
-class LiteLLMModel(RemoteModel):
+class LiteLLMModel(ChatCompletionsModel):
     """A model reached through LiteLLM, named the LiteLLM way (`"anthropic/claude-sonnet-4-5"`, ...).
 
     Args:
@@ -140,84 +138,13 @@ class LiteLLMModel(RemoteModel):
             return ProviderFailure(None, f"malformed response: {exc}", retryable=True)
         return super().classify_error(exc)
 
-    def _finish(self, response: Any, stop: list[str] | None) -> ChatMessage:
-        msg = message_from_openai(response)
-        if stop and isinstance(msg.content, str):
-            msg.content = trim_at_stop(msg.content, stop)
-        return msg
+    def create_completion(self, request: dict[str, Any]) -> Any:
+        """`litellm.completion`."""
+        return self._litellm.completion(**request)
 
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> ChatMessage:
-        """One reply through `litellm.completion`."""
-        request = self.build_request(messages, stop, tools, response_format)
-        return self._finish(self.retrier.call(lambda: self._litellm.completion(**request)), stop)
-
-    async def agenerate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> ChatMessage:
-        """Async twin of `generate`, through `litellm.acompletion`."""
-        request = self.build_request(messages, stop, tools, response_format)
-        return self._finish(await self.retrier.acall(lambda: self._litellm.acompletion(**request)), stop)
-
-    def generate_stream(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> Iterator[StreamDelta]:
-        """Deltas as LiteLLM streams them; usage on the last one."""
-        request = self.build_request(messages, stop, tools, response_format)
-        request.update(stream=True, stream_options={"include_usage": True})
-
-        def open_stream() -> Iterator[StreamDelta]:
-            finished = False
-            for chunk in self._litellm.completion(**request):
-                delta, done = delta_from_openai(chunk)
-                finished = finished or done
-                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
-                    yield delta
-            if not finished:
-                raise StreamCutError("the stream ended before the model finished its reply")
-
-        yield from trim_stream(self.retrier.stream(open_stream), stop)
-
-    async def agenerate_stream(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> AsyncIterator[StreamDelta]:
-        """Async twin of `generate_stream`."""
-        request = self.build_request(messages, stop, tools, response_format)
-        request.update(stream=True, stream_options={"include_usage": True})
-
-        async def open_stream() -> AsyncIterator[StreamDelta]:
-            finished = False
-            async for chunk in await self._litellm.acompletion(**request):
-                delta, done = delta_from_openai(chunk)
-                finished = finished or done
-                if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
-                    yield delta
-            if not finished:
-                raise StreamCutError("the stream ended before the model finished its reply")
-
-        async for delta in atrim_stream(self.retrier.astream(open_stream), stop):
-            yield delta
+    def acreate_completion(self, request: dict[str, Any]) -> Any:
+        """`litellm.acompletion`."""
+        return self._litellm.acompletion(**request)
 
 
 def _provider_message(exc: BaseException) -> str:

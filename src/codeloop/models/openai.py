@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..errors import ModelConfigurationError
-from ._openai_format import delta_from_openai, message_from_openai, to_openai_messages, to_openai_tools
-from .base import ChatMessage, StreamDelta, trim_at_stop
-from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
-from .remote import RemoteModel, atrim_stream, resolve_api_key, trim_stream
+from ._openai_format import ChatCompletionsModel, to_openai_messages, to_openai_tools
+from .base import ChatMessage
+from .reliability import RETRYABLE_STATUSES, ProviderFailure, retry_after_seconds
+from .remote import resolve_api_key
 
 __all__ = ["OpenAIModel", "rejects_stop"]
 
@@ -36,7 +35,7 @@ def import_openai() -> Any:
     return openai
 
 
-class OpenAIModel(RemoteModel):
+class OpenAIModel(ChatCompletionsModel):
     """A model behind the OpenAI Chat Completions API: OpenAI itself, or any compatible server via `api_base`.
 
     Args:
@@ -152,110 +151,28 @@ class OpenAIModel(RemoteModel):
         return super().classify_error(exc)
 
     def _finish(self, completion: Any, stop: list[str] | None) -> ChatMessage:
+        # A reply without choices is a provider failure to report, not a bare ValueError.
         try:
-            msg = message_from_openai(completion)
+            return super()._finish(completion, stop)
         except ValueError as exc:
             raise self.retrier.error(ProviderFailure(None, str(exc), retryable=False), 1) from exc
-        if stop and isinstance(msg.content, str):
-            # A no-op when the server honoured `stop`; needed when it was not sent or a server ignored it.
-            msg.content = trim_at_stop(msg.content, stop)
-        return msg
 
-    # -- the four calls ------------------------------------------------------------------------------------------
-    def generate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> ChatMessage:
-        """One reply, with tool calls and token usage."""
-        request = self.build_request(messages, stop, tools, response_format)
-        completion = self.retrier.call(lambda: self.client.chat.completions.create(**request))
-        return self._finish(completion, stop)
+    # -- the SDK calls -------------------------------------------------------------------------------------------
+    def create_completion(self, request: dict[str, Any]) -> Any:
+        """`chat.completions.create` on the synchronous client."""
+        return self.client.chat.completions.create(**request)
 
-    async def agenerate(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> ChatMessage:
-        """Async twin of `generate`, on `AsyncOpenAI`."""
-        request = self.build_request(messages, stop, tools, response_format)
-        client = self._async_client()
-        completion = await self.retrier.acall(lambda: client.chat.completions.create(**request))
-        return self._finish(completion, stop)
+    def acreate_completion(self, request: dict[str, Any]) -> Any:
+        """`chat.completions.create` on this event loop's async client."""
+        return self._async_client().chat.completions.create(**request)
 
-    def _stream_request(
-        self,
-        messages: list[ChatMessage],
-        stop: list[str] | None,
-        tools: list[dict[str, Any]] | None,
-        response_format: dict[str, Any] | None,
-    ) -> dict[str, Any]:
-        request = self.build_request(messages, stop, tools, response_format)
-        request["stream"] = True
-        request["stream_options"] = {"include_usage": True}
-        return request
+    def close_stream(self, stream: Any) -> None:
+        """Close the SDK stream, so a stream left early does not hold its connection."""
+        stream.close()
 
-    def generate_stream(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> Iterator[StreamDelta]:
-        """Text and tool-call deltas as they arrive; usage on the last delta. A cut stream raises."""
-        request = self._stream_request(messages, stop, tools, response_format)
-
-        def open_stream() -> Iterator[StreamDelta]:
-            finished = False
-            stream = self.client.chat.completions.create(**request)
-            try:
-                for chunk in stream:
-                    delta, done = delta_from_openai(chunk)
-                    finished = finished or done
-                    if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
-                        yield delta
-            finally:
-                stream.close()
-            if not finished:
-                raise StreamCutError("the stream ended before the model finished its reply")
-
-        yield from trim_stream(self.retrier.stream(open_stream), stop)
-
-    async def agenerate_stream(
-        self,
-        messages: list[ChatMessage],
-        *,
-        stop: list[str] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        response_format: dict[str, Any] | None = None,
-    ) -> AsyncIterator[StreamDelta]:
-        """Async twin of `generate_stream`, on `AsyncOpenAI`."""
-        request = self._stream_request(messages, stop, tools, response_format)
-        client = self._async_client()
-
-        async def open_stream() -> AsyncIterator[StreamDelta]:
-            finished = False
-            stream = await client.chat.completions.create(**request)
-            try:
-                async for chunk in stream:
-                    delta, done = delta_from_openai(chunk)
-                    finished = finished or done
-                    if delta.content or delta.tool_calls or delta.token_usage or delta.reasoning:
-                        yield delta
-            finally:
-                await stream.close()
-            if not finished:
-                raise StreamCutError("the stream ended before the model finished its reply")
-
-        async for delta in atrim_stream(self.retrier.astream(open_stream), stop):
-            yield delta
+    async def aclose_stream(self, stream: Any) -> None:
+        """Async twin of `close_stream`."""
+        await stream.close()
 
 
 def _status_message(exc: Any) -> str:
