@@ -19,9 +19,10 @@ the step returns within 10 s, peak memory stays under 1 GiB, the host survives, 
 no CPU keeps burning after the executor is closed, rendering the result and dropping the state take under 10 s,
 and the same executor then runs benign/001 with byte-exact output.
 
-Runs go in concurrent waves. The file token is fresh per wave and the environment token fresh per run; the file
-and socket oracles are shared, so when one of them fires during a wave, every run of that wave is repeated alone
-to attribute it. Needs root (port 9) and Linux (/proc).
+Runs go through a pool of concurrent hosts. The environment token is fresh per run; the file token is fresh per
+corpus run (all concurrent hosts read the same file) and any output is attributed to its own run. The file and
+socket oracles are shared: when one fires, every run that was active since the last check is repeated alone, with
+fresh tokens, to attribute it. Needs root (port 9) and Linux (/proc).
 """
 
 from __future__ import annotations
@@ -438,12 +439,10 @@ def run_corpus(
     listener = PortListener()
     try:
         jobs = [(program, profile) for profile in profiles for program in payloads]
-        # resource payloads last, together: their runs take seconds, the others well under one
+        # quick runs first: when a shared oracle fires, every run active at the time is rerun to attribute it, and
+        # the resource payloads keep a host busy for seconds
         jobs.sort(key=lambda job: (job[0].is_resource, job[0].name))
-        verdicts: list[Verdict] = []
-        for wave_start in range(0, len(jobs), concurrency):
-            wave = jobs[wave_start : wave_start + concurrency]
-            verdicts.extend(_run_wave(wave, kind, kwargs, benign_001, limits, listener))
+        verdicts = _run_pool(jobs, kind, kwargs, benign_001, limits, listener, concurrency)
         benign_results: dict[str, dict[str, tuple[bool, str]]] = {}
         if include_benign:
             with concurrent.futures.ThreadPoolExecutor(len(profiles)) as pool:
@@ -454,6 +453,8 @@ def run_corpus(
                 benign_results = {profile: future.result() for profile, future in futures.items()}
     finally:
         listener.close()
+    order = {(p.name, profile): i for i, (p, profile) in enumerate(sorted(jobs, key=lambda j: (j[0].name, j[1])))}
+    verdicts.sort(key=lambda v: order[(v.payload, v.profile)])
     return Report(verdicts, benign_results, time.monotonic() - started)
 
 
@@ -465,45 +466,131 @@ def _spec_for(program: Program, profile: str, kind: str, kwargs: dict[str, Any],
             "benign_code": benign_001.source}  # fmt: skip
 
 
-def _run_wave(
-    wave: list[tuple[Program, str]],
+class _SharedOracles:
+    """The file and socket oracles every concurrent run shares; tells which runs may have fired them."""
+
+    def __init__(self, listener: PortListener) -> None:
+        self.listener = listener
+        self.lock = threading.Lock()
+        self.seen_connections = listener.count
+        self.active: set[int] = set()
+        self.window: set[int] = set()  # runs active since the last check
+        self.suspects: set[int] = set()
+
+    def started(self, run_id: int) -> None:
+        with self.lock:
+            self.active.add(run_id)
+            self.window.add(run_id)
+
+    def finished(self, run_id: int) -> None:
+        with self.lock:
+            self.active.discard(run_id)
+            fired = PWNED_FILE.exists() or SHELL_FILE.exists() or self.listener.count > self.seen_connections
+            if fired:
+                self.suspects |= self.window
+                PWNED_FILE.unlink(missing_ok=True)
+                SHELL_FILE.unlink(missing_ok=True)
+                self.seen_connections = self.listener.count
+            self.window = set(self.active)
+
+
+def _run_pool(
+    jobs: list[tuple[Program, str]],
     kind: str,
     kwargs: dict[str, Any],
     benign_001: Program,
     limits: dict[str, float],
     listener: PortListener,
+    concurrency: int,
 ) -> list[Verdict]:
+    """Run all jobs with `concurrency` hosts at a time; rerun alone those that may have fired a shared oracle."""
+    file_token = "canary_file_" + secrets.token_hex(16)
+    _reset_oracles(file_token)
+    oracles = _SharedOracles(listener)
+    verdicts: dict[int, Verdict] = {}
+
+    def one(run_id: int) -> None:
+        program, profile = jobs[run_id]
+        env_token = "canary_env_" + secrets.token_hex(16)
+        oracles.started(run_id)
+        try:
+            run = _spawn(_spec_for(program, profile, kind, kwargs, benign_001), env_token,
+                         limits.get(program.name, limits.get("*", DEFAULT_KILL_AFTER)))  # fmt: skip
+        finally:
+            oracles.finished(run_id)
+        verdicts[run_id] = _judge(program, profile, run, file_token, env_token, benign_001.expected or "")
+
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(len(jobs))))
+    if oracles.suspects:
+        attributed = _attribute(sorted(oracles.suspects), jobs, kind, kwargs, benign_001, limits, listener)
+        verdicts.update(attributed)
+    return [verdicts[i] for i in range(len(jobs))]
+
+
+def _attribute(
+    run_ids: list[int],
+    jobs: list[tuple[Program, str]],
+    kind: str,
+    kwargs: dict[str, Any],
+    benign_001: Program,
+    limits: dict[str, float],
+    listener: PortListener,
+) -> dict[int, Verdict]:
+    """Group testing: rerun the suspects together; if a shared oracle fires, split them in halves and recurse,
+    down to single runs judged alone. Returns the fresh verdict of every rerun."""
+    if len(run_ids) == 1:
+        return {run_ids[0]: _run_alone(jobs[run_ids[0]], kind, kwargs, benign_001, limits, listener)}
     file_token = "canary_file_" + secrets.token_hex(16)
     _reset_oracles(file_token)
     connections_before = listener.count
-    env_tokens = ["canary_env_" + secrets.token_hex(16) for _ in wave]
-    with concurrent.futures.ThreadPoolExecutor(len(wave)) as pool:
-        runs = list(
-            pool.map(
-                lambda item: _spawn(
-                    _spec_for(item[0][0], item[0][1], kind, kwargs, benign_001),
-                    item[1],
-                    limits.get(item[0][0].name, limits.get("*", DEFAULT_KILL_AFTER)),
-                ),
-                zip(wave, env_tokens, strict=True),
-            )
-        )
+    tokens = {run_id: "canary_env_" + secrets.token_hex(16) for run_id in run_ids}
+
+    def one(run_id: int) -> tuple[int, dict[str, Any]]:
+        program, profile = jobs[run_id]
+        spec = _spec_for(program, profile, kind, kwargs, benign_001)
+        return run_id, _spawn(spec, tokens[run_id], limits.get(program.name, limits.get("*", DEFAULT_KILL_AFTER)))
+
+    with concurrent.futures.ThreadPoolExecutor(len(run_ids)) as pool:
+        runs = dict(pool.map(one, run_ids))
     time.sleep(0.05)
-    shared_fired = PWNED_FILE.exists() or SHELL_FILE.exists() or listener.count > connections_before
-    if shared_fired and len(wave) > 1:
-        # attribute the shared oracles: every run of the wave again, alone
-        return [v for item in wave for v in _run_wave([item], kind, kwargs, benign_001, limits, listener)]
-    verdicts = []
-    for (program, profile), run, env_token in zip(wave, runs, env_tokens, strict=True):
-        verdict = _judge(program, profile, run, file_token, env_token, benign_001.expected or "")
-        if PWNED_FILE.exists():
-            verdict.fired.append("c")
-        if SHELL_FILE.exists() and "d" not in verdict.fired:
-            verdict.fired.append("d")
-        if listener.count > connections_before:
-            verdict.fired.append("e")
-        verdicts.append(verdict)
-    return verdicts
+    if PWNED_FILE.exists() or SHELL_FILE.exists() or listener.count > connections_before:
+        half = len(run_ids) // 2
+        found = _attribute(run_ids[:half], jobs, kind, kwargs, benign_001, limits, listener)
+        found.update(_attribute(run_ids[half:], jobs, kind, kwargs, benign_001, limits, listener))
+        return found
+    return {
+        run_id: _judge(jobs[run_id][0], jobs[run_id][1], runs[run_id], file_token, tokens[run_id],
+                       benign_001.expected or "")  # fmt: skip
+        for run_id in run_ids
+    }
+
+
+def _run_alone(
+    job: tuple[Program, str],
+    kind: str,
+    kwargs: dict[str, Any],
+    benign_001: Program,
+    limits: dict[str, float],
+    listener: PortListener,
+) -> Verdict:
+    program, profile = job
+    file_token = "canary_file_" + secrets.token_hex(16)
+    env_token = "canary_env_" + secrets.token_hex(16)
+    _reset_oracles(file_token)
+    connections_before = listener.count
+    run = _spawn(_spec_for(program, profile, kind, kwargs, benign_001), env_token,
+                 limits.get(program.name, limits.get("*", DEFAULT_KILL_AFTER)))  # fmt: skip
+    time.sleep(0.05)
+    verdict = _judge(program, profile, run, file_token, env_token, benign_001.expected or "")
+    if PWNED_FILE.exists():
+        verdict.fired.append("c")
+    if SHELL_FILE.exists() and "d" not in verdict.fired:
+        verdict.fired.append("d")
+    if listener.count > connections_before:
+        verdict.fired.append("e")
+    _reset_oracles(file_token)
+    return verdict
 
 
 def _run_benign(

@@ -469,6 +469,8 @@ class LocalExecutor:
 
     def _result(self, job: _Job) -> ExecutionResult:
         control = job.state.control
+        stopped_by = control.reason
+        control.end()
         namespace = job.state.namespace
         logs = job.state.output[0].getvalue()
         value = namespace.pop(LAST_VALUE, None)
@@ -482,7 +484,7 @@ class LocalExecutor:
             if message is None:
                 message = (
                     self._interrupted_message()
-                    if isinstance(error, StepInterrupted) or control.reason in ("timeout", "cancelled")
+                    if isinstance(error, StepInterrupted) or stopped_by in ("timeout", "cancelled")
                     else f"{type(error).__name__} (its message could not be rendered within the time limit)"
                 )
             raise ExecutionError(message, logs=logs)

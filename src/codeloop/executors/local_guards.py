@@ -133,6 +133,11 @@ class StepControl:
         self.reason = None
         self.flags[OK_FLAG] = True
 
+    def end(self) -> None:
+        """The step is over: agent code called from now on (by the host) raises OutsideStepError."""
+        self.flags[OK_FLAG] = False
+        self.reason = "outside"
+
     def resume(self) -> None:
         """Let agent code run again after a final answer, so its result can be rendered within the step."""
         self.reason = None

@@ -204,7 +204,10 @@ class ModuleGate:
             if not full or key.startswith("_"):
                 continue
             owner = owner_module(value)
-            if owner in DANGEROUS_MODULES and owner != top and not is_import_authorized(owner, self.authorized):
+            # a module the developer authorized although it is on the dangerous list (threading, say) keeps what it
+            # re-exports (threading.Lock is _thread's); others never hand out objects of dangerous modules
+            trusted = top in DANGEROUS_MODULES or owner == top
+            if owner in DANGEROUS_MODULES and not trusted and not is_import_authorized(owner, self.authorized):
                 continue
             proxy.__dict__[key] = value
         if full:

@@ -1,0 +1,177 @@
+"""LocalExecutor's limits: the time limit really stops code (on the main thread and on the worker thread), time in
+tools is not counted, memory growth per step is capped, output is bounded, and what cannot be stopped in-process
+is pinned here (see docs/executors-local.md, "Known limitations")."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from codeloop.errors import ExecutionError
+from codeloop.executors.local import LocalExecutor
+
+TIMEOUT = 0.3
+MODES = ["main-thread", "worker-thread"]
+
+
+def in_mode(mode: str, call: Callable[[], Any]) -> Any:
+    """Call from the main thread, or from another thread (which makes LocalExecutor use its worker thread)."""
+    if mode == "main-thread":
+        return call()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def stopped(executor: LocalExecutor, code: str, mode: str) -> tuple[str, float]:
+    start = time.monotonic()
+    with pytest.raises(ExecutionError) as info:
+        in_mode(mode, lambda: executor.run(code))
+    return str(info.value), time.monotonic() - start
+
+
+RUNAWAY = {
+    "busy loop": "n = 0\nwhile True:\n    n += 1",
+    "swallowing loop": (
+        "n = 0\nwhile True:\n    try:\n        while True:\n            n += 1\n    except BaseException:\n"
+        "        continue\n    finally:\n        n += 1"
+    ),
+    "__exit__ swallowing": (
+        "class Q:\n    def __enter__(self):\n        return self\n    def __exit__(self, *a):\n        return True\n"
+        "while True:\n    with Q():\n        while True:\n            pass"
+    ),
+    "sleep": "import time\ntime.sleep(3600)",
+    "queue get": "import queue\nq = queue.Queue()\nq.mutex.acquire()\nq.mutex.acquire()\nq.get()",
+    "simple queue get": "import queue\nqueue.SimpleQueue().get()",
+    "condition wait": "import queue\nq = queue.Queue()\nwith q.not_empty:\n    q.not_empty.wait()",
+    "recursion in except": "def f():\n    try:\n        f()\n    except RecursionError:\n        f()\nf()",
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", sorted(RUNAWAY))
+def test_runaway_code_is_stopped(mode: str, name: str) -> None:
+    with LocalExecutor(timeout=TIMEOUT) as executor:
+        executor.run("kept = 'before'")
+        message, seconds = stopped(executor, RUNAWAY[name], mode)
+        assert "time limit of 0.3 seconds" in message
+        assert seconds < TIMEOUT + 1.5
+        assert in_mode(mode, lambda: executor.run("kept")).output == "before"  # usable, state kept
+
+
+def test_regex_backtracking_is_stopped_on_the_main_thread() -> None:
+    with LocalExecutor(timeout=TIMEOUT) as executor:
+        message, seconds = stopped(executor, "import re\nre.match(r'^(a+)+$', 'a' * 64 + '!')", "main-thread")
+    assert "time limit" in message and seconds < TIMEOUT + 1
+
+
+def test_worker_thread_cannot_interrupt_a_native_call_that_holds_the_gil() -> None:
+    """Known limitation, pinned: off the main thread, a regex (or any native loop) holding the GIL runs to its end;
+    nothing else in the process runs meanwhile, the watcher included. 2**24 backtracking steps take ~0.4 s here."""
+    with LocalExecutor(timeout=0.05) as executor:
+        start = time.monotonic()
+        result = in_mode("worker-thread", lambda: executor.run("import re\nre.match(r'^(a+)+$', 'a' * 24 + '!')"))
+        seconds = time.monotonic() - start
+    assert result.output is None  # the match ran to completion (and failed, as it should)
+    assert seconds > 0.2  # well past the 0.05 s limit: nothing could interrupt the native call
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_blocking_native_wait(mode: str) -> None:
+    code = "import threading\nlock = threading.Lock()\nlock.acquire()\nlock.acquire()"
+    tool_calls = []
+    with LocalExecutor(timeout=TIMEOUT, additional_authorized_imports=["threading"]) as executor:
+        executor.send_tools({"ping": lambda: tool_calls.append(1) or "pong"})
+        executor.run("lost = 1")
+        message, seconds = stopped(executor, code, mode)
+        assert seconds < TIMEOUT + 2.5
+        if mode == "main-thread":
+            # the timer signal interrupts the wait (EINTR); state is kept
+            assert "time limit of 0.3 seconds" in message
+            assert executor.run("lost").output == 1
+        else:
+            # pinned limitation: an injected exception cannot reach a thread blocked in native code; the thread
+            # is given up and the executor starts over, saying what was lost
+            assert "could not be stopped" in message and "variables, functions and imports" in message
+            with pytest.raises(ExecutionError, match="name 'lost' is not defined"):
+                in_mode(mode, lambda: executor.run("lost"))
+        assert in_mode(mode, lambda: executor.run("ping()")).output == "pong"  # tools survive a reset
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_time_inside_tools_is_not_counted(mode: str) -> None:
+    with LocalExecutor(timeout=TIMEOUT) as executor:
+        executor.send_tools({"slow_search": lambda q: time.sleep(0.5) or f"found {q}"})
+        result = in_mode(mode, lambda: executor.run("a = slow_search('x')\nb = slow_search('y')\n[a, b]"))
+    assert result.output == ["found x", "found y"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_memory_growth_per_step_is_capped(mode: str) -> None:
+    with LocalExecutor(memory_limit_mb=200) as executor:
+        with pytest.raises(ExecutionError) as info:
+            in_mode(mode, lambda: executor.run("kept = 1\nbig = bytearray(2 ** 31)"))
+        assert "MemoryError" in str(info.value) and "at most 200 MiB" in str(info.value)
+        with pytest.raises(ExecutionError, match="MemoryError"):
+            in_mode(mode, lambda: executor.run("chunks = []\nwhile True:\n    chunks.append(b'x' * 2 ** 24)"))
+        assert in_mode(mode, lambda: executor.run("del chunks\nkept")).output == 1
+    assert len(bytearray(2**28)) == 2**28  # the limit is gone once the step is over
+
+
+def test_no_limits_when_disabled() -> None:
+    with LocalExecutor(timeout=None, memory_limit_mb=None) as executor:
+        assert executor.run("len(bytearray(2 ** 29))").output == 2**29
+
+
+def test_output_flood_is_bounded() -> None:
+    with LocalExecutor(timeout=TIMEOUT, max_print_outputs_length=1_000) as executor:
+        with pytest.raises(ExecutionError) as info:
+            executor.run("while True:\n    print('x' * 1000)")
+    assert "time limit" in str(info.value)
+    assert 1_000 <= len(info.value.logs) < 1_200 and "characters cut from the middle" in info.value.logs
+
+
+def test_close_ends_the_worker_thread() -> None:
+    def workers() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("codeloop-local-executor")}
+
+    before = workers()
+    executor = LocalExecutor(timeout=TIMEOUT)
+    in_mode("worker-thread", lambda: executor.run("x = 1"))
+    (started,) = workers() - before
+    executor.close()
+    assert not started.is_alive()
+
+
+def test_an_executor_used_from_inside_a_tool_of_another() -> None:
+    inner = LocalExecutor(timeout=TIMEOUT)
+    with LocalExecutor(timeout=TIMEOUT) as outer:
+        outer.send_tools({"sub_agent": lambda code: inner.run(code).output})
+        assert outer.run("sub_agent('2 + 3') * 10").output == 50
+        with pytest.raises(ExecutionError, match="time limit"):
+            outer.run("sub_agent('while True: pass')")
+    inner.close()
+
+
+def test_invalid_limits_are_refused() -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        LocalExecutor(timeout=0)
+    with pytest.raises(ValueError, match="memory_limit_mb"):
+        LocalExecutor(memory_limit_mb=-1)
+    with pytest.raises(ValueError, match="max_print_outputs_length"):
+        LocalExecutor(max_print_outputs_length=-5)
