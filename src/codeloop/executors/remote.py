@@ -679,8 +679,19 @@ class WorkerExecutor:
                 raise TypeError(f"variable {name!r} cannot be sent to the worker: {exc}") from None
         with self._lock:
             self._variables.update(variables)
+            failed: dict[str, str] = {}
             if self._connection is not None:
-                self._guarded(lambda: self._push_variables(variables, time.monotonic() + self.startup_timeout))
+                self._guarded(
+                    lambda: failed.update(self._push_variables(variables, time.monotonic() + self.startup_timeout))
+                )
+            for name in failed:
+                del self._variables[name]
+            if failed:
+                details = "; ".join(f"variable {name!r}: {error}" for name, error in sorted(failed.items()))
+                raise TypeError(
+                    f"could not be rebuilt inside the worker ({details}); the worker has only the standard library "
+                    "and the installed packages, so send plain data (dicts, lists, str, numbers) instead"
+                )
 
     def _guarded(self, action: Callable[[], None]) -> None:
         try:
@@ -698,15 +709,14 @@ class WorkerExecutor:
         connection.send({"op": "tools", "tools": specs}, deadline)
         self._expect(connection, "ok", deadline)
 
-    def _push_variables(self, variables: dict[str, Any], deadline: float) -> None:
+    def _push_variables(self, variables: dict[str, Any], deadline: float) -> dict[str, str]:
+        """Send variables; return {name: error} for those the worker could not rebuild."""
         connection = self._connect_for_push()
         encoded = {name: wire.encode_value(value, allow_pickle=True) for name, value in variables.items()}
         connection.send({"op": "vars", "v": encoded}, deadline)
         reply = self._expect(connection, "ok", deadline)
-        failed = reply.get("failed") or {}
-        if failed:
-            details = "; ".join(f"{name}: {error}" for name, error in sorted(failed.items()))
-            raise TypeError(f"some variables could not be rebuilt inside the worker: {details}")
+        failed = reply.get("failed")
+        return {str(k): str(v) for k, v in failed.items()} if isinstance(failed, dict) else {}
 
     def _connect_for_push(self) -> _Connection:
         assert self._connection is not None

@@ -49,7 +49,11 @@ from .remote import (
 )
 from .sandbox_fs import MountPlan, host_site_dirs, plan_mounts
 
-__all__ = ["SandboxExecutor", "isolation_problem"]
+__all__ = ["SandboxExecutor", "isolation_problem", "DEFAULT_TIMEOUT_SECONDS"]
+
+DEFAULT_TIMEOUT_SECONDS = 5.0
+"""Default wall-clock limit of a step's own code (tool time excluded); the same as LocalExecutor's, and inside
+the security corpus's 10-second bound for runaway code."""
 
 _SANDBOX_UID = 65534
 _WORKDIR = "/sandbox"
@@ -67,8 +71,11 @@ def isolation_problem(bwrap: str | None = None) -> str | None:
         return _bwrap_problem
     if not sys.platform.startswith("linux"):
         return f"bubblewrap needs Linux (this is {sys.platform})"
-    if (bwrap or shutil.which("bwrap")) is None:
+    path = bwrap or shutil.which("bwrap")
+    if path is None:
         return "bubblewrap (bwrap) is not installed"
+    if not os.access(path, os.X_OK):
+        return f"bubblewrap (bwrap) is not installed at {path}"
     return None
 
 
@@ -117,7 +124,7 @@ class SandboxExecutor(WorkerExecutor):
         self,
         additional_authorized_imports: Iterable[str] = (),
         *,
-        timeout: float | None = 30.0,
+        timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
         max_memory_mb: int = 1024,
         cpu_seconds: float | None = None,
         max_print_outputs_length: int = 50_000,

@@ -47,6 +47,9 @@ _CODE_CACHE_SIZE = 128
 _STREAM_CHUNK = 8192
 _MEMORY_HEADROOM = 64 * 1024 * 1024
 _BUSY_SAMPLE_SECONDS = 0.05
+_BUSY_FRACTION = 0.2  # blocked or sleeping threads use no CPU; a spinning one gets far more, even on a busy host
+_SLOW_COLLECTION_SECONDS = 0.005
+_SLOW_COLLECTION_SKIPS = 10
 
 
 class FinalAnswerSignal(BaseException):
@@ -194,6 +197,7 @@ class _Worker:
         self.step_active = False
         self.final = False
         self.own_threads = 1
+        self.gc_skips = 0
 
     # --- set-up ------------------------------------------------------------------------------------------------
 
@@ -229,6 +233,9 @@ class _Worker:
         sys.stdout = sys.stderr = self.capture
         sys.stdin = io.StringIO()
         self.own_threads = threading.active_count()
+        import gc
+
+        gc.freeze()  # the worker's own objects are never garbage: keep them out of every later collection
         return report
 
     # --- tools and values ----------------------------------------------------------------------------------------
@@ -360,6 +367,7 @@ class _Worker:
                 self.step_active = False
             if error is not None and not self.final:
                 text = shaping.format_exception(error, source)
+        self._collect_garbage()
         restart = self._health_check(error)
         logs, rest = self.capture.finish()
         if text is not None and not self.final:
@@ -369,6 +377,21 @@ class _Worker:
         reply["value"] = None if value is None else wire.encode_or_describe(value)
         return reply
 
+    def _collect_garbage(self) -> None:
+        """Collect this step's cyclic garbage now, while the step's time limit still applies, so that a `__del__`
+        that never returns stops this step instead of a later one. A full collection is skipped for a while after
+        one turned out slow (a large heap): the young generations hold this step's garbage anyway."""
+        import gc
+
+        if self.gc_skips > 0:
+            self.gc_skips -= 1
+            gc.collect(1)
+            return
+        started = time.perf_counter()
+        gc.collect()
+        if time.perf_counter() - started > _SLOW_COLLECTION_SECONDS:
+            self.gc_skips = _SLOW_COLLECTION_SKIPS
+
     def _health_check(self, error: BaseException | None) -> str | None:
         """After a step: is the worker still fit to keep its state? A reason to restart it, or None."""
         if isinstance(error, MemoryError) and not _has_memory_headroom():
@@ -376,7 +399,7 @@ class _Worker:
         if threading.active_count() > self.own_threads + (1 if self.capture.flusher is not None else 0):
             started = time.process_time()
             time.sleep(_BUSY_SAMPLE_SECONDS)
-            if time.process_time() - started > _BUSY_SAMPLE_SECONDS / 2:
+            if time.process_time() - started > _BUSY_SAMPLE_SECONDS * _BUSY_FRACTION:
                 return "Threads started by the code were still using the CPU after the step ended."
         return None
 

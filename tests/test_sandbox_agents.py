@@ -1,0 +1,133 @@
+"""Choosing an executor (`create_executor`) and CodeAgents running on the sandbox: tools and managed agents called
+from sandboxed code run on the host; printed output streams as events."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from tests.sandbox_support import needs_bwrap
+
+from codeloop import CodeAgent, events, tool
+from codeloop.executors import EXECUTOR_KINDS, ExecutionResult, create_executor
+from codeloop.testing import ScriptedModel
+
+
+def code(src: str) -> str:
+    return f"Thought: next step.\n```python\n{src}\n```"
+
+
+def test_create_executor_knows_every_kind_and_lists_them_when_one_is_unknown() -> None:
+    assert set(EXECUTOR_KINDS) == {"sandbox", "local", "docker", "e2b", "modal"}
+    with pytest.raises(ValueError) as caught:
+        create_executor("firecracker")
+    assert "unknown executor 'firecracker'" in str(caught.value)
+    for kind in EXECUTOR_KINDS:
+        assert kind in str(caught.value)
+
+
+def test_create_executor_builds_sandbox_and_local_with_their_options() -> None:
+    from codeloop.executors import LocalExecutor, SandboxExecutor
+
+    sandbox = create_executor("sandbox", timeout=2, max_print_outputs_length=100)
+    local = create_executor("Local", additional_authorized_imports=["json"])
+    try:
+        assert isinstance(sandbox, SandboxExecutor) and sandbox.timeout == 2 and sandbox.max_print_outputs_length == 100
+        assert isinstance(local, LocalExecutor)
+    finally:
+        sandbox.close()
+        local.close()
+
+
+def test_remote_kinds_are_built_without_touching_their_cloud() -> None:
+    for kind in ("docker", "e2b", "modal"):
+        executor = create_executor(kind, timeout=3)  # nothing starts until the first step
+        assert executor.timeout == 3  # type: ignore[attr-defined]
+        executor.close()
+
+
+def test_an_executor_instance_passes_through_and_other_objects_are_refused() -> None:
+    class Custom:
+        def send_tools(self, tools: dict[str, Any]) -> None: ...
+        def send_variables(self, variables: dict[str, Any]) -> None: ...
+        def run(self, code: str) -> ExecutionResult:
+            return ExecutionResult(None, "")
+        def close(self) -> None: ...
+        def __enter__(self) -> Custom:
+            return self
+        def __exit__(self, *exc: object) -> None: ...
+
+    custom = Custom()
+    assert create_executor(custom) is custom  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="executor_kwargs"):
+        create_executor(custom, timeout=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Executor instance"):
+        create_executor(42)  # type: ignore[arg-type]
+
+
+def test_importing_the_executors_package_loads_no_executor() -> None:
+    probe = "import sys, codeloop.executors as e; print(sorted(m for m in sys.modules if m.startswith('codeloop.executors.')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "['codeloop.executors.base']"
+
+
+@needs_bwrap
+def test_code_agent_on_the_sandbox_keeps_variables_and_calls_host_tools() -> None:
+    host_pids: list[int] = []
+
+    @tool
+    def population(city: str) -> int:
+        """Population of a city.
+
+        Args:
+            city: The city name.
+        """
+        host_pids.append(os.getpid())
+        return {"Paris": 2_100_000, "Tokyo": 14_000_000}[city]
+
+    agent = CodeAgent(
+        tools=[population],
+        model=ScriptedModel([code("p = population('Tokyo')\nprint(p)"), code("final_answer(p // 1000)")]),
+        executor="sandbox",
+        verbosity_level=0,
+    )
+    with agent:
+        assert agent.run("How many thousand people live in Tokyo?") == 14_000
+        assert "14000000" in (agent.memory.action_steps[0].observations or "")
+        assert host_pids == [os.getpid()]
+
+
+@needs_bwrap
+def test_managed_agents_work_from_sandboxed_code() -> None:
+    researcher = CodeAgent(
+        model=ScriptedModel([code("final_answer('the leopard runs 58 km/h')")]),
+        executor="local",
+        name="researcher",
+        description="Finds facts.",
+        verbosity_level=0,
+    )
+    manager = CodeAgent(
+        model=ScriptedModel([code("report = researcher(task='How fast is a leopard?')\nfinal_answer(report)")]),
+        managed_agents=[researcher],
+        executor="sandbox",
+        verbosity_level=0,
+    )
+    with manager:
+        answer = manager.run("Ask the researcher.")
+    assert "the leopard runs 58 km/h" in answer and "researcher" in answer
+
+
+@needs_bwrap
+def test_printed_output_of_sandboxed_code_streams_as_events() -> None:
+    agent = CodeAgent(
+        model=ScriptedModel([code("import time\nprint('one')\ntime.sleep(0.2)\nprint('two')\nfinal_answer(2)")]),
+        executor="sandbox",
+        stream_outputs=True,
+        verbosity_level=0,
+    )
+    with agent:
+        logs = [e.text for e in agent.run("stream", stream=True) if isinstance(e, events.ExecutionLog)]
+    assert "".join(logs) == "one\ntwo\n" and len(logs) >= 2
