@@ -8,7 +8,6 @@ previous prefix from the cache. Extended-thinking text goes to `ChatMessage.reas
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -156,8 +155,6 @@ class AnthropicModel(RemoteModel):
         self.prompt_caching = prompt_caching
         self.thinking_budget = thinking_budget
         self.client_kwargs = dict(client_kwargs or {})
-        self._client: Any = None
-        self._async_clients: dict[int, Any] = {}
 
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"api_key": self.api_key or "not-needed", "max_retries": 0, "timeout": self.timeout}
@@ -166,18 +163,13 @@ class AnthropicModel(RemoteModel):
         options.update(self.client_kwargs)
         return options
 
-    @property
-    def client(self) -> Any:
-        """The synchronous `anthropic.Anthropic` client, made on first use."""
-        if self._client is None:
-            self._client = _import_anthropic().Anthropic(**self._options())
-        return self._client
+    def create_client(self) -> Any:
+        """An `anthropic.Anthropic` client (SDK retries off: the shared retry policy applies)."""
+        return _import_anthropic().Anthropic(**self._options())
 
-    def _async_client(self) -> Any:
-        loop_id = id(asyncio.get_running_loop())
-        if loop_id not in self._async_clients:
-            self._async_clients = {loop_id: _import_anthropic().AsyncAnthropic(**self._options())}
-        return self._async_clients[loop_id]
+    def create_async_client(self) -> Any:
+        """An `anthropic.AsyncAnthropic` client, likewise."""
+        return _import_anthropic().AsyncAnthropic(**self._options())
 
     # -- request -----------------------------------------------------------------------------------------------
     def build_request(

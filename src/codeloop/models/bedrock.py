@@ -159,7 +159,6 @@ class BedrockModel(RemoteModel):
         self.max_tokens = max_tokens
         self.prompt_caching = prompt_caching
         self.client_kwargs = dict(client_kwargs or {})
-        self._client: Any = None
         explicit = "aws_access_key_id" in self.client_kwargs or os.environ.get("AWS_BEARER_TOKEN_BEDROCK")
         if not explicit and _import_boto3().Session().get_credentials() is None:
             raise ModelConfigurationError(
@@ -167,24 +166,21 @@ class BedrockModel(RemoteModel):
                 "the Bedrock API key AWS_BEARER_TOKEN_BEDROCK), or pass client_kwargs={'aws_access_key_id': ...}"
             )
 
-    @property
-    def client(self) -> Any:
-        """The boto3 `bedrock-runtime` client, made on first use (boto3 retries off, timeouts set)."""
-        if self._client is None:
-            from botocore.config import Config
+    def create_client(self) -> Any:
+        """The boto3 `bedrock-runtime` client (boto3 retries off, timeouts set); made on first use of `client`."""
+        from botocore.config import Config
 
-            timeout = self.timeout or 60.0
-            config = Config(
-                retries={"total_max_attempts": 1, "mode": "standard"},
-                connect_timeout=timeout,
-                read_timeout=timeout,
-            )
-            options: dict[str, Any] = {"region_name": self.region, "config": config}
-            if self.endpoint_url:
-                options["endpoint_url"] = self.endpoint_url
-            options.update(self.client_kwargs)
-            self._client = _import_boto3().client("bedrock-runtime", **options)
-        return self._client
+        timeout = self.timeout or 60.0
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            connect_timeout=timeout,
+            read_timeout=timeout,
+        )
+        options: dict[str, Any] = {"region_name": self.region, "config": config}
+        if self.endpoint_url:
+            options["endpoint_url"] = self.endpoint_url
+        options.update(self.client_kwargs)
+        return _import_boto3().client("bedrock-runtime", **options)
 
     def build_request(
         self,

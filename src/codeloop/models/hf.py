@@ -7,7 +7,6 @@ OpenAI-compatible server through `api_base`. Messages and tools use the Chat Com
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from typing import Any
@@ -69,8 +68,6 @@ class InferenceClientModel(ChatCompletionsModel):
                 )
         self.token = key
         self.client_kwargs = dict(client_kwargs or {})
-        self._client: Any = None
-        self._async_clients: dict[int, Any] = {}
 
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"token": self.token or "not-needed", "timeout": self.timeout}
@@ -81,18 +78,13 @@ class InferenceClientModel(ChatCompletionsModel):
         options.update(self.client_kwargs)
         return options
 
-    @property
-    def client(self) -> Any:
-        """The `huggingface_hub.InferenceClient`, made on first use."""
-        if self._client is None:
-            self._client = _import_hub().InferenceClient(**self._options())
-        return self._client
+    def create_client(self) -> Any:
+        """A `huggingface_hub.InferenceClient` for this model's endpoint."""
+        return _import_hub().InferenceClient(**self._options())
 
-    def _async_client(self) -> Any:
-        loop_id = id(asyncio.get_running_loop())
-        if loop_id not in self._async_clients:
-            self._async_clients = {loop_id: _import_hub().AsyncInferenceClient(**self._options())}
-        return self._async_clients[loop_id]
+    def create_async_client(self) -> Any:
+        """A `huggingface_hub.AsyncInferenceClient` for this model's endpoint."""
+        return _import_hub().AsyncInferenceClient(**self._options())
 
     def build_request(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from typing import Any
@@ -79,8 +78,6 @@ class OpenAIModel(ChatCompletionsModel):
         ) or "not-needed"
         self.client_kwargs = dict(client_kwargs or {})
         self.supports_stop = (not rejects_stop(model_id)) if supports_stop is None else supports_stop
-        self._client: Any = None
-        self._async_clients: dict[int, Any] = {}
 
     # -- clients -------------------------------------------------------------------------------------------------
     def _client_options(self) -> dict[str, Any]:
@@ -97,20 +94,6 @@ class OpenAIModel(ChatCompletionsModel):
     def create_async_client(self) -> Any:
         """The async SDK client (Azure overrides this)."""
         return import_openai().AsyncOpenAI(**self._client_options())
-
-    @property
-    def client(self) -> Any:
-        """The synchronous SDK client, made on first use."""
-        if self._client is None:
-            self._client = self.create_client()
-        return self._client
-
-    def _async_client(self) -> Any:
-        # An async HTTP pool belongs to one event loop; keep one client per loop.
-        loop_id = id(asyncio.get_running_loop())
-        if loop_id not in self._async_clients:
-            self._async_clients = {loop_id: self.create_async_client()}
-        return self._async_clients[loop_id]
 
     # -- request building ----------------------------------------------------------------------------------------
     def build_request(

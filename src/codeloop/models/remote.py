@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -63,6 +64,31 @@ class RemoteModel(ApiModel):
         )
         self.rate_limiter = RateLimiter(requests_per_minute) if requests_per_minute else None
         self.retrier = Retrier(self.provider, model_id, self.classify_error, self.retry_policy, self.rate_limiter)
+        self._client: Any = None
+        self._async_clients: dict[int, Any] = {}
+
+    # -- SDK clients ---------------------------------------------------------------------------------------------
+    def create_client(self) -> Any:
+        """The provider's synchronous SDK client; adapters that have one override this."""
+        raise ModelConfigurationError(f"{self.provider}: {type(self).__name__} has no synchronous SDK client")
+
+    def create_async_client(self) -> Any:
+        """The provider's async SDK client; adapters that have one override this."""
+        raise ModelConfigurationError(f"{self.provider}: {type(self).__name__} has no async SDK client")
+
+    @property
+    def client(self) -> Any:
+        """The synchronous SDK client, made on first use."""
+        if self._client is None:
+            self._client = self.create_client()
+        return self._client
+
+    def _async_client(self) -> Any:
+        # An async HTTP pool belongs to one event loop; keep one client, for the loop running now.
+        loop_id = id(asyncio.get_running_loop())
+        if loop_id not in self._async_clients:
+            self._async_clients = {loop_id: self.create_async_client()}
+        return self._async_clients[loop_id]
 
     def classify_error(self, exc: BaseException) -> ProviderFailure | None:
         """Map an SDK exception to a `ProviderFailure`; `None` lets it propagate unchanged.
