@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ModelConfigurationError
 from .base import ChatMessage, StreamDelta, TokenUsage, ToolCall, ToolCallDelta, parse_arguments, trim_at_stop
 from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
-from .remote import RemoteModel, atrim_stream, resolve_api_key, trim_stream
+from .remote import RemoteModel, atrim_stream, block_turns, resolve_api_key, trim_stream
 from .structured import schema_of
 
 __all__ = ["AnthropicModel", "to_anthropic_messages", "usage_from_anthropic"]
@@ -70,37 +70,17 @@ def _thinking_blocks(msg: ChatMessage) -> list[dict[str, Any]]:
 
 def to_anthropic_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Neutral messages as Anthropic `(system blocks, messages)`; consecutive same-role turns are merged."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if turns and turns[-1]["role"] == role:
-            # Tool results must come first in a user turn; they already do, since they are added in order.
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-
-    for msg in messages:
-        if msg.role == "system":
-            system.extend(_content_blocks(msg.content))
-        elif msg.role == "tool":
-            result: dict[str, Any] = {
-                "type": "tool_result",
-                "tool_use_id": msg.tool_call_id or "",
-                "content": _content_blocks(msg.content) or [{"type": "text", "text": "(no output)"}],
-            }
-            add("user", [result])
-        elif msg.role == "assistant":
-            blocks = _thinking_blocks(msg) + _content_blocks(msg.content)
-            for call in msg.tool_calls:
-                arguments = call.arguments if isinstance(call.arguments, dict) else {}
-                blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
-            add("assistant", blocks)
-        else:
-            add("user", _content_blocks(msg.content))
-    return system, turns
+    return block_turns(
+        messages,
+        _content_blocks,
+        tool_result=lambda msg: {
+            "type": "tool_result",
+            "tool_use_id": msg.tool_call_id or "",
+            "content": _content_blocks(msg.content) or [{"type": "text", "text": "(no output)"}],
+        },
+        tool_use=lambda call, arguments: {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments},
+        assistant_prefix=_thinking_blocks,
+    )
 
 
 def usage_from_anthropic(usage: Any) -> TokenUsage | None:

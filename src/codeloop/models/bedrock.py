@@ -22,7 +22,7 @@ from .reliability import (
     StreamCutError,
     retry_after_seconds,
 )
-from .remote import RemoteModel, trim_stream
+from .remote import RemoteModel, block_turns, trim_stream
 from .structured import schema_of
 
 __all__ = ["BedrockModel", "to_converse_messages", "usage_from_converse"]
@@ -82,35 +82,14 @@ def _blocks(content: str | list[dict[str, Any]] | None) -> list[dict[str, Any]]:
 
 def to_converse_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Neutral messages as Converse `(system, messages)`; tool results are `toolResult` blocks in a user turn."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
-
-    for msg in messages:
-        if msg.role == "system":
-            system.extend(_blocks(msg.content))
-        elif msg.role == "tool":
-            result = {
-                "toolUseId": msg.tool_call_id or "",
-                "content": _blocks(msg.content) or [{"text": "(no output)"}],
-            }
-            add("user", [{"toolResult": result}])
-        elif msg.role == "assistant":
-            blocks = _blocks(msg.content)
-            for call in msg.tool_calls:
-                arguments = call.arguments if isinstance(call.arguments, dict) else {}
-                blocks.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
-            add("assistant", blocks)
-        else:
-            add("user", _blocks(msg.content))
-    return system, turns
+    return block_turns(
+        messages,
+        _blocks,
+        tool_result=lambda msg: {
+            "toolResult": {"toolUseId": msg.tool_call_id or "", "content": _blocks(msg.content) or [{"text": "(no output)"}]}
+        },
+        tool_use=lambda call, arguments: {"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}},
+    )
 
 
 def usage_from_converse(usage: dict[str, Any] | None) -> TokenUsage | None:

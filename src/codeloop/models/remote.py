@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ..errors import ModelConfigurationError
-from .base import ApiModel, StreamDelta, trim_at_stop
+from .base import ApiModel, ChatMessage, StreamDelta, ToolCall, trim_at_stop
 from .reliability import ProviderFailure, RateLimiter, Retrier, RetryPolicy
 
-__all__ = ["RemoteModel", "StopTrimmer", "is_transport_error", "resolve_api_key", "trim_stream", "atrim_stream"]
+__all__ = [
+    "RemoteModel",
+    "StopTrimmer",
+    "block_turns",
+    "is_transport_error",
+    "resolve_api_key",
+    "trim_stream",
+    "atrim_stream",
+]
 
 
 def resolve_api_key(api_key: str | None, env_var: str, provider: str, *, required: bool) -> str | None:
@@ -22,6 +30,47 @@ def resolve_api_key(api_key: str | None, env_var: str, provider: str, *, require
             f"{provider}: no API key. Set the {env_var} environment variable or pass api_key=..."
         )
     return key
+
+
+def block_turns(
+    messages: list[ChatMessage],
+    blocks: Callable[[str | list[dict[str, Any]] | None], list[dict[str, Any]]],
+    *,
+    tool_result: Callable[[ChatMessage], dict[str, Any]],
+    tool_use: Callable[[ToolCall, dict[str, Any]], dict[str, Any]],
+    assistant_prefix: Callable[[ChatMessage], list[dict[str, Any]]] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Neutral messages as `(system blocks, turns)` for the block-based APIs (Anthropic Messages, Bedrock Converse).
+
+    `blocks` turns content into the API's content blocks; a tool message becomes `tool_result(msg)` in a user
+    turn; each tool call becomes `tool_use(call, arguments)` after the assistant's text (and after
+    `assistant_prefix(msg)`, which goes first). Consecutive same-role turns merge, since both APIs want user
+    and assistant to alternate; tool results stay first in their user turn because they are added in order.
+    """
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+
+    def add(role: str, new_blocks: list[dict[str, Any]]) -> None:
+        if not new_blocks:
+            return
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(new_blocks)
+        else:
+            turns.append({"role": role, "content": new_blocks})
+
+    for msg in messages:
+        if msg.role == "system":
+            system.extend(blocks(msg.content))
+        elif msg.role == "tool":
+            add("user", [tool_result(msg)])
+        elif msg.role == "assistant":
+            assistant = (assistant_prefix(msg) if assistant_prefix else []) + blocks(msg.content)
+            for call in msg.tool_calls:
+                assistant.append(tool_use(call, call.arguments if isinstance(call.arguments, dict) else {}))
+            add("assistant", assistant)
+        else:
+            add("user", blocks(msg.content))
+    return system, turns
 
 
 class RemoteModel(ApiModel):
