@@ -177,6 +177,20 @@ class Retrier:
             return None
         return wait
 
+    def _retry_wait(self, exc: Exception, retries: int, started: float, delivered: int = 0) -> float | None:
+        # The pause before the next attempt after `exc`. `None`: not a provider failure, the caller re-raises
+        # `exc` as it is. No retry left, or (streams) deltas already handed out: the failure is raised here.
+        failure = self._failure(exc)
+        if failure is None:
+            return None
+        if delivered:
+            failure.message = f"the stream broke after {delivered} chunks: {failure.message}"
+            raise self.error(failure, retries + 1, exc) from exc
+        wait = self._wait_before_retry(failure, retries, started)
+        if wait is None:
+            raise self.error(failure, retries + 1, exc) from exc
+        return wait
+
     def error(self, failure: ProviderFailure, attempts: int, cause: BaseException | None = None) -> AgentGenerationError:
         """The `AgentGenerationError` reporting `failure` after `attempts` requests."""
         status = f"HTTP {failure.status}" if failure.status is not None else "no response"
@@ -201,12 +215,9 @@ class Retrier:
             try:
                 return fn()
             except Exception as exc:
-                failure = self._failure(exc)
-                if failure is None:
-                    raise
-                wait = self._wait_before_retry(failure, retries, started)
+                wait = self._retry_wait(exc, retries, started)
                 if wait is None:
-                    raise self.error(failure, retries + 1, exc) from exc
+                    raise
             self.sleep(wait)
             retries += 1
 
@@ -220,12 +231,9 @@ class Retrier:
             try:
                 return await fn()
             except Exception as exc:
-                failure = self._failure(exc)
-                if failure is None:
-                    raise
-                wait = self._wait_before_retry(failure, retries, started)
+                wait = self._retry_wait(exc, retries, started)
                 if wait is None:
-                    raise self.error(failure, retries + 1, exc) from exc
+                    raise
             await asyncio.sleep(wait)
             retries += 1
 
@@ -247,15 +255,9 @@ class Retrier:
                     yield delta
                 return
             except Exception as exc:
-                failure = self._failure(exc)
-                if failure is None:
-                    raise
-                if delivered:
-                    failure.message = f"the stream broke after {delivered} chunks: {failure.message}"
-                    raise self.error(failure, retries + 1, exc) from exc
-                wait = self._wait_before_retry(failure, retries, started)
+                wait = self._retry_wait(exc, retries, started, delivered)
                 if wait is None:
-                    raise self.error(failure, retries + 1, exc) from exc
+                    raise
             self.sleep(wait)
             retries += 1
 
@@ -273,14 +275,8 @@ class Retrier:
                     yield delta
                 return
             except Exception as exc:
-                failure = self._failure(exc)
-                if failure is None:
-                    raise
-                if delivered:
-                    failure.message = f"the stream broke after {delivered} chunks: {failure.message}"
-                    raise self.error(failure, retries + 1, exc) from exc
-                wait = self._wait_before_retry(failure, retries, started)
+                wait = self._retry_wait(exc, retries, started, delivered)
                 if wait is None:
-                    raise self.error(failure, retries + 1, exc) from exc
+                    raise
             await asyncio.sleep(wait)
             retries += 1
