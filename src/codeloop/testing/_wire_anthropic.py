@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ..models.base import ChatMessage, TokenUsage, ToolCall, parse_arguments
 from ._wire_openai import split_text
 from .scripted import ScriptRequest
 
-__all__ = ["AnthropicWire"]
+__all__ = ["AnthropicWire", "arguments_dict", "arguments_text", "messages_from_turns", "simplify_parts"]
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:
@@ -30,11 +31,47 @@ def _neutral_part(block: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _simplify(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    # A lone text part reads back as a plain string, the shape the adapter started from.
+def simplify_parts(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Neutral content parts, with a lone text part read back as a plain string (the shape adapters start from)."""
     if len(parts) == 1 and parts[0]["type"] == "text":
         return str(parts[0]["text"])
     return parts
+
+
+def messages_from_turns(
+    turns: list[dict[str, Any]], read_block: Callable[[dict[str, Any]], ChatMessage | ToolCall | dict[str, Any] | None]
+) -> list[ChatMessage]:
+    """The neutral messages of block-based turns (Anthropic Messages, Bedrock Converse), system prompt aside.
+
+    `read_block` reads one block as a tool message (a tool result), a `ToolCall`, a neutral content part, or
+    `None` (a block the scripts do not see).
+    """
+    out: list[ChatMessage] = []
+    for message in turns:
+        parts: list[dict[str, Any]] = []
+        calls: list[ToolCall] = []
+        for block in _blocks(message.get("content")):
+            item = read_block(block)
+            if isinstance(item, ChatMessage):
+                out.append(item)
+            elif isinstance(item, ToolCall):
+                calls.append(item)
+            elif item:
+                parts.append(item)
+        if parts or calls:
+            role = message.get("role", "user")
+            out.append(ChatMessage(role=role, content=simplify_parts(parts) if parts else None, tool_calls=calls))
+    return out
+
+
+def _read_block(block: dict[str, Any]) -> ChatMessage | ToolCall | dict[str, Any] | None:
+    kind = block.get("type")
+    if kind == "tool_result":
+        inner = [p for p in (_neutral_part(b) for b in _blocks(block.get("content"))) if p]
+        return ChatMessage(role="tool", content=simplify_parts(inner), tool_call_id=block.get("tool_use_id"))
+    if kind == "tool_use":
+        return ToolCall(block.get("id", ""), block.get("name", ""), parse_arguments(block.get("input")))
+    return _neutral_part(block)
 
 
 def messages_from_wire(body: dict[str, Any]) -> list[ChatMessage]:
@@ -44,26 +81,7 @@ def messages_from_wire(body: dict[str, Any]) -> list[ChatMessage]:
     if system:
         text = system if isinstance(system, str) else "".join(b.get("text", "") for b in system)
         out.append(ChatMessage(role="system", content=text))
-    for message in body.get("messages") or []:
-        role = message.get("role", "user")
-        parts: list[dict[str, Any]] = []
-        calls: list[ToolCall] = []
-        for block in _blocks(message.get("content")):
-            kind = block.get("type")
-            if kind == "tool_result":
-                inner = [p for p in (_neutral_part(b) for b in _blocks(block.get("content"))) if p]
-                out.append(
-                    ChatMessage(role="tool", content=_simplify(inner), tool_call_id=block.get("tool_use_id"))
-                )
-            elif kind == "tool_use":
-                calls.append(ToolCall(block.get("id", ""), block.get("name", ""), parse_arguments(block.get("input"))))
-            else:
-                part = _neutral_part(block)
-                if part:
-                    parts.append(part)
-        if parts or calls:
-            out.append(ChatMessage(role=role, content=_simplify(parts) if parts else None, tool_calls=calls))
-    return out
+    return out + messages_from_turns(body.get("messages") or [], _read_block)
 
 
 def _usage(usage: TokenUsage | None) -> dict[str, int]:
@@ -77,11 +95,13 @@ def _usage(usage: TokenUsage | None) -> dict[str, int]:
     }
 
 
-def _arguments(call: ToolCall) -> dict[str, Any]:
+def arguments_dict(call: ToolCall) -> dict[str, Any]:
+    """A call's arguments as the JSON object a non-streamed reply carries (`{}` when they are not one)."""
     return call.arguments if isinstance(call.arguments, dict) else {}
 
 
-def _arguments_text(call: ToolCall) -> str:
+def arguments_text(call: ToolCall) -> str:
+    """A call's arguments as streamed JSON text."""
     # Streamed tool input is raw JSON text, so a script can send invalid JSON the way a model might.
     return call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
 
@@ -132,7 +152,7 @@ class AnthropicWire:
         if msg.text:
             content.append({"type": "text", "text": msg.text})
         for call in msg.tool_calls:
-            content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": _arguments(call)})
+            content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_dict(call)})
         stop_reason, stop_sequence = self._stop(msg, params)
         body = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
@@ -193,7 +213,7 @@ class AnthropicWire:
                 {"type": "tool_use", "id": call.id, "name": call.name, "input": {}},
                 [
                     {"type": "input_json_delta", "partial_json": p}
-                    for p in split_text(_arguments_text(call), self.chunk_size)
+                    for p in split_text(arguments_text(call), self.chunk_size)
                 ],
             )
         stop_reason, stop_sequence = self._stop(msg, params)

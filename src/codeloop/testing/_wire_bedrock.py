@@ -8,6 +8,7 @@ import zlib
 from typing import Any
 
 from ..models.base import ChatMessage, TokenUsage, ToolCall, parse_arguments
+from ._wire_anthropic import arguments_dict, arguments_text, messages_from_turns, simplify_parts
 from ._wire_openai import split_text
 from .scripted import ScriptRequest
 
@@ -38,10 +39,15 @@ def _neutral_part(block: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _simplify(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    if len(parts) == 1 and parts[0]["type"] == "text":
-        return str(parts[0]["text"])
-    return parts
+def _read_block(block: dict[str, Any]) -> ChatMessage | ToolCall | dict[str, Any] | None:
+    if "toolResult" in block:
+        result = block["toolResult"]
+        inner = [p for p in (_neutral_part(b) for b in result.get("content") or []) if p]
+        return ChatMessage(role="tool", content=simplify_parts(inner), tool_call_id=result.get("toolUseId"))
+    if "toolUse" in block:
+        use = block["toolUse"]
+        return ToolCall(use.get("toolUseId", ""), use.get("name", ""), parse_arguments(use.get("input")))
+    return _neutral_part(block)
 
 
 def messages_from_wire(body: dict[str, Any]) -> list[ChatMessage]:
@@ -50,26 +56,7 @@ def messages_from_wire(body: dict[str, Any]) -> list[ChatMessage]:
     system = "".join(b.get("text", "") for b in body.get("system") or [])
     if system:
         out.append(ChatMessage(role="system", content=system))
-    for message in body.get("messages") or []:
-        parts: list[dict[str, Any]] = []
-        calls: list[ToolCall] = []
-        for block in message.get("content") or []:
-            if "toolResult" in block:
-                result = block["toolResult"]
-                inner = [p for p in (_neutral_part(b) for b in result.get("content") or []) if p]
-                out.append(ChatMessage(role="tool", content=_simplify(inner), tool_call_id=result.get("toolUseId")))
-            elif "toolUse" in block:
-                use = block["toolUse"]
-                calls.append(ToolCall(use.get("toolUseId", ""), use.get("name", ""), parse_arguments(use.get("input"))))
-            else:
-                part = _neutral_part(block)
-                if part:
-                    parts.append(part)
-        if parts or calls:
-            out.append(
-                ChatMessage(role=message.get("role", "user"), content=_simplify(parts) if parts else None, tool_calls=calls)
-            )
-    return out
+    return out + messages_from_turns(body.get("messages") or [], _read_block)
 
 
 def _usage(usage: TokenUsage | None) -> dict[str, int]:
@@ -136,8 +123,7 @@ class BedrockWire:
         if msg.text:
             content.append({"text": msg.text})
         for call in msg.tool_calls:
-            arguments = call.arguments if isinstance(call.arguments, dict) else {}
-            content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}})
+            content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments_dict(call)}})
         body = {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": self._stop_reason(msg, params),
@@ -163,8 +149,7 @@ class BedrockWire:
         for call in msg.tool_calls:
             start = {"toolUse": {"toolUseId": call.id, "name": call.name}}
             events.append(("contentBlockStart", {"contentBlockIndex": index, "start": start}))
-            text = call.arguments if isinstance(call.arguments, str) else json.dumps(call.arguments)
-            for piece in split_text(text, self.chunk_size):
+            for piece in split_text(arguments_text(call), self.chunk_size):
                 delta = {"toolUse": {"input": piece}}
                 events.append(("contentBlockDelta", {"contentBlockIndex": index, "delta": delta}))
             events.append(("contentBlockStop", {"contentBlockIndex": index}))
