@@ -25,6 +25,7 @@ __all__ = [
     "usage_from_openai",
     "message_from_openai",
     "delta_from_openai",
+    "error_message_from_openai",
     "deltas_from_openai_stream",
     "adeltas_from_openai_stream",
     "ChatCompletionsModel",
@@ -214,6 +215,19 @@ def delta_from_openai(chunk: Any) -> tuple[StreamDelta, bool]:
         ),
         field(choice, "finish_reason") is not None,
     )
+
+
+def error_message_from_openai(exc: BaseException) -> str:
+    """The provider's own words for an SDK error: `error.message` of an OpenAI-shaped JSON body, verbatim.
+
+    SDKs (and LiteLLM) prefix the message with their own labels; the body, when there is one, has it bare.
+    """
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(getattr(exc, "message", None) or exc)
 
 
 def _worth_sending(delta: StreamDelta) -> bool:

@@ -13,7 +13,12 @@ import os
 from typing import Any
 
 from ..errors import ModelConfigurationError
-from ._openai_format import ChatCompletionsModel, to_openai_messages, to_openai_tools
+from ._openai_format import (
+    ChatCompletionsModel,
+    error_message_from_openai,
+    to_openai_messages,
+    to_openai_tools,
+)
 from .base import ChatMessage
 from .reliability import RETRYABLE_STATUSES, ProviderFailure, retry_after_seconds
 
@@ -130,7 +135,7 @@ class LiteLLMModel(ChatCompletionsModel):
             )
             return ProviderFailure(
                 status,
-                _provider_message(exc),
+                error_message_from_openai(exc),
                 retryable=status in RETRYABLE_STATUSES,
                 retry_after=retry_after_seconds(headers),
             )
@@ -146,12 +151,3 @@ class LiteLLMModel(ChatCompletionsModel):
         """`litellm.acompletion`."""
         return self._litellm.acompletion(**request)
 
-
-def _provider_message(exc: BaseException) -> str:
-    # LiteLLM prefixes the provider's words with its own labels; the JSON body has them verbatim.
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-    return str(getattr(exc, "message", None) or exc)

@@ -7,7 +7,12 @@ import re
 from typing import Any
 
 from ..errors import ModelConfigurationError
-from ._openai_format import ChatCompletionsModel, to_openai_messages, to_openai_tools
+from ._openai_format import (
+    ChatCompletionsModel,
+    error_message_from_openai,
+    to_openai_messages,
+    to_openai_tools,
+)
 from .base import ChatMessage
 from .reliability import RETRYABLE_STATUSES, ProviderFailure, retry_after_seconds
 from .remote import resolve_api_key
@@ -121,7 +126,7 @@ class OpenAIModel(ChatCompletionsModel):
         if isinstance(exc, openai.APIStatusError):
             return ProviderFailure(
                 exc.status_code,
-                _status_message(exc),
+                error_message_from_openai(exc),
                 retryable=exc.status_code in RETRYABLE_STATUSES,
                 retry_after=retry_after_seconds(exc.response.headers),
             )
@@ -157,12 +162,3 @@ class OpenAIModel(ChatCompletionsModel):
         """Async twin of `close_stream`."""
         await stream.close()
 
-
-def _status_message(exc: Any) -> str:
-    # The provider's own message, verbatim: `error.message` from the JSON body when there is one.
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return str(getattr(exc, "message", None) or exc)
