@@ -48,6 +48,7 @@ _STREAM_CHUNK = 8192
 _MEMORY_HEADROOM = 64 * 1024 * 1024
 _BUSY_SAMPLE_SECONDS = 0.05
 _BUSY_FRACTION = 0.2  # blocked or sleeping threads use no CPU; a spinning one gets far more, even on a busy host
+_OTHER_THREADS_CPU = 0.005
 _SLOW_COLLECTION_SECONDS = 0.005
 _SLOW_COLLECTION_SKIPS = 10
 
@@ -147,10 +148,14 @@ class _Capture(io.TextIOBase):
     def flush(self) -> None:
         """Output is streamed on the flusher's schedule; an explicit flush changes nothing."""
 
-    def _arm(self) -> None:
+    def start(self) -> None:
+        """Start the thread that streams pending output; it sleeps until there is some."""
         if self.flusher is None:
             self.flusher = threading.Thread(target=self._flush_loop, name="codeloop-output", daemon=True)
             self.flusher.start()
+
+    def _arm(self) -> None:
+        self.start()
         self.wake.set()
 
     def _flush_loop(self) -> None:
@@ -196,7 +201,8 @@ class _Worker:
         self.code_cache: dict[str, Any] = {}
         self.step_active = False
         self.final = False
-        self.own_threads = 1
+        self.threads_at_start = 1
+        self.cpu_mark = (time.process_time(), time.thread_time())
         self.gc_skips = 0
 
     # --- set-up ------------------------------------------------------------------------------------------------
@@ -232,7 +238,7 @@ class _Worker:
                 problems.append(f"seccomp: {error}")
         sys.stdout = sys.stderr = self.capture
         sys.stdin = io.StringIO()
-        self.own_threads = threading.active_count()
+        self.capture.start()  # after the seccomp filter, which threads inherit
         import gc
 
         gc.freeze()  # the worker's own objects are never garbage: keep them out of every later collection
@@ -340,6 +346,7 @@ class _Worker:
         if not isinstance(source, str):
             raise _ProtocolBroken("run without code")
         _set_cpu_budget(message.get("cpu_seconds"))
+        self.threads_at_start = threading.active_count()
         self.capture.begin()
         self.final = False
         error: BaseException | None = None
@@ -396,12 +403,17 @@ class _Worker:
         """After a step: is the worker still fit to keep its state? A reason to restart it, or None."""
         if isinstance(error, MemoryError) and not _has_memory_headroom():
             return "The worker's memory limit is nearly used up."
-        if threading.active_count() > self.own_threads + (1 if self.capture.flusher is not None else 0):
-            started = time.process_time()
+        # CPU used by threads other than this one since the last check: catches spinners that threading does not
+        # count (started with _thread) at the latest one step later; new threads are sampled right away.
+        process, own = time.process_time(), time.thread_time()
+        others = (process - self.cpu_mark[0]) - (own - self.cpu_mark[1])
+        restart = None
+        if threading.active_count() > self.threads_at_start or others > _OTHER_THREADS_CPU:
             time.sleep(_BUSY_SAMPLE_SECONDS)
-            if time.process_time() - started > _BUSY_SAMPLE_SECONDS * _BUSY_FRACTION:
-                return "Threads started by the code were still using the CPU after the step ended."
-        return None
+            if time.process_time() - process > _BUSY_SAMPLE_SECONDS * _BUSY_FRACTION:
+                restart = "Threads started by the code were still using the CPU after the step ended."
+        self.cpu_mark = (time.process_time(), time.thread_time())
+        return restart
 
 
 def _rebuild_exception(reply: dict[str, Any]) -> BaseException:
