@@ -439,10 +439,12 @@ def run_corpus(
     listener = PortListener()
     try:
         jobs = [(program, profile) for profile in profiles for program in payloads]
-        # quick runs first: when a shared oracle fires, every run active at the time is rerun to attribute it, and
-        # the resource payloads keep a host busy for seconds
-        jobs.sort(key=lambda job: (job[0].is_resource, job[0].name))
-        verdicts = _run_pool(jobs, kind, kwargs, benign_001, limits, listener, concurrency)
+        # two phases: when a shared oracle fires, every run active at the time is rerun to attribute it, and the
+        # resource payloads keep their hosts busy for seconds - they must not be suspects of the quick ones
+        quick = sorted((job for job in jobs if not job[0].is_resource), key=lambda job: job[0].name)
+        slow = sorted((job for job in jobs if job[0].is_resource), key=lambda job: job[0].name)
+        verdicts = _run_pool(quick, kind, kwargs, benign_001, limits, listener, concurrency)
+        verdicts += _run_pool(slow, kind, kwargs, benign_001, limits, listener, concurrency)
         benign_results: dict[str, dict[str, tuple[bool, str]]] = {}
         if include_benign:
             with concurrent.futures.ThreadPoolExecutor(len(profiles)) as pool:
@@ -476,6 +478,7 @@ class _SharedOracles:
         self.active: set[int] = set()
         self.window: set[int] = set()  # runs active since the last check
         self.suspects: set[int] = set()
+        self.fired_goals: set[str] = set()
 
     def started(self, run_id: int) -> None:
         with self.lock:
@@ -485,8 +488,14 @@ class _SharedOracles:
     def finished(self, run_id: int) -> None:
         with self.lock:
             self.active.discard(run_id)
-            fired = PWNED_FILE.exists() or SHELL_FILE.exists() or self.listener.count > self.seen_connections
-            if fired:
+            goals = {
+                goal
+                for goal, fired in (("c", PWNED_FILE.exists()), ("d", SHELL_FILE.exists()),
+                                    ("e", self.listener.count > self.seen_connections))
+                if fired
+            }  # fmt: skip
+            if goals:
+                self.fired_goals |= goals
                 self.suspects |= self.window
                 PWNED_FILE.unlink(missing_ok=True)
                 SHELL_FILE.unlink(missing_ok=True)
@@ -523,8 +532,13 @@ def _run_pool(
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(len(jobs))))
     if oracles.suspects:
-        attributed = _attribute(sorted(oracles.suspects), jobs, kind, kwargs, benign_001, limits, listener)
-        verdicts.update(attributed)
+        # likely culprits first, each alone: the suspects whose own goal is the oracle that fired
+        likely = [i for i in sorted(oracles.suspects) if set(jobs[i][0].goals) & oracles.fired_goals]
+        for run_id in likely:
+            verdicts[run_id] = _run_alone(jobs[run_id], kind, kwargs, benign_001, limits, listener)
+        rest = [i for i in sorted(oracles.suspects) if i not in likely]
+        if rest:
+            verdicts.update(_attribute(rest, jobs, kind, kwargs, benign_001, limits, listener))
     return [verdicts[i] for i in range(len(jobs))]
 
 

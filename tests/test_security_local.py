@@ -23,12 +23,17 @@ KILL_AFTER = {"*": 30.0, "225_native_infinite_sum": 12.0}
 def _known_limitations() -> dict[tuple[str, str], list[str]]:
     """(payload, profile) -> what fires today. Empty lists are never stored: those payloads must be contained."""
     known: dict[tuple[str, str], list[str]] = {
-        # requests is authorized in the data-agent profile and has no network mediation in-process
+        # the documented purpose of modules authorized in the data-agent profile: no file or network mediation
         ("031_requests_ssrf_localhost", "data agent"): ["e"],
+        ("239_sqlite3_attach_file", "data agent"): ["c"],
+        ("241_zipfile_write", "data agent"): ["c"],
         # sum() over an endless iterator never returns to the interpreter: nothing in-process can stop it
         ("225_native_infinite_sum", "default"): ["host-hung (killed by the harness)"],
         ("225_native_infinite_sum", "data agent"): ["host-hung (killed by the harness)"],
     }
+    if importlib.util.find_spec("sympy") is not None:
+        # sympy evaluates string arguments with eval() and the real builtins: authorizing it authorizes eval
+        known[("237_sympy_string_eval", "data agent")] = ["d"]
     if importlib.util.find_spec("pandas") is not None:
         # pandas.read_csv reads any file the host can read: the documented purpose of an authorized module
         known[("085_pandas_read_csv", "data agent")] = ["a"]

@@ -77,9 +77,10 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
 """Modules whose functions, classes and instances agent code never gets through attribute access (LocalExecutor
 hands out an authorized module only as a restricted proxy, and builds its own safe versions where needed)."""
 
-VETTED_ATTRIBUTES: frozenset[str] = frozenset({"obj", "format", "format_map"})
+VETTED_ATTRIBUTES: frozenset[str] = frozenset({"obj", "format", "format_map", "stream", "buffer", "raw", "fp", "fileobj"})
 """Public attribute names that still go through the run-time guard: `AttributeError.obj` can carry an object the
-code never had; `format`/`format_map` of strings must check their fields."""
+code never had; `format`/`format_map` of strings must check their fields; the stream-like names lead from a host
+object (a logging handler, say) to a real file object, whose class opens any path."""
 
 _INTERNAL_TYPES = (FrameType, CodeType)
 _FORBIDDEN_BUILTIN_OBJECTS = frozenset(

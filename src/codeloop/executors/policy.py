@@ -24,6 +24,7 @@ __all__ = [
     "FORBIDDEN_BUILTIN_NAMES",
     "INTERNAL_ATTRIBUTES",
     "SINK_ATTRIBUTES",
+    "HOST_FILE_ATTRIBUTES",
     "SAFE_DUNDER_ATTRIBUTES",
     "STORABLE_DUNDER_ATTRIBUTES",
     "ALLOWED_DUNDER_NAMES",
@@ -82,6 +83,9 @@ SINK_ATTRIBUTES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 """Attributes that start processes, threads or connections from objects an allowed module hands out."""
+
+HOST_FILE_ATTRIBUTES: frozenset[str] = frozenset({"detach", "setStream"})
+"""Methods that hand out the host's open files (a logging handler's stream, the buffer under a text stream)."""
 
 _OPERATOR_DUNDERS = {
     f"__{name}__"
@@ -188,6 +192,8 @@ def attribute_refusal(name: str, *, store: bool = False) -> str | None:
         return f"attribute {name!r} exposes interpreter internals and is not accessible"
     if name in SINK_ATTRIBUTES:
         return f"attribute {name!r} starts processes, threads or connections and is not accessible"
+    if name in HOST_FILE_ATTRIBUTES:
+        return f"attribute {name!r} hands out the host's open files and is not accessible"
     if is_dunder(name):
         allowed = STORABLE_DUNDER_ATTRIBUTES if store else SAFE_DUNDER_ATTRIBUTES
         if name not in allowed:
