@@ -175,3 +175,17 @@ def test_invalid_limits_are_refused() -> None:
         LocalExecutor(memory_limit_mb=-1)
     with pytest.raises(ValueError, match="max_print_outputs_length"):
         LocalExecutor(max_print_outputs_length=-5)
+
+
+def test_ctrl_c_cancels_a_step_even_if_agent_code_swallows_it() -> None:
+    import signal
+
+    code = "n = 0\nwhile True:\n    try:\n        while True:\n            n += 1\n    except BaseException:\n        pass"
+    timer = threading.Timer(0.2, lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT))
+    with LocalExecutor(timeout=None) as executor:
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            executor.run(code)
+        assert time.monotonic() - start < 2
+        assert executor.run("n > 0").output is True  # the executor stays usable

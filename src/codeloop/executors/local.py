@@ -224,12 +224,25 @@ class _MainThreadTimer:
             self.current = None
             timer.disarm()
 
+        previous_sigint = signal.getsignal(signal.SIGINT)
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            # Ctrl-C cancels the step for good: `except BaseException` in agent code cannot swallow it
+            if previous_sigint == signal.SIG_IGN:
+                return
+            job.state.control.stop("cancelled")
+            if callable(previous_sigint):
+                previous_sigint(signum, frame)
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, on_sigint)
         try:
             if timeout is not None:
                 timer.arm(timeout, _INJECT_INTERVAL)
             job.execute(disarm)
         finally:
             disarm()
+            signal.signal(signal.SIGINT, previous_sigint)
 
 
 _MAIN_THREAD_TIMER = _MainThreadTimer()
@@ -477,7 +490,7 @@ class LocalExecutor:
         if control.final:
             return LocalExecutionResult(control.final[0], logs, True, output_repr=job.outcome.output_repr)
         error = job.outcome.error
-        if isinstance(error, KeyboardInterrupt):
+        if isinstance(error, KeyboardInterrupt) or stopped_by == "cancelled":
             raise KeyboardInterrupt  # Ctrl-C during a step stops the run, as it would any Python program
         if error is not None:
             message = job.outcome.message

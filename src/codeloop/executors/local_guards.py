@@ -59,6 +59,7 @@ OK_FLAG = "__codeloop_ok__"
 HALT = "__codeloop_halt__"
 LAST_VALUE = "__codeloop_last__"
 _VET = "__codeloop_vet__"
+_PRIVATE = "__codeloop_private__"
 _FMT = "__codeloop_fmt__"
 _MATCH = "__codeloop_match__"
 
@@ -83,6 +84,7 @@ code never had; `format`/`format_map` of strings must check their fields; the st
 object (a logging handler, say) to a real file object, whose class opens any path."""
 
 _INTERNAL_TYPES = (FrameType, CodeType)
+_PER_OBJECT_OWNER_TYPES = (type, FunctionType, BuiltinFunctionType, MethodType)
 _FORBIDDEN_BUILTIN_OBJECTS = frozenset(
     id(getattr(builtins, name)) for name in FORBIDDEN_BUILTIN_NAMES if hasattr(builtins, name)
 )
@@ -202,7 +204,7 @@ class StepControl:
 
 def owner_module(value: Any) -> str:
     """The top-level module a function or class comes from (for other objects: their class's module)."""
-    if isinstance(value, (type, FunctionType, BuiltinFunctionType, MethodType)):
+    if isinstance(value, _PER_OBJECT_OWNER_TYPES):
         name = getattr(value, "__module__", None)
     else:
         name = type(value).__module__
@@ -231,11 +233,18 @@ class AttributeGuard:
     ) -> None:
         self._proxy_for = proxy_for
         self._is_authorized = is_authorized
+        # instances whose class passed the owner check once pass at the cost of a dict lookup from then on
+        self._safe_instance_types: dict[type, bool] = {}
 
     # --- values ------------------------------------------------------------------------------------------------
 
     def vet(self, value: Any, name: str) -> Any:
         """Return `value` (read as attribute `name`) if agent code may hold it, its proxy if it is a module."""
+        if self._safe_instance_types.get(type(value)):
+            return value
+        return self._vet_slow(value, name)
+
+    def _vet_slow(self, value: Any, name: str) -> Any:
         if isinstance(value, ModuleType) and not getattr(type(value), "_codeloop_proxy", False):
             proxy = self._proxy_for(value)
             if proxy is None:
@@ -250,7 +259,19 @@ class AttributeGuard:
             raise ForbiddenAttributeError(
                 f"attribute {name!r} leads to {owner!r} ({type(value).__name__}), which agent code may not use"
             )
+        kind = type(value)
+        if not isinstance(value, _PER_OBJECT_OWNER_TYPES) and not issubclass(kind, ModuleType):
+            self._safe_instance_types[kind] = True
         return value
+
+    def read_private(self, obj: Any, name: str) -> Any:
+        """`obj._name` for agent code (single leading underscore): no static rule applies, the value is vetted."""
+        value = getattr(obj, name)
+        if self._safe_instance_types.get(type(value)):
+            return value
+        if name in _NAMEDTUPLE_API and isinstance(obj, tuple):
+            return value
+        return self._vet_slow(value, name)
 
     def _clean_dict(self, owner: Any, mapping: Any) -> Any:
         if isinstance(owner, type):
@@ -406,6 +427,7 @@ class AttributeGuard:
         table["setattr"] = self.setattr
         table["delattr"] = self.delattr
         table[_VET] = self.read
+        table[_PRIVATE] = self.read_private
         table[_FMT] = self.read
         table[_MATCH] = self.check_match
 
@@ -501,8 +523,14 @@ class _Instrumenter(ast.NodeTransformer):
             return node
         if not (attr.startswith("_") or attr in VETTED_ATTRIBUTES):
             return node
-        helper = _FMT if attr in ("format", "format_map") else _VET
-        name = ast.Constant(value=_mangle(attr, self.class_names[-1]))
+        attr = _mangle(attr, self.class_names[-1])
+        if attr in ("format", "format_map"):
+            helper = _FMT
+        elif attr.startswith("_") and not attr.startswith("__"):
+            helper = _PRIVATE
+        else:
+            helper = _VET
+        name = ast.Constant(value=attr)
         call = ast.Call(func=_name(helper), args=[node.value, name], keywords=[])
         return ast.copy_location(call, node)
 
