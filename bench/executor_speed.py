@@ -47,19 +47,20 @@ def _native(source: str) -> Callable[[], Any]:
 
 
 def _executor_runner(executor: Any, source: str) -> Callable[[], Any]:
-    return lambda: executor.run(source)
+    run = getattr(executor, "run", None) or executor  # smolagents' executor is called directly
+    return lambda: run(source)
 
 
-def _from_other_thread(run: Callable[[], Any]) -> Callable[[], Any]:
-    """Call `run` from a helper thread (so LocalExecutor uses its worker thread), timing included."""
+def _median_seconds_off_main_thread(run: Callable[[], Any], repeat: int) -> float:
+    """Time `run` from a helper thread, as an agent running in a thread would (LocalExecutor then uses its worker
+    thread and the calling thread watches the time limit)."""
     import threading
 
-    def call() -> None:
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
-
-    return call
+    box: list[float] = []
+    thread = threading.Thread(target=lambda: box.append(_median_seconds(run, repeat)))
+    thread.start()
+    thread.join()
+    return box[0]
 
 
 def _fixed_cost_us(contenders: dict[str, Any], repeat: int) -> None:
@@ -68,7 +69,8 @@ def _fixed_cost_us(contenders: dict[str, Any], repeat: int) -> None:
     native_ns: dict[str, Any] = {}
     rows = {"native exec": lambda: exec(f"x = {next(counter)}\n", native_ns)}
     for name, executor in contenders.items():
-        rows[name] = (lambda ex: lambda: ex.run(f"x = {next(counter)}\n"))(executor)
+        run = getattr(executor, "run", None) or executor
+        rows[name] = (lambda go: lambda: go(f"x = {next(counter)}\n"))(run)
     for name, run in rows.items():
         print(f"  {name:<40}{_median_seconds(run, repeat * 10) * 1e6:>10.0f}")
 
@@ -94,7 +96,7 @@ def _sandbox_executor() -> Any | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=15, help="timed runs per snippet and executor")
+    parser.add_argument("--repeat", type=int, default=21, help="timed runs per snippet and executor")
     args = parser.parse_args()
 
     from codeloop.executors.local import LocalExecutor
@@ -120,10 +122,9 @@ def main() -> None:
         for name in names:
             repeat = args.repeat if "smolagents" not in name else max(3, args.repeat // 5)
             if name == "LocalExecutor, worker thread":
-                run = _from_other_thread(_executor_runner(worker_executor, source))
+                seconds = _median_seconds_off_main_thread(_executor_runner(worker_executor, source), repeat)
             else:
-                run = _executor_runner(contenders[name], source)
-            seconds = _median_seconds(run, repeat)
+                seconds = _median_seconds(_executor_runner(contenders[name], source), repeat)
             ratio = seconds / native
             ratios[name].append(ratio)
             cells.append(f"{seconds * 1e3:>14.2f} ms  {ratio:>8.2f}x      ")

@@ -187,3 +187,15 @@ def test_output_repr_is_rendered_inside_the_step(executor: LocalExecutor) -> Non
     # once the step is over, agent code does not run for the host any more
     with pytest.raises(RuntimeError, match="outside a step"):
         repr(result.output)
+
+
+def test_printed_text_streams_to_on_output(executor: LocalExecutor) -> None:
+    pieces: list[str] = []
+    executor.on_output = pieces.append
+    result = executor.run("for i in range(3):\n    print('tick', i)")
+    assert pieces == ["tick 0\n", "tick 1\n", "tick 2\n"] and result.logs == "".join(pieces)
+    executor.on_output = None
+    executor.run("print('quiet')")
+    assert len(pieces) == 3
+    with pytest.raises(TypeError, match="on_output"):
+        executor.on_output = "not callable"  # type: ignore[assignment]

@@ -290,7 +290,19 @@ class LocalExecutor:
         self._finalizer: weakref.finalize | None = None
         self._closed = False
         self._run_lock = threading.Lock()
+        self._output_hook: list[Callable[[str], Any] | None] = [None]
         self._state = self._new_state()
+
+    @property
+    def on_output(self) -> Callable[[str], Any] | None:
+        """Called with each piece of printed text as the code prints it (streaming); None to stop."""
+        return self._output_hook[0]
+
+    @on_output.setter
+    def on_output(self, callback: Callable[[str], Any] | None) -> None:
+        if callback is not None and not callable(callback):
+            raise TypeError("on_output must be a callable taking the printed text, or None")
+        self._output_hook[0] = callback
 
     # --- state ---------------------------------------------------------------------------------------------------
 
@@ -305,7 +317,7 @@ class LocalExecutor:
         gate = ModuleGate(self.authorized_imports, control, lambda text: output[0].write(text))
         gate.guard.install(table)
         table["__import__"] = gate.import_module
-        table["print"] = _make_print(output)
+        table["print"] = _make_print(output, self._output_hook, control)
         table["final_answer"] = _make_final_answer(control, None)
         namespace: dict[str, Any] = {"__builtins__": table, "__name__": "__main__", "__doc__": None}
         state = _State(namespace, table, control, gate, output)
@@ -566,7 +578,9 @@ def _bounded_repr(value: Any) -> str:
     return truncate_output(text, _REPR_LIMIT)
 
 
-def _make_print(output: list[OutputBuffer]) -> Callable[..., None]:
+def _make_print(
+    output: list[OutputBuffer], hook: list[Callable[[str], Any] | None], control: StepControl
+) -> Callable[..., None]:
     real_print = builtins.print
 
     def print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:  # noqa: A001
@@ -582,7 +596,11 @@ def _make_print(output: list[OutputBuffer]) -> Callable[..., None]:
             end = "\n"
         elif not isinstance(end, str):
             raise TypeError(f"end must be None or a string, not {type(end).__name__}")
-        output[0].write(sep.join([str(arg) for arg in args]) + end)
+        text = sep.join([str(arg) for arg in args]) + end
+        output[0].write(text)
+        callback = hook[0]
+        if callback is not None:
+            control.host_call(callback, text)  # host code: not interrupted, its time not counted
 
     return print
 
