@@ -41,6 +41,12 @@ def test_print_output_and_last_expression(sandbox: SandboxExecutor) -> None:
     assert sandbox.run("y = 5").output is None
 
 
+def test_output_written_straight_to_the_file_descriptors_reaches_the_logs(sandbox: SandboxExecutor) -> None:
+    result = sandbox.run("import os\nprint('via print')\nos.write(1, b'fd one\\n')\nos.write(2, b'fd two\\n')")
+    assert result.logs.startswith("via print\n") and "fd one\n" in result.logs and "fd two\n" in result.logs
+    assert sandbox.run("print('next')").logs == "next\n"
+
+
 def test_syntax_error_names_the_line_and_points_at_it(sandbox: SandboxExecutor) -> None:
     with pytest.raises(ExecutionError) as caught:
         sandbox.run("x = 1\nprint(x +)\n")

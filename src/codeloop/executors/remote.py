@@ -229,6 +229,7 @@ class ProcessChannel:
         self._poll.register(self._err, select.POLLIN)
         self._err_open = True
         self._diagnostics = bytearray()
+        self._stray = bytearray()
 
     def send(self, data: bytes, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -280,19 +281,23 @@ class ProcessChannel:
             self._poll.unregister(self._err)
             self._err_open = False
             return
-        self._diagnostics += chunk
-        if len(self._diagnostics) > _DIAGNOSTICS_LIMIT:
-            del self._diagnostics[: len(self._diagnostics) - _DIAGNOSTICS_LIMIT]
+        for buffer in (self._diagnostics, self._stray):
+            buffer += chunk
+            if len(buffer) > _DIAGNOSTICS_LIMIT:
+                del buffer[: len(buffer) - _DIAGNOSTICS_LIMIT]
 
     def take_stray_output(self) -> str:
-        """What reached the worker's stderr since the last call (C-level output of the code), without waiting."""
-        before = len(self._diagnostics)
+        """What reached the worker's stderr since the last call (output that C code or the OS wrote directly to
+        the file descriptors, bypassing sys.stdout), without waiting; the worker has already sent its result,
+        so everything the step wrote is in the pipe by now."""
         while self._err_open:
-            size = len(self._diagnostics)
+            size = len(self._stray)
             self._read_diagnostics()
-            if len(self._diagnostics) == size:
+            if len(self._stray) == size:
                 break
-        return bytes(self._diagnostics[min(before, len(self._diagnostics)) :]).decode("utf-8", "replace")
+        text = self._stray.decode("utf-8", "replace")
+        self._stray.clear()
+        return text
 
     def diagnostics(self) -> str:
         self._read_diagnostics()
@@ -772,6 +777,9 @@ class WorkerExecutor:
             self._final = None
             self._tool_seconds = 0.0
             streamed = OutputBuffer(self.max_print_outputs_length)
+            stray = getattr(connection.channel, "take_stray_output", None)
+            if stray is not None:
+                stray()  # whatever leftover threads wrote between steps does not belong to this step
             started = time.monotonic()
             try:
                 connection.send({"op": "run", "id": step, "code": code, **self._run_options()}, self._deadline(started))

@@ -146,6 +146,11 @@ class SandboxExecutor(WorkerExecutor):
             on_output=on_output,
             max_message_mb=max_message_mb,
         )
+        if os.name != "posix":
+            raise SandboxUnavailableError(
+                "SandboxExecutor needs a POSIX system (Linux for the isolated sandbox); on this platform use "
+                "executor='docker', 'e2b' or 'modal' for isolation, or 'local' for trusted code"
+            )
         if isolation not in ("auto", "bubblewrap", "subprocess"):
             raise ValueError(f"isolation must be 'auto', 'bubblewrap' or 'subprocess', got {isolation!r}")
         if isolation == "subprocess" and require_isolation:
