@@ -98,7 +98,8 @@ def worker_bundle(kind: str = "source") -> bytes:
     parts = [f"{len(_BUNDLE_MODULES)}\n".encode()]
     for name, filename in _BUNDLE_MODULES:
         source = (here / filename).read_bytes()
-        blob = marshal.dumps(compile(source, name, "exec", dont_inherit=True)) if kind == "marshal" else source
+        # optimize=2 drops docstrings (and asserts, which these modules do not use): less to send and load
+        blob = marshal.dumps(compile(source, name, "exec", dont_inherit=True, optimize=2)) if kind == "marshal" else source
         parts.append(f"{name}\n{kind}\n{len(blob)}\n".encode() + blob)
     _bundles[kind] = bundle = b"".join(parts)
     return bundle

@@ -19,12 +19,12 @@ value format; the host treats every byte as untrusted.
 from __future__ import annotations
 
 import _ast
+import _thread
 import binascii
 import builtins
 import io
 import os
 import sys
-import threading
 import time
 
 TYPE_CHECKING = False  # typing and collections.abc are slow to import; the sandbox imports this on every start
@@ -68,8 +68,8 @@ class _Channel:
         self.reader = reader
         self.out_fd = out_fd
         self.max_bytes = max_bytes
-        self.send_lock = threading.Lock()
-        self.call_lock = threading.RLock()
+        self.send_lock = _thread.allocate_lock()
+        self.call_lock = _thread.RLock()
 
     def send(self, message: dict[str, Any]) -> None:
         data = wire.dump_message(message)
@@ -104,13 +104,16 @@ class _Capture(io.TextIOBase):
         self.limit = limit
         self.stream_limit = stream_limit
         self.interval = interval
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.kept = shaping.OutputBuffer(limit)
         self.pending: list[str] = []
         self.pending_len = 0
         self.streamed = 0
-        self.wake = threading.Event()
-        self.flusher: threading.Thread | None = None
+        # Held while there is nothing to stream; a write releases it to wake the flusher. (The worker uses _thread
+        # rather than threading: importing threading costs ~3 ms of every start.)
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
+        self.flusher_started = False
 
     def begin(self) -> None:
         with self.lock:
@@ -141,8 +144,8 @@ class _Capture(io.TextIOBase):
                 self.pending_len += len(part)
                 if self.pending_len >= _STREAM_CHUNK:
                     self._flush_locked()
-                elif not self.wake.is_set():
-                    self._arm()
+                elif self.wake.locked():
+                    self.wake.release()
         return len(text)
 
     def flush(self) -> None:
@@ -150,20 +153,15 @@ class _Capture(io.TextIOBase):
 
     def start(self) -> None:
         """Start the thread that streams pending output; it sleeps until there is some."""
-        if self.flusher is None:
-            self.flusher = threading.Thread(target=self._flush_loop, name="codeloop-output", daemon=True)
-            self.flusher.start()
-
-    def _arm(self) -> None:
-        self.start()
-        self.wake.set()
+        if not self.flusher_started:
+            self.flusher_started = True
+            _thread.start_new_thread(self._flush_loop, ())
 
     def _flush_loop(self) -> None:
         while True:
-            self.wake.wait()
+            self.wake.acquire()  # returns once a write released it; held again until the next write
             time.sleep(self.interval)
             with self.lock:
-                self.wake.clear()
                 try:
                     self._flush_locked()
                 except Exception:  # the host is gone; the main loop will notice
@@ -201,7 +199,7 @@ class _Worker:
         self.code_cache: dict[str, Any] = {}
         self.step_active = False
         self.final = False
-        self.threads_at_start = 1
+        self.threads_at_start = 0
         self.cpu_mark = (time.process_time(), time.thread_time())
         self.gc_skips = 0
 
@@ -346,7 +344,7 @@ class _Worker:
         if not isinstance(source, str):
             raise _ProtocolBroken("run without code")
         _set_cpu_budget(message.get("cpu_seconds"))
-        self.threads_at_start = threading.active_count()
+        self.threads_at_start = _thread._count()
         self.capture.begin()
         self.final = False
         error: BaseException | None = None
@@ -403,12 +401,12 @@ class _Worker:
         """After a step: is the worker still fit to keep its state? A reason to restart it, or None."""
         if isinstance(error, MemoryError) and not _has_memory_headroom():
             return "The worker's memory limit is nearly used up."
-        # CPU used by threads other than this one since the last check: catches spinners that threading does not
-        # count (started with _thread) at the latest one step later; new threads are sampled right away.
+        # CPU used by threads other than this one since the last check catches spinners that started and went
+        # quiet during the step; threads started by the step are sampled right away.
         process, own = time.process_time(), time.thread_time()
         others = (process - self.cpu_mark[0]) - (own - self.cpu_mark[1])
         restart = None
-        if threading.active_count() > self.threads_at_start or others > _OTHER_THREADS_CPU:
+        if _thread._count() > self.threads_at_start or others > _OTHER_THREADS_CPU:
             time.sleep(_BUSY_SAMPLE_SECONDS)
             if time.process_time() - process > _BUSY_SAMPLE_SECONDS * _BUSY_FRACTION:
                 restart = "Threads started by the code were still using the CPU after the step ended."
