@@ -38,10 +38,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..errors import SandboxUnavailableError
+from .channels import Channel, ProcessChannel
 from .remote import (
     BOOTSTRAP,
-    Channel,
-    ProcessChannel,
     WorkerExecutor,
     WorkerStartError,
     python_is_this_interpreter,
@@ -255,12 +254,13 @@ class SandboxExecutor(WorkerExecutor):
             "--setenv", "USER", "sandbox",
             "--setenv", "LOGNAME", "sandbox",
             "--hostname", "sandbox",
+            # /tmp is a private tmpfs mounted before the binds, so an interpreter or virtualenv that lives under
+            # the host's /tmp (a CI clone, say) is still bound inside it, read-only, on top of the tmpfs.
+            "--size", size, "--perms", "1777", "--tmpfs", "/tmp",
             *plan.bwrap_args(),
             "--dev", "/dev",
             "--remount-ro", "/dev",
             "--size", size, "--perms", "0755", "--tmpfs", _WORKDIR,
-            "--perms", "1777", "--dir", f"{_WORKDIR}/.tmp",
-            "--symlink", f"{_WORKDIR}/.tmp", "/tmp",
             "--remount-ro", "/",
             "--chdir", _WORKDIR,
         ]  # fmt: skip
