@@ -157,3 +157,12 @@ def test_stock_tools_and_manager_over_two_managed_agents() -> None:
     assert "175.42" in stock_analyst.memory.action_steps[0].observations
     system = manager.model.requests[0].messages[0].text  # type: ignore[attr-defined]
     assert "stock_analyst" in system and "web_researcher" in system
+
+
+def test_leopard_demo_in_the_default_sandbox_calls_the_tool_on_the_host() -> None:
+    from codeloop.demo import run_demo
+
+    result = run_demo(verbosity_level=0)  # the CodeAgent default executor: the sandbox
+    assert result.state == "success" and result.output == 9.6
+    actions = [s for s in result.steps if type(s).__name__ == "ActionStep"]
+    assert "Pont des Arts" in actions[0].observations  # the tool ran on the host, its text came back

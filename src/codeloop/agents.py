@@ -535,7 +535,7 @@ class CodeAgent(MultiStepAgent):
         tools: Sequence[Any] = (),
         model: Model | str | None = None,
         *,
-        executor: Any = "local",
+        executor: Any = "sandbox",
         executor_kwargs: dict[str, Any] | None = None,
         additional_authorized_imports: Sequence[str] = (),
         max_print_outputs_length: int | None = None,

@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tools", help="comma-separated built-in tools, e.g. web_search,visit_webpage")
     run.add_argument("--imports", nargs="*", help="extra modules the code may import, e.g. numpy pandas")
     run.add_argument(
-        "--executor", default="local", help="where code runs: sandbox, local, docker, e2b, modal"
+        "--executor", default="sandbox", help="where code runs: sandbox (default), local, docker, e2b, modal"
     )
     run.add_argument("--agent", choices=["code", "tool-calling"], default="code")
     run.add_argument("--max-steps", type=int, default=20)
