@@ -97,7 +97,7 @@ def test_host_files_and_the_canary_directory_are_invisible(isolated: SandboxExec
 def test_environment_is_cleared(isolated: SandboxExecutor) -> None:
     environment = probe(isolated, "import os\ndict(os.environ)")
     assert isinstance(environment, dict) and "CODELOOP_TEST_HOST_SECRET" not in environment
-    assert set(environment) <= {"HOME", "TMPDIR", "LANG", "USER", "LOGNAME", "PWD"}
+    assert set(environment) <= {"HOME", "TMPDIR", "LANG", "USER", "LOGNAME", "PWD", "MALLOC_ARENA_MAX"}
 
 
 @needs_bwrap

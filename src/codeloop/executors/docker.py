@@ -24,7 +24,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .remote import BOOTSTRAP, Channel, WorkerExecutor, standard_init
+from .channels import Channel
+from .remote import BOOTSTRAP, WorkerExecutor, standard_init
 
 __all__ = ["DockerExecutor", "DockerChannel"]
 

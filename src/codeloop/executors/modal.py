@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .remote import BOOTSTRAP, Channel, QueueChannel, WorkerExecutor, standard_init
+from .channels import Channel, QueueChannel
+from .remote import BOOTSTRAP, WorkerExecutor, standard_init
 
 __all__ = ["ModalExecutor"]
 

@@ -57,6 +57,8 @@ the security corpus's 10-second bound for runaway code."""
 _SANDBOX_UID = 65534
 _WORKDIR = "/sandbox"
 _PYTHON_FLAGS = ("-I", "-S", "-X", "utf8", "-B")
+_MALLOC_ARENAS = "2"  # each glibc malloc arena reserves 64 MiB of address space: without a cap, a few threads
+# would use up the address-space limit without allocating anything
 
 _state_lock = threading.Lock()
 _bwrap_problem: str | None = None
@@ -229,7 +231,7 @@ class SandboxExecutor(WorkerExecutor):
             if self._fallback_dir is None:
                 self._fallback_dir = tempfile.TemporaryDirectory(prefix="codeloop-sandbox-")
             workdir = self._fallback_dir.name
-            env = {"HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
+            env = {"HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "MALLOC_ARENA_MAX": _MALLOC_ARENAS}
             return ProcessChannel([self.python, *_PYTHON_FLAGS, "-c", BOOTSTRAP], env=env, cwd=workdir)
         assert self.bwrap is not None
         return ProcessChannel([self.bwrap, *self._bwrap_args(), self.python, *_PYTHON_FLAGS, "-c", BOOTSTRAP],
@@ -253,6 +255,7 @@ class SandboxExecutor(WorkerExecutor):
             "--setenv", "LANG", "C.UTF-8",
             "--setenv", "USER", "sandbox",
             "--setenv", "LOGNAME", "sandbox",
+            "--setenv", "MALLOC_ARENA_MAX", _MALLOC_ARENAS,
             "--hostname", "sandbox",
             # /tmp is a private tmpfs mounted before the binds, so an interpreter or virtualenv that lives under
             # the host's /tmp (a CI clone, say) is still bound inside it, read-only, on top of the tmpfs.

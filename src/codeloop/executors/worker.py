@@ -200,6 +200,8 @@ class _Worker:
         self.step_active = False
         self.final = False
         self.threads_at_start = 0
+        self.threads_started = 0
+        self.started_at_start = 0
         self.cpu_mark = (time.process_time(), time.thread_time())
         self.gc_skips = 0
 
@@ -237,10 +239,25 @@ class _Worker:
         sys.stdout = sys.stderr = self.capture
         sys.stdin = io.StringIO()
         self.capture.start()  # after the seccomp filter, which threads inherit
+        self._count_new_threads()
         import gc
 
         gc.freeze()  # the worker's own objects are never garbage: keep them out of every later collection
         return report
+
+    def _count_new_threads(self) -> None:
+        """Count threads as they are created: a new thread may not have run (nor be counted by `_thread._count`)
+        by the time a step that started it ends, because the step's own thread still holds the GIL."""
+        for name in ("start_new_thread", "start_joinable_thread"):
+            original = getattr(_thread, name, None)
+            if original is None:
+                continue
+
+            def counting(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+                self.threads_started += 1
+                return _original(*args, **kwargs)
+
+            setattr(_thread, name, counting)
 
     # --- tools and values ----------------------------------------------------------------------------------------
 
@@ -345,6 +362,7 @@ class _Worker:
             raise _ProtocolBroken("run without code")
         _set_cpu_budget(message.get("cpu_seconds"))
         self.threads_at_start = _thread._count()
+        self.started_at_start = self.threads_started
         self.capture.begin()
         self.final = False
         error: BaseException | None = None
@@ -406,7 +424,8 @@ class _Worker:
         process, own = time.process_time(), time.thread_time()
         others = (process - self.cpu_mark[0]) - (own - self.cpu_mark[1])
         restart = None
-        if _thread._count() > self.threads_at_start or others > _OTHER_THREADS_CPU:
+        started = self.threads_started > self.started_at_start or _thread._count() > self.threads_at_start
+        if started or others > _OTHER_THREADS_CPU:
             time.sleep(_BUSY_SAMPLE_SECONDS)
             if time.process_time() - process > _BUSY_SAMPLE_SECONDS * _BUSY_FRACTION:
                 restart = "Threads started by the code were still using the CPU after the step ended."
