@@ -23,6 +23,11 @@ from codeloop.executors import OpaqueValue, SandboxExecutor
 pytestmark = needs_bwrap
 
 
+@dataclasses.dataclass
+class _HostOnly:
+    value: int
+
+
 @pytest.fixture
 def sandbox() -> Iterator[SandboxExecutor]:
     with SandboxExecutor(timeout=5) as executor:
@@ -147,12 +152,15 @@ def test_tool_results_can_be_any_picklable_object(sandbox: SandboxExecutor) -> N
             "namespace": lambda: argparse.Namespace(a=1, b="two"),
             "counter": lambda: collections.Counter("hello"),
             "unsendable": lambda: threading.Lock(),
+            "host_class": lambda: _HostOnly(3),
         }
     )
     assert sandbox.run("ns = namespace()\n(type(ns).__name__, ns.a, ns.b)").output == ("Namespace", 1, "two")
     assert sandbox.run("counter().most_common(1)").output == [("l", 2)]
     with pytest.raises(ExecutionError, match="unsendable.*cannot be sent to the code"):
         sandbox.run("unsendable()")
+    with pytest.raises(ExecutionError, match="host_class.*cannot be rebuilt in the sandbox.*No module named"):
+        sandbox.run("host_class()")
 
 
 def test_time_inside_tools_does_not_count_against_the_time_limit() -> None:
@@ -229,11 +237,6 @@ def test_variables_sent_by_the_host_arrive_as_copies_and_survive_restarts() -> N
         with pytest.raises(ExecutionError):
             executor.run("while True: pass")
         assert executor.run("data['when'].year, data['blob']").output == (2024, b"\x00\x01")
-
-
-@dataclasses.dataclass
-class _HostOnly:
-    value: int
 
 
 def test_variables_that_cannot_be_sent_are_refused_with_their_name(sandbox: SandboxExecutor) -> None:

@@ -298,7 +298,13 @@ class _Worker:
         reply = self._rpc(message)
         if reply["op"] == "raise":
             raise _rebuild_exception(reply)
-        return wire.decode_value(reply.get("v"), allow_pickle=True)
+        try:
+            return wire.decode_value(reply.get("v"), allow_pickle=True)
+        except Exception as exc:  # a pickled result whose class is not installed in the sandbox
+            raise TypeError(
+                f"tool {name!r} returned a value that cannot be rebuilt in the sandbox ({type(exc).__name__}: {exc}); "
+                "the tool should return plain data (str, numbers, lists, dicts)"
+            ) from None
 
     def _final_answer(self, answer: Any = None) -> None:
         """End the run with `answer` (any Python object the safe format can carry) as its result."""
