@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import queue
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from . import events as ev
+from ._threads import block_interrupts, start_thread
 from .errors import AgentGenerationError
 from .models.base import ChatMessage, Model, StreamDelta, ToolCall, collect_stream
 
@@ -151,7 +151,7 @@ def _run_code_streaming(effect: RunCode, run_code: Callable[[str], Any]) -> Iter
 
     effect.attach_output(chunks.put)
     try:
-        threading.Thread(target=work, name="codeloop-run-code", daemon=True).start()
+        start_thread(work, name="codeloop-run-code")
         while (item := chunks.get()) is not _END:
             yield ev.ExecutionLog(item)
     finally:
@@ -174,7 +174,7 @@ def _run_tools_threaded(calls: list[tuple[ToolCall, Any, dict[str, Any]]]) -> li
 
     if len(calls) == 1:
         return [run_one(calls[0])]
-    with ThreadPoolExecutor(max_workers=min(len(calls), 16)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(calls), 16), initializer=block_interrupts) as pool:
         return list(pool.map(run_one, calls))
 
 

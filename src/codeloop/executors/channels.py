@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from .._threads import start_thread
+
 __all__ = ["Channel", "ProcessChannel", "QueueChannel", "spawn_process", "describe_exit", "DIAGNOSTICS_LIMIT"]
 
 logger = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ def spawn_process(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Po
     with _spawn_lock:
         if _spawn_queue is None:
             _spawn_queue = queue.SimpleQueue()
-            threading.Thread(target=_spawner_loop, args=(_spawn_queue,), name="codeloop-spawner", daemon=True).start()
+            start_thread(_spawner_loop, _spawn_queue, name="codeloop-spawner")
         jobs = _spawn_queue
     answer: queue.SimpleQueue[Any] = queue.SimpleQueue()
     jobs.put((start, answer))
@@ -303,8 +305,7 @@ class QueueChannel:
             if ends_stream:
                 self.end(reason)
 
-        thread = threading.Thread(target=run, name="codeloop-remote-reader", daemon=True)
-        thread.start()
+        thread = start_thread(run, name="codeloop-remote-reader")
         return thread
 
     def send(self, data: bytes, timeout: float | None) -> None:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from .._threads import start_thread
 from ..errors import ExecutionError
 from .base import ExecutionResult
 from .local_guards import (
@@ -146,8 +147,7 @@ def _worker_loop(jobs: queue.SimpleQueue[_Job | None]) -> None:
 class _Worker:
     def __init__(self, name: str) -> None:
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=_worker_loop, args=(self.jobs,), name=name, daemon=True)
-        self.thread.start()
+        self.thread = start_thread(_worker_loop, self.jobs, name=name)
 
     @property
     def ident(self) -> int:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from .._threads import start_thread
 
 __all__ = [
     "Role",
@@ -382,7 +383,7 @@ class ApiModel(ABC):
             else:
                 loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
 
-        threading.Thread(target=pump, daemon=True).start()
+        start_thread(pump, name="codeloop-stream-pump")
         while True:
             kind, value = await queue.get()
             if kind == "delta":

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from .._threads import start_thread
 from ..errors import ModelConfigurationError
 from .base import (
     ApiModel,
@@ -233,8 +234,7 @@ class TransformersModel(ApiModel):
                 result["error"] = exc
                 streamer.end()
 
-        worker = threading.Thread(target=run, daemon=True)
-        worker.start()
+        worker = start_thread(run, name="codeloop-transformers-generate")
         # A <tool_call> block is not prose: the trimmer stops handing out text where one begins (even when the
         # marker is split across pieces), and the calls come parsed in the last delta.
         trimmer = StopTrimmer([*(stop or []), "<tool_call>"])

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from .._threads import start_thread
+
 __all__ = ["background_loop", "run_sync"]
 
 T = TypeVar("T")
@@ -36,8 +38,7 @@ def background_loop() -> asyncio.AbstractEventLoop:
                 loop.call_soon(ready.set)
                 loop.run_forever()
 
-            thread = threading.Thread(target=serve, name="codeloop-async", daemon=True)
-            thread.start()
+            thread = start_thread(serve, name="codeloop-async")
             ready.wait()
             _loop, _thread = loop, thread
         return _loop
