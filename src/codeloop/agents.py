@@ -26,7 +26,6 @@ from .errors import (
     AgentError,
     AgentExecutionError,
     AgentInterrupted,
-    AgentMaxStepsError,
     AgentParsingError,
     AgentToolCallError,
     AgentToolExecutionError,
@@ -331,7 +330,7 @@ class MultiStepAgent:
             else:
                 self._check_limits(timing)
                 state = "max_steps"
-                error = AgentMaxStepsError(f"reached max_steps={max_steps} without a final answer").args[0]
+                error = f"reached max_steps={max_steps} without a final answer"
                 answer = yield from self._forced_final_answer(task)
         except _BudgetExceeded as exc:
             state, error, answer = "budget", str(exc), None

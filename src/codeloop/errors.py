@@ -14,7 +14,6 @@ __all__ = [
     "AgentToolCallError",
     "AgentToolExecutionError",
     "AgentExecutionError",
-    "AgentMaxStepsError",
     "AgentGenerationError",
     "ModelConfigurationError",
     "AgentInterrupted",
@@ -46,10 +45,6 @@ class AgentToolExecutionError(AgentError):
 
 class AgentExecutionError(AgentError):
     """The code action failed: syntax error, exception, forbidden import, timeout."""
-
-
-class AgentMaxStepsError(AgentError):
-    """The run used all of `max_steps` without a final answer."""
 
 
 class AgentGenerationError(CodeloopError):
