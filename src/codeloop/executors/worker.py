@@ -49,7 +49,7 @@ _MEMORY_HEADROOM = 64 * 1024 * 1024
 _BUSY_SAMPLE_SECONDS = 0.05
 _BUSY_FRACTION = 0.2  # blocked or sleeping threads use no CPU; a spinning one gets far more, even on a busy host
 _OTHER_THREADS_CPU = 0.005
-_SLOW_COLLECTION_SECONDS = 0.001
+_SLOW_COLLECTION_SECONDS = 0.00025
 _SLOW_COLLECTION_SKIPS = 10
 
 
