@@ -267,3 +267,41 @@ def test_contradictory_or_bad_options_are_refused() -> None:
         SandboxExecutor(max_memory_mb=0)
     with pytest.raises(FileNotFoundError, match="readonly_paths"):
         SandboxExecutor(readonly_paths=["/no/such/dir"])
+
+
+@pytest.fixture
+def failing_bwrap(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A stand-in `bwrap` that fails the way bubblewrap does when user namespaces are not allowed."""
+    path = os.path.join(str(tmp_path), "bwrap")
+    with open(path, "w") as handle:
+        handle.write("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    os.chmod(path, 0o755)
+    monkeypatch.setattr(sandbox_module, "_bwrap_problem", None)
+    monkeypatch.setattr(sandbox_module, "_fallback_warned", False)
+    return path
+
+
+def test_bubblewrap_that_cannot_create_namespaces_is_refused_when_isolation_is_required(
+    failing_bwrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox_module, "_bwrap_worked", False)
+    with pytest.raises(SandboxUnavailableError, match="setting up uid map: Permission denied"):
+        SandboxExecutor(bwrap=failing_bwrap, require_isolation=True).run("1")
+
+
+def test_bubblewrap_that_never_worked_falls_back_with_its_error_in_the_warning(
+    failing_bwrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox_module, "_bwrap_worked", False)
+    with pytest.warns(RuntimeWarning, match="setting up uid map"):
+        with SandboxExecutor(bwrap=failing_bwrap) as executor:
+            assert executor.run("40 + 2").output == 42 and executor.isolation == "subprocess"
+
+
+def test_a_bubblewrap_failure_after_it_has_worked_does_not_lower_isolation(
+    failing_bwrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox_module, "_bwrap_worked", True)
+    with pytest.raises(SandboxUnavailableError, match="could not start"):
+        SandboxExecutor(bwrap=failing_bwrap).run("1")
+    assert sandbox_module._bwrap_problem is None

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 DIAGNOSTICS_LIMIT = 64 * 1024
 """How much of a worker's stderr is kept (the tail)."""
 
+_EXIT_WAIT_SECONDS = 2.0
+
 
 class Channel(Protocol):
     """Two byte streams to a worker and control over its life. Implemented per transport."""
@@ -214,7 +216,11 @@ class ProcessChannel:
         return text
 
     def diagnostics(self) -> str:
-        self._read_diagnostics()
+        while self._err_open:  # drain what is there without waiting
+            size = len(self._diagnostics)
+            self._read_diagnostics()
+            if len(self._diagnostics) == size:
+                break
         return self._diagnostics.decode("utf-8", "replace")
 
     def exit_reason(self) -> str | None:
@@ -237,6 +243,8 @@ class ProcessChannel:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             logger.warning("sandbox worker %s did not exit after SIGKILL", self.proc.pid)
+        self.diagnostics()  # keep the last words; the descriptors are closed (and their numbers reused) next
+        self._err_open = False
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 if stream is not None:
@@ -332,13 +340,17 @@ class QueueChannel:
             return self._diagnostics.decode("utf-8", "replace")
 
     def exit_reason(self) -> str | None:
-        try:
-            status = self._exit_status()
-        except Exception:
-            status = None
-        if status is not None:
-            return describe_exit(status)
-        return self.end_reason
+        deadline = time.monotonic() + _EXIT_WAIT_SECONDS  # the stream can end a moment before the process does
+        while True:
+            try:
+                status = self._exit_status()
+            except Exception:
+                status = None
+            if status is not None:
+                return describe_exit(status)
+            if time.monotonic() > deadline:
+                return self.end_reason
+            time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:

@@ -108,16 +108,20 @@ class DockerChannel:
         return self._diagnostics.decode("utf-8", "replace")
 
     def exit_reason(self) -> str | None:
-        try:
-            self.container.reload()
-            state = self.container.attrs.get("State", {})
-        except Exception:
-            return None
-        if state.get("OOMKilled"):
-            return "killed by SIGKILL (the container ran out of memory)"
-        if state.get("Running"):
-            return None
-        return f"exited with status {state.get('ExitCode')}"
+        deadline = time.monotonic() + 2.0  # the attach stream can end a moment before the container stops
+        while True:
+            try:
+                self.container.reload()
+                state = self.container.attrs.get("State", {})
+            except Exception:
+                return None
+            if state.get("OOMKilled"):
+                return "killed by SIGKILL (the container ran out of memory)"
+            if not state.get("Running"):
+                return f"exited with status {state.get('ExitCode')}"
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:

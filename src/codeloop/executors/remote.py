@@ -584,11 +584,12 @@ class WorkerExecutor:
     # --- messages for the model ----------------------------------------------------------------------------------
 
     def _death_detail(self, connection: _Connection, exc: BaseException) -> str:
+        """Why the worker is gone (its exit status) and its last words on stderr; closes the channel."""
         channel = connection.channel
-        channel.close()
         reason = channel.exit_reason() if isinstance(exc, (_WorkerGone, BrokenPipeError)) else None
+        tail = _last_lines(channel.diagnostics(), 12)  # read before closing: the pipe still holds the last words
+        channel.close()
         detail = reason or (str(exc) or type(exc).__name__)
-        tail = _last_lines(channel.diagnostics(), 12)
         return f"{detail}\n{tail}" if tail else detail
 
     def _timeout_message(self) -> str:

@@ -62,6 +62,7 @@ _MALLOC_ARENAS = "2"  # each glibc malloc arena reserves 64 MiB of address space
 
 _state_lock = threading.Lock()
 _bwrap_problem: str | None = None
+_bwrap_worked = False
 _fallback_warned = False
 _plans: dict[tuple[Any, ...], MountPlan] = {}
 
@@ -199,15 +200,17 @@ class SandboxExecutor(WorkerExecutor):
     # --- starting the worker -------------------------------------------------------------------------------------
 
     def _connect(self) -> Any:
-        global _bwrap_problem
+        global _bwrap_problem, _bwrap_worked
         if self.isolation == "subprocess":
             if self._isolation != "subprocess":
                 _warn_fallback(isolation_problem(self.bwrap) or "bubblewrap is unavailable")
             return super()._connect()
         try:
-            return super()._connect()
+            connection = super()._connect()
         except WorkerStartError as exc:
-            if "bwrap:" not in str(exc):
+            # Fall back only when bubblewrap has never worked in this process: a failure after it has worked is
+            # transient (e.g. the host is out of processes) and must not quietly lower the isolation.
+            if "bwrap:" not in str(exc) or _bwrap_worked:
                 raise
             with _state_lock:
                 _bwrap_problem = f"bubblewrap failed to start the sandbox ({_bwrap_line(str(exc))})"
@@ -215,6 +218,8 @@ class SandboxExecutor(WorkerExecutor):
                 raise SandboxUnavailableError(_unavailable_message(_bwrap_problem)) from None
             _warn_fallback(_bwrap_problem)
             return super()._connect()
+        _bwrap_worked = True
+        return connection
 
     def _plan(self) -> MountPlan:
         key = (self.python, self.site_dirs, self.readonly_paths)
