@@ -94,6 +94,13 @@ def test_host_files_and_the_canary_directory_are_invisible(isolated: SandboxExec
 
 
 @needs_bwrap
+def test_only_the_protocol_pipes_are_open(isolated: SandboxExecutor) -> None:
+    code = "import os, stat\nopen_fds = []\nfor fd in range(1024):\n    try:\n        mode = os.fstat(fd).st_mode\n    except OSError:\n        continue\n    open_fds.append((fd, stat.S_ISFIFO(mode)))\nopen_fds"
+    # stdin/stdout/stderr pipes and the worker's private copy of the protocol pipe: no host file or socket leaks in
+    assert probe(isolated, code) == [(0, True), (1, True), (2, True), (3, True)]
+
+
+@needs_bwrap
 def test_environment_is_cleared(isolated: SandboxExecutor) -> None:
     environment = probe(isolated, "import os\ndict(os.environ)")
     assert isinstance(environment, dict) and "CODELOOP_TEST_HOST_SECRET" not in environment
