@@ -121,3 +121,10 @@ def test_real_docker() -> None:
             executor.run("while True: pass")
         assert executor.run("1").output == 1
     assert client.containers.list(all=True, filters={"label": f"codeloop.executor={label}"}) == []
+
+
+def test_a_missing_image_is_pulled_first() -> None:
+    client = FakeDockerClient(images=set())
+    with DockerExecutor(client=client, image="python:3.12-slim") as executor:
+        assert executor.run("1 + 1").output == 2
+    assert client.images.pulled == ["python:3.12-slim"]

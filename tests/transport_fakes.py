@@ -133,6 +133,8 @@ class _Containers:
         self.client = client
 
     def create(self, image: str, **options: Any) -> FakeContainer:
+        if image not in self.client.images.present:
+            raise ImageNotFound(f"No such image: {image}")
         container = FakeContainer(self.client, image, options)
         self.client.created.append(container)
         return container
@@ -142,13 +144,28 @@ class _Containers:
         return [c for c in self.client.created if not c.removed and c.labels.get(key) == value]
 
 
-class FakeDockerClient:
-    """Enough of `docker.DockerClient` for DockerExecutor: containers.create/list."""
+class ImageNotFound(Exception):
+    """Named like docker.errors.ImageNotFound, which is what the executor recognises."""
 
-    def __init__(self) -> None:
+
+class _Images:
+    def __init__(self, present: set[str]) -> None:
+        self.present = present
+        self.pulled: list[str] = []
+
+    def pull(self, image: str) -> None:
+        self.pulled.append(image)
+        self.present.add(image)
+
+
+class FakeDockerClient:
+    """Enough of `docker.DockerClient` for DockerExecutor: containers.create/list, images.pull."""
+
+    def __init__(self, images: set[str] | None = None) -> None:
         self.created: list[FakeContainer] = []
         self.fail_on_start: BaseException | None = None
         self.containers = _Containers(self)
+        self.images = _Images(set(images) if images is not None else {f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim", "my/python:3.12"})
 
     def live(self) -> list[FakeContainer]:
         return [c for c in self.created if not c.removed]

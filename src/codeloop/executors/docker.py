@@ -232,7 +232,13 @@ class DockerExecutor(WorkerExecutor):
         options.update(self.container_options)
         container = None
         try:
-            container = client.containers.create(self.image, **options)
+            try:
+                container = client.containers.create(self.image, **options)
+            except Exception as exc:
+                if type(exc).__name__ != "ImageNotFound":
+                    raise
+                client.images.pull(self.image)  # what `docker run` does for an image that is not there yet
+                container = client.containers.create(self.image, **options)
             attach = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             container.start()
             return DockerChannel(container, attach)
