@@ -281,6 +281,8 @@ def test_a_worker_started_from_a_short_lived_thread_survives_that_thread() -> No
     time.sleep(0.2)
     try:
         assert executor.run("x * 2").output == 6
+        # started by a helper thread that blocks SIGINT/SIGTERM, the worker still begins with no signal blocked
+        assert executor.run("import _signal\nsorted(_signal.pthread_sigmask(_signal.SIG_BLOCK, []))").output == []
     finally:
         executor.close()
 

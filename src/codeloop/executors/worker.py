@@ -226,6 +226,7 @@ class _Worker:
             int(message.get("stream_limit", 500_000)),
             float(message.get("flush_interval", 0.05)),
         )
+        _unblock_signals()
         if message.get("die_with_parent"):
             problems += _die_with_parent()
         problems += _apply_rlimits(message.get("rlimits") or {})
@@ -504,6 +505,17 @@ def _apply_rlimits(limits: dict[str, Any]) -> list[str]:
         except (OSError, ValueError) as exc:
             problems.append(f"{name}: {exc}")
     return problems
+
+
+def _unblock_signals() -> None:
+    """Start from an empty signal mask: the host may start workers from a thread that blocks SIGINT/SIGTERM, and
+    a mask survives fork and exec. (`_signal`, not `signal`: the latter imports enum, slow at every start.)"""
+    try:
+        import _signal
+
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def _libc() -> Any:
