@@ -360,3 +360,10 @@ def test_printed_output_streams_as_execution_log_events() -> None:
         return [e.text async for e in agent2.astream("async logs") if isinstance(e, events.ExecutionLog)]
 
     assert asyncio.run(collect()) == ["chunk one\n", "chunk two\n"]
+
+
+def test_prompt_states_imports_per_executor() -> None:
+    local = make_agent([], additional_authorized_imports=["json"])
+    assert "You may import these modules: collections, datetime, itertools, json" in local.system_prompt()
+    sandboxed = make_agent([], executor="sandbox")
+    assert "any installed module" in sandboxed.system_prompt()

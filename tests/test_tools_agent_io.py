@@ -102,7 +102,7 @@ def test_save_writes_everything_but_secrets(user_tools: Any, tmp_path: Path) -> 
     assert settings["max_steps"] == 7 and settings["planning_interval"] == 3
     assert settings["instructions"] == "Answer in euros."
     assert settings["additional_authorized_imports"] == ["statistics"]
-    assert settings["executor"] == "local"
+    assert settings["executor"] == "sandbox"  # the CodeAgent default
     assert metadata["not_saved"] == ["step_callbacks"]
     assert (folder / "tools" / "get_stock_price" / "tool.py").is_file()
     assert (folder / "tools" / "visit_webpage" / "tool.py").read_text().startswith("from codeloop.tools.web")

@@ -565,9 +565,14 @@ class CodeAgent(MultiStepAgent):
         style = "json" if self.use_structured_outputs else "text"
         values["action_format"] = load_prompt(f"action_format_{style}")
         values["example"] = load_prompt(f"example_{style}")
-        values["authorized_imports"] = (
-            "any module" if "*" in self.authorized_imports else ", ".join(self.authorized_imports)
-        )
+        # Only the in-process executor enforces an import allow-list; sandboxes rely on their boundary.
+        in_process = self.executor_spec == "local" or type(self.executor_spec).__name__ == "LocalExecutor"
+        if not in_process:
+            values["authorized_imports"] = "any installed module (the code runs in an isolated sandbox)"
+        elif "*" in self.authorized_imports:
+            values["authorized_imports"] = "any module"
+        else:
+            values["authorized_imports"] = ", ".join(self.authorized_imports)
         return values
 
     @property

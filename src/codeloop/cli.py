@@ -182,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tools", help="comma-separated built-in tools, e.g. web_search,visit_webpage")
     run.add_argument("--imports", nargs="*", help="extra modules the code may import, e.g. numpy pandas")
     run.add_argument(
-        "--executor", default="sandbox", help="where code runs: sandbox (default), local, docker, e2b, modal"
+        "--executor",
+        default="sandbox",
+        choices=["sandbox", "local", "docker", "e2b", "modal"],
+        help="where code runs (default: sandbox)",
     )
     run.add_argument("--agent", choices=["code", "tool-calling"], default="code")
     run.add_argument("--max-steps", type=int, default=20)
@@ -190,7 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     demo = sub.add_parser("demo", help="an offline run with recorded model replies")
-    demo.add_argument("--executor", default=None, help="where code runs (default: the CodeAgent default)")
+    demo.add_argument(
+        "--executor",
+        default=None,
+        choices=["sandbox", "local", "docker", "e2b", "modal"],
+        help="where code runs (default: sandbox)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     mcp = sub.add_parser("mcp", help="Model Context Protocol: serve an agent to MCP clients")
