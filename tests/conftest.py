@@ -10,3 +10,14 @@ def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     # Tests must never reach a real provider, whatever the developer's shell exports.
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "CODELOOP_MODEL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _ctrl_c_is_deliverable() -> None:
+    # A shell starts background jobs (`make test &`, some CI runners) with SIGINT ignored, and Python keeps
+    # it ignored, which children then inherit. Tests that press Ctrl-C need the normal handler; installing it
+    # here also gives subprocesses the default disposition back.
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
