@@ -4,6 +4,7 @@
 
 Each run has N steps; every step's model call is timed and subtracted, so what remains is the loop itself:
 building messages from memory, parsing, events, running a trivial code action or tool call, bookkeeping.
+Executors are started before timing: a sandbox's one-time cold start is reported by bench/sandbox_latency.py.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ def measure(make_agent: Any, steps: int, repeats: int) -> float:
     samples = []
     for _ in range(repeats):
         agent = make_agent(steps)
+        executor = getattr(agent, "executor", None)
+        if executor is not None:
+            executor.run("pass")  # the worker's one-time start is sandbox_latency.py's cold start, not loop overhead
         start = time.perf_counter()
         agent.run("count", max_steps=steps + 1)
         total = time.perf_counter() - start
