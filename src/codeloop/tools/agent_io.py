@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ from .sharing import (
     ToolLoadError,
     download_from_hub,
     load_tool_from_folder,
+    push_saved_to_hub,
     save_tool,
-    upload_folder_to_hub,
 )
 
 __all__ = [
@@ -281,17 +280,15 @@ def push_agent_to_hub(
     endpoint: str | None = None,
 ) -> str:
     """Upload the saved agent to a Hub repository (created if missing); returns the commit URL."""
-    with tempfile.TemporaryDirectory() as folder:
-        save_agent(agent, folder)
-        return upload_folder_to_hub(
-            folder,
-            repo_id,
-            token=token,
-            private=private,
-            commit_message=commit_message or f"Upload agent {agent.name or type(agent).__name__}",
-            repo_type=repo_type,
-            endpoint=endpoint,
-        )
+    return push_saved_to_hub(
+        lambda folder: save_agent(agent, folder),
+        repo_id,
+        token=token,
+        private=private,
+        commit_message=commit_message or f"Upload agent {agent.name or type(agent).__name__}",
+        repo_type=repo_type,
+        endpoint=endpoint,
+    )
 
 
 def load_agent_from_hub(

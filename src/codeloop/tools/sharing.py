@@ -29,7 +29,7 @@ import tempfile
 import textwrap
 import traceback
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "load_tool",
     "load_tool_from_folder",
     "push_tool_to_hub",
+    "push_saved_to_hub",
     "download_from_hub",
     "clone_git",
     "tool_to_dict",
@@ -535,14 +536,39 @@ def push_tool_to_hub(
     endpoint: str | None = None,
 ) -> str:
     """Upload the saved form of `tool` to a Hub repository (created if missing); returns the commit URL."""
+    return push_saved_to_hub(
+        lambda folder: save_tool(tool, folder),
+        repo_id,
+        token=token,
+        private=private,
+        commit_message=commit_message or f"Upload tool {tool.name}",
+        repo_type=repo_type,
+        endpoint=endpoint,
+    )
+
+
+def push_saved_to_hub(
+    save: Callable[[str], object],
+    repo_id: str,
+    *,
+    commit_message: str,
+    token: str | None = None,
+    private: bool | None = None,
+    repo_type: str = "model",
+    endpoint: str | None = None,
+) -> str:
+    """Call `save(folder)` on a fresh temporary folder, then upload that folder as `upload_folder_to_hub` does.
+
+    Tools and agents are pushed the same way: written in their saved form, then uploaded in one commit.
+    """
     with tempfile.TemporaryDirectory() as folder:
-        save_tool(tool, folder)
+        save(folder)
         return upload_folder_to_hub(
             folder,
             repo_id,
             token=token,
             private=private,
-            commit_message=commit_message or f"Upload tool {tool.name}",
+            commit_message=commit_message,
             repo_type=repo_type,
             endpoint=endpoint,
         )
