@@ -18,7 +18,7 @@ class LangChainTool(Tool):
 
     def __init__(self, langchain_tool: Any) -> None:
         from .mcp import _python_name
-        from .schema import clean_schema
+        from .schema import clean_schema, tool_inputs_from_schema
 
         self.langchain_tool = langchain_tool
         self.name = _python_name(str(langchain_tool.name))
@@ -35,20 +35,7 @@ class LangChainTool(Tool):
         else:
             raw = {"type": "object", "properties": dict(getattr(langchain_tool, "args", {}) or {})}
         schema = clean_schema(raw)
-        required = set(schema.get("required") or [])
-        inputs: dict[str, dict[str, Any]] = {}
-        for arg, entry in (schema.get("properties") or {}).items():
-            entry = dict(entry)
-            entry.setdefault("description", f"The {arg} argument.")
-            if not (
-                {"type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref", "properties", "items"}
-                & entry.keys()
-            ):
-                entry["type"] = "any"
-            if arg not in required and "default" not in entry:
-                entry["nullable"] = True
-            inputs[arg] = entry
-        self.inputs = inputs
+        self.inputs = tool_inputs_from_schema(schema)
         if schema.get("$defs"):
             self.input_defs = schema["$defs"]
         self.output_type = "any"

@@ -302,31 +302,18 @@ class MCPTool(Tool):
     def __init__(
         self, server: _Server, spec: mcp_types.Tool, *, name: str | None = None, structured: bool = True
     ):
-        from .schema import clean_schema
+        from .schema import clean_schema, tool_inputs_from_schema
 
         self._server = server
         self.remote_name = spec.name
         self.name = name or _python_name(spec.name)
         self.description = (spec.description or spec.title or f"The MCP tool {spec.name}.").strip()
         schema = clean_schema(dict(spec.input_schema or {}))
-        required = set(schema.get("required") or [])
-        inputs: dict[str, dict[str, Any]] = {}
-        for arg, entry in (schema.get("properties") or {}).items():
-            entry = dict(entry) if isinstance(entry, dict) else {}
-            entry.setdefault("description", entry.pop("title", None) or f"The {arg} argument.")
-            if not (
-                {"type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref", "properties", "items"}
-                & entry.keys()
-            ):
-                entry["type"] = "any"
-            if arg not in required and "default" not in entry:
-                # Optional: may be left out. A None passed for it is dropped before the call.
-                entry["nullable"] = True
-            inputs[arg] = entry
-        self.inputs = inputs
+        self.inputs = tool_inputs_from_schema(schema)
         if schema.get("$defs"):
             self.input_defs = schema["$defs"]
-        self._optional = {a for a in inputs if a not in required}
+        required = set(schema.get("required") or [])
+        self._optional = {a for a in self.inputs if a not in required}
         output_schema = dict(spec.output_schema) if structured and spec.output_schema else None
         self.output_schema = clean_schema(output_schema) if output_schema else None
         self.output_type = "object" if self.output_schema else "string"

@@ -26,6 +26,7 @@ from ..errors import ToolDefinitionError
 __all__ = [
     "OUTPUT_TYPES",
     "clean_schema",
+    "tool_inputs_from_schema",
     "to_json_schema",
     "schema_to_annotation",
     "json_type_name",
@@ -134,6 +135,30 @@ def clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
             kept[name] = inline(definition, (name,))
         result["$defs"] = kept
     return result
+
+
+_TYPE_KEYS = frozenset({"type", "anyOf", "oneOf", "allOf", "enum", "const", "$ref", "properties", "items"})
+
+
+def tool_inputs_from_schema(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A tool's `inputs` from the JSON Schema of its arguments (an object schema already passed through
+    `clean_schema`), for tools described by someone else (MCP servers, LangChain).
+
+    Each argument gets a description if it has none, `"type": "any"` if nothing says what it takes, and
+    `"nullable": True` if it is optional without a default, so a None given for it can be dropped before the call.
+    """
+    required = set(schema.get("required") or [])
+    inputs: dict[str, dict[str, Any]] = {}
+    for arg, entry in (schema.get("properties") or {}).items():
+        # A boolean sub-schema (`true`) accepts anything: an empty entry, typed "any" below.
+        entry = dict(entry) if isinstance(entry, dict) else {}
+        entry.setdefault("description", f"The {arg} argument.")
+        if not _TYPE_KEYS & entry.keys():
+            entry["type"] = "any"
+        if arg not in required and "default" not in entry:
+            entry["nullable"] = True
+        inputs[arg] = entry
+    return inputs
 
 
 def collapse_optional(schema: dict[str, Any]) -> dict[str, Any]:
