@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .channels import Channel
-from .remote import BOOTSTRAP, WorkerExecutor, standard_init
+from .remote import HostedWorkerExecutor, standard_init
 
 __all__ = ["DockerExecutor", "DockerChannel"]
 
@@ -140,7 +140,7 @@ class DockerChannel:
             pass
 
 
-class DockerExecutor(WorkerExecutor):
+class DockerExecutor(HostedWorkerExecutor):
     """Runs agent code in a persistent worker inside a Docker container; tools stay on the host.
 
     Args:
@@ -179,13 +179,14 @@ class DockerExecutor(WorkerExecutor):
         max_message_mb: int = 64,
     ) -> None:
         super().__init__(
+            additional_authorized_imports,
+            python_command=python_command,
             timeout=timeout,
             max_print_outputs_length=max_print_outputs_length,
             on_output=on_output,
-            max_message_mb=max_message_mb,
             startup_timeout=startup_timeout,
+            max_message_mb=max_message_mb,
         )
-        self.authorized_imports = sorted(set(additional_authorized_imports))
         self.image = image or f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim"
         self.max_memory_mb = max_memory_mb
         self.cpus = cpus
@@ -193,7 +194,6 @@ class DockerExecutor(WorkerExecutor):
         self.tmpfs_mb = tmpfs_mb
         self.network = network
         self.container_options = dict(container_options or {})
-        self.python_command = python_command
         self._client = client
         self.instance_label = uuid.uuid4().hex
 
@@ -211,7 +211,7 @@ class DockerExecutor(WorkerExecutor):
     def _open_channel(self) -> Channel:
         client = self._docker()
         options: dict[str, Any] = {
-            "command": [self.python_command, "-I", "-c", BOOTSTRAP],
+            "command": self.worker_command(),
             "stdin_open": True,
             "tty": False,
             "detach": True,
@@ -253,11 +253,6 @@ class DockerExecutor(WorkerExecutor):
             hello, cwd="/tmp", max_memory_mb=self.max_memory_mb, output_limit=self.max_print_outputs_length
         )
 
-    def _run_options(self) -> dict[str, Any]:
-        return {"cpu_seconds": self.timeout}
-
-    def __enter__(self) -> DockerExecutor:
-        return self
 
 
 def _remove_quietly(container: Any) -> None:

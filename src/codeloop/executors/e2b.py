@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .channels import Channel, QueueChannel
-from .remote import BOOTSTRAP, WorkerExecutor, standard_init
+from .remote import HostedWorkerExecutor, standard_init
 
 __all__ = ["E2BExecutor"]
 
 
-class E2BExecutor(WorkerExecutor):
+class E2BExecutor(HostedWorkerExecutor):
     """Runs agent code in a persistent worker inside an E2B sandbox; tools stay on the host.
 
     Args:
@@ -51,16 +51,16 @@ class E2BExecutor(WorkerExecutor):
         max_message_mb: int = 64,
     ) -> None:
         super().__init__(
+            additional_authorized_imports,
+            python_command=python_command,
             timeout=timeout,
             max_print_outputs_length=max_print_outputs_length,
             on_output=on_output,
-            max_message_mb=max_message_mb,
             startup_timeout=startup_timeout,
+            max_message_mb=max_message_mb,
         )
-        self.authorized_imports = sorted(set(additional_authorized_imports))
         self.template = template
         self.sandbox_lifetime = sandbox_lifetime
-        self.python_command = python_command
         self.max_memory_mb = max_memory_mb
         self._api_key = api_key
         self._factory = sandbox_factory
@@ -83,7 +83,7 @@ class E2BExecutor(WorkerExecutor):
     def _open_channel(self) -> Channel:
         sandbox = self._create_sandbox()
         try:
-            command = shlex.join([self.python_command, "-I", "-c", BOOTSTRAP])
+            command = shlex.join(self.worker_command())
             try:
                 handle = sandbox.commands.run(command, background=True, stdin=True, timeout=0)
             except TypeError:  # SDKs before the `stdin` option kept stdin open for every command
@@ -109,11 +109,6 @@ class E2BExecutor(WorkerExecutor):
     def _init_message(self, hello: dict[str, Any]) -> dict[str, Any]:
         return standard_init(hello, cwd=None, max_memory_mb=self.max_memory_mb, output_limit=self.max_print_outputs_length)
 
-    def _run_options(self) -> dict[str, Any]:
-        return {"cpu_seconds": self.timeout}
-
-    def __enter__(self) -> E2BExecutor:
-        return self
 
 
 def _kill_quietly(sandbox: Any) -> None:

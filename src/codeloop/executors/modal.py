@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .channels import Channel, QueueChannel
-from .remote import BOOTSTRAP, WorkerExecutor, standard_init
+from .remote import HostedWorkerExecutor, standard_init
 
 __all__ = ["ModalExecutor"]
 
 
-class ModalExecutor(WorkerExecutor):
+class ModalExecutor(HostedWorkerExecutor):
     """Runs agent code in a persistent worker inside a Modal sandbox; tools stay on the host.
 
     Args:
@@ -54,20 +54,20 @@ class ModalExecutor(WorkerExecutor):
         max_message_mb: int = 64,
     ) -> None:
         super().__init__(
+            additional_authorized_imports,
+            python_command=python_command,
             timeout=timeout,
             max_print_outputs_length=max_print_outputs_length,
             on_output=on_output,
-            max_message_mb=max_message_mb,
             startup_timeout=startup_timeout,
+            max_message_mb=max_message_mb,
         )
-        self.authorized_imports = sorted(set(additional_authorized_imports))
         self.app_name = app_name
         self.image = image
         self.sandbox_lifetime = sandbox_lifetime
         self.block_network = block_network
         self.cpu = cpu
         self.memory_mb = memory_mb
-        self.python_command = python_command
         self._factory = sandbox_factory
 
     def _create_sandbox(self, *command: str) -> Any:
@@ -92,7 +92,7 @@ class ModalExecutor(WorkerExecutor):
         return modal.Sandbox.create(*command, **options)
 
     def _open_channel(self) -> Channel:
-        sandbox = self._create_sandbox(self.python_command, "-I", "-c", BOOTSTRAP)
+        sandbox = self._create_sandbox(*self.worker_command())
 
         def write(data: bytes) -> None:
             sandbox.stdin.write(data)
@@ -117,9 +117,4 @@ class ModalExecutor(WorkerExecutor):
     def _init_message(self, hello: dict[str, Any]) -> dict[str, Any]:
         return standard_init(hello, cwd=None, max_memory_mb=self.memory_mb, output_limit=self.max_print_outputs_length)
 
-    def _run_options(self) -> dict[str, Any]:
-        return {"cpu_seconds": self.timeout}
-
-    def __enter__(self) -> ModalExecutor:
-        return self
 

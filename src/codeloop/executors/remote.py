@@ -21,10 +21,10 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ExecutionError, SandboxUnavailableError
 from . import protocol as wire
@@ -36,6 +36,7 @@ __all__ = [
     "BOOTSTRAP",
     "standard_init",
     "WorkerExecutor",
+    "HostedWorkerExecutor",
     "WorkerStartError",
     "worker_bundle",
 ]
@@ -608,6 +609,53 @@ class WorkerExecutor:
         elif "SIGXCPU" in detail:
             hint = " It used up its CPU-time budget."
         return f"The worker running the code died ({detail}).{hint} The next step runs in a fresh worker: {_LOST}."
+
+
+_Hosted = TypeVar("_Hosted", bound="HostedWorkerExecutor")
+
+
+class HostedWorkerExecutor(WorkerExecutor):
+    """A `WorkerExecutor` whose worker is started as `python_command -I -c BOOTSTRAP` inside a container or a
+    cloud sandbox (Docker, E2B, Modal); subclasses start it there and wire its stdio into a `Channel`.
+
+    Args:
+        additional_authorized_imports: Accepted for compatibility and shown to the model; inside, every installed
+            module can be imported, because the boundary is the container or sandbox.
+        python_command: The interpreter in the image or template.
+        timeout, max_print_outputs_length, on_output, startup_timeout, max_message_mb: as for `WorkerExecutor`.
+    """
+
+    def __init__(
+        self,
+        additional_authorized_imports: Iterable[str],
+        *,
+        python_command: str,
+        timeout: float | None,
+        max_print_outputs_length: int,
+        on_output: Callable[[str], None] | None,
+        startup_timeout: float,
+        max_message_mb: int,
+    ) -> None:
+        super().__init__(
+            timeout=timeout,
+            max_print_outputs_length=max_print_outputs_length,
+            on_output=on_output,
+            max_message_mb=max_message_mb,
+            startup_timeout=startup_timeout,
+        )
+        self.authorized_imports = sorted(set(additional_authorized_imports))
+        self.python_command = python_command
+
+    def worker_command(self) -> list[str]:
+        """The command line that starts the worker: it reads the rest of its code from stdin."""
+        return [self.python_command, "-I", "-c", BOOTSTRAP]
+
+    def _run_options(self) -> dict[str, Any]:
+        # These executors have no separate CPU setting: the worker caps a step's CPU time at its wall-clock limit.
+        return {"cpu_seconds": self.timeout}
+
+    def __enter__(self: _Hosted) -> _Hosted:
+        return self
 
 
 def _text(value: Any) -> str:
