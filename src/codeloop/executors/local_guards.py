@@ -37,7 +37,7 @@ from types import (
 )
 from typing import Any, NoReturn
 
-from .policy import FORBIDDEN_BUILTIN_NAMES, attribute_refusal, is_dunder
+from .policy import FORBIDDEN_BUILTIN_NAMES, SAFE_DUNDER_ATTRIBUTES, attribute_refusal, is_dunder
 
 __all__ = [
     "OK_FLAG",
@@ -90,6 +90,7 @@ _FORBIDDEN_BUILTIN_OBJECTS = frozenset(
 )
 _HOOKS = frozenset({"__getattribute__", "__getattr__", "__setattr__", "__delattr__"})
 _NAMEDTUPLE_API = frozenset({"_replace", "_asdict", "_fields", "_make", "_field_defaults"})
+_PLAIN_DUNDERS = SAFE_DUNDER_ATTRIBUTES - _HOOKS - {"__dict__"}
 
 
 class FinalAnswerSignal(BaseException):
@@ -233,14 +234,24 @@ class AttributeGuard:
     ) -> None:
         self._proxy_for = proxy_for
         self._is_authorized = is_authorized
-        # instances whose class passed the owner check once pass at the cost of a dict lookup from then on
+        # instances whose class passed the owner check once pass at the cost of a dict lookup from then on; classes
+        # and functions that passed are remembered by id (and kept alive, so an id is never reused meanwhile)
         self._safe_instance_types: dict[type, bool] = {}
+        self._safe_objects: dict[int, Any] = {}
+
+    def _known_safe(self, value: Any) -> bool:
+        kind = type(value)
+        if self._safe_instance_types.get(kind):
+            return True
+        if kind is MethodType:
+            value = value.__func__
+        return id(value) in self._safe_objects
 
     # --- values ------------------------------------------------------------------------------------------------
 
     def vet(self, value: Any, name: str) -> Any:
         """Return `value` (read as attribute `name`) if agent code may hold it, its proxy if it is a module."""
-        if self._safe_instance_types.get(type(value)):
+        if self._known_safe(value):
             return value
         return self._vet_slow(value, name)
 
@@ -262,12 +273,16 @@ class AttributeGuard:
         kind = type(value)
         if not isinstance(value, _PER_OBJECT_OWNER_TYPES) and not issubclass(kind, ModuleType):
             self._safe_instance_types[kind] = True
+        elif isinstance(value, (type, FunctionType)):
+            self._safe_objects[id(value)] = value
+        elif kind is MethodType and isinstance(value.__func__, FunctionType):
+            self._safe_objects[id(value.__func__)] = value.__func__
         return value
 
     def read_private(self, obj: Any, name: str) -> Any:
         """`obj._name` for agent code (single leading underscore): no static rule applies, the value is vetted."""
         value = getattr(obj, name)
-        if self._safe_instance_types.get(type(value)):
+        if self._known_safe(value):
             return value
         if name in _NAMEDTUPLE_API and isinstance(obj, tuple):
             return value
@@ -350,6 +365,9 @@ class AttributeGuard:
 
     def read(self, obj: Any, name: str) -> Any:
         """Read attribute `name` of `obj` for agent code (what instrumented `obj.name` compiles to)."""
+        if name in _PLAIN_DUNDERS:  # the common case (`super().__init__`, `x.__class__`): no special handling
+            value = getattr(obj, name)
+            return value if self._known_safe(value) else self._vet_slow(value, name)
         reason = attribute_refusal(name)
         if reason:
             raise ForbiddenAttributeError(reason)
