@@ -141,7 +141,12 @@ def test_long_output_is_truncated_head_and_tail() -> None:
 
 def test_authorizing_packages_with_wildcards() -> None:
     with LocalExecutor(additional_authorized_imports=["xml.*"]) as executor:
-        assert executor.run("import xml.dom.minidom\nxml.dom.minidom.parseString('<a/>').documentElement.tagName").output == "a"
+        assert (
+            executor.run(
+                "import xml.dom.minidom\nxml.dom.minidom.parseString('<a/>').documentElement.tagName"
+            ).output
+            == "a"
+        )
     with LocalExecutor(additional_authorized_imports=["*"]) as executor:
         assert executor.run("import textwrap, shlex\nshlex.quote('a b')").output == "'a b'"
     with pytest.raises(ValueError, match="not a module name"):
@@ -182,11 +187,25 @@ def test_concurrent_executors_keep_their_own_output_and_state() -> None:
 
 
 def test_output_repr_is_rendered_inside_the_step(executor: LocalExecutor) -> None:
-    result = executor.run("class P:\n    def __repr__(self):\n        return 'P!'\nP()")
+    result = executor.run("class P:\n    def __repr__(self):\n        return 'P!'\n    def double(self):\n        return 2\nP()")
     assert result.output_repr == "P!"
-    # once the step is over, agent code does not run for the host any more
+    # once the step is over, agent code does not run for the host any more: repr() gives what the step rendered,
+    # other objects of the class their plain object repr, and other methods refuse to run
+    assert repr(result.output) == "P!" and str(result.output) == "P!"
+    assert repr([result.output, result.output]) == "[P!, P!]"
+    other = executor.run("[P()]").output[0]
+    assert repr(other).startswith("<__main__.P object at 0x")
     with pytest.raises(RuntimeError, match="outside a step"):
-        repr(result.output)
+        result.output.double()
+
+
+def test_class_bodies_may_hold_any_statement(executor: LocalExecutor) -> None:
+    code = (
+        "class Q:\n    def __enter__(self):\n        return self\n    def __exit__(self, *a):\n        return False\n"
+        "class C:\n    with Q():\n        x = 1\n    try:\n        y = 2\n    finally:\n        z = 3\n"
+        "(C.x, C.y, C.z)"
+    )
+    assert executor.run(code).output == (1, 2, 3)
 
 
 def test_printed_text_streams_to_on_output(executor: LocalExecutor) -> None:

@@ -36,6 +36,7 @@ from ..errors import ExecutionError
 from .base import ExecutionResult
 from .local_guards import (
     LAST_VALUE,
+    UNRENDERED,
     FinalAnswerSignal,
     StepControl,
     StepInterrupted,
@@ -93,6 +94,8 @@ class _State:
     control: StepControl
     gate: ModuleGate
     output: list[OutputBuffer]
+    # the last output and its rendering, which agent-written __repr__/__str__ return when the host calls them
+    rendered: dict[int, tuple[Any, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -321,6 +324,7 @@ class LocalExecutor:
         table["final_answer"] = _make_final_answer(control, None)
         namespace: dict[str, Any] = {"__builtins__": table, "__name__": "__main__", "__doc__": None}
         state = _State(namespace, table, control, gate, output)
+        table[UNRENDERED] = _make_unrendered(state.rendered)
         self._install_tools(state, self._tools)
         namespace.update(self._variables)
         return state
@@ -424,8 +428,10 @@ class LocalExecutor:
             control.resume()
             if control.final or job.outcome.error is None:
                 value = control.final[0] if control.final else job.state.namespace.get(LAST_VALUE)
+                job.state.rendered.clear()
                 if value is not None:
                     job.outcome.output_repr = _bounded_repr(value)
+                    job.state.rendered[id(value)] = (value, job.outcome.output_repr)
             if job.outcome.error is not None and not control.final:
                 job.outcome.message = self._describe(job.outcome.error, job.source)
         control.stop("done")
@@ -564,6 +570,16 @@ class LocalExecutor:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _make_unrendered(rendered: dict[int, tuple[Any, str]]) -> Callable[[Any], str]:
+    def unrendered(obj: Any) -> str:
+        entry = rendered.get(id(obj))
+        if entry is not None and entry[0] is obj:
+            return entry[1]
+        return object.__repr__(obj)  # no agent code: the type's name and the address
+
+    return unrendered
 
 
 def _bounded_repr(value: Any) -> str:

@@ -42,6 +42,7 @@ from .policy import FORBIDDEN_BUILTIN_NAMES, SAFE_DUNDER_ATTRIBUTES, attribute_r
 __all__ = [
     "OK_FLAG",
     "HALT",
+    "UNRENDERED",
     "LAST_VALUE",
     "DANGEROUS_MODULES",
     "VETTED_ATTRIBUTES",
@@ -57,6 +58,7 @@ __all__ = [
 
 OK_FLAG = "__codeloop_ok__"
 HALT = "__codeloop_halt__"
+UNRENDERED = "__codeloop_unrendered__"
 LAST_VALUE = "__codeloop_last__"
 _VET = "__codeloop_vet__"
 _PRIVATE = "__codeloop_private__"
@@ -472,37 +474,56 @@ def _mangle(name: str, class_name: str | None) -> str:
     return f"_{stripped}{name}" if stripped else name
 
 
+def _render_outside_statement(anchor: ast.AST, self_name: str) -> ast.stmt:
+    # __repr__/__str__ called by the host after the step: the text rendered in the step, or object.__repr__
+    fallback = ast.Return(value=ast.Call(func=_name(UNRENDERED), args=[_name(self_name)], keywords=[]))
+    check = ast.If(test=ast.UnaryOp(op=ast.Not(), operand=_name(OK_FLAG)), body=[fallback], orelse=[])
+    for node in ast.walk(check):
+        ast.copy_location(node, anchor)
+    return check
+
+
 class _Instrumenter(ast.NodeTransformer):
     def __init__(self) -> None:
         self.class_names: list[str | None] = [None]
+        self.in_class_body = [False]
 
-    def _guard_body(self, body: list[ast.stmt], anchor: ast.AST) -> list[ast.stmt]:
+    def _guard_body(self, body: list[ast.stmt], check: ast.stmt) -> list[ast.stmt]:
         first = body[0] if body else None
         docstring = (
             isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
         )
-        check = _check_statement(anchor)
         return [body[0], check, *body[1:]] if docstring else [check, *body]
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+    def _visit_function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> ast.AST:
+        method = self.in_class_body[-1]
         self.class_names.append(self.class_names[-1])
+        self.in_class_body.append(False)
         self.generic_visit(node)
+        self.in_class_body.pop()
         self.class_names.pop()
-        node.body = self._guard_body(node.body, node)
+        positional = [*node.args.posonlyargs, *node.args.args]
+        if method and node.name in ("__repr__", "__str__") and positional and isinstance(node, ast.FunctionDef):
+            check = _render_outside_statement(node, positional[0].arg)
+        else:
+            check = _check_statement(node)
+        node.body = self._guard_body(node.body, check)
         return node
 
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> ast.AST:
-        self.class_names.append(self.class_names[-1])
-        self.generic_visit(node)
-        self.class_names.pop()
-        node.body = self._guard_body(node.body, node)
-        return node
+    visit_FunctionDef = _visit_function
+    visit_AsyncFunctionDef = _visit_function
 
     def visit_ClassDef(self, node: ast.ClassDef) -> ast.AST:
         for field in ("bases", "keywords", "decorator_list"):
             setattr(node, field, [self.visit(child) for child in getattr(node, field)])
         self.class_names.append(node.name)
-        node.body = [self.visit(stmt) for stmt in node.body]
+        self.in_class_body.append(True)
+        body: list[ast.stmt] = []
+        for statement in node.body:
+            visited = self.visit(statement)
+            body.extend(visited if isinstance(visited, list) else [visited])
+        node.body = body
+        self.in_class_body.pop()
         self.class_names.pop()
         return node
 
