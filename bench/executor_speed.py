@@ -131,7 +131,8 @@ def main() -> None:
         print(f"{label:<22}{native * 1e3:>11.2f}" + "".join(f"{cell:>34}" for cell in cells))
     print("-" * len(header))
     geo = "".join(
-        f"{math.exp(statistics.fmean(math.log(r) for r in ratios[name])):>24.2f}x geo-mean  " for name in names
+        f"{math.exp(statistics.fmean(math.log(r) for r in ratios[name])):>24.2f}x geo-mean  "
+        for name in names
     )
     print(f"{'geometric mean':<33}{geo}")
     _fixed_cost_us(contenders, args.repeat)

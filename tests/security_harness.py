@@ -295,7 +295,9 @@ class Verdict:
 
     def summary(self) -> str:
         state = "contained" if self.contained else "ESCAPED " + ",".join(self.fired + self.f_failures)
-        step = "killed" if self.killed else f"{self.step_seconds:.2f}s" if self.step_seconds is not None else "?"
+        step = (
+            "killed" if self.killed else f"{self.step_seconds:.2f}s" if self.step_seconds is not None else "?"
+        )
         return f"{self.payload:<45} {self.profile:<11} goal={self.goals or '?':<3} {step:>7}  {state}"
 
 
@@ -449,18 +451,24 @@ def run_corpus(
         if include_benign:
             with concurrent.futures.ThreadPoolExecutor(len(profiles)) as pool:
                 futures = {
-                    profile: pool.submit(_run_benign, kind, kwargs, profile, benign, limits.get("*", DEFAULT_KILL_AFTER))
+                    profile: pool.submit(
+                        _run_benign, kind, kwargs, profile, benign, limits.get("*", DEFAULT_KILL_AFTER)
+                    )
                     for profile in profiles
                 }
                 benign_results = {profile: future.result() for profile, future in futures.items()}
     finally:
         listener.close()
-    order = {(p.name, profile): i for i, (p, profile) in enumerate(sorted(jobs, key=lambda j: (j[0].name, j[1])))}
+    order = {
+        (p.name, profile): i for i, (p, profile) in enumerate(sorted(jobs, key=lambda j: (j[0].name, j[1])))
+    }
     verdicts.sort(key=lambda v: order[(v.payload, v.profile)])
     return Report(verdicts, benign_results, time.monotonic() - started)
 
 
-def _spec_for(program: Program, profile: str, kind: str, kwargs: dict[str, Any], benign_001: Program) -> dict[str, Any]:
+def _spec_for(
+    program: Program, profile: str, kind: str, kwargs: dict[str, Any], benign_001: Program
+) -> dict[str, Any]:
     merged = dict(kwargs)
     if PROFILES[profile]:
         merged["additional_authorized_imports"] = list(PROFILES[profile])
@@ -563,7 +571,9 @@ def _attribute(
     def one(run_id: int) -> tuple[int, dict[str, Any]]:
         program, profile = jobs[run_id]
         spec = _spec_for(program, profile, kind, kwargs, benign_001)
-        return run_id, _spawn(spec, tokens[run_id], limits.get(program.name, limits.get("*", DEFAULT_KILL_AFTER)))
+        return run_id, _spawn(
+            spec, tokens[run_id], limits.get(program.name, limits.get("*", DEFAULT_KILL_AFTER))
+        )
 
     with concurrent.futures.ThreadPoolExecutor(len(run_ids)) as pool:
         runs = dict(pool.map(one, run_ids))
@@ -574,8 +584,14 @@ def _attribute(
         found.update(_attribute(run_ids[half:], jobs, kind, kwargs, benign_001, limits, listener))
         return found
     return {
-        run_id: _judge(jobs[run_id][0], jobs[run_id][1], runs[run_id], file_token, tokens[run_id],
-                       benign_001.expected or "")  # fmt: skip
+        run_id: _judge(
+            jobs[run_id][0],
+            jobs[run_id][1],
+            runs[run_id],
+            file_token,
+            tokens[run_id],
+            benign_001.expected or "",
+        )  # fmt: skip
         for run_id in run_ids
     }
 
@@ -613,11 +629,19 @@ def _run_benign(
     merged = dict(kwargs)
     if PROFILES[profile]:
         merged["additional_authorized_imports"] = list(PROFILES[profile])
-    spec = {"mode": "benign", "kind": kind, "kwargs": merged, "programs": {p.name: p.source for p in programs}}
+    spec = {
+        "mode": "benign",
+        "kind": kind,
+        "kwargs": merged,
+        "programs": {p.name: p.source for p in programs},
+    }
     run = _spawn(spec, "canary_env_" + secrets.token_hex(16), kill_after)
     outputs = run["report"].get("benign", {})
     return {
-        p.name: (outputs.get(p.name) == p.expected, outputs.get(p.name, f"<no output: {run['stderr'][-300:]}>"))
+        p.name: (
+            outputs.get(p.name) == p.expected,
+            outputs.get(p.name, f"<no output: {run['stderr'][-300:]}>"),
+        )
         for p in programs
     }
 
@@ -625,7 +649,9 @@ def _run_benign(
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the corpus and print one line per run; exit 1 if any run was not contained."""
     parser = argparse.ArgumentParser(description="Run the executor security corpus.")
-    parser.add_argument("--kind", default="local", help="executor kind (create_executor name or module:Class)")
+    parser.add_argument(
+        "--kind", default="local", help="executor kind (create_executor name or module:Class)"
+    )
     parser.add_argument("--kwargs", default="{}", help="JSON object of executor keyword arguments")
     parser.add_argument("--profile", action="append", choices=sorted(PROFILES), help="profile(s) to run")
     parser.add_argument("--only", default="", help="comma-separated payload number prefixes, e.g. 107,119")
@@ -644,7 +670,10 @@ def main(argv: list[str] | None = None) -> int:
         print(verdict.summary())
     for profile, results in report.benign.items():
         bad = [name for name, (ok, _) in results.items() if not ok]
-        print(f"benign [{profile}]: {len(results) - len(bad)}/{len(results)} exact" + (f"; wrong: {bad}" if bad else ""))
+        print(
+            f"benign [{profile}]: {len(results) - len(bad)}/{len(results)} exact"
+            + (f"; wrong: {bad}" if bad else "")
+        )
     print(f"{report.seconds:.1f}s")
     escaped = [v for v in report.payloads if not v.contained]
     return 1 if escaped or any(not ok for r in report.benign.values() for ok, _ in r.values()) else 0

@@ -187,7 +187,9 @@ def test_concurrent_executors_keep_their_own_output_and_state() -> None:
 
 
 def test_output_repr_is_rendered_inside_the_step(executor: LocalExecutor) -> None:
-    result = executor.run("class P:\n    def __repr__(self):\n        return 'P!'\n    def double(self):\n        return 2\nP()")
+    result = executor.run(
+        "class P:\n    def __repr__(self):\n        return 'P!'\n    def double(self):\n        return 2\nP()"
+    )
     assert result.output_repr == "P!"
     # once the step is over, agent code does not run for the host any more: repr() gives what the step rendered,
     # other objects of the class their plain object repr, and other methods refuse to run

@@ -65,7 +65,9 @@ RUNAWAY = {
 
 # "recursion in except" runs on the main thread only: off it, unwinding handlers at the recursion limit makes
 # CPython report bursts of ignored exceptions at unpredictable points (the step is stopped all the same)
-RUNAWAY_CASES = [(m, n) for n in sorted(RUNAWAY) for m in MODES if (m, n) != ("worker-thread", "recursion in except")]
+RUNAWAY_CASES = [
+    (m, n) for n in sorted(RUNAWAY) for m in MODES if (m, n) != ("worker-thread", "recursion in except")
+]
 
 
 @pytest.mark.parametrize(("mode", "name"), RUNAWAY_CASES)
@@ -104,7 +106,9 @@ def test_worker_thread_cannot_interrupt_a_native_call_that_holds_the_gil() -> No
     nothing else in the process runs meanwhile, the watcher included. 2**24 backtracking steps take ~0.4 s here."""
     with LocalExecutor(timeout=0.05) as executor:
         start = time.monotonic()
-        result = in_mode("worker-thread", lambda: executor.run("import re\nre.match(r'^(a+)+$', 'a' * 24 + '!')"))
+        result = in_mode(
+            "worker-thread", lambda: executor.run("import re\nre.match(r'^(a+)+$', 'a' * 24 + '!')")
+        )
         seconds = time.monotonic() - start
     assert result.output is None  # the match ran to completion (and failed, as it should)
     assert seconds > 0.2  # well past the 0.05 s limit: nothing could interrupt the native call
@@ -200,7 +204,9 @@ def test_ctrl_c_cancels_a_step_even_if_agent_code_swallows_it() -> None:
     import signal
 
     code = "n = 0\nwhile True:\n    try:\n        while True:\n            n += 1\n    except BaseException:\n        pass"
-    timer = threading.Timer(0.2, lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT))
+    timer = threading.Timer(
+        0.2, lambda: signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+    )
     with LocalExecutor(timeout=None) as executor:
         timer.start()
         start = time.monotonic()

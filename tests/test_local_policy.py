@@ -26,7 +26,9 @@ def refused(code: str, authorized: frozenset[str] = AUTHORIZED) -> str:
 
 
 def test_returns_the_parsed_module_for_good_code() -> None:
-    tree = check_code("import math\nclass A:\n    def __init__(self):\n        super().__init__()\nmath.pi", AUTHORIZED)
+    tree = check_code(
+        "import math\nclass A:\n    def __init__(self):\n        super().__init__()\nmath.pi", AUTHORIZED
+    )
     assert isinstance(tree, ast.Module) and len(tree.body) == 3
 
 
@@ -50,7 +52,9 @@ def test_import_authorization(module: str, authorized: set[str], allowed: bool) 
 def test_default_allow_list_is_computation_only() -> None:
     assert {"collections", "datetime", "itertools", "math", "queue", "random", "re", "stat", "statistics", "time",
             "unicodedata"} <= set(DEFAULT_AUTHORIZED_IMPORTS)  # fmt: skip
-    assert not {"os", "sys", "subprocess", "io", "socket", "pathlib", "importlib", "builtins"} & set(AUTHORIZED)
+    assert not {"os", "sys", "subprocess", "io", "socket", "pathlib", "importlib", "builtins"} & set(
+        AUTHORIZED
+    )
 
 
 @pytest.mark.parametrize(
@@ -124,7 +128,9 @@ def test_format_syntax_error_caret_position() -> None:
     lines = text.splitlines()
     assert lines[0] == "SyntaxError on line 1: invalid syntax"
     assert lines[1].strip() == "total = price *"
-    assert lines[2].index("^") == lines[1].index("*") + 1  # just after the operator, where the operand is missing
+    assert (
+        lines[2].index("^") == lines[1].index("*") + 1
+    )  # just after the operator, where the operand is missing
 
 
 def test_format_exception_keeps_only_agent_frames() -> None:

@@ -69,7 +69,9 @@ def test_benign_output_is_exact(report: Report, program: str, profile: str) -> N
 
 
 def test_resource_payloads_return_within_bounds(report: Report) -> None:
-    resource = [v for v in report.payloads if "f" in v.goals and (v.payload, v.profile) not in KNOWN_LIMITATIONS]
+    resource = [
+        v for v in report.payloads if "f" in v.goals and (v.payload, v.profile) not in KNOWN_LIMITATIONS
+    ]
     assert resource, "the corpus must contain resource payloads"
     for verdict in resource:
         assert verdict.step_seconds is not None and verdict.step_seconds < 10, verdict.summary()

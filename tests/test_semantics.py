@@ -510,8 +510,12 @@ def test_worker_thread_kind_really_runs_off_the_main_thread() -> None:
     from codeloop.executors.local import LocalExecutor
 
     with LocalExecutor(inline=False, additional_authorized_imports=["threading"]) as worker_executor:
-        result = worker_executor.run("import threading\nthreading.current_thread() is threading.main_thread()")
+        result = worker_executor.run(
+            "import threading\nthreading.current_thread() is threading.main_thread()"
+        )
     assert result.output is False
     with LocalExecutor(additional_authorized_imports=["threading"]) as inline_executor:
-        result = inline_executor.run("import threading\nthreading.current_thread() is threading.main_thread()")
+        result = inline_executor.run(
+            "import threading\nthreading.current_thread() is threading.main_thread()"
+        )
     assert result.output is (threading.current_thread() is threading.main_thread())

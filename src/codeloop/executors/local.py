@@ -183,7 +183,11 @@ class _MainThreadTimer:
 
     def available(self) -> bool:
         """True if the calling thread can run a step inline under this timer right now."""
-        if self.failed or self.current is not None or threading.current_thread() is not threading.main_thread():
+        if (
+            self.failed
+            or self.current is not None
+            or threading.current_thread() is not threading.main_thread()
+        ):
             return False
         asyncio = sys.modules.get("asyncio")
         if asyncio is not None and asyncio.events._get_running_loop() is not None:
@@ -276,7 +280,9 @@ class LocalExecutor:
         inline: bool = True,
     ) -> None:
         if not isinstance(max_print_outputs_length, int) or max_print_outputs_length < 0:
-            raise ValueError(f"max_print_outputs_length must be an int >= 0, got {max_print_outputs_length!r}")
+            raise ValueError(
+                f"max_print_outputs_length must be an int >= 0, got {max_print_outputs_length!r}"
+            )
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         if memory_limit_mb is not None and not memory_limit_mb > 0:
@@ -368,7 +374,11 @@ class LocalExecutor:
         tree = check_code(code, self.authorized_imports, defined_names=self._state.namespace.keys())
         try:
             compiled = compile(
-                instrument(tree), AGENT_CODE_FILENAME, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+                instrument(tree),
+                AGENT_CODE_FILENAME,
+                "exec",
+                flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                dont_inherit=True,
             )
         except SyntaxError as err:  # e.g. `return` outside a function: found by the compiler, not the parser
             from .output import format_syntax_error
@@ -475,7 +485,10 @@ class LocalExecutor:
         start = time.monotonic()
         try:
             while not job.done.wait(0.1 if self.timeout is None else min(0.1, self.timeout)):
-                if self.timeout is not None and time.monotonic() - start - control.host_seconds() > self.timeout:
+                if (
+                    self.timeout is not None
+                    and time.monotonic() - start - control.host_seconds() > self.timeout
+                ):
                     return self._stop(job, worker, "timeout")
             return True
         except KeyboardInterrupt:
@@ -599,7 +612,9 @@ def _make_print(
 ) -> Callable[..., None]:
     real_print = builtins.print
 
-    def print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:  # noqa: A001
+    def print(
+        *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+    ) -> None:  # noqa: A001
         """Print into the step's captured output (or to `file`, if one is given)."""
         if file is not None:
             real_print(*args, sep=sep, end=end, file=file, flush=flush)
@@ -641,4 +656,3 @@ def _make_tool(control: StepControl, name: str, tool: Any) -> Callable[..., Any]
     description = getattr(tool, "description", None)
     tool_call.__doc__ = description if isinstance(description, str) else getattr(tool, "__doc__", None)
     return tool_call
-

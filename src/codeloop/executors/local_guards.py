@@ -80,7 +80,9 @@ DANGEROUS_MODULES: frozenset[str] = frozenset(
 """Modules whose functions, classes and instances agent code never gets through attribute access (LocalExecutor
 hands out an authorized module only as a restricted proxy, and builds its own safe versions where needed)."""
 
-VETTED_ATTRIBUTES: frozenset[str] = frozenset({"obj", "format", "format_map", "stream", "buffer", "raw", "fp", "fileobj"})
+VETTED_ATTRIBUTES: frozenset[str] = frozenset(
+    {"obj", "format", "format_map", "stream", "buffer", "raw", "fp", "fileobj"}
+)
 """Public attribute names that still go through the run-time guard: `AttributeError.obj` can carry an object the
 code never had; `format`/`format_map` of strings must check their fields; the stream-like names lead from a host
 object (a logging handler, say) to a real file object, whose class opens any path."""
@@ -266,7 +268,9 @@ class AttributeGuard:
                 )
             return proxy
         if isinstance(value, _INTERNAL_TYPES) or id(value) in _FORBIDDEN_BUILTIN_OBJECTS:
-            raise ForbiddenAttributeError(f"attribute {name!r} is an interpreter internal or a forbidden builtin")
+            raise ForbiddenAttributeError(
+                f"attribute {name!r} is an interpreter internal or a forbidden builtin"
+            )
         owner = owner_module(value)
         if owner in DANGEROUS_MODULES and not self._is_authorized(owner):
             raise ForbiddenAttributeError(
@@ -297,7 +301,9 @@ class AttributeGuard:
                 {
                     key: value
                     for key, value in mapping.items()
-                    if not (isinstance(key, str) and (attribute_refusal(key) or key in _HOOKS or key in blocked))
+                    if not (
+                        isinstance(key, str) and (attribute_refusal(key) or key in _HOOKS or key in blocked)
+                    )
                 }
             )
         for key, value in list(mapping.items()):
@@ -334,7 +340,9 @@ class AttributeGuard:
 
     def _checked_format(self, owner: Any, name: str, method: Any) -> Callable[..., Any]:
         bound = not isinstance(owner, type)
-        template_of: Callable[[tuple[Any, ...]], Any] = (lambda a: owner) if bound else (lambda a: a[0] if a else "")
+        template_of: Callable[[tuple[Any, ...]], Any] = (
+            (lambda a: owner) if bound else (lambda a: a[0] if a else "")
+        )
 
         def checked_format(*args: Any, **kwargs: Any) -> Any:
             template = template_of(args)
@@ -428,7 +436,9 @@ class AttributeGuard:
             if meta.__getattribute__ is not type.__getattribute__ or any(
                 "__match_args__" in vars(k) or "__getattr__" in vars(k) for k in meta.__mro__
             ):
-                raise ForbiddenAttributeError(f"class {cls.__name__!r} has a metaclass that customises attributes")
+                raise ForbiddenAttributeError(
+                    f"class {cls.__name__!r} has a metaclass that customises attributes"
+                )
             names = getattr(cls, "__match_args__", ())
             if not isinstance(names, tuple):
                 continue
@@ -491,7 +501,9 @@ class _Instrumenter(ast.NodeTransformer):
     def _guard_body(self, body: list[ast.stmt], check: ast.stmt) -> list[ast.stmt]:
         first = body[0] if body else None
         docstring = (
-            isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
+            isinstance(first, ast.Expr)
+            and isinstance(first.value, ast.Constant)
+            and isinstance(first.value.value, str)
         )
         return [body[0], check, *body[1:]] if docstring else [check, *body]
 
@@ -503,7 +515,12 @@ class _Instrumenter(ast.NodeTransformer):
         self.in_class_body.pop()
         self.class_names.pop()
         positional = [*node.args.posonlyargs, *node.args.args]
-        if method and node.name in ("__repr__", "__str__") and positional and isinstance(node, ast.FunctionDef):
+        if (
+            method
+            and node.name in ("__repr__", "__str__")
+            and positional
+            and isinstance(node, ast.FunctionDef)
+        ):
             check = _render_outside_statement(node, positional[0].arg)
         else:
             check = _check_statement(node)
@@ -605,4 +622,3 @@ def instrument(tree: ast.Module) -> ast.Module:
         assign = ast.Assign(targets=[ast.Name(id=LAST_VALUE, ctx=ast.Store())], value=last.value)
         tree.body[-1] = ast.copy_location(assign, last)
     return ast.fix_missing_locations(tree)
-

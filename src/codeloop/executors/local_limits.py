@@ -75,7 +75,9 @@ class _Budget:
                 target = current + limit_bytes
             else:
                 target = self.soft + limit_bytes
-            ceiling = [v for v in (self.saved[0] if self.saved else soft, hard) if v != resource.RLIM_INFINITY]
+            ceiling = [
+                v for v in (self.saved[0] if self.saved else soft, hard) if v != resource.RLIM_INFINITY
+            ]
             if ceiling:
                 target = min(target, *ceiling)
             try:
@@ -164,10 +166,18 @@ class ThreadTimer:
     def __init__(self, signum: int, thread_native_id: int) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         try:
-            self._create, self._settime, self._delete = libc.timer_create, libc.timer_settime, libc.timer_delete
+            self._create, self._settime, self._delete = (
+                libc.timer_create,
+                libc.timer_settime,
+                libc.timer_delete,
+            )
         except AttributeError:  # glibc < 2.34 keeps the timer functions in librt
             librt = ctypes.CDLL("librt.so.1", use_errno=True)
-            self._create, self._settime, self._delete = librt.timer_create, librt.timer_settime, librt.timer_delete
+            self._create, self._settime, self._delete = (
+                librt.timer_create,
+                librt.timer_settime,
+                librt.timer_delete,
+            )
         self._create.argtypes = (ctypes.c_int, ctypes.POINTER(_SigEvent), ctypes.POINTER(ctypes.c_void_p))
         self._settime.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_ITimerSpec), ctypes.c_void_p)
         self._delete.argtypes = (ctypes.c_void_p,)

@@ -93,7 +93,9 @@ class ModuleGate:
     ) -> None:
         self.authorized = authorized
         self.control = control
-        self.guard = AttributeGuard(self.proxy_for_module, lambda module: is_import_authorized(module, authorized))
+        self.guard = AttributeGuard(
+            self.proxy_for_module, lambda module: is_import_authorized(module, authorized)
+        )
         self.write_output = write_output
         self._proxies: dict[str, ModuleProxy] = {}
         self._lock = threading.RLock()
@@ -119,7 +121,9 @@ class ModuleGate:
         try:
             return importlib.import_module(name)
         except ImportError as err:
-            raise ModuleNotFoundError(f"No module named {name!r} could be imported: {err}", name=name) from None
+            raise ModuleNotFoundError(
+                f"No module named {name!r} could be imported: {err}", name=name
+            ) from None
 
     def import_module(
         self,
@@ -156,8 +160,14 @@ class ModuleGate:
                     self.proxy(submodule)
                     continue
             if item not in proxy.__dict__:
-                hint = "" if is_import_authorized(submodule, self.authorized) else f" ({import_error_message(submodule)})"
-                raise ImportError(f"cannot import name {item!r} from {name!r}: not available to agent code{hint}")
+                hint = (
+                    ""
+                    if is_import_authorized(submodule, self.authorized)
+                    else f" ({import_error_message(submodule)})"
+                )
+                raise ImportError(
+                    f"cannot import name {item!r} from {name!r}: not available to agent code{hint}"
+                )
         return proxy
 
     # --- proxies -----------------------------------------------------------------------------------------------
@@ -207,7 +217,11 @@ class ModuleGate:
             # a module the developer authorized although it is on the dangerous list (threading, say) keeps what it
             # re-exports (threading.Lock is _thread's); others never hand out objects of dangerous modules
             trusted = top in DANGEROUS_MODULES or owner == top
-            if owner in DANGEROUS_MODULES and not trusted and not is_import_authorized(owner, self.authorized):
+            if (
+                owner in DANGEROUS_MODULES
+                and not trusted
+                and not is_import_authorized(owner, self.authorized)
+            ):
                 continue
             proxy.__dict__[key] = value
         if full:

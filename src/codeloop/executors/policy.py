@@ -314,7 +314,9 @@ def check_code(
     earlier step stays callable. The error message names the line, the offending code and what to do instead.
     """
     tree = parse_code(code)
-    authorized = authorized_imports if isinstance(authorized_imports, (set, frozenset)) else set(authorized_imports)
+    authorized = (
+        authorized_imports if isinstance(authorized_imports, (set, frozenset)) else set(authorized_imports)
+    )
     bound = _bound_names(tree) | set(defined_names)
     try:
         for node in ast.walk(tree):
@@ -323,7 +325,9 @@ def check_code(
         lineno = getattr(violation.node, "lineno", 0)
         lines = code.splitlines()
         where = f" on line {lineno}: {lines[lineno - 1].strip()}" if 0 < lineno <= len(lines) else ""
-        raise ExecutionError(f"Forbidden code{where}\n{violation.message[0].upper()}{violation.message[1:]}") from None
+        raise ExecutionError(
+            f"Forbidden code{where}\n{violation.message[0].upper()}{violation.message[1:]}"
+        ) from None
     except RecursionError:
         raise ExecutionError("The code is nested too deeply to be checked; simplify it.") from None
     return tree
