@@ -367,3 +367,10 @@ def test_prompt_states_imports_per_executor() -> None:
     assert "You may import these modules: collections, datetime, itertools, json" in local.system_prompt()
     sandboxed = make_agent([], executor="sandbox")
     assert "any installed module" in sandboxed.system_prompt()
+
+
+def test_last_expression_of_an_agent_defined_class_is_rendered_inside_the_step() -> None:
+    src = "class Point:\n    def __repr__(self):\n        return 'Point(1, 2)'\np = Point()\np"
+    agent = make_agent([code(src), code("final_answer('ok')")])
+    assert agent.run("repr") == "ok"
+    assert "Point(1, 2)" in (agent.memory.action_steps[0].observations or "")

@@ -1,6 +1,6 @@
 """LocalExecutor's limits: the time limit really stops code (on the main thread and on the worker thread), time in
 tools is not counted, memory growth per step is capped, output is bounded, and what cannot be stopped in-process
-is pinned here (see docs/executors-local.md, "Known limitations")."""
+is pinned here (see the README, LocalExecutor, "known limitations")."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 LocalExecutor as shipped, in the "default" and "data agent" profiles, judged by tests/security_harness.py.
 
 A payload LocalExecutor cannot contain is listed in KNOWN_LIMITATIONS with the exact outcome it has today, and in
-docs/executors-local.md; if the outcome changes (better or worse), the test fails and both must be updated.
+the README (Executors, LocalExecutor, known limitations); if the outcome changes (better or worse), the test fails and both must be updated.
 """
 
 from __future__ import annotations

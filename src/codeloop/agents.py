@@ -618,7 +618,9 @@ class CodeAgent(MultiStepAgent):
         step.action_output = result.output
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
-            observation += f"Last output from code snippet:\n{_short_repr(result.output)}"
+            # Prefer the executor's own rendering: made inside the step, under its limits, by agent-defined reprs.
+            rendered = getattr(result, "output_repr", None) or _short_repr(result.output)
+            observation += f"Last output from code snippet:\n{_short_repr(rendered)}"
         step.observations = observation or "(the code printed nothing)"
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else _NO_ANSWER
