@@ -30,7 +30,9 @@ class LocalWorker:
     def __init__(self, command: Sequence[str]) -> None:
         self.command = list(command)
         argv = [sys.executable if part in ("python3", "python") else part for part in command]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
 
     def write(self, data: bytes) -> None:
         assert self.proc.stdin is not None
@@ -111,7 +113,11 @@ class FakeContainer:
                 except OSError:
                     pass
 
-        for target, args in ((to_stdin, ()), (from_stream, (worker.proc.stdout, 1)), (from_stream, (worker.proc.stderr, 2))):
+        for target, args in (
+            (to_stdin, ()),
+            (from_stream, (worker.proc.stdout, 1)),
+            (from_stream, (worker.proc.stderr, 2)),
+        ):
             threading.Thread(target=target, args=args, daemon=True).start()
 
     def reload(self) -> None:
@@ -165,7 +171,11 @@ class FakeDockerClient:
         self.created: list[FakeContainer] = []
         self.fail_on_start: BaseException | None = None
         self.containers = _Containers(self)
-        self.images = _Images(set(images) if images is not None else {f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim", "my/python:3.12"})
+        self.images = _Images(
+            set(images)
+            if images is not None
+            else {f"python:{sys.version_info[0]}.{sys.version_info[1]}-slim", "my/python:3.12"}
+        )
 
     def live(self) -> list[FakeContainer]:
         return [c for c in self.created if not c.removed]
@@ -220,7 +230,9 @@ class _Commands:
     def __init__(self, sandbox: FakeE2BSandbox) -> None:
         self.sandbox = sandbox
 
-    def run(self, cmd: str, background: bool = False, stdin: bool = False, timeout: float | None = 60) -> FakeCommandHandle:
+    def run(
+        self, cmd: str, background: bool = False, stdin: bool = False, timeout: float | None = 60
+    ) -> FakeCommandHandle:
         assert background and stdin and timeout == 0
         handle = FakeCommandHandle(LocalWorker(shlex.split(cmd)))
         self.sandbox.handles.append(handle)
