@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -199,7 +200,7 @@ _LOST = (
 )
 
 
-class WorkerExecutor:
+class WorkerExecutor(ABC):
     """An `Executor` whose code runs in a worker reached through a `Channel`; subclasses provide the channel.
 
     Args:
@@ -247,15 +248,15 @@ class WorkerExecutor:
 
     # --- hooks for subclasses ------------------------------------------------------------------------------------
 
+    @abstractmethod
     def _open_channel(self) -> Channel:
         """Start a worker process (running `BOOTSTRAP`) and return the channel to it."""
-        raise NotImplementedError  # pragma: no cover - every concrete executor provides a channel
 
     def _init_message(self, hello: dict[str, Any]) -> dict[str, Any]:
         """The ``init`` message for this worker (limits, filter, paths), given its ``hello``."""
         return {"op": "init"}
 
-    def _on_ready(self, ready: dict[str, Any]) -> None:
+    def _on_ready(self, ready: dict[str, Any]) -> None:  # noqa: B027 - an optional hook; accepting is the default
         """Inspect the worker's ``ready`` report; raise to refuse the worker."""
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
