@@ -22,11 +22,12 @@ def _threads_accepting_sigint() -> list[str]:
     for tid in os.listdir("/proc/self/task"):
         if int(tid) == main_tid:
             continue
-        fields = dict(
-            line.split(":\t", 1)
-            for line in open(f"/proc/self/task/{tid}/status").read().splitlines()
-            if ":\t" in line
-        )
+        try:
+            with open(f"/proc/self/task/{tid}/status") as status_file:
+                status = status_file.read()
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended while we looked
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         blocked = int(fields["SigBlk"].strip(), 16)
         if not blocked & (1 << (signal.SIGINT - 1)):
             accepting.append(fields["Name"].strip())
