@@ -16,7 +16,8 @@ from codeloop import CodeAgent
 from codeloop.testing import ScriptedModel
 
 
-def _threads_accepting_sigint() -> list[str]:
+def _threads_accepting_sigint() -> list[int]:
+    """Thread ids (other than the main thread) that do not block SIGINT."""
     main_tid = threading.main_thread().native_id
     accepting = []
     for tid in os.listdir("/proc/self/task"):
@@ -30,7 +31,7 @@ def _threads_accepting_sigint() -> list[str]:
         fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
         blocked = int(fields["SigBlk"].strip(), 16)
         if not blocked & (1 << (signal.SIGINT - 1)):
-            accepting.append(fields["Name"].strip())
+            accepting.append(int(tid))
     return accepting
 
 
@@ -45,7 +46,7 @@ def test_codeloop_threads_leave_sigint_to_the_main_thread(executor: str) -> None
     )
     try:
         assert agent.run("threads") == 1
-        new = [name for name in _threads_accepting_sigint() if name not in before]
+        new = [tid for tid in _threads_accepting_sigint() if tid not in before]
         assert new == [], f"threads started by codeloop accept SIGINT: {new}"
     finally:
         agent.close()
