@@ -269,7 +269,6 @@ def test_console_renders_a_run_without_breaking_it(capsys: pytest.CaptureFixture
 
 def test_run_raises_unfixable_error_type() -> None:
     agent = make_agent([code("final_answer(1)")], max_tokens=1)
-    agent.budget.used = agent.budget.used  # budgets are per run
     result = agent.run("budget", return_full_result=True)
     assert result.state == "success"  # first call is allowed: nothing used yet
     agent2 = make_agent([code("print(1)"), code("final_answer(2)")], max_tokens=5)

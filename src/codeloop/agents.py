@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -70,7 +70,6 @@ class _Budget:
     max_tokens: int | None = None
     max_cost_usd: float | None = None
     max_duration_s: float | None = None
-    used: TokenUsage = field(default_factory=TokenUsage)
 
 
 class MultiStepAgent:
@@ -130,7 +129,6 @@ class MultiStepAgent:
         self.state: dict[str, Any] = {}
         self._error: BaseException | None = None
         self._last_result: RunResult | None = None
-        self._forced_usage: TokenUsage | None = None
 
         agents = list(managed_agents) + [t for t in tools if isinstance(t, MultiStepAgent)]
         self.managed_agents: dict[str, MultiStepAgent] = {}
@@ -295,7 +293,6 @@ class MultiStepAgent:
 
     def _loop(self, task: str, images: list[dict[str, Any]], max_steps: int) -> _Loop:
         timing = Timing()
-        self.budget.used = TokenUsage()
         first = len(self.memory.steps)
         self.memory.steps.append(TaskStep(task=task, images=images))  # memory = [task]
         self._prepare_run()
@@ -303,9 +300,10 @@ class MultiStepAgent:
         answer: Any = _NO_ANSWER
         state: RunState = "success"
         error: str | None = None
+        final_usage: TokenUsage | None = None
         try:
             for number in range(1, max_steps + 1):  # while not done:
-                self._check_limits(timing)
+                self._check_limits(timing, self.memory.steps[first:])
                 if self.planning_interval and (number - 1) % self.planning_interval == 0:
                     yield from self._plan(task, number, max_steps)
                 step = ActionStep(step_number=number)
@@ -321,17 +319,16 @@ class MultiStepAgent:
                 finally:
                     step.timing.end()
                     self.memory.steps.append(step)  # memory += [action, observation]
-                    self._account(step.token_usage)
                     self._callbacks(step)
                 yield ev.StepFinished(step)
                 if answer is not _NO_ANSWER:
                     step.is_final_answer = True
                     break
             else:
-                self._check_limits(timing)
+                self._check_limits(timing, self.memory.steps[first:])
                 state = "max_steps"
                 error = f"reached max_steps={max_steps} without a final answer"
-                answer = yield from self._forced_final_answer(task)
+                answer, final_usage = yield from self._forced_final_answer(task)
         except _BudgetExceeded as exc:
             state, error, answer = "budget", str(exc), None
         except (AgentInterrupted, KeyboardInterrupt) as exc:
@@ -340,7 +337,7 @@ class MultiStepAgent:
             state, error, answer = "error", f"{type(exc).__name__}: {exc}", None
             self._error = exc
         if state in ("success", "max_steps"):
-            self.memory.steps.append(FinalAnswerStep(output=answer))
+            self.memory.steps.append(FinalAnswerStep(output=answer, token_usage=final_usage))
             yield ev.FinalAnswer(answer)
         timing.end()
         result = self._make_result(answer, state, error, self.memory.steps[first:], timing)
@@ -370,16 +367,13 @@ class MultiStepAgent:
         step.model_output_message, step.token_usage = message, message.token_usage
         step.timing.end()
         self.memory.steps.append(step)
-        self._account(step.token_usage)
         self._callbacks(step)
         yield ev.PlanCreated(step)
 
     def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
         prompt = render(load_prompt("final_answer"), task=task)
         message = yield CallModel([*self.memory.to_messages(), ChatMessage("user", prompt)])
-        self._account(message.token_usage)
-        self._forced_usage = message.token_usage
-        return message.text
+        return message.text, message.token_usage
 
     def _check_final_answer(self, answer: Any) -> None:
         for check in self.final_answer_checks:
@@ -399,10 +393,6 @@ class MultiStepAgent:
 
     # --- budgets and results ------------------------------------------------------------------------------
 
-    def _account(self, usage: TokenUsage | None) -> None:
-        if usage is not None:
-            self.budget.used = self.budget.used + usage
-
     def _cost(self, usage: TokenUsage) -> float | None:
         try:
             from .models.pricing import estimate_cost
@@ -412,14 +402,15 @@ class MultiStepAgent:
             getattr(self.model, "model_id", ""), usage, provider=getattr(self.model, "provider", None)
         )
 
-    def _check_limits(self, timing: Timing) -> None:
+    def _check_limits(self, timing: Timing, steps: list[MemoryStep]) -> None:
         if self._interrupt.is_set():
             raise AgentInterrupted("interrupted by agent.interrupt()")
         b = self.budget
-        if b.max_tokens is not None and b.used.total_tokens >= b.max_tokens:
-            raise _BudgetExceeded(f"max_tokens budget reached: {b.used.total_tokens} >= {b.max_tokens}")
+        used = _total_usage(steps)
+        if b.max_tokens is not None and used.total_tokens >= b.max_tokens:
+            raise _BudgetExceeded(f"max_tokens budget reached: {used.total_tokens} >= {b.max_tokens}")
         if b.max_cost_usd is not None:
-            cost = self._cost(b.used)
+            cost = self._cost(used)
             if cost is not None and cost >= b.max_cost_usd:
                 raise _BudgetExceeded(f"max_cost_usd budget reached: ${cost:.4f} >= ${b.max_cost_usd}")
         if b.max_duration_s is not None:
@@ -432,11 +423,7 @@ class MultiStepAgent:
     def _make_result(
         self, answer: Any, state: RunState, error: str | None, steps: list[MemoryStep], timing: Timing
     ) -> RunResult:
-        usage = TokenUsage()
-        for step in steps:
-            usage = usage + getattr(step, "token_usage", None)
-        usage = usage + self._forced_usage
-        self._forced_usage = None
+        usage = _total_usage(steps)
         return RunResult(answer, state, list(steps), usage, timing, error, self._cost(usage))
 
     def _finish(self, return_full_result: bool) -> Any:
@@ -515,6 +502,13 @@ class MultiStepAgent:
 
     def _run_code(self, code: str) -> Any:
         raise AgentError(f"{type(self).__name__} does not run code")
+
+
+def _total_usage(steps: list[MemoryStep]) -> TokenUsage:
+    usage = TokenUsage()
+    for step in steps:
+        usage = usage + getattr(step, "token_usage", None)
+    return usage
 
 
 class _BudgetExceeded(Exception):

@@ -257,6 +257,8 @@ class FinalAnswerStep(MemoryStep):
 
     kind: ClassVar[str] = "final_answer"
     output: Any = None
+    token_usage: TokenUsage | None = None
+    """Usage of the extra model call that asked for an answer once max_steps ran out (else None)."""
 
 
 class AgentMemory:
