@@ -445,11 +445,11 @@ class MultiStepAgent:
 
     def _emit(self, event: ev.Event) -> None:
         event.agent = self.name or type(self).__name__
-        if self.verbosity_level > 0 and self._console is None:
-            from .console import ConsoleRenderer
+        if self.verbosity_level > 0:
+            if self._console is None:
+                from .console import ConsoleRenderer
 
-            self._console = ConsoleRenderer(level=self.verbosity_level)
-        if self._console is not None and self.verbosity_level > 0:
+                self._console = ConsoleRenderer(level=self.verbosity_level)
             self._console(event)
         for listener in self.listeners:
             listener(event)
@@ -457,11 +457,7 @@ class MultiStepAgent:
     def _drive(self, loop: _Loop) -> Iterator[ev.Event]:
         value: Any = None
         error: BaseException | None = None
-        while True:
-            try:
-                item = loop.throw(error) if error is not None else loop.send(value)
-            except StopIteration:
-                return
+        while (item := _advance(loop, value, error)) is not None:
             value = error = None
             if isinstance(item, ev.Event):
                 self._emit(item)
@@ -480,11 +476,7 @@ class MultiStepAgent:
     async def _adrive(self, loop: _Loop) -> AsyncIterator[ev.Event]:
         value: Any = None
         error: BaseException | None = None
-        while True:
-            try:
-                item = loop.throw(error) if error is not None else loop.send(value)
-            except StopIteration:
-                return
+        while (item := _advance(loop, value, error)) is not None:
             value = error = None
             if isinstance(item, ev.Event):
                 self._emit(item)
@@ -502,6 +494,14 @@ class MultiStepAgent:
 
     def _run_code(self, code: str) -> Any:
         raise AgentError(f"{type(self).__name__} does not run code")
+
+
+def _advance(loop: _Loop, value: Any, error: BaseException | None) -> ev.Event | Effect | None:
+    """Hand the loop the last effect's result (or its error); its next event or effect, None once it ended."""
+    try:
+        return loop.throw(error) if error is not None else loop.send(value)
+    except StopIteration:
+        return None
 
 
 def _total_usage(steps: list[MemoryStep]) -> TokenUsage:

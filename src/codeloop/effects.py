@@ -108,24 +108,25 @@ async def aperform(
             yield Done(await asyncio.to_thread(run_code, effect.code))
             return
         loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[str] = asyncio.Queue()
+        chunks: asyncio.Queue[Any] = asyncio.Queue()
 
         def forward(text: str) -> None:
             loop.call_soon_threadsafe(chunks.put_nowait, text)
 
+        async def run_then_end() -> Any:
+            try:
+                return await asyncio.to_thread(run_code, effect.code)
+            finally:  # queued after every chunk the thread forwarded, so none is lost
+                chunks.put_nowait(_END)
+
         effect.attach_output(forward)
         try:
-            task = asyncio.ensure_future(asyncio.to_thread(run_code, effect.code))
-            while not task.done() or not chunks.empty():
-                getter = asyncio.ensure_future(chunks.get())
-                await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
-                if getter.done():
-                    yield ev.ExecutionLog(getter.result())
-                else:
-                    getter.cancel()
+            task = asyncio.ensure_future(run_then_end())
+            while (item := await chunks.get()) is not _END:
+                yield ev.ExecutionLog(item)
         finally:
             effect.attach_output(None)
-        yield Done(task.result())
+        yield Done(await task)
     else:
         results = await asyncio.gather(
             *(_acall_tool(tool, args) for _, tool, args in effect.calls), return_exceptions=True
