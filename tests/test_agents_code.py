@@ -267,7 +267,7 @@ def test_console_renders_a_run_without_breaking_it(capsys: pytest.CaptureFixture
     assert "Step 2" in capsys.readouterr().out
 
 
-def test_run_raises_unfixable_error_type() -> None:
+def test_max_tokens_budget_stops_the_run_cleanly() -> None:
     agent = make_agent([code("final_answer(1)")], max_tokens=1)
     result = agent.run("budget", return_full_result=True)
     assert result.state == "success"  # first call is allowed: nothing used yet

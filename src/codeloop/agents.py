@@ -433,7 +433,7 @@ class MultiStepAgent:
             return result
         if result.state in ("success", "max_steps"):
             return result.output
-        exc = getattr(self, "_error", None)
+        exc = self._error
         if result.state == "interrupted":
             exc = AgentInterrupted(result.error or "interrupted")
         elif result.state == "budget" or exc is None:
