@@ -14,7 +14,9 @@ them. The loop is the four lines of every multi-step agent:
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
+import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,7 @@ DEFAULT_AUTHORIZED_IMPORTS = (
 )  # fmt: skip
 
 
+_log = logging.getLogger("codeloop")
 _Loop: TypeAlias = Generator[ev.Event | Effect, Any, RunResult]
 _NO_ANSWER = object()
 
@@ -120,11 +123,12 @@ class MultiStepAgent:
         self.final_answer_checks = list(final_answer_checks)
         self.name = name
         self.description = description
-        self.verbosity_level = verbosity_level
         self.stream_outputs = stream_outputs
         self.budget = _Budget(max_tokens, max_cost_usd, max_duration_s)
         self.listeners: list[Callable[[ev.Event], None]] = list(listeners)
         self._console: Callable[[ev.Event], None] | None = None
+        self._failed_listeners: set[int] = set()
+        self.verbosity_level = verbosity_level  # attaches the console listener when above 0
         self._interrupt = threading.Event()
         self.state: dict[str, Any] = {}
         self._error: BaseException | None = None
@@ -156,6 +160,22 @@ class MultiStepAgent:
             self.tools[agent.name] = _managed_agent_tool(agent)  # type: ignore[index]
         self.memory = AgentMemory(self.system_prompt())
         self._run_steps_start = 0
+
+    @property
+    def verbosity_level(self) -> int:
+        """0 prints nothing, 1 the usual panels, 2 also the model's full replies; changeable between runs."""
+        return self._verbosity_level
+
+    @verbosity_level.setter
+    def verbosity_level(self, level: int) -> None:
+        self._verbosity_level = level
+        # The console is a listener like any other; the loop never imports it (rich loads on first output).
+        if level > 0:
+            from .console import ConsoleRenderer
+
+            self._console = ConsoleRenderer(level=level)
+        else:
+            self._console = None
 
     # --- prompts --------------------------------------------------------------------------------------------
 
@@ -237,7 +257,9 @@ class MultiStepAgent:
         """Print the steps of the last run again."""
         from .console import ConsoleRenderer
 
-        ConsoleRenderer(level=2 if detailed else 1).replay(self)
+        ConsoleRenderer(level=2 if detailed else 1).replay(
+            self.memory.steps, self.name or type(self).__name__
+        )
 
     # --- sharing: the logic lives in tools/agent_io.py ----------------------------------------------------------
 
@@ -289,6 +311,7 @@ class MultiStepAgent:
             self.memory = AgentMemory(self.system_prompt())
         self._interrupt.clear()
         self._last_result = None
+        self._failed_listeners.clear()
         return self._loop(task, image_parts(images or ()), max_steps or self.max_steps)
 
     def _loop(self, task: str, images: list[dict[str, Any]], max_steps: int) -> _Loop:
@@ -444,15 +467,27 @@ class MultiStepAgent:
     # --- drivers: perform the loop's effects, sync and async ---------------------------------------------------
 
     def _emit(self, event: ev.Event) -> None:
-        event.agent = self.name or type(self).__name__
-        if self.verbosity_level > 0:
-            if self._console is None:
-                from .console import ConsoleRenderer
+        """Hand `event` to the console (if attached) and every listener; a failing listener never ends the run.
 
-                self._console = ConsoleRenderer(level=self.verbosity_level)
-            self._console(event)
-        for listener in self.listeners:
-            listener(event)
+        Listeners observe the run: a bug in one (or a terminal that cannot print a character) must not lose
+        the run's work or be blamed on the model. The first failure of each listener in a run is warned about
+        (`RuntimeWarning`); every failure is logged on the `codeloop` logger with its traceback.
+        """
+        event.agent = self.name or type(self).__name__
+        for listener in [self._console, *self.listeners] if self._console else self.listeners:
+            try:
+                listener(event)
+            except Exception as exc:
+                name = getattr(listener, "__qualname__", None) or type(listener).__name__
+                _log.debug("listener %s failed on %s", name, type(event).__name__, exc_info=True)
+                if id(listener) not in self._failed_listeners:
+                    self._failed_listeners.add(id(listener))
+                    warnings.warn(
+                        f"listener {name} raised {type(exc).__name__}: {exc} (on {type(event).__name__}); "
+                        "the run goes on, and its further errors in this run are only logged",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
 
     def _drive(self, loop: _Loop) -> Iterator[ev.Event]:
         value: Any = None

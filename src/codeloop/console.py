@@ -1,17 +1,23 @@
-"""Rich console rendering of agent events. A listener: the loop knows nothing about it."""
+"""Rich console rendering of agent events. A listener: the loop knows nothing about it.
+
+An agent attaches a `ConsoleRenderer` when its `verbosity_level` is above 0 and calls it like any other
+listener. Every text that comes from a user, a model or agent code is handed to rich as `Text`, never as markup,
+so `pip install "codeloop[openai]"` prints as written; and the output stream replaces lone surrogates, so
+printing `'\\udcff'` in agent code cannot break the terminal.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from .memory import ActionStep, FinalAnswerStep, PlanningStep, TaskStep
+from ._text import EncodableStream
+from .memory import ActionStep, FinalAnswerStep, MemoryStep, PlanningStep, TaskStep
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.live import Live
-
-    from .agents import MultiStepAgent
 
 __all__ = ["ConsoleRenderer"]
 
@@ -23,12 +29,19 @@ class ConsoleRenderer:
     """
 
     def __init__(self, level: int = 1, console: Console | None = None) -> None:
-        from rich.console import Console
-
         self.level = level
-        self.console = console or Console(highlight=False)
+        self._console = console
         self._live: Live | None = None
         self._streamed = ""
+
+    @property
+    def console(self) -> Console:
+        """The rich console written to; by default one on stdout, made when the first event is shown."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, file=EncodableStream())  # type: ignore[arg-type]
+        return self._console
 
     def __call__(self, event: ev.Event) -> None:
         if self.level <= 0:
@@ -41,9 +54,11 @@ class ConsoleRenderer:
 
     def _on_RunStarted(self, e: ev.RunStarted) -> None:
         from rich.panel import Panel
+        from rich.text import Text
 
-        title = f"New run - {e.agent}" if e.agent else "New run"
-        self.console.print(Panel(e.task, title=title, subtitle=e.model_id or None, border_style="cyan"))
+        title = Text(f"New run - {e.agent}" if e.agent else "New run")
+        subtitle = Text(e.model_id) if e.model_id else None
+        self.console.print(Panel(Text(e.task), title=title, subtitle=subtitle, border_style="cyan"))
 
     def _on_StepStarted(self, e: ev.StepStarted) -> None:
         self.console.rule(f"[bold]Step {e.step_number}", style="cyan")
@@ -71,7 +86,9 @@ class ConsoleRenderer:
 
             self.console.print(Markdown(e.message.text))
         if e.message.reasoning and self.level >= 2:
-            self.console.print(f"[dim]{e.message.reasoning}[/dim]")
+            from rich.text import Text
+
+            self.console.print(Text(e.message.reasoning, style="dim"))
 
     def _on_CodeAction(self, e: ev.CodeAction) -> None:
         from rich.panel import Panel
@@ -81,13 +98,14 @@ class ConsoleRenderer:
 
     def _on_ToolCallStarted(self, e: ev.ToolCallStarted) -> None:
         from rich.panel import Panel
+        from rich.text import Text
 
         self.console.print(
-            Panel(f"{e.call.name}({e.call.arguments})", title="Tool call", border_style="blue")
+            Panel(Text(f"{e.call.name}({e.call.arguments})"), title="Tool call", border_style="blue")
         )
 
     def _on_ExecutionLog(self, e: ev.ExecutionLog) -> None:
-        self.console.print(e.text, end="", markup=False)
+        self.console.print(e.text, end="", markup=False, highlight=False)
 
     def _on_Observation(self, e: ev.Observation) -> None:
         from rich.text import Text
@@ -107,7 +125,9 @@ class ConsoleRenderer:
         self.console.print(Text(f"{type(e.error).__name__}: {e.error}", style="bold red"))
 
     def _on_StepFinished(self, e: ev.StepFinished) -> None:
-        self.console.print(f"[dim]{_step_footer(e.step)}[/dim]")
+        from rich.text import Text
+
+        self.console.print(Text(_step_footer(e.step), style="dim"))
 
     def _on_FinalAnswer(self, e: ev.FinalAnswer) -> None:
         from rich.text import Text
@@ -115,6 +135,8 @@ class ConsoleRenderer:
         self.console.print(Text(f"Final answer: {e.output}", style="bold green"))
 
     def _on_RunFinished(self, e: ev.RunFinished) -> None:
+        from rich.text import Text
+
         r = e.result
         parts = [f"state: {r.state}", f"{len([s for s in r.steps if isinstance(s, ActionStep)])} steps"]
         if r.timing.duration is not None:
@@ -124,16 +146,15 @@ class ConsoleRenderer:
             parts.append(f"cost ${r.cost_usd:.4f}")
         if r.error and r.state != "success":
             parts.append(r.error)
-        self.console.print(f"[dim]{' | '.join(parts)}[/dim]")
+        self.console.print(Text(" | ".join(parts), style="dim"))
 
     # --- replay ----------------------------------------------------------------------------------------------
 
-    def replay(self, agent: MultiStepAgent) -> None:
-        """Print the steps held in `agent.memory` as if they were happening now."""
-        name = agent.name or type(agent).__name__
-        for step in agent.memory.steps:
+    def replay(self, steps: Iterable[MemoryStep], agent_name: str = "") -> None:
+        """Print memory steps (e.g. `agent.memory.steps`) as if they were happening now."""
+        for step in steps:
             for event in _events_of(step):
-                event.agent = name
+                event.agent = agent_name
                 self(event)
 
 

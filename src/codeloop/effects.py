@@ -7,6 +7,7 @@ the result; keeping the I/O here is what lets one loop serve `run`, `arun`, `run
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import queue
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from . import events as ev
+from ._text import encodable_data
 from ._threads import block_interrupts, start_thread
 from .errors import AgentGenerationError
 from .models.base import ChatMessage, Model, StreamDelta, ToolCall, collect_stream
 
-__all__ = ["CallModel", "RunCode", "CallTools", "Done", "Effect", "perform", "aperform"]
+__all__ = ["CallModel", "RunCode", "CallTools", "Done", "Effect", "perform", "aperform", "sendable_messages"]
 
 
 @dataclass
@@ -65,11 +67,12 @@ def perform(effect: Effect, model: Model, run_code: Callable[[str], Any]) -> Ite
     if isinstance(effect, CallModel):
         kwargs = _model_kwargs(effect)
         try:
+            messages = sendable_messages(effect.messages)
             if not effect.stream:
-                yield Done(model.generate(effect.messages, **kwargs))
+                yield Done(model.generate(messages, **kwargs))
                 return
             deltas: list[StreamDelta] = []
-            for delta in model.generate_stream(effect.messages, **kwargs):
+            for delta in model.generate_stream(messages, **kwargs):
                 deltas.append(delta)
                 if delta.content:
                     yield ev.ModelTextDelta(delta.content)
@@ -92,11 +95,12 @@ async def aperform(
     if isinstance(effect, CallModel):
         kwargs = _model_kwargs(effect)
         try:
+            messages = sendable_messages(effect.messages)
             if not effect.stream:
-                yield Done(await model.agenerate(effect.messages, **kwargs))
+                yield Done(await model.agenerate(messages, **kwargs))
                 return
             deltas: list[StreamDelta] = []
-            async for delta in model.agenerate_stream(effect.messages, **kwargs):
+            async for delta in model.agenerate_stream(messages, **kwargs):
                 deltas.append(delta)
                 if delta.content:
                     yield ev.ModelTextDelta(delta.content)
@@ -160,6 +164,34 @@ def _run_code_streaming(effect: RunCode, run_code: Callable[[str], Any]) -> Iter
     if "error" in outcome:
         raise outcome["error"]
     yield Done(outcome["value"])
+
+
+def sendable_messages(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The messages with every text made encodable (lone surrogates -> U+FFFD), ready to leave the process.
+
+    Agent code may print anything, and a model's JSON may carry `\\udcff` escapes; memory keeps the text as it
+    came, and only the copy sent to the model is repaired, so a provider's UTF-8 encoder never fails on it.
+    """
+    out = []
+    for message in messages:
+        calls = [
+            call if (args := encodable_data(call.arguments)) is call.arguments and call.name.isascii()
+            else dataclasses.replace(call, name=encodable_data(call.name), arguments=args)
+            for call in message.tool_calls
+        ]  # fmt: skip
+        changes = {
+            key: new
+            for key, old, new in (
+                ("content", message.content, encodable_data(message.content)),
+                ("reasoning", message.reasoning, encodable_data(message.reasoning)),
+                ("name", message.name, encodable_data(message.name)),
+            )
+            if new is not old
+        }
+        if any(a is not b for a, b in zip(calls, message.tool_calls, strict=True)):
+            changes["tool_calls"] = calls
+        out.append(dataclasses.replace(message, **changes) if changes else message)
+    return out
 
 
 def _model_kwargs(effect: CallModel) -> dict[str, Any]:

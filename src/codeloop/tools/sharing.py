@@ -594,8 +594,8 @@ def upload_folder_to_hub(
     except ImportError as exc:
         raise ImportError("pushing to the Hugging Face Hub needs: pip install 'codeloop[hub]'") from exc
     api = HfApi(endpoint=endpoint, token=token)
-    extra = {"space_sdk": space_sdk} if repo_type == "space" else {}
-    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **extra)
+    sdk = space_sdk if repo_type == "space" else None  # create_repo wants no SDK for other repo types
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, space_sdk=sdk)
     info = api.upload_folder(
         folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, commit_message=commit_message
     )
