@@ -13,6 +13,7 @@ them. The loop is the four lines of every multi-step agent:
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import logging
 import threading
@@ -32,6 +33,7 @@ from .errors import (
     AgentToolCallError,
     AgentToolExecutionError,
     ExecutionError,
+    ToolDefinitionError,
 )
 from .memory import (
     ActionStep,
@@ -134,30 +136,9 @@ class MultiStepAgent:
         self._error: BaseException | None = None
         self._last_result: RunResult | None = None
 
-        agents = list(managed_agents) + [t for t in tools if isinstance(t, MultiStepAgent)]
         self.managed_agents: dict[str, MultiStepAgent] = {}
-        for agent in agents:
-            if not agent.name or not agent.description:
-                raise ValueError(
-                    f"a managed agent needs a name and a description (got name={agent.name!r}); "
-                    "pass name=... and description=... when creating it"
-                )
-            self.managed_agents[agent.name] = agent
         self.tools: dict[str, Any] = {}
-        if add_base_tools:
-            from .tools import base_tools
-
-            tools = [*base_tools("code" if isinstance(self, CodeAgent) else "tool-calling"), *tools]
-        for t in tools:
-            if isinstance(t, MultiStepAgent):
-                continue
-            if not hasattr(t, "name") or not hasattr(t, "to_function_spec"):
-                raise TypeError(
-                    f"{t!r} is not a tool: decorate the function with @tool or subclass codeloop.Tool"
-                )
-            self.tools[t.name] = t
-        for agent in self.managed_agents.values():
-            self.tools[agent.name] = _managed_agent_tool(agent)  # type: ignore[index]
+        self._register_tools(tools, managed_agents, add_base_tools)
         self.memory = AgentMemory(self.system_prompt())
         self._run_steps_start = 0
 
@@ -176,6 +157,62 @@ class MultiStepAgent:
             self._console = ConsoleRenderer(level=level)
         else:
             self._console = None
+
+    def _register_tools(
+        self, tools: Sequence[Any], managed_agents: Sequence[MultiStepAgent], add_base_tools: bool
+    ) -> None:
+        """Fill `self.tools` and `self.managed_agents`, refusing any name that would shadow another."""
+        from .tools import FinalAnswerTool
+
+        agents = list(managed_agents) + [t for t in tools if isinstance(t, MultiStepAgent)]
+        explicit = [t for t in tools if not isinstance(t, MultiStepAgent)]
+        for t in explicit:
+            if not hasattr(t, "name") or not hasattr(t, "to_function_spec"):
+                raise TypeError(
+                    f"{t!r} is not a tool: decorate the function with @tool or subclass codeloop.Tool"
+                )
+        if add_base_tools:
+            from .tools import base_tools
+
+            # The defaults come first; a tool passed explicitly under the same name takes its place.
+            for t in base_tools("code" if isinstance(self, CodeAgent) else "tool-calling"):
+                self.tools[t.name] = t
+        given: dict[str, Any] = {}
+        for t in explicit:
+            if t.name in given:
+                raise ToolDefinitionError(
+                    f"two tools are named {t.name!r}: {given[t.name]!r} and {t!r}. The model calls tools by name, "
+                    "so one would hide the other; rename one (@tool(name=...) or its `name` attribute)."
+                )
+            if t.name == "final_answer" and not isinstance(t, FinalAnswerTool):
+                raise ToolDefinitionError(
+                    f"the tool {t!r} is named 'final_answer', which would replace the agent's own final_answer "
+                    "(how a run ends). Rename it; to check answers use final_answer_checks=[...], to change "
+                    "how answers are given subclass codeloop.tools.FinalAnswerTool."
+                )
+            given[t.name] = self.tools[t.name] = t
+        for agent in agents:
+            if not agent.name or not agent.description:
+                raise ValueError(
+                    f"a managed agent needs a name and a description (got name={agent.name!r}); "
+                    "pass name=... and description=... when creating it"
+                )
+            if agent.name in self.managed_agents:
+                raise ToolDefinitionError(
+                    f"two managed agents are named {agent.name!r}; give each a distinct name=..."
+                )
+            if agent.name in self.tools or agent.name == "final_answer":
+                raise ToolDefinitionError(
+                    f"the managed agent {agent.name!r} has the name of a tool; the model calls both by name, "
+                    "so rename the agent (name=...) or the tool."
+                )
+            self.managed_agents[agent.name] = agent
+            self.tools[agent.name] = _managed_agent_tool(agent)
+        for name, t in self.tools.items():
+            self._check_tool_name(name, t)
+
+    def _check_tool_name(self, name: str, tool: Any) -> None:
+        """Hook for subclasses: raise `ToolDefinitionError` if `name` clashes with what the agent relies on."""
 
     # --- prompts --------------------------------------------------------------------------------------------
 
@@ -586,6 +623,22 @@ class CodeAgent(MultiStepAgent):
                 "Use another model or leave use_structured_outputs off."
             )
 
+    def _check_tool_name(self, name: str, tool: Any) -> None:
+        # Tools are plain names in the agent's Python: one named like a builtin or an importable module would
+        # silently take its place (or be replaced by `import x`), and the model's ordinary code would break.
+        if name in _PYTHON_BUILTINS:
+            raise ToolDefinitionError(
+                f"the tool {tool!r} is named {name!r}, like the Python builtin {name}(); in a CodeAgent's code "
+                f"it would hide the builtin. Rename the tool, e.g. @tool(name='{name}_tool') or a `name` attribute."
+            )
+        modules = {m.split(".")[0] for m in self.authorized_imports if m != "*"}
+        if name in modules:
+            raise ToolDefinitionError(
+                f"the tool {tool!r} is named {name!r}, like the module the agent's code may `import {name}`, "
+                "which would replace the tool (or the tool the module). Rename the tool, e.g. "
+                f"@tool(name='{name}_tool') or a `name` attribute."
+            )
+
     def _prompt_values(self) -> dict[str, str]:
         values = super()._prompt_values()
         stubs = [t.to_code_prompt() for t in self.tools.values() if t.name != "final_answer"]
@@ -683,6 +736,7 @@ class CodeAgent(MultiStepAgent):
         self.close()
 
 
+_PYTHON_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
 _FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
     """Ends the task with `answer` (any Python object) as the result."""'''
 
