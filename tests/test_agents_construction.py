@@ -5,12 +5,15 @@ Every mistake here used to be accepted silently and surface only after a (paid) 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 
 from codeloop import CodeAgent, Tool, ToolCallingAgent, tool
-from codeloop.errors import ToolDefinitionError
+from codeloop.errors import MissingExtraError, ModelConfigurationError, ToolDefinitionError
+from codeloop.models import AnthropicModel, InferenceClientModel, OpenAIModel
+from codeloop.models import model as model_from_spec
 from codeloop.testing import ScriptedModel
 from codeloop.tools import FinalAnswerTool
 
@@ -91,3 +94,125 @@ def test_an_explicit_tool_replaces_the_base_tool_of_the_same_name() -> None:
     mine = named("web_search")
     agent = CodeAgent(tools=[mine], model=scripted(), add_base_tools=True, verbosity_level=0)
     assert agent.tools["web_search"] is mine and "visit_webpage" in agent.tools
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("sandbx", r"unknown executor 'sandbx'; did you mean 'sandbox'\? Valid names: 'sandbox', 'local'"),
+        (
+            "kubernetes",
+            r"unknown executor 'kubernetes'\. Valid names: 'sandbox', 'local', 'docker', 'e2b', 'modal'",
+        ),
+    ],
+)
+def test_an_unknown_executor_name_fails_before_any_model_call(spec: str, message: str) -> None:
+    model = scripted()
+    with pytest.raises(ValueError, match=message):
+        CodeAgent(tools=[], model=model, executor=spec)
+    assert model.requests == []
+
+
+def test_an_executor_name_is_read_without_regard_to_case_or_spaces() -> None:
+    agent = CodeAgent(tools=[], model=scripted(), executor=" Local ", verbosity_level=0)
+    assert agent.executor_spec == "local"
+    assert "collections, datetime" in agent.system_prompt()  # the in-process executor's allow-list is shown
+    with agent:
+        assert agent.run("go") == 1
+
+
+def test_an_object_that_is_not_an_executor_is_refused_at_construction() -> None:
+    with pytest.raises(
+        TypeError, match=r"executor must be one of 'sandbox'.*or an Executor instance.*got int"
+    ):
+        CodeAgent(tools=[], model=scripted(), executor=3)
+
+
+@pytest.mark.parametrize(("kind", "module"), [("docker", "docker"), ("e2b", "e2b"), ("modal", "modal")])
+def test_an_executor_whose_sdk_is_missing_fails_at_construction_with_the_install_line(
+    kind: str, module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # how Python marks a module that cannot be imported
+    with pytest.raises(
+        MissingExtraError, match=rf'needs the `{module}` SDK: pip install "codeloop\[{kind}\]"'
+    ):
+        CodeAgent(tools=[], model=scripted(), executor=kind)
+    with pytest.raises(ImportError):  # still an ImportError for code that catches those
+        CodeAgent(tools=[], model=scripted(), executor=kind)
+
+
+@pytest.mark.parametrize(
+    ("factory", "module", "extra"),
+    [
+        (lambda: OpenAIModel("gpt-4o", api_key="k"), "openai", "openai"),
+        (lambda: model_from_spec("openai:gpt-4o", api_key="k"), "openai", "openai"),
+        (lambda: model_from_spec("ollama:qwen2.5-coder"), "openai", "openai"),
+        (lambda: AnthropicModel("claude-sonnet-4-5", api_key="k"), "anthropic", "anthropic"),
+        (lambda: model_from_spec("anthropic:claude-sonnet-4-5", api_key="k"), "anthropic", "anthropic"),
+        (lambda: InferenceClientModel("Qwen/Qwen2.5-Coder-32B-Instruct"), "huggingface_hub", "hf"),
+    ],
+)
+def test_a_model_whose_sdk_is_missing_fails_when_it_is_created(
+    factory: Any, module: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ModelConfigurationError, match=rf'pip install "codeloop\[{extra}\]"'):
+        factory()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("max_steps", 0, "max_steps must be above 0, got 0"),
+        ("max_steps", -3, "max_steps must be above 0"),
+        ("max_tokens", -1, r"max_tokens must be above 0 \(or None for no limit\), got -1"),
+        ("max_tokens", 0, "max_tokens must be above 0"),
+        ("max_cost_usd", -0.5, "max_cost_usd must be above 0"),
+        ("max_cost_usd", float("nan"), "max_cost_usd must be above 0"),
+        ("max_duration_s", -10, "max_duration_s must be above 0"),
+        ("planning_interval", 0, "planning_interval must be above 0"),
+        ("max_print_outputs_length", -1, "max_print_outputs_length must be above 0"),
+    ],
+)
+def test_negative_or_zero_budgets_are_refused_at_construction(setting: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CodeAgent(tools=[], model=scripted(), **{setting: value})
+    if setting != "max_print_outputs_length":
+        with pytest.raises(ValueError, match=message):
+            ToolCallingAgent(tools=[], model=scripted(), **{setting: value})
+
+
+def test_a_budget_of_the_wrong_type_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"max_tokens must be an integer .*got '100'"):
+        ToolCallingAgent(tools=[], model=scripted(), max_tokens="100")
+    with pytest.raises(TypeError, match=r"max_steps must be an integer, got 2.5"):
+        ToolCallingAgent(tools=[], model=scripted(), max_steps=2.5)
+
+
+def test_a_run_refuses_a_bad_max_steps_instead_of_ignoring_it() -> None:
+    model = scripted()
+    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0)
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="max_steps must be above 0"):
+            agent.run("go", max_steps=bad)
+    assert model.requests == []
+    assert agent.run("go", max_steps=1) == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("timeout", -1, r"timeout must be above 0 \(or None for no limit\), got -1"),
+        ("timeout", 0, "timeout must be above 0"),
+        ("retry_deadline_s", -5.0, "retry_deadline_s must be above 0"),
+        ("requests_per_minute", -60, "requests_per_minute must be above 0"),
+        ("max_retries", -1, "max_retries must be 0 or more, got -1"),
+        ("retry_base_delay", -0.1, "retry_base_delay must be 0 or more"),
+    ],
+)
+def test_a_model_refuses_negative_timeouts_and_retry_budgets(setting: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        OpenAIModel("gpt-4o", api_key="k", **{setting: value})
+    with pytest.raises(ValueError, match=message):
+        AnthropicModel("claude-sonnet-4-5", api_key="k", **{setting: value})
+    assert OpenAIModel("gpt-4o", api_key="k", max_retries=0, timeout=None).timeout is None

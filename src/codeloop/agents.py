@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from . import events as ev
+from ._checks import check_limit
 from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
 from .errors import (
     AgentError,
@@ -111,8 +112,11 @@ class MultiStepAgent:
             from .models import model as model_from_spec
 
             model = model_from_spec(model)
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        check_limit("max_steps", max_steps, integer=True, optional=False)
+        check_limit("planning_interval", planning_interval, integer=True)
+        check_limit("max_tokens", max_tokens, integer=True)
+        check_limit("max_cost_usd", max_cost_usd)
+        check_limit("max_duration_s", max_duration_s)
         if name is not None and not name.isidentifier():
             raise ValueError(
                 f"agent name {name!r} must be a valid Python identifier (it is called like a function)"
@@ -338,6 +342,7 @@ class MultiStepAgent:
     ) -> _Loop:
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the task is empty: pass the agent a non-empty string describing what to do")
+        check_limit("max_steps", max_steps, integer=True)
         if additional_args:
             self.state.update(additional_args)
             task += (
@@ -349,7 +354,7 @@ class MultiStepAgent:
         self._interrupt.clear()
         self._last_result = None
         self._failed_listeners.clear()
-        return self._loop(task, image_parts(images or ()), max_steps or self.max_steps)
+        return self._loop(task, image_parts(images or ()), self.max_steps if max_steps is None else max_steps)
 
     def _loop(self, task: str, images: list[dict[str, Any]], max_steps: int) -> _Loop:
         timing = Timing()
@@ -607,10 +612,12 @@ class CodeAgent(MultiStepAgent):
         use_structured_outputs: bool = False,
         **kwargs: Any,
     ) -> None:
+        check_limit("max_print_outputs_length", max_print_outputs_length, integer=True)
+        _check_executor(executor, executor_kwargs or {})
         self.use_structured_outputs = use_structured_outputs
         self.additional_authorized_imports = list(additional_authorized_imports)
         self.authorized_imports = sorted(set(DEFAULT_AUTHORIZED_IMPORTS) | set(additional_authorized_imports))
-        self.executor_spec = executor
+        self.executor_spec = executor.strip().lower() if isinstance(executor, str) else executor
         self.executor_kwargs = dict(executor_kwargs or {})
         self.max_print_outputs_length = max_print_outputs_length
         self._executor: Any = None
@@ -734,6 +741,42 @@ class CodeAgent(MultiStepAgent):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+_EXECUTOR_SDKS = {
+    "docker": ("docker", "client"),
+    "e2b": ("e2b", "sandbox_factory"),
+    "modal": ("modal", "sandbox_factory"),
+}
+"""Executor name -> (the SDK module it needs, the executor_kwargs entry that supplies a ready-made stand-in)."""
+
+
+def _check_executor(spec: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse an unknown executor name, or one whose SDK is not installed, before any run (or paid call)."""
+    from ._extras import install_hint, is_installed
+    from .errors import MissingExtraError
+    from .executors import EXECUTOR_KINDS, Executor
+
+    if not isinstance(spec, str):
+        if not isinstance(spec, Executor):
+            raise TypeError(
+                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))} or an Executor instance "
+                f"(with send_tools, send_variables, run, close), got {type(spec).__name__}"
+            )
+        return
+    kind = spec.strip().lower()
+    if kind not in EXECUTOR_KINDS:
+        import difflib
+
+        close = difflib.get_close_matches(kind, EXECUTOR_KINDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise ValueError(
+            f"unknown executor {spec!r}{hint} Valid names: {', '.join(map(repr, EXECUTOR_KINDS))}."
+        )
+    if kind in _EXECUTOR_SDKS:
+        module, stand_in = _EXECUTOR_SDKS[kind]
+        if stand_in not in kwargs and not is_installed(module):
+            raise MissingExtraError(f"executor={spec!r} needs the `{module}` SDK: {install_hint(kind)}")
 
 
 _PYTHON_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))

@@ -20,6 +20,7 @@ __all__ = [
     "ExecutionError",
     "ToolDefinitionError",
     "SandboxUnavailableError",
+    "MissingExtraError",
 ]
 
 
@@ -94,3 +95,10 @@ class ToolDefinitionError(CodeloopError, ValueError):
 class SandboxUnavailableError(CodeloopError, RuntimeError):
     """An isolated executor cannot run here: bubblewrap or user namespaces are missing (and isolation was
     required), or its worker process could not be started. The message says what is missing and how to fix it."""
+
+
+class MissingExtraError(CodeloopError, ImportError):
+    """An optional dependency (a codeloop extra) is not installed; the message gives the `pip install` line.
+
+    Raised when the object that needs it is created, so no run starts (and no model call is paid) without it.
+    """

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from .._extras import install_hint, is_installed
 from ..errors import ModelConfigurationError
 from .base import ChatMessage, StreamDelta, TokenUsage, ToolCall, ToolCallDelta, parse_arguments, trim_at_stop
 from .reliability import RETRYABLE_STATUSES, ProviderFailure, StreamCutError, retry_after_seconds
@@ -26,8 +27,8 @@ _CACHE = {"type": "ephemeral"}
 def _import_anthropic() -> Any:
     try:
         import anthropic
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ModelConfigurationError('AnthropicModel needs the `anthropic` package: pip install "codeloop[anthropic]"') from exc
+    except ImportError as exc:
+        raise ModelConfigurationError(f"AnthropicModel needs the `anthropic` package: {install_hint('anthropic')}") from exc
     return anthropic
 
 
@@ -128,6 +129,8 @@ class AnthropicModel(RemoteModel):
         client_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        if not is_installed("anthropic"):  # say so now, not at the first (paid) call of a run
+            _import_anthropic()
         super().__init__(model_id, **kwargs)
         self.api_base = api_base
         self.api_key = resolve_api_key(api_key, self.api_key_env, self.provider, required=api_base is None)

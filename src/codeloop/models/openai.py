@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from .._extras import install_hint, is_installed
 from ..errors import ModelConfigurationError
 from ._openai_format import (
     ChatCompletionsModel,
@@ -32,10 +33,8 @@ def import_openai() -> Any:
     """The `openai` package, or an error saying which extra installs it."""
     try:
         import openai
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ModelConfigurationError(
-            'this model needs the `openai` package: pip install "codeloop[openai]"'
-        ) from exc
+    except ImportError as exc:
+        raise ModelConfigurationError(f"this model needs the `openai` package: {install_hint('openai')}") from exc
     return openai
 
 
@@ -72,6 +71,8 @@ class OpenAIModel(ChatCompletionsModel):
         supports_stop: bool | None = None,
         **generate_kwargs: Any,
     ) -> None:
+        if not is_installed("openai"):  # say so now, not at the first (paid) call of a run
+            import_openai()
         super().__init__(model_id, **generate_kwargs)
         self.api_base = api_base or self.default_api_base
         custom_endpoint = api_base is not None

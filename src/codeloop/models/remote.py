@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from .._checks import check_limit
 from ..errors import ModelConfigurationError
 from .base import ApiModel, ChatMessage, StreamDelta, ToolCall, trim_at_stop
 from .reliability import ProviderFailure, RateLimiter, Retrier, RetryPolicy
@@ -103,6 +104,11 @@ class RemoteModel(ApiModel):
         retry_base_delay: float = 1.0,
         **generate_kwargs: Any,
     ) -> None:
+        check_limit("timeout", timeout)
+        check_limit("retry_deadline_s", retry_deadline_s)
+        check_limit("requests_per_minute", requests_per_minute)
+        check_limit("max_retries", max_retries, integer=True, allow_zero=True, optional=False)
+        check_limit("retry_base_delay", retry_base_delay, allow_zero=True, optional=False)
         super().__init__(model_id, **generate_kwargs)
         if not model_id:
             raise ModelConfigurationError(f"{self.provider}: a model id is required, e.g. '{self.provider}:<model>'")
