@@ -19,7 +19,9 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from codeloop import CodeAgent
 from codeloop.errors import ToolDefinitionError
+from codeloop.testing import ScriptedModel
 from codeloop.tools import FunctionTool, Tool, tool
 from codeloop.tools.sharing import ToolLoadError, load_tool, save_tool, tool_source
 
@@ -539,3 +541,37 @@ def test_agent_push_to_hub_and_from_hub(user_tools: Any, hub: str) -> None:
     loaded = load_agent_from_hub("team/forecaster", trust_remote_code=True, endpoint=hub, model=model)
     assert loaded.name == "forecaster" and loaded.max_steps == 5
     assert loaded.run("Weather in Nice?") == "Sunny in Nice, 21 C"
+
+
+def test_a_tool_from_dict_with_a_function_takes_positional_arguments_as_its_prompt_shows() -> None:
+    @tool
+    def scale(value: float, factor: float = 2.0, unit: str = "m") -> str:
+        """Scale a length.
+
+        Args:
+            value: The length.
+            factor: How much to multiply it by.
+            unit: The unit to print.
+        """
+        return f"{value * factor}{unit}"
+
+    remote = Tool.from_dict(
+        scale.to_dict(include_code=False),
+        function=lambda value, factor=2.0, unit="m": f"{value * factor}{unit}",
+    )
+    assert remote.to_code_prompt().startswith(
+        "def scale(value: float, factor: float = 2.0, unit: str = 'm') -> str:"
+    )
+    assert remote(3.0) == remote(value=3.0) == "6.0m"
+    assert remote(3.0, 3.0, unit="cm") == "9.0cm"
+    with pytest.raises(TypeError, match=r"scale\(\) got multiple values for argument 'value'"):
+        remote(1.0, value=2.0)
+    with pytest.raises(TypeError, match=r"scale\(\) takes at most 3 positional arguments but 4 were given"):
+        remote(1.0, 2.0, "m", "extra")
+    agent = CodeAgent(
+        tools=[remote],
+        model=ScriptedModel(["```python\nfinal_answer(scale(1.5, 4.0))\n```"]),
+        executor="local",
+        verbosity_level=0,
+    )
+    assert agent.run("scale it") == "6.0m"  # what a CodeAgent's code does with the stub it was shown

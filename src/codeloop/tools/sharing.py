@@ -668,7 +668,24 @@ def _schema_tool(data: dict[str, Any], function: Any) -> Tool:
         output_type = data.get("output_type", "any")
         output_schema = data.get("output_schema")
 
-        def forward(self, **kwargs: Any) -> Any:
-            return function(**kwargs)
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            # The code prompt shows the inputs as a Python signature, so agent code calls positionally too.
+            return function(**_bind_in_order(self.name, list(self.inputs), args, kwargs))
 
     return SchemaTool()
+
+
+def _bind_in_order(
+    tool_name: str, names: list[str], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """Positional `args` given to the inputs `names` in order, merged with `kwargs`, as Python would bind them."""
+    if len(args) > len(names):
+        raise TypeError(
+            f"{tool_name}() takes at most {len(names)} positional arguments but {len(args)} were given"
+        )
+    bound = dict(kwargs)
+    for name, value in zip(names, args, strict=False):
+        if name in bound:
+            raise TypeError(f"{tool_name}() got multiple values for argument '{name}'")
+        bound[name] = value
+    return bound
