@@ -6,12 +6,13 @@ Every mistake here used to be accepted silently and surface only after a (paid) 
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Any
 
 import pytest
 
 from codeloop import CodeAgent, Tool, ToolCallingAgent, tool
-from codeloop.errors import MissingExtraError, ModelConfigurationError, ToolDefinitionError
+from codeloop.errors import ExecutionError, MissingExtraError, ModelConfigurationError, ToolDefinitionError
 from codeloop.models import AnthropicModel, InferenceClientModel, OpenAIModel
 from codeloop.models import model as model_from_spec
 from codeloop.testing import ScriptedModel
@@ -216,3 +217,67 @@ def test_a_model_refuses_negative_timeouts_and_retry_budgets(setting: str, value
     with pytest.raises(ValueError, match=message):
         AnthropicModel("claude-sonnet-4-5", api_key="k", **{setting: value})
     assert OpenAIModel("gpt-4o", api_key="k", max_retries=0, timeout=None).timeout is None
+
+
+class CountingExecutor:
+    """A real LocalExecutor that counts how often it is closed."""
+
+    def __init__(self) -> None:
+        from codeloop.executors import LocalExecutor
+
+        self.inner = LocalExecutor()
+        self.closed = 0
+
+    def send_tools(self, tools: dict[str, Any]) -> None:
+        self.inner.send_tools(tools)
+
+    def send_variables(self, variables: dict[str, Any]) -> None:
+        self.inner.send_variables(variables)
+
+    def run(self, code: str) -> Any:
+        return self.inner.run(code)
+
+    def close(self) -> None:
+        self.closed += 1
+        self.inner.close()
+
+    def __enter__(self) -> CountingExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@pytest.mark.parametrize("agent_class", AGENTS)
+def test_every_agent_closes_and_works_as_a_context_manager(agent_class: Any) -> None:
+    reply: Any = "```python\nfinal_answer(1)\n```"
+    if agent_class is ToolCallingAgent:
+        reply = {"tool_calls": [{"name": "final_answer", "arguments": {"answer": 1}}]}
+    with agent_class(tools=[], model=ScriptedModel([reply, reply]), verbosity_level=0) as agent:
+        assert agent.run("first") == 1
+    agent.close()  # a second close is harmless
+    assert agent.run("after close, a run starts afresh") == 1
+    agent.close()
+
+
+def test_closing_an_agent_stops_the_worker_it_started_and_its_managed_agents_workers() -> None:
+    helper = CodeAgent(
+        tools=[], model=scripted(), executor="sandbox", name="helper", description="helps", verbosity_level=0
+    )
+    manager = ToolCallingAgent(tools=[], model=scripted(), managed_agents=[helper], verbosity_level=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # reduced isolation where bubblewrap is missing
+        helper.executor.run("x = 1")
+    worker = helper.executor
+    with manager:
+        pass
+    with pytest.raises(ExecutionError, match="executor is closed"):
+        worker.run("x")
+
+
+def test_an_executor_passed_in_stays_open_for_its_owner() -> None:
+    executor = CountingExecutor()
+    with CodeAgent(tools=[], model=scripted(), executor=executor, verbosity_level=0) as agent:
+        assert agent.run("go") == 1
+    assert executor.closed == 0 and executor.run("final_answer(2)").output == 2
+    executor.close()

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import events as ev
 from ._checks import check_limit
@@ -52,6 +52,9 @@ from .memory import (
 from .models.base import ChatMessage, Model, TokenUsage, ToolCall
 from .parsing import extract_code, extract_json_tool_calls
 from .prompts import load_prompt, render
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["MultiStepAgent", "CodeAgent", "ToolCallingAgent", "StepCallback", "FinalAnswerCheck"]
 
@@ -289,6 +292,26 @@ class MultiStepAgent:
     def __call__(self, task: str, **kwargs: Any) -> Any:
         """Run as a managed agent would be run: returns the answer."""
         return self.run(task, **kwargs)
+
+    def close(self) -> None:
+        """Release what the agent created: its executor's worker (CodeAgent), then its managed agents'.
+
+        Objects passed in stay the caller's to close: an `Executor` instance, tools and their MCP
+        connections (`ToolCollection`/`MCPClient` as context managers, or `tool.mcp_client.disconnect()`).
+        Safe to call twice; a later run starts afresh. `with agent:` calls it on exit.
+        """
+        self._close_owned()
+        for agent in self.managed_agents.values():
+            agent.close()
+
+    def _close_owned(self) -> None:
+        """Hook for subclasses: close the resources this agent created itself."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def interrupt(self) -> None:
         """Ask the run to stop before its next step; the steps so far are kept."""
@@ -730,17 +753,11 @@ class CodeAgent(MultiStepAgent):
     def _attach_output(self, callback: Callable[[str], None] | None) -> None:
         self.executor.on_output = callback
 
-    def close(self) -> None:
-        """Close the executor (its worker process, if any)."""
-        if self._executor is not None:
-            self._executor.close()
-            self._executor = None
-
-    def __enter__(self) -> CodeAgent:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _close_owned(self) -> None:
+        # An executor made from a name is the agent's; an Executor instance passed in stays the caller's.
+        executor, self._executor = self._executor, None
+        if executor is not None and isinstance(self.executor_spec, str):
+            executor.close()
 
 
 _EXECUTOR_SDKS = {
