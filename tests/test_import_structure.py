@@ -121,3 +121,50 @@ def test_codeloop_modules_import_each_other_without_cycles() -> None:
     assert "codeloop.agents" in graph and "codeloop.tools.base" in graph  # the walk found the package
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+# Imports inside functions that point back "up" on purpose, each for a public entry point that must stay where
+# users look for it. Any other function-level import that closes a cycle is a layering mistake.
+LAZY_UPWARD_IMPORTS = {
+    # Tool.from_mcp / from_langchain / to_dict / from_dict / save / push_to_hub: public classmethods on the
+    # base class whose work (and optional SDKs: mcp, langchain, huggingface_hub) lives in the modules built
+    # on top of it.
+    ("codeloop.tools.base", "codeloop.tools.mcp"),
+    ("codeloop.tools.base", "codeloop.tools.interop"),
+    ("codeloop.tools.base", "codeloop.tools.sharing"),
+    # FallbackModel accepts spec strings and resolves them with codeloop.models.model(), the package's factory.
+    ("codeloop.models.fallback", "codeloop.models"),
+}
+
+
+def all_imports_graph() -> dict[str, set[str]]:
+    """Module -> every codeloop module it imports, inside functions too (package facades: module level only,
+    as their function-level imports are the lazy re-exports of `__getattr__`)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for module, (path, is_package) in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        nodes = (
+            _module_level_imports(tree)
+            if is_package
+            else (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom))
+        )
+        graph[module] = set()
+        for node in nodes:
+            graph[module] |= _targets(module, is_package, node, modules)
+    return graph
+
+
+def test_even_imports_inside_functions_point_one_way_apart_from_the_listed_entry_points() -> None:
+    graph = all_imports_graph()
+    for source, target in LAZY_UPWARD_IMPORTS:
+        assert target in graph[source], f"{source} no longer imports {target}: drop it from the list"
+        graph[source].discard(target)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle or [])
+
+
+def test_the_console_is_a_listener_that_knows_nothing_of_the_loop() -> None:
+    graph = all_imports_graph()
+    assert not graph["codeloop.console"] & {"codeloop.agents", "codeloop.effects"}
+    assert "codeloop.console" not in graph["codeloop.effects"]

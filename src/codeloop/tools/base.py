@@ -97,6 +97,9 @@ class Tool(metaclass=_ToolMeta):
     """What the result means (a docstring's `Returns:`), shown in the code prompt."""
     input_defs: dict[str, Any] | None = None
     """Definitions that `$ref`s inside `inputs` point to (`#/$defs/<name>`), for recursive structures."""
+    unshareable_reason: str | None = None
+    """Set by tools that cannot be saved or shared as code (they run elsewhere): why, and what to share
+    instead. `save`, `to_dict(include_code=True)` and `push_to_hub` raise with it."""
 
     # Filled by `_finish_definition`.
     required_inputs: list[str]

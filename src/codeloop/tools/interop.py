@@ -17,11 +17,10 @@ class LangChainTool(Tool):
     """A LangChain `BaseTool` seen as a codeloop tool; calls go to its `invoke` / `ainvoke`."""
 
     def __init__(self, langchain_tool: Any) -> None:
-        from .mcp import _python_name
-        from .schema import clean_schema, tool_inputs_from_schema
+        from .schema import clean_schema, python_identifier, tool_inputs_from_schema
 
         self.langchain_tool = langchain_tool
-        self.name = _python_name(str(langchain_tool.name))
+        self.name = python_identifier(str(langchain_tool.name))
         self.description = (
             getattr(langchain_tool, "description", "") or f"The LangChain tool {self.name}."
         ).strip()

@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import keyword
-import re
 import tempfile
 import threading
 import weakref
@@ -32,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..errors import AgentToolExecutionError, CodeloopError, ToolDefinitionError
 from ._loop import background_loop, run_sync
 from .base import Tool
+from .schema import python_identifier
 
 if TYPE_CHECKING:
     import mcp_types
@@ -299,6 +298,10 @@ class _Server:
 class MCPTool(Tool):
     """One tool of an MCP server. Calling it sends `tools/call` to the server; it runs there, not here."""
 
+    unshareable_reason = (
+        "comes from an MCP server and runs there; share the server's command or URL instead of the tool."
+    )
+
     def __init__(
         self, server: _Server, spec: mcp_types.Tool, *, name: str | None = None, structured: bool = True
     ):
@@ -306,7 +309,7 @@ class MCPTool(Tool):
 
         self._server = server
         self.remote_name = spec.name
-        self.name = name or _python_name(spec.name)
+        self.name = name or python_identifier(spec.name)
         self.description = (spec.description or spec.title or f"The MCP tool {spec.name}.").strip()
         schema = clean_schema(dict(spec.input_schema or {}))
         self.inputs = tool_inputs_from_schema(schema)
@@ -363,14 +366,6 @@ def _content_text(blocks: Sequence[Any]) -> str:
         else:
             parts.append(f"[{kind} content: {getattr(block, 'mime_type', None) or 'binary'}]")
     return "\n".join(parts)
-
-
-def _python_name(name: str) -> str:
-    """An MCP tool name made callable from Python code (`get-time` -> `get_time`)."""
-    text = re.sub(r"\W", "_", name)
-    if not text or text[0].isdigit():
-        text = f"tool_{text}"
-    return f"{text}_" if keyword.iskeyword(text) else text
 
 
 class MCPClient:
@@ -458,7 +453,10 @@ class MCPClient:
             assert not isinstance(listed, BaseException)
             for spec in listed:
                 tool = MCPTool(
-                    server, spec, name=prefix + _python_name(spec.name), structured=self.structured_output
+                    server,
+                    spec,
+                    name=prefix + python_identifier(spec.name),
+                    structured=self.structured_output,
                 )
                 if tool.name in owners:
                     await self._close_all()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import keyword
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from ..errors import ToolDefinitionError
 
 __all__ = [
     "OUTPUT_TYPES",
+    "python_identifier",
     "clean_schema",
     "tool_inputs_from_schema",
     "to_json_schema",
@@ -430,6 +432,14 @@ def check_tool_name(name: Any, where: str) -> str:
             "Use letters, digits and underscores, not starting with a digit, and not a Python keyword."
         )
     return name
+
+
+def python_identifier(name: str) -> str:
+    """A tool name from elsewhere (MCP, LangChain) made callable from Python code (`get-time` -> `get_time`)."""
+    text = re.sub(r"\W", "_", name)
+    if not text or text[0].isdigit():
+        text = f"tool_{text}"
+    return f"{text}_" if keyword.iskeyword(text) else text
 
 
 def is_jsonable(value: Any) -> bool:

@@ -169,13 +169,8 @@ def _without_decorators(source: str) -> str:
 
 def tool_source(tool: Tool) -> tuple[str, str, list[str]]:
     """(tool.py text, entry object name, requirements) for a tool; `ToolDefinitionError` names what is missing."""
-    from .mcp import MCPTool
-
-    if isinstance(tool, MCPTool):
-        raise ToolDefinitionError(
-            f"Tool '{tool.name}' comes from an MCP server and runs there; share the server's command or URL "
-            "instead of the tool."
-        )
+    if tool.unshareable_reason:
+        raise ToolDefinitionError(f"Tool '{tool.name}' {tool.unshareable_reason}")
     if isinstance(tool, FunctionTool):
         function = inspect.unwrap(tool.function)
         label = f"Tool '{tool.name}' (function {getattr(function, '__qualname__', function)})"
