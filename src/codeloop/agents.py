@@ -13,7 +13,6 @@ them. The loop is the four lines of every multi-step agent:
 
 from __future__ import annotations
 
-import builtins
 import inspect
 import logging
 import threading
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import events as ev
 from ._checks import check_limit
+from .agent_parts import build_tool_table, check_code_tool_name, check_executor
 from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
 from .errors import (
     AgentError,
@@ -34,7 +34,6 @@ from .errors import (
     AgentToolCallError,
     AgentToolExecutionError,
     ExecutionError,
-    ToolDefinitionError,
 )
 from .memory import (
     ActionStep,
@@ -169,52 +168,16 @@ class MultiStepAgent:
         self, tools: Sequence[Any], managed_agents: Sequence[MultiStepAgent], add_base_tools: bool
     ) -> None:
         """Fill `self.tools` and `self.managed_agents`, refusing any name that would shadow another."""
-        from .tools import FinalAnswerTool
-
-        agents = list(managed_agents) + [t for t in tools if isinstance(t, MultiStepAgent)]
-        explicit = [t for t in tools if not isinstance(t, MultiStepAgent)]
-        for t in explicit:
-            if not hasattr(t, "name") or not hasattr(t, "to_function_spec"):
-                raise TypeError(
-                    f"{t!r} is not a tool: decorate the function with @tool or subclass codeloop.Tool"
-                )
+        defaults: list[Any] = []
         if add_base_tools:
             from .tools import base_tools
 
-            # The defaults come first; a tool passed explicitly under the same name takes its place.
-            for t in base_tools("code" if isinstance(self, CodeAgent) else "tool-calling"):
-                self.tools[t.name] = t
-        given: dict[str, Any] = {}
-        for t in explicit:
-            if t.name in given:
-                raise ToolDefinitionError(
-                    f"two tools are named {t.name!r}: {given[t.name]!r} and {t!r}. The model calls tools by name, "
-                    "so one would hide the other; rename one (@tool(name=...) or its `name` attribute)."
-                )
-            if t.name == "final_answer" and not isinstance(t, FinalAnswerTool):
-                raise ToolDefinitionError(
-                    f"the tool {t!r} is named 'final_answer', which would replace the agent's own final_answer "
-                    "(how a run ends). Rename it; to check answers use final_answer_checks=[...], to change "
-                    "how answers are given subclass codeloop.tools.FinalAnswerTool."
-                )
-            given[t.name] = self.tools[t.name] = t
-        for agent in agents:
-            if not agent.name or not agent.description:
-                raise ValueError(
-                    f"a managed agent needs a name and a description (got name={agent.name!r}); "
-                    "pass name=... and description=... when creating it"
-                )
-            if agent.name in self.managed_agents:
-                raise ToolDefinitionError(
-                    f"two managed agents are named {agent.name!r}; give each a distinct name=..."
-                )
-            if agent.name in self.tools or agent.name == "final_answer":
-                raise ToolDefinitionError(
-                    f"the managed agent {agent.name!r} has the name of a tool; the model calls both by name, "
-                    "so rename the agent (name=...) or the tool."
-                )
-            self.managed_agents[agent.name] = agent
-            self.tools[agent.name] = _managed_agent_tool(agent)
+            defaults = base_tools("code" if isinstance(self, CodeAgent) else "tool-calling")
+        self.tools, self.managed_agents = build_tool_table(
+            [t for t in tools if not isinstance(t, MultiStepAgent)],
+            list(managed_agents) + [t for t in tools if isinstance(t, MultiStepAgent)],
+            defaults,
+        )
         for name, t in self.tools.items():
             self._check_tool_name(name, t)
 
@@ -636,7 +599,7 @@ class CodeAgent(MultiStepAgent):
         **kwargs: Any,
     ) -> None:
         check_limit("max_print_outputs_length", max_print_outputs_length, integer=True)
-        _check_executor(executor, executor_kwargs or {})
+        check_executor(executor, executor_kwargs or {})
         self.use_structured_outputs = use_structured_outputs
         self.additional_authorized_imports = list(additional_authorized_imports)
         self.authorized_imports = sorted(set(DEFAULT_AUTHORIZED_IMPORTS) | set(additional_authorized_imports))
@@ -654,20 +617,7 @@ class CodeAgent(MultiStepAgent):
             )
 
     def _check_tool_name(self, name: str, tool: Any) -> None:
-        # Tools are plain names in the agent's Python: one named like a builtin or an importable module would
-        # silently take its place (or be replaced by `import x`), and the model's ordinary code would break.
-        if name in _PYTHON_BUILTINS:
-            raise ToolDefinitionError(
-                f"the tool {tool!r} is named {name!r}, like the Python builtin {name}(); in a CodeAgent's code "
-                f"it would hide the builtin. Rename the tool, e.g. @tool(name='{name}_tool') or a `name` attribute."
-            )
-        modules = {m.split(".")[0] for m in self.authorized_imports if m != "*"}
-        if name in modules:
-            raise ToolDefinitionError(
-                f"the tool {tool!r} is named {name!r}, like the module the agent's code may `import {name}`, "
-                "which would replace the tool (or the tool the module). Rename the tool, e.g. "
-                f"@tool(name='{name}_tool') or a `name` attribute."
-            )
+        check_code_tool_name(name, tool, self.authorized_imports)
 
     def _prompt_values(self) -> dict[str, str]:
         values = super()._prompt_values()
@@ -760,43 +710,6 @@ class CodeAgent(MultiStepAgent):
             executor.close()
 
 
-_EXECUTOR_SDKS = {
-    "docker": ("docker", "client"),
-    "e2b": ("e2b", "sandbox_factory"),
-    "modal": ("modal", "sandbox_factory"),
-}
-"""Executor name -> (the SDK module it needs, the executor_kwargs entry that supplies a ready-made stand-in)."""
-
-
-def _check_executor(spec: Any, kwargs: dict[str, Any]) -> None:
-    """Refuse an unknown executor name, or one whose SDK is not installed, before any run (or paid call)."""
-    from ._extras import install_hint, is_installed
-    from .errors import MissingExtraError
-    from .executors import EXECUTOR_KINDS, Executor
-
-    if not isinstance(spec, str):
-        if not isinstance(spec, Executor):
-            raise TypeError(
-                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))} or an Executor instance "
-                f"(with send_tools, send_variables, run, close), got {type(spec).__name__}"
-            )
-        return
-    kind = spec.strip().lower()
-    if kind not in EXECUTOR_KINDS:
-        import difflib
-
-        close = difflib.get_close_matches(kind, EXECUTOR_KINDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "."
-        raise ValueError(
-            f"unknown executor {spec!r}{hint} Valid names: {', '.join(map(repr, EXECUTOR_KINDS))}."
-        )
-    if kind in _EXECUTOR_SDKS:
-        module, stand_in = _EXECUTOR_SDKS[kind]
-        if stand_in not in kwargs and not is_installed(module):
-            raise MissingExtraError(f"executor={spec!r} needs the `{module}` SDK: {install_hint(kind)}")
-
-
-_PYTHON_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
 _FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
     """Ends the task with `answer` (any Python object) as the result."""'''
 
@@ -877,34 +790,6 @@ class ToolCallingAgent(MultiStepAgent):
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-
-
-def _managed_agent_tool(agent: MultiStepAgent) -> Any:
-    from .tools import Tool
-
-    class ManagedAgentTool(Tool):
-        """A managed agent seen as a tool: the manager gives it a task and gets its report back."""
-
-        name = agent.name or "agent"
-        description = agent.description or ""
-        inputs = {
-            "task": {
-                "type": "string",
-                "description": "The task, in detail: the agent does not see your context.",
-            },
-            "additional_args": {
-                "type": "object",
-                "description": "Optional values (data, files) the agent can use as variables.",
-                "nullable": True,
-            },
-        }
-        output_type = "string"
-
-        def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> str:
-            output = agent.run(task, additional_args=additional_args)
-            return f"Here is the final answer from your managed agent '{agent.name}':\n{output}"
-
-    return ManagedAgentTool()
 
 
 def _call_flexibly(fn: Callable[..., Any], *args: Any) -> Any:
