@@ -144,3 +144,27 @@ def test_encodable_stream_follows_stdout_and_answers_terminal_questions(
     assert stream.write("x\udcff\n") == 3
     assert written(stdout) == "x\ufffd\n"
     assert stream.encoding == "utf-8" and stream.isatty() is False
+
+
+@pytest.mark.parametrize("use_async", [False, True])
+def test_a_listener_failing_on_streamed_model_text_is_not_blamed_on_the_model(use_async: bool) -> None:
+    def broken(event: events.Event) -> None:
+        if isinstance(event, events.ModelTextDelta):
+            raise UnicodeEncodeError("utf-8", "\udcff", 0, 1, "surrogates not allowed")
+
+    agent = CodeAgent(
+        tools=[],
+        model=ScriptedModel([FINISH]),
+        executor="local",
+        verbosity_level=0,
+        stream_outputs=True,
+        listeners=[broken],
+    )
+    with pytest.warns(RuntimeWarning, match="UnicodeEncodeError"):
+        if use_async:
+            import asyncio
+
+            result = asyncio.run(agent.arun("stream", return_full_result=True))
+        else:
+            result = agent.run("stream", return_full_result=True)
+    assert result.state == "success" and result.output == "done", result.error
