@@ -13,7 +13,7 @@ from tests.sandbox_support import needs_bwrap
 
 from codeloop import CodeAgent, events, tool
 from codeloop.executors import EXECUTOR_KINDS, ExecutionResult, create_executor
-from codeloop.testing import ScriptedModel
+from codeloop.testing import ScriptedModel, ScriptRequest
 
 
 def code(src: str) -> str:
@@ -131,3 +131,51 @@ def test_printed_output_of_sandboxed_code_streams_as_events() -> None:
     with agent:
         logs = [e.text for e in agent.run("stream", stream=True) if isinstance(e, events.ExecutionLog)]
     assert "".join(logs) == "one\ntwo\n" and len(logs) >= 2
+
+
+# Ten steps that build on each other; step 4 is a mistake (an IndexError) that a model makes every few steps.
+_PLAN = [
+    "prices = [12.5, 13.0, 12.8, 13.4]\nprint(len(prices))",
+    "volumes = [100, 150, 120, 130]\nprint(sum(volumes))",
+    "weighted = [p * v for p, v in zip(prices, volumes)]\nprint(len(weighted))",
+    "print(prices[10])",
+    "total_volume = sum(volumes)\nprint(total_volume)",
+    "vwap = sum(weighted) / total_volume\nprint(round(vwap, 3))",
+    "spread = max(prices) - min(prices)\nprint(round(spread, 2))",
+    "summary = {'vwap': round(vwap, 3), 'spread': round(spread, 2)}\nprint(summary)",
+    "summary['days'] = len(prices)\nprint(summary)",
+    "final_answer(summary)",
+]
+
+
+def _next_planned_step(request: ScriptRequest) -> str:
+    """Like a model: move on after each step, but redo a step whose variables turned out to be missing."""
+    done = 0
+    for index, message in enumerate(request.messages):
+        if message.role != "assistant":
+            continue
+        following = request.messages[index + 1 : index + 3]
+        if not any(m.role == "user" and "is not defined" in m.text for m in following):
+            done += 1
+    return code(_PLAN[min(done, len(_PLAN) - 1)])
+
+
+@pytest.mark.parametrize(
+    "isolation", [pytest.param("subprocess", id="subprocess"), pytest.param("bubblewrap", marks=needs_bwrap)]
+)
+def test_a_mistake_at_step_four_costs_one_step_not_the_run(isolation: str) -> None:
+    from codeloop.models import OpenAIModel
+    from codeloop.testing import ScriptedLLMServer
+
+    with ScriptedLLMServer(_next_planned_step) as server:
+        model = OpenAIModel("scripted", api_base=server.base_url, api_key="test")
+        agent = CodeAgent(
+            model=model, executor="sandbox", executor_kwargs={"isolation": isolation}, max_steps=20, verbosity_level=0
+        )
+        with agent:
+            answer = agent.run("Compute the VWAP and the spread of these prices.")
+        assert server.call_count == len(_PLAN)
+    assert answer == {"vwap": 12.956, "spread": 0.9, "days": 4}
+    steps = agent.memory.action_steps
+    assert len(steps) == 10 and "IndexError" in (steps[3].error or "")
+    assert all(step.error is None for index, step in enumerate(steps) if index != 3)

@@ -465,7 +465,7 @@ class WorkerExecutor(ABC):
                     elif kind in ("call", "final"):
                         self._answer_call(connection, message, lambda: self._deadline(started))
                     elif kind in ("done", "error") and message.get("id") == step:
-                        return self._finish(connection, message)
+                        break
                     else:
                         raise _ProtocolViolation(f"unexpected {kind!r} message during a step")
             except TimeoutError:
@@ -485,6 +485,9 @@ class WorkerExecutor(ABC):
             except BaseException:
                 self._discard()  # Ctrl-C or a failing callback: never leave a step running unattended
                 raise
+            # Outside the try above: a step whose code failed ends with an ExecutionError from here, and that is
+            # an ordinary outcome that keeps the worker and its variables, as CPython does.
+            return self._finish(connection, message)
 
     def _run_options(self) -> dict[str, Any]:
         return {}
@@ -525,10 +528,24 @@ class WorkerExecutor(ABC):
             logs += f"\n[{note}]"
         if message.get("final"):
             if self._final is None:
-                raise _ProtocolViolation("final step without a final answer")
+                self._discard()
+                raise ExecutionError(
+                    "The worker broke the protocol (a final step without a final answer) and was stopped. The next "
+                    f"step runs in a fresh worker: {_LOST}.",
+                    logs=logs,
+                )
             return ExecutionResult(self._final[0], logs, True)
         value = message.get("value")
-        return ExecutionResult(None if value is None else wire.decode_value(value), logs, False)
+        try:
+            decoded = None if value is None else wire.decode_value(value)
+        except wire.WireError as exc:
+            # The worker is fine; only this value cannot be rebuilt here (e.g. pandas is missing on the host).
+            raise ExecutionError(
+                f"The code ran, but the value of its last expression could not be read on the host: {exc}. "
+                "Variables are kept; print the value or convert it (e.g. str(), .tolist()) instead.",
+                logs=logs,
+            ) from None
+        return ExecutionResult(decoded, logs, False)
 
     def _answer_call(
         self, connection: _Connection, message: dict[str, Any], deadline: Callable[[], float | None]
