@@ -15,6 +15,9 @@ Values
     types listed in `SAFE_KINDS`; nothing in a marker names a class to import or a function to call, so a hostile
     sandbox cannot make the host run code by sending data. The host never unpickles what the sandbox sends.
     Data from the host to the sandbox may also be a pickle (marker ``pickle``), which only the worker accepts.
+    numpy arrays and pandas DataFrames, Series and Indexes travel exactly (dtypes, names, indexes, NaN/inf);
+    numpy scalars arrive as the equal Python scalar. `encode_or_describe` sends what the format cannot carry
+    exactly as an `OpaqueValue` (type name and repr) rather than failing or arriving altered.
 
 The host-side driver is `codeloop.executors.remote`; the sandbox side is `codeloop.executors.worker`.
 """
@@ -46,7 +49,7 @@ __all__ = [
     "type_name",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Bumped whenever a message changes shape; host and worker refuse to talk across versions."""
 
 MARKER = "$t"
@@ -54,7 +57,7 @@ MARKER = "$t"
 
 SAFE_KINDS = (
     "tuple set frozenset dict bytes bytearray complex int datetime date time timedelta decimal fraction uuid "
-    "range ndarray dataframe series image repr"
+    "range ndarray dataframe series index na nat image repr"
 ).split()
 """Every marker kind the decoder knows (plus ``pickle``, which only the sandbox side accepts)."""
 
@@ -159,6 +162,9 @@ class _Encoder:
         return {MARKER: "dict", "v": pairs}
 
     def encode_other(self, value: Any, path: str) -> Any:
+        pandas = sys.modules.get("pandas")
+        if pandas is not None and (value is pandas.NA or value is pandas.NaT):  # NaT passes for a datetime
+            return {MARKER: "na" if value is pandas.NA else "nat"}
         if isinstance(value, bool):
             return bool(value)
         if isinstance(value, (bytes, bytearray)):
@@ -189,7 +195,12 @@ class _Encoder:
         if isinstance(value, (int, float, str)):  # subclasses (IntEnum, str enums...) travel as their base value
             base = int if isinstance(value, int) else float if isinstance(value, float) else str
             return self.encode(base(value), path)
-        encoded = _encode_optional(self, value, path)
+        try:
+            encoded = _encode_optional(self, value, path)
+        except WireError:
+            if not self.allow_pickle:
+                raise
+            encoded = None  # host to sandbox: a pickle can still carry it
         if encoded is not None:
             return encoded
         if self.allow_pickle:
@@ -206,7 +217,7 @@ class _Encoder:
         raise WireError(
             f"a value of type {type_name(value)}{where} cannot leave the sandbox: only plain data travels "
             "(None, bool, int, float, str, bytes, list, tuple, dict, set, datetime/date/time/timedelta, "
-            "Decimal, Fraction, UUID, complex, numpy arrays, pandas DataFrame/Series, PIL images). "
+            "Decimal, Fraction, UUID, complex, numpy arrays, pandas DataFrame/Series/Index, PIL images). "
             "Convert it first, e.g. to a dict or str()."
         )
 
@@ -234,10 +245,9 @@ def _encode_optional(encoder: _Encoder, value: Any, path: str) -> Any:
             return encoder.encode(value.item(), path)
     pandas = sys.modules.get("pandas")
     if pandas is not None:
-        if isinstance(value, pandas.DataFrame):
-            return {MARKER: "dataframe", "v": _pandas_json(value)}
-        if isinstance(value, pandas.Series):
-            return {MARKER: "series", "name": encoder.encode(value.name, path), "v": _pandas_json(value.to_frame())}
+        encoded = _encode_pandas(encoder, pandas, value, path)
+        if encoded is not None:
+            return encoded
     pil = sys.modules.get("PIL.Image")
     if pil is not None and isinstance(value, pil.Image):
         image = value if value.mode in _IMAGE_MODES else value.convert("RGBA")
@@ -245,11 +255,89 @@ def _encode_optional(encoder: _Encoder, value: Any, path: str) -> Any:
     return None
 
 
-def _pandas_json(frame: Any) -> str:
+# pandas values travel as their parts: each column (and index level) as one array, with the names and dtypes
+# that make the value what it is. Why not a ready-made serializer: pickle would let a hostile sandbox run code on
+# the host; pandas' JSON (the table schema) is lossy (it turned an unnamed bool Series into all-True and float
+# Series into NaN); Arrow IPC or Parquet would be exact but need pyarrow on the host and in every sandbox image,
+# which the stdlib-only worker cannot assume. The arrays themselves use numpy's own dtype strings and raw buffers
+# (exact by construction); object arrays go element by element through the safe format; an extension dtype is
+# named by the string pandas itself parses back (only when that string gives the same dtype). Whatever does not
+# fit raises WireError, so the value arrives as an opaque stand-in with its repr instead of arriving wrong.
+
+
+def _encode_pandas(encoder: _Encoder, pandas: Any, value: Any, path: str) -> Any:
+    if isinstance(value, pandas.DataFrame):
+        columns = [
+            _encode_array(encoder, pandas, value.iloc[:, i], f"{path}.iloc[:, {i}]")
+            for i in range(value.shape[1])
+        ]
+        return {
+            MARKER: "dataframe",
+            "index": _encode_index(encoder, pandas, value.index, f"{path}.index"),
+            "columns": _encode_index(encoder, pandas, value.columns, f"{path}.columns"),
+            "v": columns,
+        }
+    if isinstance(value, pandas.Series):
+        return {
+            MARKER: "series",
+            "name": encoder.encode(value.name, f"{path}.name"),
+            "index": _encode_index(encoder, pandas, value.index, f"{path}.index"),
+            "v": _encode_array(encoder, pandas, value, path),
+        }
+    if isinstance(value, pandas.Index):
+        return {MARKER: "index", "v": _encode_index(encoder, pandas, value, path)}
+    if value is pandas.NA:
+        return {MARKER: "na"}
+    if value is pandas.NaT:
+        return {MARKER: "nat"}
+    return None
+
+
+def _encode_index(encoder: _Encoder, pandas: Any, index: Any, path: str) -> dict[str, Any]:
+    if isinstance(index, pandas.MultiIndex):  # as levels and codes (get_level_values(0) could mean a level's name)
+        numpy = sys.modules["numpy"]
+        return {
+            "levels": [_encode_index(encoder, pandas, level, f"{path}.levels") for level in index.levels],
+            "codes": [encoder.encode(numpy.asarray(codes), f"{path}.codes") for codes in index.codes],
+            "names": [encoder.encode(name, f"{path}.names") for name in index.names],
+        }
+    name = encoder.encode(index.name, f"{path}.name")
+    if isinstance(index, pandas.RangeIndex):
+        return {"range": [index.start, index.stop, index.step], "name": name}
+    encoded = {"v": _encode_array(encoder, pandas, index, path), "name": name}
+    freq = getattr(index, "freqstr", None)
+    if isinstance(freq, str):
+        encoded["freq"] = freq
+    return encoded
+
+
+def _encode_array(encoder: _Encoder, pandas: Any, holder: Any, path: str) -> dict[str, Any]:
+    """The values of a Series or Index (`holder`, whose dtype is numpy's own for numpy-backed data)."""
+    numpy = sys.modules["numpy"]  # pandas imports it
+    dtype = holder.dtype
+    array = holder.array
+    if isinstance(dtype, numpy.dtype):
+        data = numpy.asarray(array)
+        if dtype.kind == "O":
+            return {"obj": [encoder.encode(item, f"{path}[{i}]") for i, item in enumerate(data)]}
+        return {"np": encoder.encode(data, path)}
+    if isinstance(dtype, pandas.CategoricalDtype):
+        return {
+            "categories": _encode_index(encoder, pandas, dtype.categories, f"{path}.categories"),
+            "codes": encoder.encode(numpy.asarray(array.codes), path),
+            "ordered": bool(dtype.ordered),
+        }
+    name = str(dtype)
     try:
-        return str(frame.to_json(orient="table", date_format="iso"))
-    except Exception:  # e.g. a non-unique index, which the table schema rejects
-        return str(frame.to_json(orient="split", date_format="iso"))
+        same = pandas.api.types.pandas_dtype(name) == dtype
+    except Exception:  # pandas cannot parse its own name for this dtype
+        same = False
+    if not same:
+        raise WireError(f"a pandas column of dtype {name} at {path or 'top level'} cannot leave the sandbox")
+    if isinstance(dtype, pandas.DatetimeTZDtype):  # as UTC datetime64 values: exact to the nanosecond
+        return {"dtype": name, "utc": encoder.encode(numpy.asarray(array.tz_convert(None)), path)}
+    items = array.to_numpy(dtype=object)
+    return {"dtype": name, "obj": [encoder.encode(item, f"{path}[{i}]") for i, item in enumerate(items)]}
 
 
 def encode_value(value: Any, *, allow_pickle: bool = False) -> Any:
@@ -267,7 +355,7 @@ def encode_or_describe(value: Any) -> Any:
     """Encode `value`; if the safe format cannot carry it, send its type and repr instead (an `OpaqueValue`)."""
     try:
         return encode_value(value)
-    except WireError:
+    except Exception:  # WireError, or a library value failing in a way of its own: never lose the step for it
         try:
             text = repr(value)
         except Exception as exc:  # a broken __repr__ must not hide the result
@@ -372,7 +460,7 @@ class _Decoder:
             return range(start, stop, step)
         if marker == "repr":
             return OpaqueValue(str(_field(data, "type", str)), str(_field(data, "v", str)))
-        if marker in ("ndarray", "dataframe", "series", "image"):
+        if marker in ("ndarray", "image") or marker in _PANDAS_KINDS:
             return _decode_optional(self, marker, data)
         if marker == "pickle":
             if not self.allow_pickle:
@@ -411,24 +499,103 @@ def _decode_optional(decoder: _Decoder, marker: str, data: dict[str, Any]) -> An
         if count * dtype.itemsize != len(raw):
             raise WireError("malformed 'ndarray' marker: shape and data size disagree")
         return numpy.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-    if marker in ("dataframe", "series"):
-        pandas = _require("pandas", "pandas DataFrame" if marker == "dataframe" else "pandas Series")
-        import io
-
-        text = _field(data, "v", str)
-        orient = "table" if '"schema"' in text[:200] else "split"
-        frame = pandas.read_json(io.StringIO(text), orient=orient)
-        if marker == "dataframe":
-            return frame
-        series = frame.iloc[:, 0]
-        series.name = decoder.decode(data.get("name"))
-        return series
+    if marker in _PANDAS_KINDS:
+        pandas = _require("pandas", _PANDAS_KINDS[marker])
+        return _decode_pandas(decoder, pandas, marker, data)
     pil = _require("PIL.Image", "PIL image")
     mode = _field(data, "mode", str)
     if mode not in _IMAGE_MODES:
         raise WireError(f"refusing an image in mode {mode!r}")
     width, height = (int(n) for n in _field(data, "size", list))
     return pil.frombytes(mode, (width, height), _unb64(data.get("v")))
+
+
+_PANDAS_KINDS = {
+    "dataframe": "pandas DataFrame",
+    "series": "pandas Series",
+    "index": "pandas Index",
+    "na": "pandas.NA",
+    "nat": "pandas.NaT",
+}
+
+
+def _decode_pandas(decoder: _Decoder, pandas: Any, marker: str, data: dict[str, Any]) -> Any:
+    if marker == "na":
+        return pandas.NA
+    if marker == "nat":
+        return pandas.NaT
+    if marker == "index":
+        return _decode_index(decoder, pandas, _field(data, "v", dict))
+    index = _decode_index(decoder, pandas, _field(data, "index", dict))
+    if marker == "series":
+        array = _decode_array(decoder, pandas, _field(data, "v", dict))
+        return pandas.Series(array, index=index, name=decoder.decode(data.get("name")), dtype=array.dtype, copy=False)
+    arrays = [_decode_array(decoder, pandas, column) for column in _field(data, "v", list)]
+    columns = _decode_index(decoder, pandas, _field(data, "columns", dict))
+    if len(columns) != len(arrays):
+        raise WireError("malformed 'dataframe' marker: column names and columns disagree")
+    parts = {i: pandas.Series(a, index=index, dtype=a.dtype, copy=False) for i, a in enumerate(arrays)}
+    frame = pandas.DataFrame(parts, index=index, copy=False)
+    frame.columns = columns
+    return frame
+
+
+def _decode_index(decoder: _Decoder, pandas: Any, data: dict[str, Any]) -> Any:
+    import numpy
+
+    if not isinstance(data, dict):
+        raise WireError("malformed pandas index")
+    if "levels" in data:
+        levels = [_decode_index(decoder, pandas, level) for level in _field(data, "levels", list)]
+        codes = [decoder.decode(level_codes) for level_codes in _field(data, "codes", list)]
+        if not all(isinstance(level_codes, numpy.ndarray) and level_codes.dtype.kind == "i" for level_codes in codes):
+            raise WireError("malformed pandas MultiIndex: codes must be integer arrays")
+        names = [decoder.decode(name) for name in _field(data, "names", list)]
+        return pandas.MultiIndex(levels=levels, codes=codes, names=names, verify_integrity=True)
+    name = decoder.decode(data.get("name"))
+    if "range" in data:
+        start, stop, step = (int(part) for part in _field(data, "range", list))
+        return pandas.RangeIndex(start, stop, step, name=name)
+    array = _decode_array(decoder, pandas, _field(data, "v", dict))
+    index = pandas.Index(array, dtype=array.dtype, name=name, copy=False)
+    freq = data.get("freq")
+    if isinstance(freq, str):
+        index = pandas.DatetimeIndex(index, freq=freq)
+    return index
+
+
+def _decode_array(decoder: _Decoder, pandas: Any, data: Any) -> Any:
+    import numpy
+
+    if not isinstance(data, dict):
+        raise WireError("malformed pandas column")
+    if "np" in data:
+        array = decoder.decode(data["np"])
+        if not isinstance(array, numpy.ndarray) or array.ndim != 1:
+            raise WireError("malformed pandas column: expected a one-dimensional array")
+        return array
+    if "categories" in data:
+        categories = _decode_index(decoder, pandas, _field(data, "categories", dict))
+        codes = decoder.decode(data.get("codes"))
+        if not isinstance(codes, numpy.ndarray) or codes.dtype.kind != "i":
+            raise WireError("malformed categorical column: codes must be an integer array")
+        dtype = pandas.CategoricalDtype(categories, ordered=bool(data.get("ordered")))
+        return pandas.Categorical.from_codes(codes, dtype=dtype)
+    items = [decoder.decode(item) for item in _field(data, "obj", list)] if "obj" in data else None
+    name = data.get("dtype")
+    if name is None:
+        array = numpy.empty(len(items or ()), dtype=object)
+        array[:] = items  # element by element: a list of lists must not become a 2-D array
+        return array
+    dtype = pandas.api.types.pandas_dtype(_field(data, "dtype", str))
+    if isinstance(dtype, pandas.DatetimeTZDtype):
+        utc = decoder.decode(data.get("utc"))
+        if not isinstance(utc, numpy.ndarray) or utc.dtype.kind != "M":
+            raise WireError("malformed pandas column: expected UTC datetime64 values")
+        return pandas.array(utc).tz_localize("UTC").tz_convert(dtype.tz)
+    if items is None:
+        raise WireError("malformed pandas column: no values")
+    return pandas.array(items, dtype=dtype)
 
 
 def decode_value(data: Any, *, allow_pickle: bool = False) -> Any:

@@ -348,6 +348,8 @@ class WorkerExecutor(ABC):
         """Put copies of these values into the code's namespace (they survive a restart of the worker).
 
         Values go in the safe format, or pickled when they need to (the worker may unpickle; the host never does).
+        Starts the worker if it is not running, and raises `TypeError` naming every value it could not rebuild
+        (e.g. an instance of a class that exists only on the host); the other values are delivered.
         """
         for name in variables:
             _check_name("variable", name)
@@ -357,14 +359,14 @@ class WorkerExecutor(ABC):
             except wire.WireError as exc:
                 raise TypeError(f"variable {name!r} cannot be sent to the worker: {exc}") from None
         with self._lock:
-            self._variables.update(variables)
+            # The worker starts now if it has not yet: whether a value can be rebuilt inside it is known only
+            # there, and a variable that cannot must be refused here, not dropped silently at the first step.
+            self._connect()
             failed: dict[str, str] = {}
-            if self._connection is not None:
-                self._guarded(
-                    lambda: failed.update(self._push_variables(variables, time.monotonic() + self.startup_timeout))
-                )
-            for name in failed:
-                del self._variables[name]
+            self._guarded(
+                lambda: failed.update(self._push_variables(variables, time.monotonic() + self.startup_timeout))
+            )
+            self._variables.update({name: value for name, value in variables.items() if name not in failed})
             if failed:
                 details = "; ".join(f"variable {name!r}: {error}" for name, error in sorted(failed.items()))
                 raise TypeError(
@@ -428,11 +430,14 @@ class WorkerExecutor(ABC):
                 values = reply.get("v")
                 if not isinstance(values, dict):
                     raise _ProtocolViolation("values without a mapping")
-                return {str(name): wire.decode_value(data) for name, data in values.items()}
-            except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError, wire.WireError) as exc:
+            except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError) as exc:
                 detail = self._death_detail(connection, exc)
                 self._discard()
                 raise ExecutionError(f"Could not read variables from the worker: {detail}") from None
+            try:
+                return {str(name): wire.decode_value(data) for name, data in values.items()}
+            except wire.WireError as exc:  # the worker is fine; this host cannot rebuild a value (or it is forged)
+                raise ExecutionError(f"Could not read variables from the worker: {exc}") from None
 
     # --- running code --------------------------------------------------------------------------------------------
 
