@@ -86,3 +86,67 @@ def test_a_step_that_kills_its_worker_restarts_it_and_says_what_was_lost(isolati
         assert "time limit of 1 seconds" in str(caught.value) and "restarted" in str(caught.value)
         assert sandbox.run("(given, 'mine' in globals())").output == (5, False)
         assert sandbox.restarts == 2
+
+
+# --- the message size limit (issue 8 §2.7) ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_limit() -> Iterator[SandboxExecutor]:
+    with SandboxExecutor(isolation="subprocess", timeout=20, max_message_mb=1) as executor:
+        executor.send_tools({"big": lambda: "x" * (2 * 2**20), "length": len})
+        executor.run("kept = 'still here'")
+        yield executor
+
+
+def test_a_tool_result_over_the_limit_is_a_clear_error_and_the_worker_survives(
+    small_limit: SandboxExecutor, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(ExecutionError) as caught:
+        small_limit.run("result = big()")
+    message = str(caught.value)
+    assert "MessageTooLarge: the result of tool 'big' is 2.0 MiB, over the 1 MiB limit" in message
+    assert "max_message_mb" in message and "_ProtocolBroken" not in message and "RuntimeError" not in message
+    assert any("the result of tool 'big' is 2.0 MiB" in record.getMessage() for record in caplog.records)
+    assert small_limit.run("kept").output == "still here" and small_limit.restarts == 0
+
+
+def test_data_from_the_worker_over_the_limit_is_refused_without_a_restart(
+    small_limit: SandboxExecutor,
+) -> None:
+    small_limit.run("blob = 'y' * (2 * 2**20)")
+    with pytest.raises(ExecutionError, match="value of the last expression is 2.0 MiB, over the 1 MiB limit"):
+        small_limit.run("blob")
+    with pytest.raises(ExecutionError, match="MessageTooLarge: the arguments of this tool call is 2.0 MiB"):
+        small_limit.run("length(blob)")
+    with pytest.raises(ExecutionError, match="the final answer is 2.0 MiB"):
+        small_limit.run("final_answer(blob)")
+    with pytest.raises(
+        ExecutionError, match="variables could not be returned.*2.0 MiB, over the 1 MiB limit"
+    ):
+        small_limit.get_variables(["blob"])
+    assert (
+        small_limit.run("len(blob), kept").output == (2 * 2**20, "still here") and small_limit.restarts == 0
+    )
+
+
+def test_variables_over_the_limit_are_refused_by_name_and_many_small_ones_still_travel(
+    small_limit: SandboxExecutor,
+) -> None:
+    from codeloop.executors.protocol import MessageTooLarge
+
+    with pytest.raises(MessageTooLarge, match="variable 'huge' is 2.0 MiB, over the 1 MiB limit"):
+        small_limit.send_variables({"huge": "z" * (2 * 2**20)})
+    parts = {f"part{i}": "p" * 300_000 for i in range(5)}  # 1.5 MB together: more than one message
+    small_limit.send_variables(parts)
+    assert (
+        small_limit.run("sum(len(v) for k, v in globals().items() if k.startswith('part'))").output
+        == 1_500_000
+    )
+    assert small_limit.run("kept").output == "still here" and small_limit.restarts == 0
+
+
+def test_a_raised_limit_holds_on_both_sides() -> None:
+    with SandboxExecutor(isolation="subprocess", timeout=30, max_message_mb=80) as executor:
+        executor.send_tools({"big": lambda: "x" * (70 * 2**20)})  # over the default 64 MiB
+        assert executor.run("len(big())").output == 70 * 2**20

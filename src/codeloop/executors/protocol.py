@@ -40,6 +40,9 @@ __all__ = [
     "MARKER",
     "SAFE_KINDS",
     "WireError",
+    "MessageTooLarge",
+    "DEFAULT_MAX_MESSAGE_MB",
+    "too_large",
     "OpaqueValue",
     "encode_value",
     "decode_value",
@@ -69,6 +72,24 @@ _NDARRAY_KINDS = frozenset("biufcmMSU")
 
 class WireError(TypeError):
     """A value cannot travel in the safe format (or a received message is malformed); the message says why."""
+
+
+DEFAULT_MAX_MESSAGE_MB = 64
+"""Default size limit of one message between the host and the worker (a tool result, a value, the code), in MiB;
+executors take `max_message_mb` to change it. It bounds the memory a message costs on both sides."""
+
+
+class MessageTooLarge(ValueError):
+    """A message between the host and the worker would be over the size limit; the message says what and how big."""
+
+
+def too_large(what: str, size: int, limit: int) -> str:
+    """The explanation for `what` being `size` bytes when one message may carry `limit` bytes."""
+    return (
+        f"{what} is {size / 2**20:.1f} MiB, over the {limit / 2**20:g} MiB limit for one message between the host "
+        "and the sandbox. Work with less data at a time (filter, summarise or page through it, or keep big data "
+        "in files); the limit is the executor's max_message_mb (e.g. executor_kwargs={'max_message_mb': 256})."
+    )
 
 
 class OpaqueValue:

@@ -207,7 +207,9 @@ class WorkerExecutor(ABC):
         timeout: Wall-clock seconds a step's code may run (time inside host tools is not counted); None for none.
         max_print_outputs_length: Printed output kept per step (head and tail beyond it, with a note).
         on_output: Called with each chunk of printed text as the code prints it (streamed, ~20 times a second).
-        max_message_mb: Largest single message accepted from the worker (tool arguments, results).
+        max_message_mb: Largest single message between the host and the worker, in MiB (a tool's result or
+            arguments, a value, the variables sent): a larger one is refused with an error that gives its size
+            and this limit; the worker and its variables are kept.
         startup_timeout: Seconds to wait for a new worker to be ready.
     """
 
@@ -278,7 +280,7 @@ class WorkerExecutor(ABC):
             hello = connection.receive(deadline)
             if hello.get("op") != "hello" or hello.get("protocol") != wire.PROTOCOL_VERSION:
                 raise _ProtocolViolation(f"expected hello for protocol {wire.PROTOCOL_VERSION}, got {hello}")
-            connection.send(self._init_message(hello), deadline)
+            connection.send({**self._init_message(hello), "max_message_bytes": self.max_message_bytes}, deadline)
             ready = connection.receive(deadline)
             if ready.get("op") != "ready":
                 raise _ProtocolViolation(f"expected ready, got {ready.get('op')!r}")
@@ -355,9 +357,11 @@ class WorkerExecutor(ABC):
             _check_name("variable", name)
         for name, value in variables.items():
             try:
-                wire.encode_value(value, allow_pickle=True)
+                size = len(wire.dump_message({"v": wire.encode_value(value, allow_pickle=True)}))
             except wire.WireError as exc:
                 raise TypeError(f"variable {name!r} cannot be sent to the worker: {exc}") from None
+            if size > self.max_message_bytes:
+                raise wire.MessageTooLarge(wire.too_large(f"variable {name!r}", size, self.max_message_bytes))
         with self._lock:
             # The worker starts now if it has not yet: whether a value can be rebuilt inside it is known only
             # there, and a variable that cannot must be refused here, not dropped silently at the first step.
@@ -393,11 +397,30 @@ class WorkerExecutor(ABC):
     def _push_variables(self, variables: dict[str, Any], deadline: float) -> dict[str, str]:
         """Send variables; return {name: error} for those the worker could not rebuild."""
         connection = self._connect_for_push()
-        encoded = {name: wire.encode_value(value, allow_pickle=True) for name, value in variables.items()}
-        connection.send({"op": "vars", "v": encoded}, deadline)
-        reply = self._expect(connection, "ok", deadline)
-        failed = reply.get("failed")
-        return {str(k): str(v) for k, v in failed.items()} if isinstance(failed, dict) else {}
+        failed: dict[str, str] = {}
+        for batch in self._batches(variables):
+            connection.send_raw(batch, deadline)
+            reply = self._expect(connection, "ok", deadline)
+            names = reply.get("failed")
+            failed.update({str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {})
+        return failed
+
+    def _batches(self, variables: dict[str, Any]) -> list[bytes]:
+        """``vars`` messages under the size limit (each variable alone fits: `send_variables` checked it)."""
+        batches: list[bytes] = []
+        pending: dict[str, Any] = {}
+        pending_size = 0
+        for name, value in variables.items():
+            item = wire.encode_value(value, allow_pickle=True)
+            size = len(wire.dump_message({"op": "vars", "v": {name: item}}))  # the sum bounds the batch's size
+            if pending and pending_size + size > self.max_message_bytes:
+                batches.append(wire.dump_message({"op": "vars", "v": pending}))
+                pending, pending_size = {}, 0
+            pending[name] = item
+            pending_size += size
+        if pending:
+            batches.append(wire.dump_message({"op": "vars", "v": pending}))
+        return batches
 
     def _connect_for_push(self) -> _Connection:
         assert self._connection is not None
@@ -430,10 +453,13 @@ class WorkerExecutor(ABC):
                 values = reply.get("v")
                 if not isinstance(values, dict):
                     raise _ProtocolViolation("values without a mapping")
+                refused = reply.get("error")
             except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError) as exc:
                 detail = self._death_detail(connection, exc)
                 self._discard()
                 raise ExecutionError(f"Could not read variables from the worker: {detail}") from None
+            if isinstance(refused, str):  # e.g. over the size limit; the worker is fine
+                raise ExecutionError(refused)
             try:
                 return {str(name): wire.decode_value(data) for name, data in values.items()}
             except wire.WireError as exc:  # the worker is fine; this host cannot rebuild a value (or it is forged)
@@ -460,8 +486,11 @@ class WorkerExecutor(ABC):
             if stray is not None:
                 stray()  # whatever leftover threads wrote between steps does not belong to this step
             started = time.monotonic()
+            request = wire.dump_message({"op": "run", "id": step, "code": code, **self._run_options()})
+            if len(request) > self.max_message_bytes:
+                raise ExecutionError(wire.too_large("the code", len(request), self.max_message_bytes))
             try:
-                connection.send({"op": "run", "id": step, "code": code, **self._run_options()}, self._deadline(started))
+                connection.send_raw(request, self._deadline(started))
                 while True:
                     message = connection.receive(self._deadline(started))
                     kind = message["op"]
@@ -569,6 +598,12 @@ class WorkerExecutor(ABC):
             data = wire.dump_message(reply)
         except (ValueError, TypeError) as exc:
             data = wire.dump_message(_raise_reply(TypeError(f"the tool's result could not be sent: {exc}")))
+        if len(data) > self.max_message_bytes:
+            # Refused here, as an exception in the calling code: the worker (and its variables) stay intact.
+            what = "the final answer" if message["op"] == "final" else f"the result of tool {message.get('tool')!r}"
+            text = wire.too_large(what, len(data), self.max_message_bytes)
+            logger.warning("%s", text)
+            data = wire.dump_message(_raise_reply(wire.MessageTooLarge(text)))
         connection.send_raw(data, deadline())
 
     def _call_tool(self, message: dict[str, Any]) -> dict[str, Any]:

@@ -119,7 +119,8 @@ class SandboxExecutor(WorkerExecutor):
         python: Interpreter to run in the sandbox (default: this one); its stdlib and libraries are bound.
         site_dirs: Site-packages directories to bind and import from (default: this environment's).
         bwrap: Path of the bubblewrap binary (default: `bwrap` on PATH).
-        max_message_mb: Largest message accepted from the worker.
+        max_message_mb: Largest single message between the host and the worker, in MiB (a tool's result, a
+            value, the variables sent); larger ones are refused with an error giving the size and this limit.
     """
 
     def __init__(

@@ -53,6 +53,14 @@ _SLOW_COLLECTION_SECONDS = 0.00025
 _SLOW_COLLECTION_SKIPS = 10
 
 
+_WHAT_IS_SENT = {
+    "call": "the arguments of this tool call",
+    "final": "the final answer",
+    "done": "the value of the last expression",
+    "values": "the variables asked for",
+}
+
+
 class FinalAnswerSignal(BaseException):
     """Raised by `final_answer` to end the step; a BaseException so `except Exception` cannot swallow it."""
 
@@ -74,9 +82,7 @@ class _Channel:
     def send(self, message: dict[str, Any]) -> None:
         data = wire.dump_message(message)
         if len(data) > self.max_bytes:
-            raise wire.WireError(
-                f"the message is {len(data) / 2**20:.1f} MiB, over the {self.max_bytes / 2**20:.0f} MiB limit"
-            )
+            raise wire.MessageTooLarge(wire.too_large(_WHAT_IS_SENT.get(message["op"], "the data"), len(data), self.max_bytes))
         view = memoryview(data)
         with self.send_lock:
             while view:
@@ -87,8 +93,8 @@ class _Channel:
         line = self.reader.readline(self.max_bytes + 1)
         if not line:
             raise _ProtocolBroken("the host closed the channel")
-        if not line.endswith(b"\n"):
-            raise _ProtocolBroken("message from the host is too long or truncated")
+        if not line.endswith(b"\n"):  # the host checks sizes before sending, so this is a broken channel
+            raise _ProtocolBroken(f"a message from the host over {self.max_bytes} bytes, or truncated")
         try:
             return wire.load_message(line)
         except wire.WireError as exc:
@@ -226,6 +232,9 @@ class _Worker:
             int(message.get("stream_limit", 500_000)),
             float(message.get("flush_interval", 0.05)),
         )
+        limit = message.get("max_message_bytes")
+        if isinstance(limit, int) and limit > 0:
+            self.channel.max_bytes = limit  # the host's limit, so both ends refuse the same sizes
         _unblock_signals()
         if message.get("die_with_parent"):
             problems += _die_with_parent()
@@ -451,6 +460,8 @@ def _rebuild_exception(reply: dict[str, Any]) -> BaseException:
             pass
     kind = str(reply.get("etype") or "Exception")
     message = str(reply.get("message") or "")
+    if kind == "MessageTooLarge":  # the host's class, which the sandbox has too (unpickling looked for codeloop's)
+        return wire.MessageTooLarge(message)
     builtin = getattr(builtins, kind, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception):
         try:
@@ -558,7 +569,7 @@ def _install_seccomp(program: bytes) -> str | None:
     return None
 
 
-def main(reader: BinaryIO, max_bytes: int = 64 * 2**20) -> None:
+def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20) -> None:
     """Serve the protocol on `reader` (the host's stream) and file descriptor 1 until the host goes away."""
     out_fd = os.dup(1)
     os.dup2(2, 1)  # stray writes to fd 1 (C code, a crash report) go to the diagnostics stream, not the protocol
@@ -611,5 +622,9 @@ def _serve(worker: _Worker, channel: _Channel) -> None:
         if reply is not None:
             try:
                 channel.send(reply)
-            except wire.WireError as exc:
-                channel.send({"op": "error", "id": message.get("id"), "message": f"The result could not be returned: {exc}", "logs": reply.get("logs", ""), "rest": "", "restart": None})
+            except (wire.WireError, wire.MessageTooLarge) as exc:
+                if op == "get":
+                    channel.send({"op": "values", "v": {}, "missing": [], "error": f"The variables could not be returned: {exc}"})
+                else:
+                    text = f"The code ran, but its result could not be returned: {exc}"
+                    channel.send({"op": "error", "id": message.get("id"), "message": text, "logs": reply.get("logs", ""), "rest": "", "restart": None})
