@@ -22,6 +22,7 @@ import _ast
 import _thread
 import binascii
 import builtins
+import codecs
 import io
 import os
 import sys
@@ -101,6 +102,36 @@ class _Channel:
             raise _ProtocolBroken(str(exc)) from None
 
 
+class _BinaryCapture(io.BufferedIOBase):
+    """`sys.stdout.buffer` (and `sys.stderr.buffer`) in the sandbox: bytes written here join the printed text,
+    decoded as UTF-8 (a character split across writes is kept whole; invalid bytes show as escapes)."""
+
+    def __init__(self, text: _Capture) -> None:
+        super().__init__()
+        self.text = text
+        self.decoder = codecs.getincrementaldecoder("utf-8")("backslashreplace")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:  # type: ignore[override]
+        chunk = bytes(memoryview(data))  # what `BufferedWriter.write` accepts: any bytes-like object
+        decoded = self.decoder.decode(chunk)
+        if decoded:
+            self.text.write(decoded)
+        return len(chunk)
+
+    def flush(self) -> None:
+        """Text is streamed on the capture's schedule; an explicit flush changes nothing."""
+
+    def end_step(self) -> None:
+        """Write out a partial character left at the end of a step (as escapes) and start afresh."""
+        rest = self.decoder.decode(b"", final=True)
+        self.decoder.reset()
+        if rest:
+            self.text.write(rest)
+
+
 class _Capture(io.TextIOBase):
     """Stands in for sys.stdout/sys.stderr: keeps the step's output (bounded) and streams it to the host."""
 
@@ -120,6 +151,7 @@ class _Capture(io.TextIOBase):
         self.wake = _thread.allocate_lock()
         self.wake.acquire()
         self.flusher_started = False
+        self.buffer = _BinaryCapture(self)
 
     def begin(self) -> None:
         with self.lock:
@@ -188,6 +220,7 @@ class _Capture(io.TextIOBase):
 
     def finish(self) -> tuple[str, str]:
         """End of step: (the kept output for the model, the part of the stream not sent yet)."""
+        self.buffer.end_step()
         with self.lock:
             rest = "".join(self.pending)
             self.pending.clear()
