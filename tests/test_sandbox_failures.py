@@ -150,3 +150,19 @@ def test_a_raised_limit_holds_on_both_sides() -> None:
     with SandboxExecutor(isolation="subprocess", timeout=30, max_message_mb=80) as executor:
         executor.send_tools({"big": lambda: "x" * (70 * 2**20)})  # over the default 64 MiB
         assert executor.run("len(big())").output == 70 * 2**20
+
+
+def test_a_worker_lost_between_steps_is_announced_at_the_next_step() -> None:
+    import os
+    import signal
+
+    with SandboxExecutor(isolation="subprocess", timeout=5) as sandbox:
+        sandbox.run("mine = 1")
+        os.kill(sandbox.run("import os\nos.getpid()").output, signal.SIGKILL)
+        sandbox.send_tools({"ping": lambda: "pong"})  # finds the worker gone and replaces it
+        result = sandbox.run("print(ping(), 'mine' in globals())")
+        assert result.logs.startswith(
+            "[Before this step the worker stopped (killed by SIGKILL) and was restarted"
+        )
+        assert "lost" in result.logs and result.logs.endswith("pong False\n")
+        assert sandbox.run("print('quiet')").logs == "quiet\n"  # said once

@@ -246,6 +246,7 @@ class WorkerExecutor(ABC):
         self._step = 0
         self._final: tuple[Any] | None = None
         self._tool_seconds = 0.0
+        self._lost_note: str | None = None
         self.restarts = 0
 
     # --- hooks for subclasses ------------------------------------------------------------------------------------
@@ -381,8 +382,16 @@ class WorkerExecutor(ABC):
     def _guarded(self, action: Callable[[], None]) -> None:
         try:
             action()
-        except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError, OSError):
+        except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError, OSError) as exc:
+            connection = self._connection
+            detail = self._death_detail(connection, exc) if connection is not None else type(exc).__name__
             self._discard()  # the next step starts a fresh worker, which gets everything again
+            self._note_lost_state(detail.splitlines()[0])
+
+    def _note_lost_state(self, why: str) -> None:
+        """Remember to tell the next step that a worker holding the code's state was replaced between steps."""
+        if self._step > 0:
+            self._lost_note = f"Before this step the worker stopped ({why}) and was restarted: {_LOST}."
 
     def _push_tools(self, tools: dict[str, Any], deadline: float) -> None:
         connection = self._connect_for_push()
@@ -457,6 +466,7 @@ class WorkerExecutor(ABC):
             except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError) as exc:
                 detail = self._death_detail(connection, exc)
                 self._discard()
+                self._note_lost_state(detail.splitlines()[0] if detail else "it stopped answering")
                 raise ExecutionError(f"Could not read variables from the worker: {detail}") from None
             if isinstance(refused, str):  # e.g. over the size limit; the worker is fine
                 raise ExecutionError(refused)
@@ -475,6 +485,19 @@ class WorkerExecutor(ABC):
         """
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, got {type(code).__name__}")
+        with self._lock:
+            note, self._lost_note = self._lost_note, None
+            try:
+                result = self._run_step(code)
+            except ExecutionError as exc:
+                if note:
+                    raise ExecutionError(f"{note}\n{exc}", logs=exc.logs) from None
+                raise
+            if note:
+                return ExecutionResult(result.output, f"[{note}]\n{result.logs}", result.is_final_answer)
+            return result
+
+    def _run_step(self, code: str) -> ExecutionResult:
         with self._lock:
             connection = self._connect()
             self._step += 1
