@@ -326,7 +326,11 @@ def exercise_worker(executor: Any) -> None:
     with pytest.raises(ExecutionError, match="(?s)Error on line 2.*ZeroDivisionError"):
         executor.run("print('before')\n1 / 0")
     # A failing step keeps the worker (the same container or cloud sandbox) and the variables made before it.
-    for failing, error in (("x[99]", "IndexError"), ("undefined_name", "NameError"), ("def f(:", "SyntaxError")):
+    for failing, error in (
+        ("x[99]", "IndexError"),
+        ("undefined_name", "NameError"),
+        ("def f(:", "SyntaxError"),
+    ):
         with pytest.raises(ExecutionError, match=error) as caught:
             executor.run(failing)
         assert "fresh worker" not in str(caught.value)
