@@ -1,5 +1,5 @@
 """LocalExecutor's limits: the time limit really stops code (on the main thread and on the worker thread), time in
-tools is not counted, memory growth per step is capped, output is bounded, and what cannot be stopped in-process
+tools is not counted, memory growth per step is capped without touching the process's limits, output is bounded, and what cannot be stopped in-process
 is pinned here (see the README, LocalExecutor, "known limitations")."""
 
 from __future__ import annotations
@@ -146,14 +146,45 @@ def test_time_inside_tools_is_not_counted(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_memory_growth_per_step_is_capped(mode: str) -> None:
-    with LocalExecutor(memory_limit_mb=200) as executor:
+    with LocalExecutor(memory_limit_mb=100) as executor:
         with pytest.raises(ExecutionError) as info:
-            in_mode(mode, lambda: executor.run("kept = 1\nbig = bytearray(2 ** 31)"))
-        assert "MemoryError" in str(info.value) and "at most 200 MiB" in str(info.value)
-        with pytest.raises(ExecutionError, match="MemoryError"):
-            in_mode(mode, lambda: executor.run("chunks = []\nwhile True:\n    chunks.append(b'x' * 2 ** 24)"))
-        assert in_mode(mode, lambda: executor.run("del chunks\nkept")).output == 1
-    assert len(bytearray(2**28)) == 2**28  # the limit is gone once the step is over
+            in_mode(
+                mode,
+                lambda: executor.run("kept = 1\nchunks = []\nwhile True:\n    chunks.append(b'x' * 2 ** 24)"),
+            )
+        assert "MemoryError" in str(info.value) and "more than 100 MiB" in str(info.value)
+        assert in_mode(mode, lambda: executor.run("n = len(chunks)\ndel chunks\nkept")).output == 1
+        assert 6 <= executor.run("n").output < 40  # stopped soon after crossing 100 MiB, 16 MiB at a time
+    assert len(bytearray(2**28)) == 2**28  # nothing stays limited once the step is over
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "code", ["big = 1 << (10 ** 11)", "n = 10 ** 11\nbig = 1 << n", "big = 10 ** 10 ** 10", "big = pow(7, 10 ** 11)",
+             "big = 3\nbig **= 10 ** 11"],
+)  # fmt: skip
+def test_one_huge_integer_is_refused_before_it_is_allocated(mode: str, code: str) -> None:
+    # one native call nothing can interrupt: `1 << 10**11` would zero 12.5 GB before any check could run
+    with LocalExecutor(memory_limit_mb=100) as executor:
+        with pytest.raises(ExecutionError) as info:
+            in_mode(mode, lambda: executor.run(code))
+        assert "MemoryError" in str(info.value) and "memory limit of 100 MiB" in str(info.value)
+        assert executor.run("(1 << 4096, 2 ** 64, pow(3, 5, 7), 5 ** 2.5)").output == (
+            1 << 4096, 2**64, 5, 5**2.5,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_step_never_changes_the_process_limits(mode: str) -> None:
+    import resource
+
+    names = [name for name in dir(resource) if name.startswith("RLIMIT_")]
+    before = {name: resource.getrlimit(getattr(resource, name)) for name in names}
+    with LocalExecutor() as executor:
+        executor.send_tools({"limits": lambda: {n: resource.getrlimit(getattr(resource, n)) for n in names}})
+        during = in_mode(mode, lambda: executor.run("limits()")).output
+    assert during == before
+    assert {name: resource.getrlimit(getattr(resource, name)) for name in names} == before
 
 
 def test_no_limits_when_disabled() -> None:

@@ -8,9 +8,11 @@ attribute policy, and imports return restricted proxies of authorized modules (`
 The calling thread watches the step. Past the time limit it stops the step: a flag that every user function,
 `except` handler and `finally` block checks, plus an exception injected into the worker thread every few
 milliseconds. If the worker is stuck inside one native call that never returns, the executor gives up on that
-thread, starts afresh (variables are lost, tools stay) and says so. While a step runs, the process's address
-space may grow by at most `memory_limit_mb` (RLIMIT_AS), so a huge allocation fails with MemoryError instead of
-exhausting the machine.
+thread, starts afresh (variables are lost, tools stay) and says so.
+
+Memory is watched per step without touching the process's limits: the same watcher samples the process's resident
+memory every 20 ms and stops the step once it has grown by more than `memory_limit_mb` since the step began, and
+integer `<<`/`**`/`pow` whose result alone would exceed the limit raise MemoryError before they allocate.
 
 For untrusted code use `SandboxExecutor`, which runs it in a separate, isolated process.
 """
@@ -35,14 +37,16 @@ from .._threads import start_thread
 from ..errors import ExecutionError
 from .base import ExecutionResult
 from .local_guards import (
+    BIG_INT_OP,
     LAST_VALUE,
     UNRENDERED,
     FinalAnswerSignal,
     StepControl,
     StepInterrupted,
+    big_int_guard,
     instrument,
 )
-from .local_limits import ThreadTimer, address_space_budget, clear_injected_exception, inject_exception
+from .local_limits import MemoryTripwire, ThreadTimer, clear_injected_exception, inject_exception
 from .local_modules import ModuleGate, interruptible_loop_factory, run_on_interruptible_loop
 from .output import AGENT_CODE_FILENAME, OutputBuffer, format_exception, truncate_output
 from .policy import FORBIDDEN_BUILTIN_NAMES, check_code, is_dunder, normalize_authorized_imports
@@ -53,7 +57,10 @@ DEFAULT_TIMEOUT_SECONDS = 5.0
 """Default limit on a step's own execution time (time spent inside tools is not counted)."""
 
 DEFAULT_MEMORY_LIMIT_MB = 512
-"""Default limit on how much the process's address space may grow while one step runs."""
+"""Default limit on how much the process's resident memory may grow while one step runs."""
+
+MEMORY_CHECK_INTERVAL = 0.02
+"""How often a running step's memory growth is sampled (seconds)."""
 
 STOP_GRACE_SECONDS = 1.0
 """How long a stopped step may take to unwind before its thread is given up as stuck in native code."""
@@ -145,6 +152,9 @@ def _worker_loop(jobs: queue.SimpleQueue[_Job | None]) -> None:
                 job.execute(lambda job=job: _disarm_worker(job, thread_id))  # type: ignore[misc]
             except BaseException:  # noqa: BLE001
                 continue
+        # the job holds the executor (its bound step): dropped here so an executor nobody closes can be collected,
+        # and its finalizer can end this thread
+        del job
 
 
 class _Worker:
@@ -174,7 +184,8 @@ class _MainThreadTimer:
         self.failed = sys.platform != "linux"
         self.current: _Job | None = None
         self.start = 0.0
-        self.timeout = 0.0
+        self.timeout: float | None = None
+        self.tripwire: MemoryTripwire | None = None
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget)
 
@@ -215,16 +226,25 @@ class _MainThreadTimer:
         control = job.state.control
         if control.host_calls:  # a tool is host code: let it return; the next tick re-checks
             return
-        if time.monotonic() - self.start - control.host_seconds_unlocked() < self.timeout:
-            return
-        control.stop("timeout")
-        raise StepInterrupted
+        if control.reason in ("memory", "timeout"):  # stopped already: keep stopping until the step unwinds
+            raise StepInterrupted
+        if self.tripwire is not None and self.tripwire.tripped():
+            control.stop("memory")
+            raise StepInterrupted
+        if (
+            self.timeout is not None
+            and time.monotonic() - self.start - control.host_seconds_unlocked() >= self.timeout
+        ):
+            control.stop("timeout")
+            raise StepInterrupted
 
-    def run(self, job: _Job, timeout: float | None) -> None:
-        """Run `job` on this (main) thread, stopped by the timer signal after `timeout` seconds."""
+    def run(self, job: _Job, timeout: float | None, memory_limit: int | None) -> None:
+        """Run `job` on this (main) thread, stopped by the timer signal after `timeout` seconds or once memory grew
+        by more than `memory_limit` bytes."""
         assert self.timer is not None
         timer = self.timer
-        self.current, self.start, self.timeout = job, time.monotonic(), timeout or 0.0
+        self.current, self.start, self.timeout = job, time.monotonic(), timeout
+        self.tripwire = None if memory_limit is None else MemoryTripwire(memory_limit)
 
         def disarm() -> None:
             job.armed = False
@@ -244,11 +264,14 @@ class _MainThreadTimer:
 
         signal.signal(signal.SIGINT, on_sigint)
         try:
-            if timeout is not None:
+            if self.tripwire is not None:
+                timer.arm(MEMORY_CHECK_INTERVAL, MEMORY_CHECK_INTERVAL)
+            elif timeout is not None:
                 timer.arm(timeout, _INJECT_INTERVAL)
             job.execute(disarm)
         finally:
             disarm()
+            self.tripwire = None
             signal.signal(signal.SIGINT, previous_sigint)
 
 
@@ -264,7 +287,9 @@ class LocalExecutor:
         max_print_outputs_length: Printed output kept per step; beyond it the head and tail are kept and a note
             says how much was cut.
         timeout: Seconds a step's own code may run (time inside tools does not count); None for no limit.
-        memory_limit_mb: How much the process's address space may grow during one step; None for no limit.
+        memory_limit_mb: How much the process's resident memory may grow during one step before the step is
+            stopped (sampled every 20 ms; the process's own limits are never changed); integer `<<`, `**` and
+            `pow` whose result alone would be larger raise MemoryError at once. None for no limit.
         inline: Run steps called from the main thread on the main thread, stopped by a timer signal (Linux):
             faster, and able to interrupt regex backtracking and blocking calls. Other callers, and platforms
             without the timer, use the executor's worker thread.
@@ -326,6 +351,8 @@ class LocalExecutor:
         gate = ModuleGate(self.authorized_imports, control, lambda text: output[0].write(text))
         gate.guard.install(table)
         table["__import__"] = gate.import_module
+        limit = None if self.memory_limit_mb is None else int(self.memory_limit_mb * 1024 * 1024)
+        table[BIG_INT_OP], table["pow"] = big_int_guard(limit)
         table["print"] = _make_print(output, self._output_hook, control)
         table["final_answer"] = _make_final_answer(control, None)
         namespace: dict[str, Any] = {"__builtins__": table, "__name__": "__main__", "__doc__": None}
@@ -406,13 +433,12 @@ class LocalExecutor:
             job = _Job(compiled, code, state, self._step)
             limit = None if self.memory_limit_mb is None else int(self.memory_limit_mb * 1024 * 1024)
             if self.inline and _MAIN_THREAD_TIMER.available():
-                with address_space_budget(limit):
-                    _MAIN_THREAD_TIMER.run(job, self.timeout)
+                _MAIN_THREAD_TIMER.run(job, self.timeout, limit)
                 return self._result(job)
             worker = self._ensure_worker()
-            with address_space_budget(limit):
-                worker.jobs.put(job)
-                finished = self._watch(job, worker)
+            tripwire = None if limit is None else MemoryTripwire(limit)
+            worker.jobs.put(job)
+            finished = self._watch(job, worker, tripwire)
             if not finished:
                 self._abandon_worker()
                 raise ExecutionError(self._stuck_message(), logs=state.output[0].getvalue())
@@ -433,7 +459,7 @@ class LocalExecutor:
             pass
         except BaseException as exc:  # noqa: BLE001 - everything agent code raises becomes an observation
             job.outcome.error = exc
-        if control.reason not in ("timeout", "cancelled"):
+        if control.reason not in ("timeout", "cancelled", "memory"):
             # rendering may run agent code (__repr__, __str__ of an exception): do it here, under the limits
             control.resume()
             if control.final or job.outcome.error is None:
@@ -449,7 +475,7 @@ class LocalExecutor:
 
     def _describe(self, error: BaseException, source: str) -> str:
         if isinstance(error, StepInterrupted):
-            return self._interrupted_message()
+            return self._interrupted_message(None)
         try:
             rendered = str(error)
         except StepInterrupted:
@@ -464,7 +490,13 @@ class LocalExecutor:
             )
         return text
 
-    def _interrupted_message(self) -> str:
+    def _interrupted_message(self, reason: str | None) -> str:
+        if reason == "memory":
+            return (
+                f"MemoryError: the step was stopped: this process's memory grew by more than {self.memory_limit_mb} "
+                "MiB while it ran (memory_limit_mb). Variables assigned before the stop are kept: delete large ones "
+                "you no longer need (`del name`), and work on smaller pieces of data."
+            )
         return (
             f"The step was stopped: its code ran longer than the time limit of {self.timeout:g} seconds (time "
             "spent inside tools is not counted). Variables assigned before the stop are kept. Make the code "
@@ -479,12 +511,18 @@ class LocalExecutor:
             "imports from earlier steps are lost; tools and variables given by the host are still available."
         )
 
-    def _watch(self, job: _Job, worker: _Worker) -> bool:
-        """Wait for the step; enforce the time limit. False if the worker had to be given up as stuck."""
+    def _watch(self, job: _Job, worker: _Worker, tripwire: MemoryTripwire | None) -> bool:
+        """Wait for the step; enforce the time and memory limits. False if the worker had to be given up as
+        stuck."""
         control = job.state.control
         start = time.monotonic()
+        wait = 0.1 if self.timeout is None else min(0.1, self.timeout)
+        if tripwire is not None:
+            wait = min(wait, MEMORY_CHECK_INTERVAL)
         try:
-            while not job.done.wait(0.1 if self.timeout is None else min(0.1, self.timeout)):
+            while not job.done.wait(wait):
+                if tripwire is not None and not control.host_calls and tripwire.tripped():
+                    return self._stop(job, worker, "memory")
                 if (
                     self.timeout is not None
                     and time.monotonic() - start - control.host_seconds() > self.timeout
@@ -527,8 +565,8 @@ class LocalExecutor:
             message = job.outcome.message
             if message is None:
                 message = (
-                    self._interrupted_message()
-                    if isinstance(error, StepInterrupted) or stopped_by in ("timeout", "cancelled")
+                    self._interrupted_message(stopped_by)
+                    if isinstance(error, StepInterrupted) or stopped_by in ("timeout", "cancelled", "memory")
                     else f"{type(error).__name__} (its message could not be rendered within the time limit)"
                 )
             raise ExecutionError(message, logs=logs)

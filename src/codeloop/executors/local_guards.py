@@ -44,6 +44,7 @@ __all__ = [
     "HALT",
     "UNRENDERED",
     "LAST_VALUE",
+    "BIG_INT_OP",
     "DANGEROUS_MODULES",
     "VETTED_ATTRIBUTES",
     "FinalAnswerSignal",
@@ -54,12 +55,14 @@ __all__ = [
     "AttributeGuard",
     "owner_module",
     "instrument",
+    "big_int_guard",
 ]
 
 OK_FLAG = "__codeloop_ok__"
 HALT = "__codeloop_halt__"
 UNRENDERED = "__codeloop_unrendered__"
 LAST_VALUE = "__codeloop_last__"
+BIG_INT_OP = "__codeloop_bigop__"
 _VET = "__codeloop_vet__"
 _PRIVATE = "__codeloop_private__"
 _FMT = "__codeloop_fmt__"
@@ -205,6 +208,46 @@ class StepControl:
         with self.lock:
             ongoing = time.monotonic() - self._host_started if self.host_calls else 0.0
             return self._host_total + ongoing
+
+
+# right operands small enough that `x << k` / `x ** k` stay compiled to the plain operator
+_SMALL_SHIFT = 1 << 12
+_SMALL_EXPONENT = 64
+
+
+def big_int_guard(limit_bytes: int | None) -> tuple[Callable[[Any, Any, bool], Any], Callable[..., Any]]:
+    """`(checked_op, pow)` for agent code: integer `<<` / `**` (`is_shift` says which) and `pow` that raise
+    MemoryError, before allocating, when their result alone would take more than `limit_bytes` (None: no check).
+
+    One such operation is a single native call that nothing can interrupt once it runs (`1 << 10**11` zeroes
+    12.5 GB); checking the operands first is what keeps it from happening.
+    """
+    limit_bits = None if limit_bytes is None else limit_bytes * 8
+    real_pow = builtins.pow
+
+    def refuse(bits: int) -> NoReturn:
+        assert limit_bytes is not None
+        raise MemoryError(
+            f"the result would take about {bits // 8 // 2**20:,} MiB, more than the step's memory limit of "
+            f"{limit_bytes // 2**20:,} MiB"
+        )
+
+    def checked_op(left: Any, right: Any, is_shift: bool) -> Any:
+        if limit_bits is not None and type(left) in (int, bool) and type(right) in (int, bool) and left:
+            if is_shift:
+                if right > 0 and left.bit_length() + right > limit_bits:
+                    refuse(left.bit_length() + right)
+            elif right > 1 and (bits := (abs(left).bit_length() - 1) * right) > limit_bits:
+                refuse(bits)
+        return left << right if is_shift else left**right
+
+    def pow(base: Any, exp: Any, mod: Any = None) -> Any:
+        """Like the builtin `pow`, refusing integer results larger than the step's memory limit."""
+        if mod is None:
+            return checked_op(base, exp, False)
+        return real_pow(base, exp, mod)
+
+    return checked_op, pow
 
 
 def owner_module(value: Any) -> str:
@@ -590,6 +633,23 @@ class _Instrumenter(ast.NodeTransformer):
         call = ast.Call(func=_name(helper), args=[node.value, name], keywords=[])
         return ast.copy_location(call, node)
 
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        guarded = _big_int_call(node.op, node.left, node.right, node)
+        return node if guarded is None else guarded
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.AST:
+        self.generic_visit(node)
+        if not isinstance(node.target, ast.Name):
+            return (
+                node  # `a[i] <<= n` would evaluate its target twice if rewritten; left to the memory tripwire
+            )
+        load = ast.copy_location(ast.Name(id=node.target.id, ctx=ast.Load()), node.target)
+        guarded = _big_int_call(node.op, load, node.value, node)
+        if guarded is None:
+            return node
+        return ast.copy_location(ast.Assign(targets=[node.target], value=guarded), node)
+
     def visit_Match(self, node: ast.Match) -> ast.AST:
         self.generic_visit(node)
         classes: list[ast.expr] = []
@@ -609,6 +669,20 @@ class _Instrumenter(ast.NodeTransformer):
             call = ast.Call(func=_name(_MATCH), args=[node.subject, thunk], keywords=[])
             node.subject = ast.copy_location(call, node.subject)
         return node
+
+
+def _big_int_call(op: ast.operator, left: ast.expr, right: ast.expr, anchor: ast.AST) -> ast.expr | None:
+    """`BIG_INT_OP(left, right, is_shift)` for `<<` and `**` unless the right operand is a small constant."""
+    if not isinstance(op, (ast.LShift, ast.Pow)):
+        return None
+    small = _SMALL_SHIFT if isinstance(op, ast.LShift) else _SMALL_EXPONENT
+    if isinstance(right, ast.Constant) and (
+        not isinstance(right.value, int) or isinstance(right.value, bool) or right.value <= small
+    ):
+        return None
+    shift = ast.Constant(value=isinstance(op, ast.LShift))
+    call = ast.Call(func=_name(BIG_INT_OP), args=[left, right, shift], keywords=[])
+    return ast.copy_location(call, anchor)
 
 
 def instrument(tree: ast.Module) -> ast.Module:

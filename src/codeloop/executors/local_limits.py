@@ -1,23 +1,20 @@
-"""Process-level mechanisms LocalExecutor uses to stop agent code: exceptions injected into its thread, a timer
-signal for the main thread, and an address-space limit while a step runs.
+"""Mechanisms LocalExecutor uses to stop agent code: exceptions injected into its thread, a timer signal for the
+main thread, and a tripwire on the process's resident memory while a step runs.
 
-Both act on the whole interpreter, which is why they live apart from the executor: one place to read when judging
-what an in-process executor can and cannot guarantee.
+None of them changes the process's limits: they live apart from the executor so there is one place to read when
+judging what an in-process executor can and cannot guarantee.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 __all__ = [
     "inject_exception",
     "clear_injected_exception",
-    "address_space_budget",
-    "address_space_bytes",
+    "resident_bytes",
+    "MemoryTripwire",
     "ThreadTimer",
 ]
 
@@ -43,86 +40,44 @@ def clear_injected_exception(thread_id: int) -> None:
     _clear_async_exc(thread_id, None)
 
 
-def address_space_bytes() -> int | None:
-    """This process's current virtual memory size, or None where /proc is not available."""
+def resident_bytes() -> int | None:
+    """This process's resident memory (RSS) right now, or None where /proc is not available."""
     try:
-        with open("/proc/self/statm", "rb") as statm:
-            pages = int(statm.read().split()[0])
+        fd = os.open("/proc/self/statm", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        pages = int(os.read(fd, 256).split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-class _Budget:
-    """Reference-counted RLIMIT_AS so concurrent steps of several executors add up instead of clobbering."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.active = 0
-        self.saved: tuple[int, int] | None = None
-        self.soft = 0
-
-    def enter(self, limit_bytes: int) -> bool:
-        import resource
-
-        with self.lock:
-            current = address_space_bytes()
-            if current is None:
-                return False
-            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-            if self.active == 0:
-                self.saved = (soft, hard)
-                target = current + limit_bytes
-            else:
-                target = self.soft + limit_bytes
-            ceiling = [
-                v for v in (self.saved[0] if self.saved else soft, hard) if v != resource.RLIM_INFINITY
-            ]
-            if ceiling:
-                target = min(target, *ceiling)
-            try:
-                resource.setrlimit(resource.RLIMIT_AS, (target, hard))
-            except (ValueError, OSError):
-                if self.active == 0:
-                    self.saved = None
-                return False
-            self.soft = target
-            self.active += 1
-            return True
-
-    def leave(self, limit_bytes: int) -> None:
-        import resource
-
-        with self.lock:
-            self.active -= 1
-            _, hard = resource.getrlimit(resource.RLIMIT_AS)
-            if self.active == 0 and self.saved is not None:
-                resource.setrlimit(resource.RLIMIT_AS, self.saved)
-                self.saved = None
-            elif self.active > 0:
-                self.soft -= limit_bytes
-                resource.setrlimit(resource.RLIMIT_AS, (self.soft, hard))
-
-
-_BUDGET = _Budget()
-
-
-@contextmanager
-def address_space_budget(limit_bytes: int | None) -> Iterator[bool]:
-    """While the block runs, the process may grow by at most `limit_bytes` of address space (RLIMIT_AS).
-
-    Yields whether the limit is in force (False on platforms without /proc or RLIMIT_AS, or with None). The limit
-    applies to the whole process: other threads allocating during the block share the same headroom.
-    """
-    if limit_bytes is None:
-        yield False
-        return
-    entered = _BUDGET.enter(limit_bytes)
-    try:
-        yield entered
     finally:
-        if entered:
-            _BUDGET.leave(limit_bytes)
+        os.close(fd)
+    return pages * _PAGE_SIZE
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class MemoryTripwire:
+    """Tells whether this process's resident memory grew by more than `limit_bytes` since the tripwire was made.
+
+    It only reads /proc/self/statm: nothing about the process (limits, allocator, other threads) is changed. The
+    measure is the whole process's, so memory that other threads allocate meanwhile counts too; and it is a
+    sample, so it can only say so after the fact — it cannot refuse one allocation before it happens.
+    """
+
+    __slots__ = ("limit_bytes", "baseline")
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.baseline = resident_bytes()
+
+    def tripped(self) -> bool:
+        """True once resident memory exceeds the baseline by more than the limit (never where /proc is missing)."""
+        if self.baseline is None:
+            return False
+        now = resident_bytes()
+        return now is not None and now - self.baseline > self.limit_bytes
 
 
 # --- a per-thread POSIX timer delivering a signal (Linux) --------------------------------------------------------------
