@@ -31,9 +31,6 @@ def _known_limitations() -> dict[tuple[str, str], list[str]]:
         ("225_native_infinite_sum", "default"): ["host-hung (killed by the harness)"],
         ("225_native_infinite_sum", "data agent"): ["host-hung (killed by the harness)"],
     }
-    if importlib.util.find_spec("sympy") is not None:
-        # sympy evaluates string arguments with eval() and the real builtins: authorizing it authorizes eval
-        known[("237_sympy_string_eval", "data agent")] = ["d"]
     if importlib.util.find_spec("pandas") is not None:
         # pandas.read_csv reads any file the host can read: the documented purpose of an authorized module
         known[("085_pandas_read_csv", "data agent")] = ["a"]

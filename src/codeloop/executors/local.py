@@ -348,13 +348,15 @@ class LocalExecutor:
         }
         control = StepControl(table)
         output = [OutputBuffer(self.max_print_outputs_length)]
-        gate = ModuleGate(self.authorized_imports, control, lambda text: output[0].write(text))
+        emit = _make_emit(output, self._output_hook, control)
+        gate = ModuleGate(self.authorized_imports, control, emit)
         gate.guard.install(table)
         table["__import__"] = gate.import_module
         limit = None if self.memory_limit_mb is None else int(self.memory_limit_mb * 1024 * 1024)
         table[BIG_INT_OP], table["pow"] = big_int_guard(limit)
-        table["print"] = _make_print(output, self._output_hook, control)
+        table["print"] = _make_print(emit)
         table["final_answer"] = _make_final_answer(control, None)
+        gate.builtins = table
         namespace: dict[str, Any] = {"__builtins__": table, "__name__": "__main__", "__doc__": None}
         state = _State(namespace, table, control, gate, output)
         table[UNRENDERED] = _make_unrendered(state.rendered)
@@ -645,9 +647,21 @@ def _bounded_repr(value: Any) -> str:
     return truncate_output(text, _REPR_LIMIT)
 
 
-def _make_print(
+def _make_emit(
     output: list[OutputBuffer], hook: list[Callable[[str], Any] | None], control: StepControl
-) -> Callable[..., None]:
+) -> Callable[[str], None]:
+    """Text agent code prints: into the step's captured output, and to `on_output` as it comes."""
+
+    def emit(text: str) -> None:
+        output[0].write(text)
+        callback = hook[0]
+        if callback is not None:
+            control.host_call(callback, text)  # host code: not interrupted, its time not counted
+
+    return emit
+
+
+def _make_print(emit: Callable[[str], None]) -> Callable[..., None]:
     real_print = builtins.print
 
     def print(
@@ -665,11 +679,7 @@ def _make_print(
             end = "\n"
         elif not isinstance(end, str):
             raise TypeError(f"end must be None or a string, not {type(end).__name__}")
-        text = sep.join([str(arg) for arg in args]) + end
-        output[0].write(text)
-        callback = hook[0]
-        if callback is not None:
-            control.host_call(callback, text)  # host code: not interrupted, its time not counted
+        emit(sep.join([str(arg) for arg in args]) + end)
 
     return print
 

@@ -54,6 +54,8 @@ __all__ = [
     "StepControl",
     "AttributeGuard",
     "owner_module",
+    "agent_code_running",
+    "AgentThreadMark",
     "instrument",
     "big_int_guard",
 ]
@@ -114,6 +116,28 @@ class OutsideStepError(RuntimeError):
 
 class ForbiddenAttributeError(AttributeError):
     """An attribute agent code may not read, or whose value it may not hold."""
+
+
+_AGENT_THREAD = threading.local()
+
+
+def agent_code_running() -> bool:
+    """True on a thread that is running agent code of a LocalExecutor step right now (not a tool it called)."""
+    return getattr(_AGENT_THREAD, "active", False)
+
+
+class AgentThreadMark:
+    """Marks the current thread as running agent code (or, with `active=False`, host code) until `restore`."""
+
+    __slots__ = ("saved",)
+
+    def __init__(self, active: bool) -> None:
+        self.saved = getattr(_AGENT_THREAD, "active", False)
+        _AGENT_THREAD.active = active
+
+    def restore(self) -> None:
+        """Put back what the thread was running before."""
+        _AGENT_THREAD.active = self.saved
 
 
 class StepControl:
@@ -189,9 +213,11 @@ class StepControl:
             if self.host_calls == 0:
                 self._host_started = time.monotonic()
             self.host_calls += 1
+        mark = AgentThreadMark(False)
         try:
             return function(*args, **kwargs)
         finally:
+            mark.restore()
             # a step stopped while the tool ran is honoured at the next check in agent code
             with self.lock:
                 self.host_calls -= 1

@@ -19,7 +19,14 @@ from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Any
 
-from .local_guards import DANGEROUS_MODULES, AttributeGuard, StepControl, owner_module
+from .local_guards import (
+    DANGEROUS_MODULES,
+    AgentThreadMark,
+    AttributeGuard,
+    StepControl,
+    agent_code_running,
+    owner_module,
+)
 from .policy import import_error_message, is_import_authorized
 
 __all__ = [
@@ -62,9 +69,26 @@ HIDDEN_ATTRIBUTES: dict[str, frozenset[str]] = {
          "MultiLoopChildWatcher", "AbstractChildWatcher", "unix_events", "base_events", "events"}
     ),
     "uuid": frozenset({"getnode", "uuid1"}),
+    # the import system itself, and switches that change the whole interpreter
+    "sys": frozenset(
+        {"meta_path", "path_hooks", "path_importer_cache", "path", "settrace", "setprofile", "setrecursionlimit",
+         "setswitchinterval", "set_int_max_str_digits", "addaudithook", "setdlopenflags", "call_tracing",
+         "activate_stack_trampoline", "set_asyncgen_hooks", "set_coroutine_origin_tracking_depth",
+         "breakpointhook", "displayhook", "excepthook", "unraisablehook", "stdin"}
+    ),
+    "importlib": frozenset({"find_loader", "reload"}),
+    # authorizing `builtins` gives agent code its own curated builtins (see the override), never these
+    # code generation and execution, external programs (pager, LaTeX viewer), the test runner
+    "sympy": frozenset({"lambdify", "preview", "pager_print", "print_gtk", "init_session", "init_printing", "test",
+                        "doctest"}),
+    "builtins": frozenset({"eval", "exec", "compile", "open", "globals", "locals", "vars", "input", "breakpoint",
+                           "help", "exit", "quit"}),
 }  # fmt: skip
 """Public names removed from a module's proxy: each one reads or writes files, starts processes, threads or
 connections, or evaluates strings with the host's builtins."""
+
+
+_NATIVE_IMPORT_DONE = ModuleType("codeloop-native-import", "CPython ignores what __import__ returns to C code.")
 
 
 class ModuleProxy(ModuleType):
@@ -97,9 +121,13 @@ class ModuleGate:
             self.proxy_for_module, lambda module: is_import_authorized(module, authorized)
         )
         self.write_output = write_output
+        self.builtins: dict[str, Any] = {}
+        """Agent code's own builtins, which a proxy of the authorized `builtins` module holds instead of the real
+        ones (set by the executor)."""
         self._proxies: dict[str, ModuleProxy] = {}
         self._lock = threading.RLock()
         self._step_hooks: list[tuple[Callable[[], None], Callable[[], None]]] = []
+        self._marks: list[AgentThreadMark] = []
 
     def add_step_hooks(self, enter: Callable[[], None], leave: Callable[[], None]) -> None:
         """Register thread-state swaps to run when a step starts and ends (e.g. the decimal context)."""
@@ -107,6 +135,7 @@ class ModuleGate:
 
     def enter_step(self) -> None:
         """Install agent code's thread state (a step may run on a host thread)."""
+        self._marks.append(AgentThreadMark(True))
         for enter, _ in self._step_hooks:
             enter()
 
@@ -114,6 +143,8 @@ class ModuleGate:
         """Put the host's thread state back."""
         for _, leave in reversed(self._step_hooks):
             leave()
+        if self._marks:
+            self._marks.pop().restore()
 
     # --- import ------------------------------------------------------------------------------------------------
 
@@ -133,7 +164,17 @@ class ModuleGate:
         fromlist: Collection[str] | None = (),
         level: int = 0,
     ) -> ModuleProxy:
-        """The `__import__` agent code runs: only authorized modules, returned as proxies."""
+        """The `__import__` agent code runs: only authorized modules, returned as proxies.
+
+        CPython also calls it when native code of a module imports for itself during a step (`datetime.strptime`
+        needs `_strptime`, numpy's C code needs `numpy._core._methods`): `PyImport_Import` takes `__import__`
+        from the builtins of the running frame, which is agent code's. Those calls, recognisable by their empty
+        *list* `fromlist` (agent code's import statements pass None or a tuple), import the real module, which
+        CPython then takes from `sys.modules` for the C caller: agent code never receives it.
+        """
+        if level == 0 and type(fromlist) is list and not fromlist and isinstance(name, str):
+            self._import_for_native_code(name)
+            return _NATIVE_IMPORT_DONE
         if level:
             raise ImportError("relative imports are not allowed in agent code")
         if not isinstance(name, str) or not name:
@@ -169,6 +210,22 @@ class ModuleGate:
                     f"cannot import name {item!r} from {name!r}: not available to agent code{hint}"
                 )
         return proxy
+
+    def _import_for_native_code(self, name: str) -> None:
+        top = name.partition(".")[0]
+        if (top in DANGEROUS_MODULES or top == "builtins") and not is_import_authorized(name, self.authorized):
+            raise ImportError(
+                f"native code asked for {name!r} during a step, which agent code may not use: "
+                + import_error_message(name)
+            )
+        self._real_import(name)
+
+    def import_for_agent(self, name: str) -> ModuleProxy:
+        """`importlib.import_module(name)` for agent code: the proxy of exactly that module, if authorized."""
+        if not isinstance(name, str) or not name or name.startswith("."):
+            raise ImportError("agent code can import only absolute module names (relative imports are not allowed)")
+        self.import_module(name)
+        return self.proxy(name)
 
     # --- proxies -----------------------------------------------------------------------------------------------
 
@@ -519,7 +576,206 @@ def _traceback_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]
     return {"print_exc": print_exc, "print_exception": print_exception}
 
 
+class _OutputStream:
+    """What `sys.stdout`/`sys.stderr` are for agent code: text and bytes written go to the step's output."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, name: str, write_output: Callable[[str], Any]) -> None:
+        import codecs
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        # closures, not attributes: agent code must not reach the executor's callbacks through the stream
+        self.name = name
+        self.write: Callable[[str], int] = _text_writer(write_output)
+        self.buffer = _BinaryStream(name, write_output, decoder)
+
+    def writelines(self, lines: Any) -> None:
+        """Write each string of `lines`."""
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+    def isatty(self) -> bool:
+        """Not a terminal."""
+        return False
+
+    def writable(self) -> bool:
+        """Always writable."""
+        return True
+
+    def readable(self) -> bool:
+        """Never readable."""
+        return False
+
+    def seekable(self) -> bool:
+        """Never seekable."""
+        return False
+
+    @property
+    def closed(self) -> bool:
+        """Never closed."""
+        return False
+
+    def fileno(self) -> int:
+        """There is no file descriptor behind this stream."""
+        raise OSError(f"sys.{self.name} of agent code has no file descriptor; write to it instead")
+
+
+class _BinaryStream:
+    """`sys.stdout.buffer` for agent code: bytes are decoded as UTF-8 (invalid bytes replaced) into the output."""
+
+    def __init__(self, name: str, write_output: Callable[[str], Any], decoder: Any) -> None:
+        def write(data: Any) -> int:
+            """Write bytes (or any bytes-like object) to the step's output."""
+            chunk = bytes(memoryview(data))
+            text = decoder.decode(chunk)
+            if text:
+                write_output(text)
+            return len(chunk)
+
+        self.name = f"{name}.buffer"
+        self.write = write
+
+    def writelines(self, lines: Any) -> None:
+        """Write each bytes object of `lines`."""
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        """Nothing is buffered beyond an incomplete UTF-8 sequence, which waits for its next bytes."""
+
+    def isatty(self) -> bool:
+        """Not a terminal."""
+        return False
+
+    def writable(self) -> bool:
+        """Always writable."""
+        return True
+
+    @property
+    def closed(self) -> bool:
+        """Never closed."""
+        return False
+
+
+def _text_writer(write_output: Callable[[str], Any]) -> Callable[[str], int]:
+    def write(text: str) -> int:
+        """Write `text` to the step's output."""
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        write_output(text)
+        return len(text)
+
+    return write
+
+
+def _sys_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    from collections.abc import Iterator, Mapping
+
+    def available(name: Any) -> bool:
+        return isinstance(name, str) and name in module.modules and is_import_authorized(name, gate.authorized)
+
+    class ModulesView(Mapping):  # type: ignore[type-arg]
+        """`sys.modules` for agent code: the loaded modules it may import, as their restricted proxies."""
+
+        def __getitem__(self, name: Any) -> ModuleProxy:
+            if not available(name):
+                reason = import_error_message(name) if isinstance(name, str) else "module names are strings"
+                raise KeyError(f"{name!r} is not among the modules available to agent code. {reason}")
+            return gate.proxy(name)
+
+        def __iter__(self) -> Iterator[str]:
+            return iter([name for name in list(module.modules) if available(name)])
+
+        def __len__(self) -> int:
+            return sum(1 for name in list(module.modules) if available(name))
+
+        def __repr__(self) -> str:
+            return f"<sys.modules of agent code: {len(self)} modules>"
+
+    ModulesView.__module__ = "sys"
+    return {
+        "modules": ModulesView(),
+        "stdout": _OutputStream("stdout", gate.write_output),
+        "stderr": _OutputStream("stderr", gate.write_output),
+    }
+
+
+def _importlib_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    def import_module(name: str, package: str | None = None) -> ModuleProxy:
+        """Import an authorized module by name; agent code gets its restricted proxy."""
+        return gate.import_for_agent(name)
+
+    return {"import_module": import_module}
+
+
+_SYMPY_REFUSED_NAMES = frozenset(
+    {"getattr", "setattr", "delattr", "hasattr", "type", "object", "super", "vars", "dir", "globals", "locals",
+     "classmethod", "staticmethod", "property", "memoryview", "breakpoint", "input", "print", "format",
+     "format_map", "eval", "exec", "compile", "open", "help", "exit", "quit", "lambdify", "preview",
+     "init_session", "init_printing", "var", "test", "doctest", "pager_print", "print_gtk"}
+)  # fmt: skip
+"""Names a string handed to sympy by agent code may not use: introspection, code execution, files, programs."""
+
+
+def _sympy_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    # Every sympy function sympifies its arguments, and sympify parses strings with eval() and the real builtins;
+    # all of it goes through sympy_parser.eval_expr, wrapped once per process. On a thread running agent code, the
+    # compiled expression may only use public names that are neither introspection/execution builtins nor
+    # modules — what an expression like "x**2 + sin(y)" needs (sympy's own lazy imports parse such strings too).
+    # Host code, tools included, is unaffected.
+    from .policy import attribute_refusal
+
+    parser = importlib.import_module("sympy.parsing.sympy_parser")
+    original = parser.eval_expr
+    if getattr(original, "_codeloop_guarded", False):
+        return {}
+
+    def refusal(code: Any, namespaces: tuple[Any, ...]) -> str | None:
+        names = code.co_names
+        for const in code.co_consts:
+            if hasattr(const, "co_names"):  # a nested lambda or comprehension
+                return "it defines a function"
+        for name in names:
+            if name.startswith("_") or name in _SYMPY_REFUSED_NAMES or attribute_refusal(name):
+                return f"it uses {name!r}"
+            if any(isinstance(ns, dict) and isinstance(ns.get(name), ModuleType) for ns in namespaces):
+                return f"it uses the module {name!r}"
+        return None
+
+    def eval_expr(code: Any, local_dict: Any, global_dict: Any) -> Any:
+        if agent_code_running():
+            if isinstance(code, str):
+                code = compile(code, "<sympy string>", "eval")
+            reason = refusal(code, (local_dict, global_dict))
+            if reason is not None:
+                raise ValueError(
+                    f"sympy evaluates strings with Python's eval(), so agent code may give it only plain math "
+                    f"expressions; this one was refused because {reason}. Build expressions from symbols instead, "
+                    "e.g. x = sympy.Symbol('x'); sympy.simplify(x**2 + 2*x + 1)"
+                )
+        return original(code, local_dict, global_dict)
+
+    eval_expr._codeloop_guarded = True  # type: ignore[attr-defined]
+    eval_expr.__doc__, eval_expr.__wrapped__ = original.__doc__, original  # type: ignore[attr-defined]
+    parser.eval_expr = eval_expr
+    return {}
+
+
+def _builtins_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
+    # agent code's own getattr, print, __import__...: the real ones would bypass the attribute and import policies
+    return {name: value for name, value in gate.builtins.items() if not name.startswith("_")}
+
+
 _OVERRIDES: dict[str, Callable[[ModuleGate, ModuleType], dict[str, Any]]] = {
+    "sys": _sys_overrides,
+    "importlib": _importlib_overrides,
+    "builtins": _builtins_overrides,
+    "sympy": _sympy_overrides,
     "time": _time_overrides,
     "random": _random_overrides,
     "queue": _queue_overrides,

@@ -1,0 +1,177 @@
+"""Many agents at once in one process: N concurrent `arun()` of a scripted 3-step CodeAgent.
+
+    .venv/bin/python bench/concurrency.py [--local 10,100,1000] [--sandbox 10,50,200] [--timeout 600]
+
+Each configuration runs in a fresh interpreter (so peak memory is its own): N agents, each with its own executor and
+a scripted zero-latency model, run `arun()` concurrently under one asyncio loop; every agent is closed when its run
+ends. A sampler thread records, every 50 ms, the host's threads and open file descriptors, the number of processes
+below the host (sandbox workers) and the resident memory of the host plus those processes. Printed per
+configuration: runs/s (N over the wall time of the whole batch), failures (runs that raised or returned a wrong
+answer, plus runs still unfinished at the timeout), the peaks, and threads / fds / processes left once every agent
+is closed. Model time is zero, so this measures the framework and the executor under contention, nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+SCRIPT = [
+    "Thought: start.\n```python\nx = 1\nprint(x)\n```",
+    "Thought: add.\n```python\nx += 1\nprint(x)\n```",
+    "Thought: done.\n```python\nfinal_answer(x * 10)\n```",
+]
+EXPECTED = 20
+
+
+def _descendants() -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found, frontier = [], [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def _rss(pid: int | str) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _snapshot() -> dict[str, int]:
+    processes = _descendants()
+    return {
+        "threads": len(os.listdir("/proc/self/task")),
+        "fds": len(os.listdir("/proc/self/fd")),
+        "processes": len(processes),
+        "rss": _rss("self") + sum(_rss(pid) for pid in processes),
+    }
+
+
+class Sampler:
+    """Peaks of `_snapshot()` while running."""
+
+    def __init__(self) -> None:
+        self.peak = _snapshot()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.05):
+            for key, value in _snapshot().items():
+                self.peak[key] = max(self.peak[key], value)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+async def _batch(executor: str, n: int, timeout: float) -> list[Any]:
+    from codeloop import CodeAgent
+    from codeloop.testing import ScriptedModel
+
+    async def one() -> Any:
+        agent = CodeAgent(tools=[], model=ScriptedModel(list(SCRIPT)), executor=executor, verbosity_level=0)
+        try:
+            return await agent.arun("Compute 20.")
+        finally:
+            await asyncio.to_thread(agent.close)
+
+    tasks = [asyncio.ensure_future(one()) for _ in range(n)]
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    results: list[Any] = [
+        task.exception() or task.result() if task in done else TimeoutError(f"unfinished after {timeout:g} s")
+        for task in tasks
+    ]
+    return results
+
+
+def child(executor: str, n: int, timeout: float) -> dict[str, Any]:
+    """Run one configuration in this process and return its figures."""
+    import gc
+    import warnings
+
+    warnings.simplefilter("ignore")  # the sandbox warns once per executor when bubblewrap is missing
+    with Sampler() as sampler:
+        start = time.perf_counter()
+        results = asyncio.run(_batch(executor, n, timeout))
+        seconds = time.perf_counter() - start
+    gc.collect()
+    time.sleep(0.5)  # let closed workers and threads finish exiting
+    after = _snapshot()
+    failures = [r for r in results if r != EXPECTED]
+    return {
+        "executor": executor,
+        "n": n,
+        "seconds": seconds,
+        "runs_per_s": n / seconds,
+        "failures": len(failures),
+        "failure_example": repr(failures[0])[:160] if failures else "",
+        "peak": sampler.peak,
+        "after": after,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--local", default="10,100,1000", help="N values for LocalExecutor ('' to skip)")
+    parser.add_argument("--sandbox", default="10,50,200", help="N values for SandboxExecutor ('' to skip)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds a batch may take before it counts")
+    parser.add_argument("--child", nargs=2, metavar=("EXECUTOR", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.timeout)))
+        return
+    plan = [("local", int(n)) for n in args.local.split(",") if n] + [
+        ("sandbox", int(n)) for n in args.sandbox.split(",") if n
+    ]
+    header = (
+        f"{'executor':<9}{'N':>6}{'runs/s':>9}{'wall s':>8}{'failures':>10}{'peak RSS MiB':>14}{'threads':>9}"
+        f"{'fds':>6}{'procs':>7}   after: threads/fds/procs"
+    )
+    print(header)
+    print("-" * len(header))
+    for executor, n in plan:
+        command = [sys.executable, __file__, "--child", executor, str(n), "--timeout", str(args.timeout)]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout + 120)
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
+            print(f"{executor:<9}{n:>6}  did not finish: {type(exc).__name__}")
+            continue
+        peak, after = row["peak"], row["after"]
+        print(
+            f"{executor:<9}{n:>6}{row['runs_per_s']:>9.1f}{row['seconds']:>8.1f}{row['failures']:>10}"
+            f"{peak['rss'] / 2**20:>14.0f}{peak['threads']:>9}{peak['fds']:>6}{peak['processes']:>7}"
+            f"   {after['threads']}/{after['fds']}/{after['processes']}"
+            + (f"   e.g. {row['failure_example']}" if row["failures"] else "")
+        )
+
+
+if __name__ == "__main__":
+    main()
