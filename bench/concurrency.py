@@ -141,7 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--local", default="10,100,1000", help="N values for LocalExecutor ('' to skip)")
     parser.add_argument("--sandbox", default="10,50,200", help="N values for SandboxExecutor ('' to skip)")
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds a batch may take before it counts")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds a batch may take before it counts"
+    )
     parser.add_argument("--child", nargs=2, metavar=("EXECUTOR", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -88,7 +88,11 @@ HIDDEN_ATTRIBUTES: dict[str, frozenset[str]] = {
 connections, or evaluates strings with the host's builtins."""
 
 
-_NATIVE_IMPORT_DONE = ModuleType("codeloop-native-import", "CPython ignores what __import__ returns to C code.")
+class _NativeImportDone(ModuleType):
+    """What `__import__` returns to native code: CPython ignores it and takes the module from sys.modules."""
+
+
+_NATIVE_IMPORT_DONE = _NativeImportDone("codeloop-native-import")
 
 
 class ModuleProxy(ModuleType):
@@ -163,7 +167,7 @@ class ModuleGate:
         locals: Any = None,
         fromlist: Collection[str] | None = (),
         level: int = 0,
-    ) -> ModuleProxy:
+    ) -> ModuleType:
         """The `__import__` agent code runs: only authorized modules, returned as proxies.
 
         CPython also calls it when native code of a module imports for itself during a step (`datetime.strptime`
@@ -213,7 +217,9 @@ class ModuleGate:
 
     def _import_for_native_code(self, name: str) -> None:
         top = name.partition(".")[0]
-        if (top in DANGEROUS_MODULES or top == "builtins") and not is_import_authorized(name, self.authorized):
+        if (top in DANGEROUS_MODULES or top == "builtins") and not is_import_authorized(
+            name, self.authorized
+        ):
             raise ImportError(
                 f"native code asked for {name!r} during a step, which agent code may not use: "
                 + import_error_message(name)
@@ -223,7 +229,9 @@ class ModuleGate:
     def import_for_agent(self, name: str) -> ModuleProxy:
         """`importlib.import_module(name)` for agent code: the proxy of exactly that module, if authorized."""
         if not isinstance(name, str) or not name or name.startswith("."):
-            raise ImportError("agent code can import only absolute module names (relative imports are not allowed)")
+            raise ImportError(
+                "agent code can import only absolute module names (relative imports are not allowed)"
+            )
         self.import_module(name)
         return self.proxy(name)
 
@@ -677,7 +685,9 @@ def _sys_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
     from collections.abc import Iterator, Mapping
 
     def available(name: Any) -> bool:
-        return isinstance(name, str) and name in module.modules and is_import_authorized(name, gate.authorized)
+        return (
+            isinstance(name, str) and name in module.modules and is_import_authorized(name, gate.authorized)
+        )
 
     class ModulesView(Mapping):  # type: ignore[type-arg]
         """`sys.modules` for agent code: the loaded modules it may import, as their restricted proxies."""
@@ -762,7 +772,7 @@ def _sympy_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
 
     eval_expr._codeloop_guarded = True  # type: ignore[attr-defined]
     eval_expr.__doc__, eval_expr.__wrapped__ = original.__doc__, original  # type: ignore[attr-defined]
-    parser.eval_expr = eval_expr
+    parser.eval_expr = eval_expr  # type: ignore[attr-defined]
     return {}
 
 
