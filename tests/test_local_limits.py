@@ -245,3 +245,14 @@ def test_ctrl_c_cancels_a_step_even_if_agent_code_swallows_it() -> None:
             executor.run(code)
         assert time.monotonic() - start < 2
         assert executor.run("n > 0").output is True  # the executor stays usable
+
+
+def test_a_tool_on_the_main_thread_is_not_hit_by_the_step_timer() -> None:
+    # the main-thread timer ticks every 20 ms while a step runs (memory samples); a tool is host code whose
+    # blocking calls must not return early with EINTR. libc's usleep does not retry: it returns -1 when interrupted
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with LocalExecutor() as executor:
+        executor.send_tools({"native_wait": lambda: libc.usleep(200_000)})
+        assert executor.run("x = [i for i in range(300_000)]\nnative_wait()").output == 0

@@ -262,15 +262,24 @@ class _MainThreadTimer:
                 previous_sigint(signum, frame)
             raise KeyboardInterrupt
 
-        signal.signal(signal.SIGINT, on_sigint)
-        try:
+        control = job.state.control
+
+        def arm() -> None:
             if self.tripwire is not None:
                 timer.arm(MEMORY_CHECK_INTERVAL, MEMORY_CHECK_INTERVAL)
             elif timeout is not None:
-                timer.arm(timeout, _INJECT_INTERVAL)
+                left = timeout - (time.monotonic() - self.start - control.host_seconds_unlocked())
+                timer.arm(max(left, 1e-6), _INJECT_INTERVAL)
+
+        # no timer signals while a tool (host code) runs: its blocking calls must not see EINTR every 20 ms
+        control.host_hooks = (timer.disarm, arm)
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            arm()
             job.execute(disarm)
         finally:
             disarm()
+            control.host_hooks = None
             self.tripwire = None
             signal.signal(signal.SIGINT, previous_sigint)
 

@@ -147,7 +147,16 @@ class StepControl:
     at the cost of one dictionary load.
     """
 
-    __slots__ = ("flags", "reason", "final", "host_calls", "lock", "_host_total", "_host_started")
+    __slots__ = (
+        "flags",
+        "reason",
+        "final",
+        "host_calls",
+        "lock",
+        "host_hooks",
+        "_host_total",
+        "_host_started",
+    )
 
     def __init__(self, flags: dict[str, Any]) -> None:
         self.flags = flags
@@ -155,6 +164,8 @@ class StepControl:
         self.final: list[Any] = []
         self.host_calls = 0
         self.lock = threading.Lock()
+        self.host_hooks: tuple[Callable[[], None], Callable[[], None]] | None = None
+        """Called when the first host call starts and when the last one ends (the main-thread timer pauses)."""
         self._host_total = 0.0
         self._host_started = 0.0
         flags[OK_FLAG] = False
@@ -210,9 +221,13 @@ class StepControl:
         """Call host code (a tool) from agent code: not interrupted by the time limit while it runs."""
         self.check()
         with self.lock:
-            if self.host_calls == 0:
+            first = self.host_calls == 0
+            if first:
                 self._host_started = time.monotonic()
             self.host_calls += 1
+        hooks = self.host_hooks
+        if first and hooks is not None:
+            hooks[0]()
         mark = AgentThreadMark(False)
         try:
             return function(*args, **kwargs)
@@ -221,8 +236,11 @@ class StepControl:
             # a step stopped while the tool ran is honoured at the next check in agent code
             with self.lock:
                 self.host_calls -= 1
-                if self.host_calls == 0:
+                last = self.host_calls == 0
+                if last:
                     self._host_total += time.monotonic() - self._host_started
+            if last and hooks is not None:
+                hooks[1]()
 
     def host_seconds_unlocked(self) -> float:
         """`host_seconds` without taking the lock: for a signal handler that may interrupt its holder."""
