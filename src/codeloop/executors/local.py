@@ -452,7 +452,9 @@ class LocalExecutor:
             finished = self._watch(job, worker, tripwire)
             if not finished:
                 self._abandon_worker()
-                raise ExecutionError(self._stuck_message(), logs=state.output[0].getvalue())
+                raise ExecutionError(
+                    self._stuck_message(state.control.reason), logs=state.output[0].getvalue()
+                )
             return self._result(job)
 
     def _step(self, job: _Job) -> None:
@@ -514,9 +516,14 @@ class LocalExecutor:
             "faster, or split the work across steps."
         )
 
-    def _stuck_message(self) -> str:
+    def _stuck_message(self, reason: str | None) -> str:
+        exceeded = (
+            f"grew this process's memory by more than {self.memory_limit_mb} MiB"
+            if reason == "memory"
+            else f"exceeded its time limit of {self.timeout:g} seconds"
+        )
         return (
-            f"The step exceeded its time limit of {self.timeout:g} seconds and could not be stopped, because it was "
+            f"The step {exceeded} and could not be stopped, because it was "
             "stuck inside a single native operation (for example a regular expression with catastrophic "
             "backtracking, or arithmetic on enormous numbers). The executor was reset: variables, functions and "
             "imports from earlier steps are lost; tools and variables given by the host are still available."
