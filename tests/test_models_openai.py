@@ -62,6 +62,18 @@ def test_generate_kwargs_are_sent_with_every_request() -> None:
         assert body["temperature"] == 0.2 and body["max_tokens"] == 64
 
 
+def test_tool_choice_is_sent_only_with_tools() -> None:
+    # llama-cpp-python's chatml-function-calling returns native calls only when tool_choice="auto" comes along;
+    # OpenAI answers 400 to a tool_choice without tools, e.g. a CodeAgent step on the same model object.
+    call = {"name": "get_weather", "arguments": {"city": "Oslo"}}
+    with ScriptedLLMServer(["plain", {"tool_calls": [call]}]) as server:
+        m = make(server, tool_choice="auto", max_retries=0)
+        assert m.generate(USER).content == "plain"
+        assert m.generate(USER, tools=TOOLS).tool_calls[0].arguments == {"city": "Oslo"}
+    assert "tool_choice" not in server.requests[0]
+    assert server.requests[1]["tool_choice"] == "auto"
+
+
 def test_stream_delivers_text_in_several_chunks_and_usage_last() -> None:
     text = "The leopard runs at 58 km/h across the bridge."
     with ScriptedLLMServer([{"content": text, "usage": {"input_tokens": 40, "output_tokens": 11}}]) as server:

@@ -115,6 +115,12 @@ class OpenAIModel(ChatCompletionsModel):
         openai_tools = to_openai_tools(tools)
         if openai_tools:
             request["tools"] = openai_tools
+        else:
+            # `tool_choice="auto"` is what llama-cpp-python's chatml-function-calling needs to return native
+            # calls, but OpenAI rejects it (and `parallel_tool_calls`) in a request without tools, such as a
+            # CodeAgent step or a forced final answer on the same model.
+            request.pop("tool_choice", None)
+            request.pop("parallel_tool_calls", None)
         if stop and self.supports_stop:
             request["stop"] = stop
         if response_format is not None:

@@ -304,6 +304,11 @@ class ScriptedLLMServer:
             message = f"Unsupported parameter: 'stop' is not supported with this model ({model})."
             handler.send_body(400, wire.error(400, message, "invalid_request_error"))
             return
+        if wire is self._wires["openai"] and "tool_choice" in body and not body.get("tools"):
+            # OpenAI's own answer to a tool_choice without tools.
+            message = "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
+            handler.send_body(400, wire.error(400, message, "invalid_request_error"))
+            return
         with self._lock:
             index = self._calls
             self._calls += 1
