@@ -35,12 +35,14 @@ __all__ = [
     "LLAMA_CPP_VERSION",
     "CMAKE_ARGS",
     "cache_dir",
+    "default_threads",
     "prepare",
     "find_prepared",
     "LocalModelNotPrepared",
 ]
 
 CACHE_ENV = "CODELOOP_MODEL_CACHE"
+THREADS_ENV = "CODELOOP_MODEL_THREADS"
 LLAMA_CPP_VERSION = "0.3.36"
 CMAKE_ARGS = (
     "-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF "
@@ -115,9 +117,14 @@ class PreparedModel:
     python: Path
     """The interpreter of the runtime venv (it has `llama_cpp.server`)."""
 
-    def serve_command(self, port: int, chat_format: str | None = None) -> list[str]:
-        """The command that serves the model on 127.0.0.1:`port` with the thread settings it needs here."""
-        # Without explicit threads llama.cpp picks 1 thread on these machines; 2 doubles its speed.
+    def serve_command(
+        self, port: int, chat_format: str | None = None, threads: int | None = None
+    ) -> list[str]:
+        """The command that serves the model on 127.0.0.1:`port` with `threads` threads.
+
+        `threads` defaults to `$CODELOOP_MODEL_THREADS`, else to `default_threads()`.
+        """
+        threads = threads or int(os.environ.get(THREADS_ENV) or default_threads())
         command = [
             str(self.python),
             "-m",
@@ -125,9 +132,9 @@ class PreparedModel:
             "--model",
             str(self.model_path),
             "--n_threads",
-            "2",
+            str(threads),
             "--n_threads_batch",
-            "2",
+            str(threads),
             "--n_ctx",
             "8192",
             "--host",
@@ -138,6 +145,22 @@ class PreparedModel:
         if chat_format:
             command += ["--chat_format", chat_format]
         return command
+
+
+def default_threads() -> int:
+    """2 threads on an idle machine, 1 on a busy one.
+
+    Without an explicit count llama.cpp picks 1 thread on these 2-core machines, and 2 nearly double its speed
+    when nothing else runs. When other processes keep the cores busy, 2 threads are several times *slower*
+    than 1 (measured: 0.3 vs 2.2 generated tokens/s at a load average of 7), because llama.cpp's threads wait
+    for each other at every layer of every token.
+    """
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - no load average on this platform
+        load = 0.0
+    return 2 if cores >= 2 and load < cores - 1 else 1
 
 
 def cache_dir() -> Path:
@@ -288,9 +311,14 @@ def _python_tag(python: Path) -> str:
 
 
 def _cached_wheel(wheels_dir: Path, tag: str) -> Path | None:
-    name = f"llama_cpp_python-{LLAMA_CPP_VERSION}-"
-    found = sorted(p for p in wheels_dir.glob(f"{name}*.whl") if f"-{tag}-" in p.name)
-    return found[-1] if found else None
+    # The wheel is tagged py3-none-<platform> (it loads its C library with ctypes) or, for other builds,
+    # cpXY-...; either fits when the interpreter tag matches.
+    found = []
+    for path in wheels_dir.glob(f"llama_cpp_python-{LLAMA_CPP_VERSION}-*.whl"):
+        python_tags = path.name[: -len(".whl")].split("-")[2].split(".")
+        if "py3" in python_tags or tag in python_tags:
+            found.append(path)
+    return sorted(found)[-1] if found else None
 
 
 def build_wheel(python: Path, log: Log = print) -> Path:

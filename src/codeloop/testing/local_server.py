@@ -11,6 +11,7 @@ when it fails to start.
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import tempfile
@@ -35,6 +36,14 @@ class ServerExchange:
     message: dict[str, Any]
     seconds: float
     """From sending the request to having the whole response."""
+    server_log: str = ""
+    """What the server logged while answering (it answers one request at a time)."""
+
+    @property
+    def reused_prompt_tokens(self) -> int:
+        """Prompt tokens llama.cpp took from its cache of the previous prompt instead of evaluating them."""
+        hits = re.findall(r"(\d+) prefix-match hit", self.server_log)
+        return int(hits[0]) if hits else 0
 
 
 class LocalServerError(RuntimeError):
@@ -48,22 +57,30 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _recording_client(record: list[ServerExchange], timeout: float) -> Any:
+def _recording_client(record: list[ServerExchange], timeout: float, log_path: Path | None) -> Any:
     import httpx
 
+    def log_size() -> int:
+        return log_path.stat().st_size if log_path is not None and log_path.exists() else 0
+
     def on_request(request: httpx.Request) -> None:
-        request.extensions["codeloop_sent"] = time.monotonic()
+        request.extensions["codeloop_sent"] = (time.monotonic(), log_size())
 
     def on_response(response: httpx.Response) -> None:
         if not response.request.url.path.endswith("/chat/completions") or response.status_code != 200:
             return
         response.read()
         body = response.json()
-        sent = response.request.extensions.get("codeloop_sent", time.monotonic())
+        sent, log_start = response.request.extensions.get("codeloop_sent", (time.monotonic(), 0))
+        seconds = time.monotonic() - sent
+        server_log = ""
+        if log_path is not None:
+            with log_path.open("rb") as f:
+                f.seek(log_start)
+                server_log = f.read().decode(errors="replace")
         choices = body.get("choices") or [{}]
-        record.append(
-            ServerExchange(body.get("usage") or {}, choices[0].get("message") or {}, time.monotonic() - sent)
-        )
+        message = choices[0].get("message") or {}
+        record.append(ServerExchange(body.get("usage") or {}, message, seconds, server_log))
 
     return httpx.Client(timeout=timeout, event_hooks={"request": [on_request], "response": [on_response]})
 
@@ -114,7 +131,7 @@ class LocalModelServer:
         kwargs.setdefault("max_retries", 0)
         if record is not None:
             client_kwargs = dict(kwargs.pop("client_kwargs", None) or {})
-            client_kwargs["http_client"] = _recording_client(record, kwargs["timeout"])
+            client_kwargs["http_client"] = _recording_client(record, kwargs["timeout"], self.log_path)
             kwargs["client_kwargs"] = client_kwargs
         return OpenAIModel("local", api_base=self.api_base, api_key="not-needed", **kwargs)
 

@@ -1,0 +1,52 @@
+"""ToolCallingAgent on the real local model, both ways llama-cpp-python's server returns tool calls.
+
+- Its default (the GGUF's own chat template) shows the tools to the model but returns the model's calls as
+  text (`<tool_call>{...}</tool_call>`); codeloop parses them from the reply.
+- `--chat_format chatml-function-calling` returns native `tool_calls`, but only when the request carries
+  `tool_choice` ("auto" here) and never when streaming.
+"""
+
+from __future__ import annotations
+
+import pytest
+from real_checks import assert_sound_run
+from test_real_code_agent import GENERATION, calculate_portfolio_value, get_stock_price
+
+from codeloop import ToolCallingAgent
+from codeloop.memory import ActionStep
+from codeloop.testing.local_server import LocalModelServer, ServerExchange
+
+pytestmark = [pytest.mark.real_model, pytest.mark.timeout(900)]
+
+TASK = "What is my position of 100 AAPL shares worth?"
+
+
+def _run(server: LocalModelServer, **model_kwargs: object) -> tuple[object, list[ServerExchange]]:
+    exchanges: list[ServerExchange] = []
+    agent = ToolCallingAgent(
+        [get_stock_price, calculate_portfolio_value],
+        model=server.model(record=exchanges, **GENERATION, **model_kwargs),
+        max_steps=5,
+        verbosity_level=0,
+    )
+    return agent.run(TASK, return_full_result=True), exchanges
+
+
+def test_tool_calls_written_as_text_are_run(llama_server: LocalModelServer) -> None:
+    result, exchanges = _run(llama_server)
+    assert_sound_run(result, 5, exchanges)  # type: ignore[arg-type]
+    actions = [s for s in result.steps if isinstance(s, ActionStep)]  # type: ignore[attr-defined]
+    # This server never sends native calls: every call was read from the reply's text.
+    assert all(not e.message.get("tool_calls") for e in exchanges)
+    assert "[get_stock_price] 175.42" in (actions[0].observations or "")
+    assert result.state == "success"  # type: ignore[attr-defined]
+    assert float(result.output) == pytest.approx(17542.0)  # type: ignore[attr-defined]
+
+
+def test_native_tool_calls_are_run(llama_server_native_tools: LocalModelServer) -> None:
+    result, exchanges = _run(llama_server_native_tools, tool_choice="auto")
+    assert_sound_run(result, 5, exchanges)  # type: ignore[arg-type]
+    actions = [s for s in result.steps if isinstance(s, ActionStep)]  # type: ignore[attr-defined]
+    assert exchanges[0].message.get("tool_calls"), "chatml-function-calling sent no native tool call"
+    assert actions[0].tool_calls and actions[0].tool_calls[0].name == "get_stock_price"
+    assert actions[0].tool_results[0].output == "175.42"
