@@ -158,6 +158,8 @@ def test_tool_results_go_back_as_tool_messages_with_call_ids() -> None:
         assert make(server).generate(history, tools=TOOLS).content == "Paris is 18C."
     wire = server.requests[0]["messages"]
     assert wire[2]["role"] == "assistant"
+    # a string, not null: llama-cpp-python's server rejects the whole request (HTTP 500) on null content
+    assert wire[2]["content"] == ""
     assert [c["function"]["arguments"] for c in wire[2]["tool_calls"]] == ['{"city": "Paris"}', "{}"]
     assert wire[3] == {"role": "tool", "tool_call_id": "call_a", "content": "18C"}
     assert wire[4] == {"role": "tool", "tool_call_id": "call_b", "content": "error: city missing"}

@@ -101,6 +101,10 @@ def to_openai_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
             continue
         flush_images()
         entry: dict[str, Any] = {"role": msg.role, "content": to_openai_content(msg.content)}
+        if entry["content"] is None:
+            # OpenAI accepts null content next to tool calls, but llama-cpp-python's server (and other strict
+            # OpenAI-compatible servers) answer 500/422 to it; an empty string is valid everywhere.
+            entry["content"] = ""
         if msg.role == "assistant" and msg.tool_calls:
             entry["tool_calls"] = [
                 {
@@ -110,8 +114,6 @@ def to_openai_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
                 }
                 for call in msg.tool_calls
             ]
-        elif entry["content"] is None:
-            entry["content"] = ""
         out.append(entry)
     flush_images()
     return out
