@@ -50,5 +50,12 @@ def test_native_tool_calls_are_run(llama_server_native_tools: LocalModelServer) 
     assert_sound_run(result, 5, exchanges)  # type: ignore[arg-type]
     actions = [s for s in result.steps if isinstance(s, ActionStep)]  # type: ignore[attr-defined]
     assert exchanges[0].message.get("tool_calls"), "chatml-function-calling sent no native tool call"
-    assert actions[0].tool_calls and actions[0].tool_calls[0].name == "get_stock_price"
-    assert actions[0].tool_results[0].output == "175.42"
+    first = actions[0]
+    assert first.tool_calls, "the first step's calls were not read from tool_calls"
+    # Every native call got its result under its own call id, and the run went on past it: the results were
+    # sent back as `tool` messages the server accepted.
+    assert [r.call_id for r in first.tool_results] == [c.id for c in first.tool_calls]
+    for call, outcome in zip(first.tool_calls, first.tool_results, strict=True):
+        expected = {"get_stock_price": "175.42", "calculate_portfolio_value": "'total_value'"}.get(call.name)
+        assert expected is not None and expected in outcome.output
+    assert len(exchanges) >= 2
