@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from .base import ExecutionResult, Executor
 
 if TYPE_CHECKING:
-    from .docker import DockerExecutor
-    from .e2b import E2BExecutor
     from .local import LocalExecutor
-    from .modal import ModalExecutor
-    from .protocol import OpaqueValue
-    from .sandbox import SandboxExecutor
+    from .transports.docker import DockerExecutor
+    from .transports.e2b import E2BExecutor
+    from .transports.modal import ModalExecutor
+    from .transports.sandbox import SandboxExecutor
+    from .worker.protocol import OpaqueValue
 
 __all__ = [
     "Executor",
@@ -39,11 +39,11 @@ __all__ = [
 
 _LAZY = {
     "LocalExecutor": ".local",
-    "SandboxExecutor": ".sandbox",
-    "DockerExecutor": ".docker",
-    "E2BExecutor": ".e2b",
-    "ModalExecutor": ".modal",
-    "OpaqueValue": ".protocol",
+    "SandboxExecutor": ".transports.sandbox",
+    "DockerExecutor": ".transports.docker",
+    "E2BExecutor": ".transports.e2b",
+    "ModalExecutor": ".transports.modal",
+    "OpaqueValue": ".worker.protocol",
 }
 
 EXECUTOR_KINDS = {

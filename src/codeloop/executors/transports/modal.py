@@ -14,8 +14,8 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .channels import Channel, QueueChannel
-from .remote import HostedWorkerExecutor, standard_init
+from ..worker.channels import Channel, QueueChannel
+from ..worker.host import HostedWorkerExecutor, standard_init
 
 __all__ = ["ModalExecutor"]
 

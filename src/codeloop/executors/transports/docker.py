@@ -24,8 +24,8 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .channels import Channel
-from .remote import HostedWorkerExecutor, standard_init
+from ..worker.channels import Channel
+from ..worker.host import HostedWorkerExecutor, standard_init
 
 __all__ = ["DockerExecutor", "DockerChannel"]
 

@@ -1,7 +1,7 @@
 """The host side of the worker protocol: an `Executor` that drives a Python worker in another process or machine.
 
-`WorkerExecutor` speaks the protocol of `codeloop.executors.worker` over a `Channel` (two byte streams plus a way
-to kill the other end). The sandbox, Docker, E2B and Modal executors are this class with different channels:
+`WorkerExecutor` speaks the protocol of `codeloop.executors.worker.guest` over a `Channel` (two byte streams plus
+a way to kill the other end). The sandbox, Docker, E2B and Modal executors are this class with different channels:
 tools always run here on the host, with the host's credentials and network, called by the sandboxed code through
 ``call`` messages; the sandbox never holds a tool's code or a secret.
 
@@ -27,11 +27,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from ..errors import ExecutionError, SandboxUnavailableError
+from ...errors import ExecutionError, SandboxUnavailableError
+from ..base import ExecutionResult
+from ..output import OutputBuffer
 from . import protocol as wire
-from .base import ExecutionResult
 from .channels import Channel
-from .output import OutputBuffer
 
 __all__ = [
     "BOOTSTRAP",
@@ -46,8 +46,8 @@ logger = logging.getLogger(__name__)
 
 _BUNDLE_MODULES = (
     ("codeloop_sandbox_output", "output.py"),
-    ("codeloop_sandbox_protocol", "protocol.py"),
-    ("codeloop_sandbox_worker", "worker.py"),
+    ("codeloop_sandbox_protocol", "worker/protocol.py"),
+    ("codeloop_sandbox_worker", "worker/guest.py"),
 )
 
 BOOTSTRAP = """import sys, types
@@ -89,10 +89,10 @@ def worker_bundle(kind: str = "source") -> bytes:
     cached = _bundles.get(kind)
     if cached is not None:
         return cached
-    here = Path(__file__).parent
+    executors = Path(__file__).parent.parent  # the paths in _BUNDLE_MODULES are relative to it
     parts = [f"{len(_BUNDLE_MODULES)}\n".encode()]
     for name, filename in _BUNDLE_MODULES:
-        source = (here / filename).read_bytes()
+        source = (executors / filename).read_bytes()
         # optimize=2 drops docstrings (and asserts, which these modules do not use): less to send and load
         blob = marshal.dumps(compile(source, name, "exec", dont_inherit=True, optimize=2)) if kind == "marshal" else source
         parts.append(f"{name}\n{kind}\n{len(blob)}\n".encode() + blob)

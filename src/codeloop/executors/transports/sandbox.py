@@ -12,11 +12,11 @@ bubblewrap (`bwrap`):
   - a cleared environment: no API keys or other host secrets;
   - inside, before any agent code runs: rlimits (address space, CPU seconds per step, open files, processes,
     file size, no core dumps) and a seccomp filter (no fork/exec, no namespace or mount calls, no exotic sockets;
-    see `seccomp`).
+    see `codeloop.executors.worker.seccomp`).
 
 The parent enforces a wall-clock limit per step (time inside tools not counted): past it, the worker is killed
 and the model is told that the step was stopped and its variables were lost; the next step gets a fresh worker.
-Tools stay on the host and are called over the worker's pipe (`remote.WorkerExecutor`).
+Tools stay on the host and are called over the worker's pipe (`codeloop.executors.worker.host.WorkerExecutor`).
 
 /proc is deliberately absent: when the host runs as root, bubblewrap maps the sandbox's uid to the host's root
 uid, and procfs lets that uid write host sysctls (e.g. kernel.core_pattern) even without capabilities.
@@ -37,9 +37,9 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..errors import SandboxUnavailableError
-from .channels import Channel, ProcessChannel
-from .remote import (
+from ...errors import SandboxUnavailableError
+from ..worker.channels import Channel, ProcessChannel
+from ..worker.host import (
     BOOTSTRAP,
     WorkerExecutor,
     WorkerStartError,
