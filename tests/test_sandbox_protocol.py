@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 
 from codeloop.executors.worker import protocol as wire
-from codeloop.executors.worker.host import BOOTSTRAP, worker_bundle
+from codeloop.executors.worker.bundle import BOOTSTRAP, worker_bundle
 from codeloop.executors.worker.seccomp import build_filter
 
 

@@ -16,7 +16,7 @@ from tests.transport_fakes import FakeDockerClient, exercise_worker
 
 from codeloop.errors import ExecutionError
 from codeloop.executors import DockerExecutor
-from codeloop.executors.worker.host import BOOTSTRAP
+from codeloop.executors.worker.bundle import BOOTSTRAP
 
 
 @pytest.fixture

@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..worker.channels import Channel
-from ..worker.host import HostedWorkerExecutor, standard_init
+from ..worker.host import standard_init
+from .hosted import HostedWorkerExecutor
 
 __all__ = ["DockerExecutor", "DockerChannel"]
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..worker.channels import Channel, QueueChannel
-from ..worker.host import HostedWorkerExecutor, standard_init
+from ..worker.host import standard_init
+from .hosted import HostedWorkerExecutor
 
 __all__ = ["ModalExecutor"]
 

@@ -38,14 +38,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ...errors import SandboxUnavailableError
+from ..worker.bundle import BOOTSTRAP, python_is_this_interpreter
 from ..worker.channels import Channel, ProcessChannel
-from ..worker.host import (
-    BOOTSTRAP,
-    WorkerExecutor,
-    WorkerStartError,
-    python_is_this_interpreter,
-    standard_init,
-)
+from ..worker.host import WorkerExecutor, WorkerStartError, standard_init
 from .sandbox_fs import MountPlan, host_site_dirs, plan_mounts
 
 __all__ = ["SandboxExecutor", "isolation_problem", "DEFAULT_TIMEOUT_SECONDS"]

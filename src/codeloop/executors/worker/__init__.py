@@ -2,8 +2,8 @@
 
     protocol   the wire format: size-limited JSON lines and the safe value format, shared by both sides
     guest      the program that runs inside the worker (standard library only, shipped to it on stdin)
-    host       `WorkerExecutor`, the host side that drives a worker over a `Channel` and runs its tool calls;
-               `BOOTSTRAP` and `worker_bundle`, the code shipped to the worker; `HostedWorkerExecutor`
+    host       `WorkerExecutor`, the host side that drives a worker over a `Channel` and runs its tool calls
+    bundle     how the guest's code is shipped: the `BOOTSTRAP` given to `python -c` and the modules it loads
     channels   `Channel`s to a worker: a local subprocess's pipes, or queues fed by a cloud SDK's callbacks
     seccomp    the system-call filter every worker installs on itself before running agent code
 
