@@ -37,6 +37,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from ..._checks import check_limit
 from ...errors import SandboxUnavailableError
 from ..worker.bundle import BOOTSTRAP, python_is_this_interpreter
 from ..worker.channels import Channel, ProcessChannel
@@ -155,10 +156,8 @@ class SandboxExecutor(WorkerExecutor):
             raise ValueError("isolation='subprocess' contradicts require_isolation=True")
         for name, value in (("max_memory_mb", max_memory_mb), ("tmpfs_mb", tmpfs_mb),
                             ("max_open_files", max_open_files), ("max_processes", max_processes)):  # fmt: skip
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if cpu_seconds is not None and not cpu_seconds > 0:
-            raise ValueError(f"cpu_seconds must be a positive number or None, got {cpu_seconds!r}")
+            check_limit(name, value, integer=True, optional=False)
+        check_limit("cpu_seconds", cpu_seconds)
         self.authorized_imports = sorted(set(additional_authorized_imports))
         self.max_memory_mb = max_memory_mb
         self.cpu_seconds = cpu_seconds if cpu_seconds is not None else timeout

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from ..._checks import check_limit
 from ...errors import ExecutionError, SandboxUnavailableError
 from ..base import ExecutionResult
 from ..output import OutputBuffer
@@ -159,12 +160,10 @@ class WorkerExecutor(ABC):
         max_message_mb: int = 64,
         startup_timeout: float = 30.0,
     ) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-        if not isinstance(max_print_outputs_length, int) or max_print_outputs_length < 0:
-            raise ValueError(f"max_print_outputs_length must be an int >= 0, got {max_print_outputs_length!r}")
-        if not isinstance(max_message_mb, int) or max_message_mb < 1:
-            raise ValueError(f"max_message_mb must be an int >= 1, got {max_message_mb!r}")
+        check_limit("timeout", timeout)
+        check_limit("max_print_outputs_length", max_print_outputs_length, integer=True, allow_zero=True, optional=False)
+        check_limit("max_message_mb", max_message_mb, integer=True, optional=False)
+        check_limit("startup_timeout", startup_timeout, optional=False)
         self.timeout = timeout
         self.max_print_outputs_length = max_print_outputs_length
         self.on_output = on_output
