@@ -87,7 +87,7 @@ def _smolagents_executor() -> Any | None:
 
 def _sandbox_executor() -> Any | None:
     try:
-        module = importlib.import_module("codeloop.executors.sandbox")
+        module = importlib.import_module("codeloop.executors.transports.sandbox")
     except ImportError:
         return None
     factory = getattr(module, "SandboxExecutor", None)

@@ -95,7 +95,7 @@ def main() -> None:
         ),
     ]
     try:
-        from codeloop.executors.sandbox import SandboxExecutor  # noqa: F401
+        from codeloop.executors.transports.sandbox import SandboxExecutor  # noqa: F401
 
         kinds.insert(
             1,

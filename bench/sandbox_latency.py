@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from codeloop.executors.sandbox import SandboxExecutor, isolation_problem  # noqa: E402
+from codeloop.executors.transports.sandbox import SandboxExecutor, isolation_problem  # noqa: E402
 
 FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\nresult = fib(24)\n"
 

@@ -15,7 +15,7 @@ def bwrap_problem() -> str | None:
     if not sys.platform.startswith("linux"):
         return f"bubblewrap (bwrap) needs Linux, this is {sys.platform}"
     from codeloop.errors import SandboxUnavailableError
-    from codeloop.executors.sandbox import SandboxExecutor
+    from codeloop.executors.transports.sandbox import SandboxExecutor
 
     try:
         with SandboxExecutor(require_isolation=True) as executor:

@@ -43,8 +43,12 @@ def test_create_executor_builds_sandbox_and_local_with_their_options() -> None:
 
 
 def test_remote_kinds_are_built_without_touching_their_cloud() -> None:
-    for kind in ("docker", "e2b", "modal"):
-        executor = create_executor(kind, timeout=3)  # nothing starts until the first step
+    from tests.transport_fakes import FakeDockerClient, FakeE2BSandbox, FakeModalSandbox
+
+    stand_ins = {"docker": {"client": FakeDockerClient()}, "e2b": {"sandbox_factory": FakeE2BSandbox},
+                 "modal": {"sandbox_factory": FakeModalSandbox}}  # fmt: skip
+    for kind, stand_in in stand_ins.items():
+        executor = create_executor(kind, timeout=3, **stand_in)  # nothing starts until the first step
         assert executor.timeout == 3  # type: ignore[attr-defined]
         executor.close()
 
@@ -71,7 +75,8 @@ def test_an_executor_instance_passes_through_and_other_objects_are_refused() -> 
 def test_importing_the_executors_package_loads_no_executor() -> None:
     probe = "import sys, codeloop.executors as e; print(sorted(m for m in sys.modules if m.startswith('codeloop.executors.')))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert done.stdout.strip() == "['codeloop.executors.base']"
+    # kinds: the executor names and their checks, so that a typo fails before anything heavy is loaded
+    assert done.stdout.strip() == "['codeloop.executors.base', 'codeloop.executors.kinds']"
 
 
 @needs_bwrap

@@ -133,7 +133,7 @@ def test_data_from_the_worker_over_the_limit_is_refused_without_a_restart(
 def test_variables_over_the_limit_are_refused_by_name_and_many_small_ones_still_travel(
     small_limit: SandboxExecutor,
 ) -> None:
-    from codeloop.executors.protocol import MessageTooLarge
+    from codeloop.executors.worker.protocol import MessageTooLarge
 
     with pytest.raises(MessageTooLarge, match="variable 'huge' is 2.0 MiB, over the 1 MiB limit"):
         small_limit.send_variables({"huge": "z" * (2 * 2**20)})

@@ -18,8 +18,8 @@ from tests.sandbox_support import needs_bwrap
 
 from codeloop.errors import ExecutionError, SandboxUnavailableError
 from codeloop.executors import SandboxExecutor
-from codeloop.executors import sandbox as sandbox_module
-from codeloop.executors.sandbox_fs import plan_mounts, read_elf
+from codeloop.executors.transports import sandbox as sandbox_module
+from codeloop.executors.transports.sandbox_fs import plan_mounts, read_elf
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from uuid import UUID
 
 import pytest
 
-from codeloop.executors import protocol as wire
-from codeloop.executors.remote import BOOTSTRAP, worker_bundle
-from codeloop.executors.seccomp import build_filter
+from codeloop.executors.worker import protocol as wire
+from codeloop.executors.worker.bundle import BOOTSTRAP, worker_bundle
+from codeloop.executors.worker.seccomp import build_filter
 
 
 def roundtrip(value: object) -> object:

@@ -22,7 +22,7 @@ from hypothesis.extra import numpy as hnp
 
 from codeloop.errors import ExecutionError
 from codeloop.executors import OpaqueValue, SandboxExecutor
-from codeloop.executors import protocol as wire
+from codeloop.executors.worker import protocol as wire
 
 # --- comparing values exactly -----------------------------------------------------------------------------------
 

@@ -466,7 +466,7 @@ def _local(**kwargs: Any) -> Callable[[], Any]:
 
 
 def _sandbox() -> Any:
-    from codeloop.executors.sandbox import SandboxExecutor  # type: ignore[import-not-found]
+    from codeloop.executors.transports.sandbox import SandboxExecutor  # type: ignore[import-not-found]
 
     return SandboxExecutor(additional_authorized_imports=EXTRA_IMPORTS)
 
@@ -475,7 +475,7 @@ EXECUTOR_KINDS: dict[str, Callable[[], Any]] = {
     "local": _local(),
     "local-worker-thread": _local(inline=False),
 }
-if importlib.util.find_spec("codeloop.executors.sandbox") is not None:
+if importlib.util.find_spec("codeloop.executors.transports.sandbox") is not None:
     EXECUTOR_KINDS["sandbox"] = _sandbox
 
 

@@ -8,15 +8,15 @@ calls over the socket, restarts and cleanup on timeout, crash, errors and Ctrl-C
 from __future__ import annotations
 
 import os
+import sys
 import time
-from typing import Any
 
 import pytest
 from tests.transport_fakes import FakeDockerClient, exercise_worker
 
 from codeloop.errors import ExecutionError
 from codeloop.executors import DockerExecutor
-from codeloop.executors.remote import BOOTSTRAP
+from codeloop.executors.worker.bundle import BOOTSTRAP
 
 
 @pytest.fixture
@@ -92,19 +92,10 @@ def test_ctrl_c_during_a_step_removes_the_container(client: FakeDockerClient) ->
         assert client.live() == []
 
 
-def test_missing_sdk_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_docker(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "docker":
-            raise ImportError("no docker")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_docker)
-    with pytest.raises(ImportError, match=r"pip install 'codeloop\[docker\]'"):
-        DockerExecutor().run("1")
+def test_missing_sdk_is_a_clear_error_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "docker", None)  # how Python marks a module that cannot be imported
+    with pytest.raises(ImportError, match=r'pip install "codeloop\[docker\]"'):
+        DockerExecutor()
 
 
 @pytest.mark.skipif(os.environ.get("CODELOOP_DOCKER_TESTS") != "1", reason="real Docker: set CODELOOP_DOCKER_TESTS=1")

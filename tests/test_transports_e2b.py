@@ -15,7 +15,7 @@ from tests.transport_fakes import FakeE2BSandbox, exercise_worker
 
 from codeloop.errors import ExecutionError
 from codeloop.executors import E2BExecutor
-from codeloop.executors.remote import BOOTSTRAP
+from codeloop.executors.worker.bundle import BOOTSTRAP
 
 
 @pytest.fixture

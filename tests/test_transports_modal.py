@@ -15,7 +15,7 @@ from tests.transport_fakes import FakeModalSandbox, exercise_worker
 
 from codeloop.errors import ExecutionError
 from codeloop.executors import ModalExecutor
-from codeloop.executors.remote import BOOTSTRAP
+from codeloop.executors.worker.bundle import BOOTSTRAP
 
 
 @pytest.fixture

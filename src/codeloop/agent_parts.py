@@ -11,19 +11,11 @@ import builtins
 from collections.abc import Sequence
 from typing import Any
 
-from ._extras import install_hint, is_installed
-from .errors import MissingExtraError, ToolDefinitionError
+from .errors import ToolDefinitionError
 
 __all__ = ["build_tool_table", "check_code_tool_name", "check_executor", "managed_agent_tool"]
 
 _PYTHON_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_"))
-
-_EXECUTOR_SDKS = {
-    "docker": ("docker", "client"),
-    "e2b": ("e2b", "sandbox_factory"),
-    "modal": ("modal", "sandbox_factory"),
-}
-"""Executor name -> (the SDK module it needs, the executor_kwargs entry that supplies a ready-made stand-in)."""
 
 
 def build_tool_table(
@@ -99,28 +91,9 @@ def check_code_tool_name(name: str, tool: Any, authorized_imports: Sequence[str]
 
 def check_executor(spec: Any, kwargs: dict[str, Any]) -> None:
     """Refuse an unknown executor name, or one whose SDK is not installed, before any run (or paid call)."""
-    from .executors import EXECUTOR_KINDS, Executor
+    from .executors.kinds import check_executor_choice
 
-    if not isinstance(spec, str):
-        if not isinstance(spec, Executor):
-            raise TypeError(
-                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))} or an Executor instance "
-                f"(with send_tools, send_variables, run, close), got {type(spec).__name__}"
-            )
-        return
-    kind = spec.strip().lower()
-    if kind not in EXECUTOR_KINDS:
-        import difflib
-
-        close = difflib.get_close_matches(kind, EXECUTOR_KINDS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else "."
-        raise ValueError(
-            f"unknown executor {spec!r}{hint} Valid names: {', '.join(map(repr, EXECUTOR_KINDS))}."
-        )
-    if kind in _EXECUTOR_SDKS:
-        module, stand_in = _EXECUTOR_SDKS[kind]
-        if stand_in not in kwargs and not is_installed(module):
-            raise MissingExtraError(f"executor={spec!r} needs the `{module}` SDK: {install_hint(kind)}")
+    check_executor_choice(spec, kwargs)
 
 
 def managed_agent_tool(agent: Any) -> Any:

@@ -15,14 +15,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import ExecutionResult, Executor
+from .kinds import EXECUTOR_KINDS, check_executor_choice
 
 if TYPE_CHECKING:
-    from .docker import DockerExecutor
-    from .e2b import E2BExecutor
     from .local import LocalExecutor
-    from .modal import ModalExecutor
-    from .protocol import OpaqueValue
-    from .sandbox import SandboxExecutor
+    from .transports.docker import DockerExecutor
+    from .transports.e2b import E2BExecutor
+    from .transports.modal import ModalExecutor
+    from .transports.sandbox import SandboxExecutor
+    from .worker.protocol import OpaqueValue
 
 __all__ = [
     "Executor",
@@ -39,41 +40,23 @@ __all__ = [
 
 _LAZY = {
     "LocalExecutor": ".local",
-    "SandboxExecutor": ".sandbox",
-    "DockerExecutor": ".docker",
-    "E2BExecutor": ".e2b",
-    "ModalExecutor": ".modal",
-    "OpaqueValue": ".protocol",
+    "SandboxExecutor": ".transports.sandbox",
+    "DockerExecutor": ".transports.docker",
+    "E2BExecutor": ".transports.e2b",
+    "ModalExecutor": ".transports.modal",
+    "OpaqueValue": ".worker.protocol",
 }
-
-EXECUTOR_KINDS = {
-    "sandbox": "SandboxExecutor",
-    "local": "LocalExecutor",
-    "docker": "DockerExecutor",
-    "e2b": "E2BExecutor",
-    "modal": "ModalExecutor",
-}
-"""Executor names accepted by `create_executor` (and `CodeAgent(executor=...)`, `--executor`)."""
-
 
 def create_executor(kind: str | Executor, **kwargs: Any) -> Executor:
     """An executor from its name ("sandbox", "local", "docker", "e2b", "modal"), built with `kwargs`.
 
-    An object that already is an executor is returned as it is (then `kwargs` must be empty).
+    An object that already is an executor is returned as it is (then `kwargs` must be empty). An unknown name
+    is refused with the closest known one, a missing SDK with the `pip install` line that adds it.
     """
-    if not isinstance(kind, str):
-        if not isinstance(kind, Executor):
-            raise TypeError(
-                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))} or an Executor instance "
-                f"(with send_tools, send_variables, run, close), got {type(kind).__name__}"
-            )
-        if kwargs:
-            raise ValueError(f"executor_kwargs {sorted(kwargs)} cannot apply to an executor instance; pass them when creating it")
-        return kind
-    class_name = EXECUTOR_KINDS.get(kind.strip().lower())
-    if class_name is None:
-        raise ValueError(f"unknown executor {kind!r}; known: {', '.join(EXECUTOR_KINDS)}")
-    factory = __getattr__(class_name)
+    choice = check_executor_choice(kind, kwargs)
+    if not isinstance(choice, str):
+        return choice
+    factory = __getattr__(EXECUTOR_KINDS[choice])
     executor: Executor = factory(**kwargs)
     return executor
 

@@ -12,11 +12,11 @@ bubblewrap (`bwrap`):
   - a cleared environment: no API keys or other host secrets;
   - inside, before any agent code runs: rlimits (address space, CPU seconds per step, open files, processes,
     file size, no core dumps) and a seccomp filter (no fork/exec, no namespace or mount calls, no exotic sockets;
-    see `seccomp`).
+    see `codeloop.executors.worker.seccomp`).
 
 The parent enforces a wall-clock limit per step (time inside tools not counted): past it, the worker is killed
 and the model is told that the step was stopped and its variables were lost; the next step gets a fresh worker.
-Tools stay on the host and are called over the worker's pipe (`remote.WorkerExecutor`).
+Tools stay on the host and are called over the worker's pipe (`codeloop.executors.worker.host.WorkerExecutor`).
 
 /proc is deliberately absent: when the host runs as root, bubblewrap maps the sandbox's uid to the host's root
 uid, and procfs lets that uid write host sysctls (e.g. kernel.core_pattern) even without capabilities.
@@ -37,15 +37,11 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..errors import SandboxUnavailableError
-from .channels import Channel, ProcessChannel
-from .remote import (
-    BOOTSTRAP,
-    WorkerExecutor,
-    WorkerStartError,
-    python_is_this_interpreter,
-    standard_init,
-)
+from ..._checks import check_limit
+from ...errors import SandboxUnavailableError
+from ..worker.bundle import BOOTSTRAP, python_is_this_interpreter
+from ..worker.channels import Channel, ProcessChannel
+from ..worker.host import WorkerExecutor, WorkerStartError, standard_init
 from .sandbox_fs import MountPlan, host_site_dirs, plan_mounts
 
 __all__ = ["SandboxExecutor", "isolation_problem", "DEFAULT_TIMEOUT_SECONDS"]
@@ -160,10 +156,8 @@ class SandboxExecutor(WorkerExecutor):
             raise ValueError("isolation='subprocess' contradicts require_isolation=True")
         for name, value in (("max_memory_mb", max_memory_mb), ("tmpfs_mb", tmpfs_mb),
                             ("max_open_files", max_open_files), ("max_processes", max_processes)):  # fmt: skip
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if cpu_seconds is not None and not cpu_seconds > 0:
-            raise ValueError(f"cpu_seconds must be a positive number or None, got {cpu_seconds!r}")
+            check_limit(name, value, integer=True, optional=False)
+        check_limit("cpu_seconds", cpu_seconds)
         self.authorized_imports = sorted(set(additional_authorized_imports))
         self.max_memory_mb = max_memory_mb
         self.cpu_seconds = cpu_seconds if cpu_seconds is not None else timeout

@@ -1,4 +1,4 @@
-"""The sandbox side of the worker protocol: a persistent Python namespace driven over stdin/stdout.
+"""The worker side of the protocol (the guest): a persistent Python namespace driven over stdin/stdout.
 
 This module runs *inside* the sandbox. The host starts a bare interpreter (`python -I -S -c BOOTSTRAP`) and sends
 this module's code, together with `protocol` (the message and value formats) and `output` (shaping printed text
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from typing import Any, BinaryIO
 
 try:
-    from . import output as shaping
+    from .. import output as shaping
     from . import protocol as wire
 except ImportError:  # loaded by the sandbox bootstrap as top-level modules, outside any package
     import codeloop_sandbox_output as shaping  # type: ignore[import-not-found,no-redef]

@@ -5,7 +5,7 @@ on the host and are called from the container over the attach socket. The contai
 read-only root filesystem with a size-limited tmpfs, a memory and PID limit, no capabilities, `no-new-privileges`,
 an unprivileged user and an empty environment; inside, the worker adds its rlimits and seccomp filter.
 
-Needs the `docker` SDK (`pip install 'codeloop[docker]'`), a reachable Docker engine, and an image with CPython
+Needs the `docker` SDK (`pip install "codeloop[docker]"`), a reachable Docker engine, and an image with CPython
 >= 3.9 on PATH as `python3` (default image: the official `python:<this minor version>-slim`). The container is
 removed when the executor closes, when its worker is restarted after a timeout or crash, on errors, on Ctrl-C,
 and at interpreter exit; containers carry the label `codeloop.executor` so strays can be found
@@ -24,8 +24,11 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .channels import Channel
-from .remote import HostedWorkerExecutor, standard_init
+from ..._checks import check_limit
+from ..kinds import require_sdk
+from ..worker.channels import Channel
+from ..worker.host import standard_init
+from .hosted import HostedWorkerExecutor
 
 __all__ = ["DockerExecutor", "DockerChannel"]
 
@@ -178,6 +181,12 @@ class DockerExecutor(HostedWorkerExecutor):
         startup_timeout: float = 120.0,
         max_message_mb: int = 64,
     ) -> None:
+        if client is None:
+            require_sdk("docker")
+        for name, value in (("max_memory_mb", max_memory_mb), ("pids_limit", pids_limit), ("tmpfs_mb", tmpfs_mb)):
+            # Docker reads 0 or -1 as "no limit" for some of these: a typo must not remove a bound.
+            check_limit(name, value, integer=True, optional=False)
+        check_limit("cpus", cpus, optional=False)
         super().__init__(
             additional_authorized_imports,
             python_command=python_command,
@@ -199,12 +208,9 @@ class DockerExecutor(HostedWorkerExecutor):
 
     def _docker(self) -> Any:
         if self._client is None:
-            try:
-                import docker
-            except ImportError:
-                raise ImportError(
-                    "DockerExecutor needs the docker SDK: pip install 'codeloop[docker]'"
-                ) from None
+            require_sdk("docker")
+            import docker
+
             self._client = docker.from_env()
         return self._client
 

@@ -1,7 +1,7 @@
 """The host side of the worker protocol: an `Executor` that drives a Python worker in another process or machine.
 
-`WorkerExecutor` speaks the protocol of `codeloop.executors.worker` over a `Channel` (two byte streams plus a way
-to kill the other end). The sandbox, Docker, E2B and Modal executors are this class with different channels:
+`WorkerExecutor` speaks the protocol of `codeloop.executors.worker.guest` over a `Channel` (two byte streams plus
+a way to kill the other end). The sandbox, Docker, E2B and Modal executors are this class with different channels:
 tools always run here on the host, with the host's credentials and network, called by the sandboxed code through
 ``call`` messages; the sandbox never holds a tool's code or a secret.
 
@@ -15,90 +15,25 @@ variables (the variables the code itself created are lost, and the message says 
 from __future__ import annotations
 
 import logging
-import marshal
-import os
-import sys
 import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-from ..errors import ExecutionError, SandboxUnavailableError
+from ..._checks import check_limit
+from ...errors import ExecutionError, SandboxUnavailableError
+from ..base import ExecutionResult
+from ..output import OutputBuffer
 from . import protocol as wire
-from .base import ExecutionResult
+from .bundle import worker_bundle
 from .channels import Channel
-from .output import OutputBuffer
 
-__all__ = [
-    "BOOTSTRAP",
-    "standard_init",
-    "WorkerExecutor",
-    "HostedWorkerExecutor",
-    "WorkerStartError",
-    "worker_bundle",
-]
+__all__ = ["standard_init", "WorkerExecutor", "WorkerStartError"]
 
 logger = logging.getLogger(__name__)
-
-_BUNDLE_MODULES = (
-    ("codeloop_sandbox_output", "output.py"),
-    ("codeloop_sandbox_protocol", "protocol.py"),
-    ("codeloop_sandbox_worker", "worker.py"),
-)
-
-BOOTSTRAP = """import sys, types
-class _Deferred(types.ModuleType):
-    def __getattr__(self, attribute):
-        del sys.modules[self.__name__]
-        real = __import__(self.__name__)
-        sys.modules[self.__name__] = real
-        return getattr(real, attribute)
-def _codeloop_load():
-    sys.modules.setdefault("linecache", _Deferred("linecache"))
-    reader = sys.stdin.buffer
-    module = None
-    for _ in range(int(reader.readline())):
-        name = reader.readline().decode().strip()
-        kind = reader.readline().strip()
-        blob = reader.read(int(reader.readline()))
-        code = __import__("marshal").loads(blob) if kind == b"marshal" else compile(blob, name, "exec")
-        module = types.ModuleType(name)
-        module.__file__ = name
-        sys.modules[name] = module
-        exec(code, module.__dict__)
-    module.main(reader)
-_codeloop_load()
-"""
-"""The program given to `python -c` in the sandbox: it loads the worker modules sent on stdin and runs them.
-
-`linecache` is imported only when first used: it pulls in `tokenize` and `re`, ~8 ms of every worker's start,
-and is needed only to show a traceback line that is not in the step's own code."""
-
-_bundles: dict[str, bytes] = {}
-
-
-def worker_bundle(kind: str = "source") -> bytes:
-    """The worker modules as the bootstrap reads them: as source (any Python >= 3.10) or as marshalled code
-    objects ("marshal", only for an interpreter identical to this one; skips compiling at every start)."""
-    if kind not in ("source", "marshal"):
-        raise ValueError(f"bundle kind must be 'source' or 'marshal', got {kind!r}")
-    cached = _bundles.get(kind)
-    if cached is not None:
-        return cached
-    here = Path(__file__).parent
-    parts = [f"{len(_BUNDLE_MODULES)}\n".encode()]
-    for name, filename in _BUNDLE_MODULES:
-        source = (here / filename).read_bytes()
-        # optimize=2 drops docstrings (and asserts, which these modules do not use): less to send and load
-        blob = marshal.dumps(compile(source, name, "exec", dont_inherit=True, optimize=2)) if kind == "marshal" else source
-        parts.append(f"{name}\n{kind}\n{len(blob)}\n".encode() + blob)
-    _bundles[kind] = bundle = b"".join(parts)
-    return bundle
-
 
 class WorkerStartError(SandboxUnavailableError):
     """The worker process could not be started or did not complete the protocol handshake."""
@@ -225,12 +160,10 @@ class WorkerExecutor(ABC):
         max_message_mb: int = 64,
         startup_timeout: float = 30.0,
     ) -> None:
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-        if not isinstance(max_print_outputs_length, int) or max_print_outputs_length < 0:
-            raise ValueError(f"max_print_outputs_length must be an int >= 0, got {max_print_outputs_length!r}")
-        if not isinstance(max_message_mb, int) or max_message_mb < 1:
-            raise ValueError(f"max_message_mb must be an int >= 1, got {max_message_mb!r}")
+        check_limit("timeout", timeout)
+        check_limit("max_print_outputs_length", max_print_outputs_length, integer=True, allow_zero=True, optional=False)
+        check_limit("max_message_mb", max_message_mb, integer=True, optional=False)
+        check_limit("startup_timeout", startup_timeout, optional=False)
         self.timeout = timeout
         self.max_print_outputs_length = max_print_outputs_length
         self.on_output = on_output
@@ -692,53 +625,6 @@ class WorkerExecutor(ABC):
         return f"The worker running the code died ({detail}).{hint} The next step runs in a fresh worker: {_LOST}."
 
 
-_Hosted = TypeVar("_Hosted", bound="HostedWorkerExecutor")
-
-
-class HostedWorkerExecutor(WorkerExecutor):
-    """A `WorkerExecutor` whose worker is started as `python_command -I -c BOOTSTRAP` inside a container or a
-    cloud sandbox (Docker, E2B, Modal); subclasses start it there and wire its stdio into a `Channel`.
-
-    Args:
-        additional_authorized_imports: Accepted for compatibility and shown to the model; inside, every installed
-            module can be imported, because the boundary is the container or sandbox.
-        python_command: The interpreter in the image or template.
-        timeout, max_print_outputs_length, on_output, startup_timeout, max_message_mb: as for `WorkerExecutor`.
-    """
-
-    def __init__(
-        self,
-        additional_authorized_imports: Iterable[str],
-        *,
-        python_command: str,
-        timeout: float | None,
-        max_print_outputs_length: int,
-        on_output: Callable[[str], None] | None,
-        startup_timeout: float,
-        max_message_mb: int,
-    ) -> None:
-        super().__init__(
-            timeout=timeout,
-            max_print_outputs_length=max_print_outputs_length,
-            on_output=on_output,
-            max_message_mb=max_message_mb,
-            startup_timeout=startup_timeout,
-        )
-        self.authorized_imports = sorted(set(additional_authorized_imports))
-        self.python_command = python_command
-
-    def worker_command(self) -> list[str]:
-        """The command line that starts the worker: it reads the rest of its code from stdin."""
-        return [self.python_command, "-I", "-c", BOOTSTRAP]
-
-    def _run_options(self) -> dict[str, Any]:
-        # These executors have no separate CPU setting: the worker caps a step's CPU time at its wall-clock limit.
-        return {"cpu_seconds": self.timeout}
-
-    def __enter__(self: _Hosted) -> _Hosted:
-        return self
-
-
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -765,8 +651,3 @@ def _safe_str(exc: BaseException) -> str:
         return str(exc)
     except Exception:
         return type(exc).__name__
-
-
-def python_is_this_interpreter(python: str) -> bool:
-    """Whether `python` resolves to the interpreter running this code (so marshalled code objects fit it)."""
-    return os.path.realpath(python) == os.path.realpath(sys.executable)

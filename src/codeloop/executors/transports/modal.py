@@ -5,7 +5,7 @@ worker code arrives over stdin, and tool calls come back over stdout, so tools a
 and nothing is copied into the cloud. The Modal sandbox has its network blocked by default and is terminated when
 the executor closes, when the worker is restarted after a timeout or crash, on errors and on Ctrl-C.
 
-Needs the `modal` SDK (`pip install 'codeloop[modal]'`) and a Modal token (`modal token new`).
+Needs the `modal` SDK (`pip install "codeloop[modal]"`) and a Modal token (`modal token new`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .channels import Channel, QueueChannel
-from .remote import HostedWorkerExecutor, standard_init
+from ..._checks import check_limit
+from ..kinds import require_sdk
+from ..worker.channels import Channel, QueueChannel
+from ..worker.host import standard_init
+from .hosted import HostedWorkerExecutor
 
 __all__ = ["ModalExecutor"]
 
@@ -53,6 +56,11 @@ class ModalExecutor(HostedWorkerExecutor):
         startup_timeout: float = 300.0,
         max_message_mb: int = 64,
     ) -> None:
+        if sandbox_factory is None:
+            require_sdk("modal")
+        check_limit("sandbox_lifetime", sandbox_lifetime, integer=True, optional=False)
+        check_limit("cpu", cpu)
+        check_limit("memory_mb", memory_mb, integer=True)
         super().__init__(
             additional_authorized_imports,
             python_command=python_command,
@@ -73,10 +81,9 @@ class ModalExecutor(HostedWorkerExecutor):
     def _create_sandbox(self, *command: str) -> Any:
         if self._factory is not None:
             return self._factory(*command)
-        try:
-            import modal
-        except ImportError:
-            raise ImportError("ModalExecutor needs the modal SDK: pip install 'codeloop[modal]'") from None
+        require_sdk("modal")
+        import modal
+
         app = modal.App.lookup(self.app_name, create_if_missing=True)
         image = self.image or modal.Image.debian_slim(python_version=f"{sys.version_info[0]}.{sys.version_info[1]}")
         options: dict[str, Any] = {

@@ -3,8 +3,8 @@
 A `Channel` is two byte streams to a worker (its stdin and stdout), its diagnostics (stderr), and control over
 its life. `ProcessChannel` is a local child process (the bubblewrap sandbox or the plain fallback);
 `QueueChannel` is fed by reader threads, for SDKs that deliver a remote process's output through iterators or
-callbacks (E2B, Modal); the Docker transport has its own in `docker.py`. `WorkerExecutor` (remote.py) speaks the
-worker protocol over any of them.
+callbacks (E2B, Modal); the Docker transport has its own in `transports/docker.py`. `WorkerExecutor`
+(`worker/host.py`) speaks the worker protocol over any of them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from .._threads import start_thread
+from ..._threads import start_thread
 
 __all__ = ["Channel", "ProcessChannel", "QueueChannel", "spawn_process", "describe_exit", "DIAGNOSTICS_LIMIT"]
 

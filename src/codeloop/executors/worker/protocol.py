@@ -19,7 +19,7 @@ Values
     numpy scalars arrive as the equal Python scalar. `encode_or_describe` sends what the format cannot carry
     exactly as an `OpaqueValue` (type name and repr) rather than failing or arriving altered.
 
-The host-side driver is `codeloop.executors.remote`; the sandbox side is `codeloop.executors.worker`.
+The host side is `codeloop.executors.worker.host`; the worker side is `codeloop.executors.worker.guest`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ receives its code over stdin, and calls tools back over stdout, so tools and man
 nothing (no tool code, no requirements, no API key) is copied into the cloud sandbox. The E2B sandbox is killed
 when the executor closes, when the worker is restarted after a timeout or crash, on errors and on Ctrl-C.
 
-Needs the `e2b` SDK (`pip install 'codeloop[e2b]'`) and an API key (`E2B_API_KEY` or `api_key=`).
+Needs the `e2b` SDK (`pip install "codeloop[e2b]"`) and an API key (`E2B_API_KEY` or `api_key=`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ import shlex
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .channels import Channel, QueueChannel
-from .remote import HostedWorkerExecutor, standard_init
+from ..._checks import check_limit
+from ..kinds import require_sdk
+from ..worker.channels import Channel, QueueChannel
+from ..worker.host import standard_init
+from .hosted import HostedWorkerExecutor
 
 __all__ = ["E2BExecutor"]
 
@@ -50,6 +53,10 @@ class E2BExecutor(HostedWorkerExecutor):
         startup_timeout: float = 120.0,
         max_message_mb: int = 64,
     ) -> None:
+        if sandbox_factory is None:
+            require_sdk("e2b")
+        check_limit("sandbox_lifetime", sandbox_lifetime, integer=True, optional=False)
+        check_limit("max_memory_mb", max_memory_mb, integer=True)
         super().__init__(
             additional_authorized_imports,
             python_command=python_command,
@@ -68,10 +75,9 @@ class E2BExecutor(HostedWorkerExecutor):
     def _create_sandbox(self) -> Any:
         if self._factory is not None:
             return self._factory()
-        try:
-            from e2b import Sandbox
-        except ImportError:
-            raise ImportError("E2BExecutor needs the e2b SDK: pip install 'codeloop[e2b]'") from None
+        require_sdk("e2b")
+        from e2b import Sandbox
+
         options: dict[str, Any] = {"timeout": self.sandbox_lifetime}
         if self.template is not None:
             options["template"] = self.template
