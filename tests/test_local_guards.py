@@ -13,7 +13,7 @@ import pytest
 
 from codeloop.errors import ExecutionError
 from codeloop.executors.local import LocalExecutor
-from codeloop.executors.local_guards import OutsideStepError
+from codeloop.executors.local.guards import OutsideStepError
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def test_runaway_code_is_stopped(mode: str, name: str, monkeypatch: pytest.Monke
     # pytest's own hook, which fails a test when it is interrupted.
     import sys
 
-    from codeloop.executors.local_guards import StepInterrupted
+    from codeloop.executors.local.guards import StepInterrupted
 
     previous = sys.unraisablehook
 

@@ -7,14 +7,14 @@ import ast
 import pytest
 
 from codeloop.errors import ExecutionError
-from codeloop.executors.output import OutputBuffer, format_exception, format_syntax_error, truncate_output
-from codeloop.executors.policy import (
+from codeloop.executors.local.policy import (
     DEFAULT_AUTHORIZED_IMPORTS,
     attribute_refusal,
     check_code,
     is_import_authorized,
     normalize_authorized_imports,
 )
+from codeloop.executors.output import OutputBuffer, format_exception, format_syntax_error, truncate_output
 
 AUTHORIZED = normalize_authorized_imports()
 

@@ -523,8 +523,8 @@ def test_tool_source_is_valid_python(user_tools: Any) -> None:
 
 def test_agent_push_to_hub_and_from_hub(user_tools: Any, hub: str) -> None:
     from codeloop import CodeAgent
+    from codeloop.agent_io import load_agent_from_hub, push_agent_to_hub
     from codeloop.testing import ScriptedModel
-    from codeloop.tools.agent_io import load_agent_from_hub, push_agent_to_hub
 
     agent = CodeAgent(
         tools=[user_tools.weather],

@@ -288,31 +288,31 @@ class MultiStepAgent:
             self.memory.steps, self.name or type(self).__name__
         )
 
-    # --- sharing: the logic lives in tools/agent_io.py ----------------------------------------------------------
+    # --- sharing: the logic lives in agent_io.py ----------------------------------------------------------
 
     def save(self, folder: str | Path) -> Path:
         """Write this agent (class, model spec without keys, tools, managed agents, prompts, settings)."""
-        from .tools.agent_io import save_agent
+        from .agent_io import save_agent
 
         return save_agent(self, folder)
 
     @classmethod
     def from_folder(cls, folder: str | Path, **kwargs: Any) -> Any:
         """Rebuild an agent saved with `save`; tool code runs only with `trust_remote_code=True`."""
-        from .tools.agent_io import load_agent
+        from .agent_io import load_agent
 
         return load_agent(folder, expected_class=cls, **kwargs)
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> Any:
         """Upload the saved agent to a Hugging Face Hub repository."""
-        from .tools.agent_io import push_agent_to_hub
+        from .agent_io import push_agent_to_hub
 
         return push_agent_to_hub(self, repo_id, **kwargs)
 
     @classmethod
     def from_hub(cls, repo_id: str, trust_remote_code: bool = False, **kwargs: Any) -> Any:
         """Download and rebuild an agent from the Hub; needs `trust_remote_code=True` to run its tool code."""
-        from .tools.agent_io import load_agent_from_hub
+        from .agent_io import load_agent_from_hub
 
         return load_agent_from_hub(repo_id, trust_remote_code=trust_remote_code, expected_class=cls, **kwargs)
 

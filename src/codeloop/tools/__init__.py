@@ -10,7 +10,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .agent_io import load_agent, load_agent_from_hub, push_agent_to_hub, save_agent
     from .base import FunctionTool, Tool, tool
     from .final_answer import FinalAnswerTool
     from .interop import LangChainTool
@@ -54,10 +53,6 @@ __all__ = [
     "load_tool",
     "push_tool_to_hub",
     "save_tool",
-    "save_agent",
-    "load_agent",
-    "push_agent_to_hub",
-    "load_agent_from_hub",
 ]
 
 _WHERE = {
@@ -87,10 +82,6 @@ _WHERE = {
     "load_tool": ".sharing",
     "push_tool_to_hub": ".sharing",
     "save_tool": ".sharing",
-    "save_agent": ".agent_io",
-    "load_agent": ".agent_io",
-    "push_agent_to_hub": ".agent_io",
-    "load_agent_from_hub": ".agent_io",
 }
 
 

@@ -210,7 +210,7 @@ def serve_agent(
 def _load_agent_reference(reference: str, trust_remote_code: bool) -> Any:
     """An agent or factory from a saved agent folder, `module:attribute` or `file.py:attribute`."""
     if Path(reference).is_dir():
-        from .agent_io import load_agent
+        from ..agent_io import load_agent
 
         return load_agent(reference, trust_remote_code=trust_remote_code)
     target, _, attribute = reference.rpartition(":")

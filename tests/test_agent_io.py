@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from codeloop import CodeAgent, ToolCallingAgent
+from codeloop.agent_io import describe_model, load_agent, save_agent
 from codeloop.testing import ScriptedModel
 from codeloop.tools import ToolLoadError
-from codeloop.tools.agent_io import describe_model, load_agent, save_agent
 from codeloop.tools.web import VisitWebpageTool
 
 USER_MODULE = textwrap.dedent(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from types import ModuleType
 from typing import Any
 
-from .local_guards import (
+from .guards import (
     DANGEROUS_MODULES,
     AgentThreadMark,
     AttributeGuard,

@@ -1,9 +1,9 @@
 """LocalExecutor: agent code as real compiled CPython in this process — a guardrail, not a security boundary.
 
-Each step is checked by the static policy (`policy.py`), instrumented (`local_guards.py`), compiled, and executed
+Each step is checked by the static policy (`policy.py`), instrumented (`guards.py`), compiled, and executed
 with `exec` in a persistent namespace on a worker thread that belongs to the executor. What the code can reach is
 curated: its builtins have no `open`/`eval`/`exec`/`__import__`/`globals`..., `getattr` and friends apply the
-attribute policy, and imports return restricted proxies of authorized modules (`local_modules.py`).
+attribute policy, and imports return restricted proxies of authorized modules (`modules.py`).
 
 The calling thread watches the step. Past the time limit it stops the step: a flag that every user function,
 `except` handler and `finally` block checks, plus an exception injected into the worker thread every few
@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from .._threads import start_thread
-from ..errors import ExecutionError
-from .base import ExecutionResult
-from .local_guards import (
+from ..._threads import start_thread
+from ...errors import ExecutionError
+from ..base import ExecutionResult
+from ..output import AGENT_CODE_FILENAME, OutputBuffer, format_exception, truncate_output
+from .guards import (
     BIG_INT_OP,
     LAST_VALUE,
     UNRENDERED,
@@ -46,9 +47,8 @@ from .local_guards import (
     big_int_guard,
     instrument,
 )
-from .local_limits import MemoryTripwire, ThreadTimer, clear_injected_exception, inject_exception
-from .local_modules import ModuleGate, interruptible_loop_factory, run_on_interruptible_loop
-from .output import AGENT_CODE_FILENAME, OutputBuffer, format_exception, truncate_output
+from .limits import MemoryTripwire, ThreadTimer, clear_injected_exception, inject_exception
+from .modules import ModuleGate, interruptible_loop_factory, run_on_interruptible_loop
 from .policy import FORBIDDEN_BUILTIN_NAMES, check_code, is_dunder, normalize_authorized_imports
 
 __all__ = ["LocalExecutor", "LocalExecutionResult", "DEFAULT_TIMEOUT_SECONDS", "DEFAULT_MEMORY_LIMIT_MB"]
@@ -419,7 +419,7 @@ class LocalExecutor:
                 dont_inherit=True,
             )
         except SyntaxError as err:  # e.g. `return` outside a function: found by the compiler, not the parser
-            from .output import format_syntax_error
+            from ..output import format_syntax_error
 
             raise ExecutionError(format_syntax_error(err, code)) from None
         except (RecursionError, MemoryError, ValueError) as err:

@@ -20,8 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .schema import is_jsonable as is_jsonable_value
-from .sharing import (
+from .tools.schema import is_jsonable as is_jsonable_value
+from .tools.sharing import (
     ToolLoadError,
     download_from_hub,
     load_tool_from_folder,
@@ -77,7 +77,7 @@ def describe_model(model: Any) -> dict[str, Any]:
     cls = type(model)
     data: dict[str, Any] = {"class": _class_path(cls), "model_id": getattr(model, "model_id", "")}
     try:
-        from ..models import _PROVIDERS
+        from .models import _PROVIDERS
     except ImportError:
         _PROVIDERS = {}
     for provider, (module, name) in _PROVIDERS.items():
@@ -117,7 +117,7 @@ def rebuild_model(data: dict[str, Any], where: Path) -> Any:
     kwargs = dict(data.get("options") or {})
     try:
         if data.get("spec"):
-            from ..models import model as model_from_spec
+            from .models import model as model_from_spec
 
             return model_from_spec(data["spec"], **kwargs)
         cls = _import_class(data["class"], where)
@@ -173,7 +173,7 @@ def _is_managed_agent_tool(agent: Any, name: str) -> bool:
 
 def save_agent(agent: Any, folder: str | Path) -> Path:
     """Write `agent` (and its tools and managed agents) to `folder`; loadable with `load_agent`."""
-    from .final_answer import FinalAnswerTool
+    from .tools.final_answer import FinalAnswerTool
 
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
@@ -213,7 +213,7 @@ def save_agent(agent: Any, folder: str | Path) -> Path:
     (target / "README.md").write_text(
         f"---\ntags:\n- codeloop\n- agent\n---\n\n# {title}\n\n{agent.description or ''}\n\n"
         f"A {type(agent).__name__} for codeloop with tools: {', '.join(tool_names) or 'none'}.\n\n"
-        "```python\nfrom codeloop.tools.agent_io import load_agent\n\n"
+        "```python\nfrom codeloop.agent_io import load_agent\n\n"
         'agent = load_agent("<this folder>")\n```\n',
         encoding="utf-8",
     )
@@ -246,7 +246,7 @@ def load_agent(
     if expected_class is not None and not issubclass(cls, expected_class):
         raise ToolLoadError(
             f"{meta_path} holds a {cls.__name__}, not a {expected_class.__name__}; load it with "
-            f"{cls.__name__}.from_folder(...) or codeloop.tools.agent_io.load_agent(...)."
+            f"{cls.__name__}.from_folder(...) or codeloop.agent_io.load_agent(...)."
         )
     tools = [load_tool_from_folder(root / "tools" / name) for name in metadata.get("tools", [])]
     managed = [

@@ -16,8 +16,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Collection, Iterable
 
-from ..errors import ExecutionError
-from .output import AGENT_CODE_FILENAME, format_syntax_error
+from ...errors import ExecutionError
+from ..output import AGENT_CODE_FILENAME, format_syntax_error
 
 __all__ = [
     "DEFAULT_AUTHORIZED_IMPORTS",
