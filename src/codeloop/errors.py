@@ -21,6 +21,7 @@ __all__ = [
     "ToolDefinitionError",
     "SandboxUnavailableError",
     "MissingExtraError",
+    "MissingAPIKeyError",
 ]
 
 
@@ -102,3 +103,12 @@ class MissingExtraError(CodeloopError, ImportError):
 
     Raised when the object that needs it is created, so no run starts (and no model call is paid) without it.
     """
+
+
+class MissingAPIKeyError(ModelConfigurationError):
+    """A model needs an API key and none was given or found; `provider` and `env_var` say which and where."""
+
+    def __init__(self, message: str, *, provider: str, env_var: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.env_var = env_var

@@ -4,11 +4,16 @@ Provider SDKs each retry in their own way (or not at all); adapters switch those
 policy instead, so every provider backs off the same way: exponential backoff with jitter on 429, 5xx and
 connection errors, honouring `Retry-After`, bounded by `max_retries` and a wall-clock deadline, ending in an
 `AgentGenerationError` that names the provider, the status and the provider's own message.
+
+Each retry is announced as a WARNING record on the `codeloop.models` logger ("retrying in 1 s: HTTP 429 ...");
+the record's `retry` attribute holds the `RetryNotice`. The CLI shows these lines; a library user sees them
+through `logging` (or, with no logging configured, on stderr by Python's last-resort handler).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -21,6 +26,7 @@ from .base import StreamDelta
 
 __all__ = [
     "ProviderFailure",
+    "RetryNotice",
     "RetryPolicy",
     "RateLimiter",
     "Retrier",
@@ -30,6 +36,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("codeloop.models")
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
@@ -53,6 +61,31 @@ class ProviderFailure:
     retryable: bool
     retry_after: float | None = None
     """Seconds the provider asked us to wait, from `retry-after-ms` / `Retry-After`."""
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """One retry about to happen: which model, after which failure, and how long it waits first."""
+
+    provider: str
+    model_id: str
+    retry_number: int
+    """1 for the first retry (the second request)."""
+    max_retries: int
+    wait_s: float
+    status: int | None
+    """HTTP status of the failure, `None` when no answer arrived (timeout, connection error, cut stream)."""
+    message: str
+    """The provider's own message, or what went wrong on the connection."""
+
+    def __str__(self) -> str:
+        status = f"HTTP {self.status}" if self.status is not None else "no response"
+        # Whole seconds read best; under 1 s one decimal keeps a 0.4 s backoff from reading "0 s".
+        wait = f"{self.wait_s:.0f} s" if self.wait_s >= 1 else f"{self.wait_s:.1f} s"
+        return (
+            f"{self.provider} model {self.model_id!r}: retrying in {wait}: {status}: {self.message}"
+            f" (retry {self.retry_number} of {self.max_retries})"
+        )
 
 
 def retry_after_seconds(headers: object) -> float | None:
@@ -189,6 +222,10 @@ class Retrier:
         wait = self._wait_before_retry(failure, retries, started)
         if wait is None:
             raise self.error(failure, retries + 1, exc) from exc
+        notice = RetryNotice(
+            self.provider, self.model_id, retries + 1, self.policy.max_retries, wait, failure.status, failure.message
+        )
+        logger.warning("%s", notice, extra={"retry": notice})
         return wait
 
     def error(self, failure: ProviderFailure, attempts: int, cause: BaseException | None = None) -> AgentGenerationError:

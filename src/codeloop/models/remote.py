@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from .._checks import check_limit
-from ..errors import ModelConfigurationError
+from ..errors import MissingAPIKeyError, ModelConfigurationError
 from .base import ApiModel, ChatMessage, StreamDelta, ToolCall, trim_at_stop
 from .reliability import ProviderFailure, RateLimiter, Retrier, RetryPolicy
 
@@ -24,11 +24,13 @@ __all__ = [
 
 
 def resolve_api_key(api_key: str | None, env_var: str, provider: str, *, required: bool) -> str | None:
-    """`api_key`, else the environment variable; a `ModelConfigurationError` naming it when required and unset."""
+    """`api_key`, else the environment variable; a `MissingAPIKeyError` naming it when required and unset."""
     key = api_key or os.environ.get(env_var)
     if not key and required:
-        raise ModelConfigurationError(
-            f"{provider}: no API key. Set the {env_var} environment variable or pass api_key=..."
+        raise MissingAPIKeyError(
+            f"{provider}: no API key. Set the {env_var} environment variable or pass api_key=...",
+            provider=provider,
+            env_var=env_var,
         )
     return key
 
