@@ -147,3 +147,54 @@ def test_async_agent_run_on_anthropic() -> None:
     with served("anthropic", script) as (model, _):
         agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0)
         assert asyncio.run(agent.arun("add")) == 42
+
+
+CUT_REPLY = "Thought: I will compute the answer step by step, carefully.\n```python\nx = 6 * 7\nfinal_answer(x)\n```"
+
+
+def _cut_server() -> ScriptedLLMServer:
+    # The reply's first frames go out, then the connection drops mid-reply: a real broken SSE stream.
+    return ScriptedLLMServer(
+        ["```python\nkept = 'step one'\nprint(kept)\n```", Fault.cut(CUT_REPLY, after_chunks=6)], chunk_size=5
+    )
+
+
+def test_a_stream_cut_mid_reply_keeps_the_part_that_arrived() -> None:
+    from codeloop.errors import AgentGenerationError
+    from codeloop.models.openai import OpenAIModel
+
+    with _cut_server() as server:
+        model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+        agent = CodeAgent([], model, executor="local", stream_outputs=True, verbosity_level=0)
+        with pytest.raises(AgentGenerationError, match="the stream was cut after") as info:
+            agent.run("compute")
+    result = info.value.result  # type: ignore[attr-defined]
+    first, cut = (s for s in result.steps if type(s).__name__ == "ActionStep")
+    assert first.observations and "step one" in first.observations  # the step before is intact
+    assert cut.model_output and CUT_REPLY.startswith(cut.model_output) and cut.model_output != CUT_REPLY
+    assert cut.model_output_message is not None and cut.model_output_message.text == cut.model_output
+    assert cut.error is not None and "stream was cut" in cut.error and cut.error_type == "AgentGenerationError"
+    assert info.value.partial_output == cut.model_output
+
+
+def test_a_stream_cut_keeps_the_partial_reply_in_async_runs_too() -> None:
+    from codeloop.events import ModelTextDelta, RunFinished
+    from codeloop.models.openai import OpenAIModel
+
+    async def run() -> tuple[str, Any]:
+        with _cut_server() as server:
+            model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+            agent = CodeAgent([], model, executor="local", stream_outputs=True, verbosity_level=0)
+            streamed, finished = "", None
+            async for event in agent.astream("compute"):
+                if isinstance(event, ModelTextDelta):
+                    streamed += event.text
+                elif isinstance(event, RunFinished):
+                    finished = event.result
+            agent.close()
+            return streamed, finished
+
+    streamed, result = asyncio.run(run())
+    assert result.state == "error" and "stream was cut" in result.error
+    cut = result.steps[-1]
+    assert cut.model_output and streamed.endswith(cut.model_output)  # what the user saw streamed is kept

@@ -301,11 +301,12 @@ def test_stream_cut_midway_is_reported(adapter: tuple[str, Callable[..., Model]]
     text = "This answer is long enough to be cut in the middle of the stream."
     with ScriptedLLMServer([Fault.cut(text, after_chunks=6), "unused"]) as server:
         received = ""
-        with pytest.raises(AgentGenerationError, match="stream broke after"):
+        with pytest.raises(AgentGenerationError, match="stream was cut after") as info:
             for delta in make(server, **FAST).generate_stream(USER):
                 received += delta.content or ""
         assert server.call_count == 1
     assert received and text.startswith(received) and received != text
+    assert info.value.partial_output == received  # the part that arrived travels with the error
 
 
 def test_stream_cut_before_any_content_is_retried(adapter: tuple[str, Callable[..., Model]]) -> None:

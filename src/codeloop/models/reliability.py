@@ -210,15 +210,19 @@ class Retrier:
             return None
         return wait
 
-    def _retry_wait(self, exc: Exception, retries: int, started: float, delivered: int = 0) -> float | None:
+    def _retry_wait(
+        self, exc: Exception, retries: int, started: float, received: list[StreamDelta] | None = None
+    ) -> float | None:
         # The pause before the next attempt after `exc`. `None`: not a provider failure, the caller re-raises
         # `exc` as it is. No retry left, or (streams) deltas already handed out: the failure is raised here.
         failure = self._failure(exc)
         if failure is None:
             return None
-        if delivered:
-            failure.message = f"the stream broke after {delivered} chunks: {failure.message}"
-            raise self.error(failure, retries + 1, exc) from exc
+        if received:
+            failure.message = f"the stream was cut after {len(received)} chunks of the reply: {failure.message}"
+            error = self.error(failure, retries + 1, exc, status_text="stream cut")
+            error.partial_output = "".join(d.content for d in received if d.content) or None
+            raise error from exc
         wait = self._wait_before_retry(failure, retries, started)
         if wait is None:
             raise self.error(failure, retries + 1, exc) from exc
@@ -228,9 +232,16 @@ class Retrier:
         logger.warning("%s", notice, extra={"retry": notice})
         return wait
 
-    def error(self, failure: ProviderFailure, attempts: int, cause: BaseException | None = None) -> AgentGenerationError:
+    def error(
+        self,
+        failure: ProviderFailure,
+        attempts: int,
+        cause: BaseException | None = None,
+        *,
+        status_text: str | None = None,
+    ) -> AgentGenerationError:
         """The `AgentGenerationError` reporting `failure` after `attempts` requests."""
-        status = f"HTTP {failure.status}" if failure.status is not None else "no response"
+        status = status_text or (f"HTTP {failure.status}" if failure.status is not None else "no response")
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
         error = AgentGenerationError(
             f"{self.provider} model {self.model_id!r} failed after {tries} ({status}): {failure.message}",
@@ -278,21 +289,22 @@ class Retrier:
         """Deltas of `open_stream()`, retried while nothing has been handed out yet.
 
         Once a delta has reached the caller a retry could repeat or contradict it, so a failure after that
-        point is reported (as `AgentGenerationError`) instead of retried; what was received stays delivered.
+        point is reported (as `AgentGenerationError`, saying the stream was cut, with the text received as its
+        `partial_output`) instead of retried; what was received stays delivered.
         """
         started = time.monotonic()
         retries = 0
         while True:
             if self.limiter is not None:
                 self.limiter.acquire()
-            delivered = 0
+            received: list[StreamDelta] = []
             try:
                 for delta in open_stream():
-                    delivered += 1
+                    received.append(delta)
                     yield delta
                 return
             except Exception as exc:
-                wait = self._retry_wait(exc, retries, started, delivered)
+                wait = self._retry_wait(exc, retries, started, received)
                 if wait is None:
                     raise
             self.sleep(wait)
@@ -305,14 +317,14 @@ class Retrier:
         while True:
             if self.limiter is not None:
                 await self.limiter.aacquire()
-            delivered = 0
+            received: list[StreamDelta] = []
             try:
                 async for delta in open_stream():
-                    delivered += 1
+                    received.append(delta)
                     yield delta
                 return
             except Exception as exc:
-                wait = self._retry_wait(exc, retries, started, delivered)
+                wait = self._retry_wait(exc, retries, started, received)
                 if wait is None:
                     raise
             await asyncio.sleep(wait)
