@@ -403,6 +403,10 @@ class MultiStepAgent:
     def _prepare_run(self) -> None:
         """Hook for subclasses: called once a run starts (e.g. to push tools and variables to an executor)."""
         self._error = None
+        for tool in self.tools.values():  # tools that report as they run (MCP progress) report to this agent
+            listeners = getattr(tool, "event_listeners", None)
+            if isinstance(listeners, list) and self._emit not in listeners:
+                listeners.append(self._emit)
 
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
         """Take one action step, filling `step`; return the final answer or `_NO_ANSWER`."""

@@ -119,6 +119,11 @@ class ConsoleRenderer:
 
         self.console.print(Panel(Markdown(e.plan.plan), title="Plan", border_style="magenta"))
 
+    def _on_ToolProgress(self, e: ev.ToolProgress) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(f"progress {e.describe()}", style="dim"))
+
     def _on_StepError(self, e: ev.StepError) -> None:
         from rich.text import Text
 

@@ -134,3 +134,27 @@ class RunFinished(Event):
     """The run ended; `result` is the same object `run(..., return_full_result=True)` returns."""
 
     result: RunResult
+
+
+@dataclass
+class ToolProgress(Event):
+    """A running tool reported progress (an MCP tool's `notifications/progress`), as it happens.
+
+    It arrives while the tool runs, from the thread that receives it; `total` and `message` are what the tool
+    sent, `None` when it sent none.
+    """
+
+    tool: str
+    progress: float
+    total: float | None = None
+    message: str | None = None
+
+    def describe(self) -> str:
+        """`tool: 3/10 (30%) message`, for display."""
+        amount = f"{self.progress:g}"
+        if self.total:
+            amount += f"/{self.total:g} ({100 * self.progress / self.total:.0f}%)"
+        return f"{self.tool}: {amount}" + (f" {self.message}" if self.message else "")
+
+
+__all__ += ["ToolProgress"]
