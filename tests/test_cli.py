@@ -203,7 +203,9 @@ def test_a_2_mb_task_through_stdin_and_through_a_file(tmp_path: Path) -> None:
     assert len(sent) == 2 and all(task in text for text in sent)
 
 
-def test_an_unreadable_task_file_is_exit_2_naming_it(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_an_unreadable_task_file_is_exit_2_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     missing = tmp_path / "nope.txt"
     assert main([*RUN, f"@{missing}"]) == 2
     err = capsys.readouterr().err
@@ -239,7 +241,10 @@ def test_a_silent_server_shows_the_wait_and_timeout_applies() -> None:
         assert len(server.requests) == 2  # the hung request was given up after 6 s and retried
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["output"] == "late but here"
-    assert "codeloop: waiting for openai:gpt-4o: no reply for 5 s; each request gives up after 6 s" in proc.stderr
+    assert (
+        "codeloop: waiting for openai:gpt-4o: no reply for 5 s; each request gives up after 6 s"
+        in proc.stderr
+    )
     assert "retrying in" in proc.stderr and "no response" in proc.stderr
 
 

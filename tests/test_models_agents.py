@@ -149,7 +149,9 @@ def test_async_agent_run_on_anthropic() -> None:
         assert asyncio.run(agent.arun("add")) == 42
 
 
-CUT_REPLY = "Thought: I will compute the answer step by step, carefully.\n```python\nx = 6 * 7\nfinal_answer(x)\n```"
+CUT_REPLY = (
+    "Thought: I will compute the answer step by step, carefully.\n```python\nx = 6 * 7\nfinal_answer(x)\n```"
+)
 
 
 def _cut_server() -> ScriptedLLMServer:
@@ -173,7 +175,8 @@ def test_a_stream_cut_mid_reply_keeps_the_part_that_arrived() -> None:
     assert first.observations and "step one" in first.observations  # the step before is intact
     assert cut.model_output and CUT_REPLY.startswith(cut.model_output) and cut.model_output != CUT_REPLY
     assert cut.model_output_message is not None and cut.model_output_message.text == cut.model_output
-    assert cut.error is not None and "stream was cut" in cut.error and cut.error_type == "AgentGenerationError"
+    assert cut.error is not None and "stream was cut" in cut.error
+    assert cut.error_type == "AgentGenerationError"
     assert info.value.partial_output == cut.model_output
 
 

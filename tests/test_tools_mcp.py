@@ -426,10 +426,21 @@ def test_agents_pass_mcp_progress_to_their_listeners_and_console(
                 {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "done"}}]},
             ]
         )
-        agent: Any = ToolCallingAgent(tools, model, verbosity_level=0, listeners=[seen.append, console], name="counter")
+        agent: Any = ToolCallingAgent(
+            tools, model, verbosity_level=0, listeners=[seen.append, console], name="counter"
+        )
     else:
-        model = ScriptedModel(["```python\nprint(count_up(steps=2))\n```", "```python\nfinal_answer('done')\n```"])
-        agent = CodeAgent(tools, model, executor="local", verbosity_level=0, listeners=[seen.append, console], name="counter")
+        model = ScriptedModel(
+            ["```python\nprint(count_up(steps=2))\n```", "```python\nfinal_answer('done')\n```"]
+        )
+        agent = CodeAgent(
+            tools,
+            model,
+            executor="local",
+            verbosity_level=0,
+            listeners=[seen.append, console],
+            name="counter",
+        )
     try:
         assert agent.run("count to two") == "done"
     finally:

@@ -26,7 +26,9 @@ EXIT_CODES = {
 }
 """Exit codes of `codeloop run`, documented in `--help` and the README."""
 
-_EXIT_CODES_HELP = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+_EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
+    f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()
+)
 
 NO_MODEL_HELP = """No model is configured. Do one of:
   - pass --model, e.g. --model openai:gpt-4o (or --model ollama:qwen2.5-coder with a local Ollama)
@@ -70,7 +72,7 @@ def read_task(argument: str, stdin: TextIO | None = None) -> str:
         text, where = argument, "the argument"
     if not text.strip():
         raise UsageError(
-            f"the task from {where} is empty: say what the agent should do, e.g. codeloop run \"What is 2**10?\" "
+            f'the task from {where} is empty: say what the agent should do, e.g. codeloop run "What is 2**10?" '
             "(or '-' to read the task from stdin, @FILE to read it from a file)"
         )
     return text
@@ -133,7 +135,9 @@ def _build_model(args: argparse.Namespace) -> Any:
         given = [f"--{k.replace('_', '-')}" for k, v in network.items() if v is not None]
         if not given:
             raise
-        raise UsageError(f"{' and '.join(given)} apply to API models only; {spec!r} runs locally ({exc})") from exc
+        raise UsageError(
+            f"{' and '.join(given)} apply to API models only; {spec!r} runs locally ({exc})"
+        ) from exc
 
 
 def _positive_seconds(text: str) -> float:

@@ -219,7 +219,9 @@ class Retrier:
         if failure is None:
             return None
         if received:
-            failure.message = f"the stream was cut after {len(received)} chunks of the reply: {failure.message}"
+            failure.message = (
+                f"the stream was cut after {len(received)} chunks of the reply: {failure.message}"
+            )
             error = self.error(failure, retries + 1, exc, status_text="stream cut")
             error.partial_output = "".join(d.content for d in received if d.content) or None
             raise error from exc
@@ -227,7 +229,13 @@ class Retrier:
         if wait is None:
             raise self.error(failure, retries + 1, exc) from exc
         notice = RetryNotice(
-            self.provider, self.model_id, retries + 1, self.policy.max_retries, wait, failure.status, failure.message
+            self.provider,
+            self.model_id,
+            retries + 1,
+            self.policy.max_retries,
+            wait,
+            failure.status,
+            failure.message,
         )
         logger.warning("%s", notice, extra={"retry": notice})
         return wait
