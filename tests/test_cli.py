@@ -212,6 +212,20 @@ def test_an_unreadable_task_file_is_exit_2_naming_it(
     assert str(missing) in err and "No such file" in err
 
 
+def test_a_task_that_is_not_utf8_is_refused_before_the_model_is_called() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONIOENCODING"}
+    with ScriptedLLMServer([]) as server:
+        base = [sys.executable, "-m", "codeloop.cli", *RUN, "--api-base", server.base_url]
+        by_arg = subprocess.run([*base, b"\xff odd bytes"], capture_output=True, timeout=60, env=env)
+        by_stdin = subprocess.run(
+            [*base, "-"], input=b"\xff odd bytes", capture_output=True, timeout=60, env=env
+        )
+        assert server.requests == []
+    assert (by_arg.returncode, by_stdin.returncode) == (2, 2)
+    assert b"the task from the argument is not UTF-8 text" in by_arg.stderr
+    assert b"the task on stdin is not UTF-8 text" in by_stdin.stderr
+
+
 def test_missing_key_names_the_cli_flag_and_the_variable(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

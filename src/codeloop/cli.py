@@ -55,7 +55,12 @@ def read_task(argument: str, stdin: TextIO | None = None) -> str:
     a file. Raises `UsageError` for an unreadable file or an empty task.
     """
     if argument == "-":
-        text = (stdin or sys.stdin).read()
+        source = stdin or sys.stdin
+        buffer = getattr(source, "buffer", None)
+        try:
+            text = buffer.read().decode("utf-8") if buffer is not None else source.read()
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"the task on stdin is not UTF-8 text: {exc}") from None
         where = "stdin"
     elif argument.startswith("@"):
         path = Path(argument[1:])
@@ -70,6 +75,10 @@ def read_task(argument: str, stdin: TextIO | None = None) -> str:
         where = f"the file '{path}'"
     else:
         text, where = argument, "the argument"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # undecodable bytes in argv arrive as lone surrogates
+        raise UsageError(f"the task from {where} is not UTF-8 text: {exc}") from None
     if not text.strip():
         raise UsageError(
             f'the task from {where} is empty: say what the agent should do, e.g. codeloop run "What is 2**10?" '
@@ -439,7 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--agent", choices=["code", "tool-calling"], default="code")
     run.add_argument(
-        "--max-steps", type=_positive_int, default=20, help="steps before the run stops (exit code 3)"
+        "--max-steps",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="steps before the run stops (default: 20; exit code 3)",
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the live run")
     run.set_defaults(handler=_cmd_run)
