@@ -244,6 +244,10 @@ def test_retries_are_shown(capsys: pytest.CaptureFixture[str]) -> None:
     captured = capsys.readouterr()
     assert code == 0 and json.loads(captured.out)["output"] == 7
     assert "codeloop: openai model 'gpt-4o': retrying in 1 s: HTTP 429: Rate limit reached" in captured.err
+    with ScriptedLLMServer(replies) as server:  # with the live console: the same line, once, on stderr
+        assert main([*RUN, "--api-base", server.base_url, "seven"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("retrying in 1 s: HTTP 429") == 1 and "retrying" not in captured.out
 
 
 def test_a_silent_server_shows_the_wait_and_timeout_applies() -> None:

@@ -201,3 +201,26 @@ def test_a_stream_cut_keeps_the_partial_reply_in_async_runs_too() -> None:
     assert result.state == "error" and "stream was cut" in result.error
     cut = result.steps[-1]
     assert cut.model_output and streamed.endswith(cut.model_output)  # what the user saw streamed is kept
+
+
+def test_retries_reach_the_agents_listeners_and_console_as_events() -> None:
+    import io
+
+    from rich.console import Console
+
+    from codeloop.console import ConsoleRenderer
+    from codeloop.events import Event, ModelOutput, ModelRetry
+    from codeloop.models.openai import OpenAIModel
+
+    seen: list[Event] = []
+    screen = io.StringIO()
+    console = ConsoleRenderer(level=1, console=Console(file=screen, width=200))
+    replies = [Fault.rate_limit(retry_after=0.2), "```python\nfinal_answer(3)\n```"]
+    with ScriptedLLMServer(replies) as server:
+        model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+        agent = CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen.append, console])
+        assert agent.run("three") == 3
+    retries = [e for e in seen if isinstance(e, ModelRetry)]
+    assert [(e.notice.status, e.notice.retry_number, e.agent) for e in retries] == [(429, 1, "CodeAgent")]
+    assert seen.index(retries[0]) < next(i for i, e in enumerate(seen) if isinstance(e, ModelOutput))
+    assert "openai model 'gpt-4o': retrying in 0.2 s: HTTP 429" in screen.getvalue()

@@ -403,8 +403,9 @@ class MultiStepAgent:
     def _prepare_run(self) -> None:
         """Hook for subclasses: called once a run starts (e.g. to push tools and variables to an executor)."""
         self._error = None
-        for tool in self.tools.values():  # tools that report as they run (MCP progress) report to this agent
-            listeners = getattr(tool, "event_listeners", None)
+        # Models and tools that report while they work (retries, MCP progress) report to this agent too.
+        for source in (self.model, *self.tools.values()):
+            listeners = getattr(source, "event_listeners", None)
             if isinstance(listeners, list) and self._emit not in listeners:
                 listeners.append(self._emit)
 

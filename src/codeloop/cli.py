@@ -252,8 +252,9 @@ def _console_without_summary() -> Callable[[Any], None]:
     renderer = ConsoleRenderer(level=1)
 
     def show(event: ev.Event) -> None:
-        # The CLI prints the run's one summary line itself, so the renderer's own is left out.
-        if not isinstance(event, ev.RunFinished):
+        # The CLI prints the run's one summary line itself, and retries on stderr with its other notices
+        # (from the `codeloop.models` log), so the renderer's own are left out.
+        if not isinstance(event, ev.RunFinished | ev.ModelRetry):
             renderer(event)
 
     return show

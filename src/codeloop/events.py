@@ -13,6 +13,7 @@ from .models.base import ChatMessage, ToolCall
 
 if TYPE_CHECKING:
     from .memory import ActionStep, PlanningStep, RunResult
+    from .models.reliability import RetryNotice
 
 __all__ = [
     "Event",
@@ -157,4 +158,20 @@ class ToolProgress(Event):
         return f"{self.tool}: {amount}" + (f" {self.message}" if self.message else "")
 
 
-__all__ += ["ToolProgress"]
+
+
+@dataclass
+class ModelRetry(Event):
+    """A model request failed (429, 5xx, timeout, connection) and is retried after `notice.wait_s` seconds.
+
+    Emitted by the retry layer before it waits, from the thread making the request.
+    """
+
+    notice: RetryNotice
+
+    def describe(self) -> str:
+        """`openai model 'gpt-4o': retrying in 1 s: HTTP 429: ... (retry 1 of 3)`."""
+        return str(self.notice)
+
+
+__all__ += ["ToolProgress", "ModelRetry"]

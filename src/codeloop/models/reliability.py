@@ -5,9 +5,9 @@ policy instead, so every provider backs off the same way: exponential backoff wi
 connection errors, honouring `Retry-After`, bounded by `max_retries` and a wall-clock deadline, ending in an
 `AgentGenerationError` that names the provider, the status and the provider's own message.
 
-Each retry is announced as a WARNING record on the `codeloop.models` logger ("retrying in 1 s: HTTP 429 ...");
-the record's `retry` attribute holds the `RetryNotice`. The CLI shows these lines; a library user sees them
-through `logging` (or, with no logging configured, on stderr by Python's last-resort handler).
+Each retry is announced before its wait ("retrying in 1 s: HTTP 429 ..."): as a WARNING record on the
+`codeloop.models` logger whose `retry` attribute holds the `RetryNotice`, and as a `codeloop.events.ModelRetry`
+event handed to the model's `event_listeners` (an agent adds itself there, so its console shows the retry).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import AgentGenerationError
 from .base import StreamDelta
@@ -38,6 +38,9 @@ __all__ = [
 T = TypeVar("T")
 
 logger = logging.getLogger("codeloop.models")
+# A library leaves output to its user: without this, Python's last-resort handler would print every retry
+# to stderr on top of the agent's console, which already shows it (as a `ModelRetry` event).
+logger.addHandler(logging.NullHandler())
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
@@ -183,6 +186,7 @@ class Retrier:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        listeners: list[Callable[[Any], None]] | None = None,
     ) -> None:
         self.provider = provider
         self.model_id = model_id
@@ -190,6 +194,8 @@ class Retrier:
         self.policy = policy or RetryPolicy()
         self.limiter = limiter
         self.sleep = sleep
+        self.listeners = listeners if listeners is not None else []
+        """Called with a `ModelRetry` event before each retry's wait; the list may be shared with the model."""
 
     # -- decisions ---------------------------------------------------------------------------------------------
     def _failure(self, exc: BaseException) -> ProviderFailure | None:
@@ -237,8 +243,21 @@ class Retrier:
             failure.status,
             failure.message,
         )
-        logger.warning("%s", notice, extra={"retry": notice})
+        self._announce(notice)
         return wait
+
+    def _announce(self, notice: RetryNotice) -> None:
+        logger.warning("%s", notice, extra={"retry": notice})
+        if not self.listeners:
+            return
+        from ..events import ModelRetry
+
+        event = ModelRetry(notice)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a listener that fails must not turn a retry into a failed model call
+                logger.exception("a listener failed on %r", event)
 
     def error(
         self,

@@ -120,7 +120,16 @@ class RemoteModel(ApiModel):
             max_retries=max_retries, base_delay=retry_base_delay, deadline_s=retry_deadline_s
         )
         self.rate_limiter = RateLimiter(requests_per_minute) if requests_per_minute else None
-        self.retrier = Retrier(self.provider, model_id, self.classify_error, self.retry_policy, self.rate_limiter)
+        self.event_listeners: list[Callable[[Any], None]] = []
+        """Receive a `codeloop.events.ModelRetry` before each retry; an agent using this model adds itself."""
+        self.retrier = Retrier(
+            self.provider,
+            model_id,
+            self.classify_error,
+            self.retry_policy,
+            self.rate_limiter,
+            listeners=self.event_listeners,
+        )
         self._client: Any = None
         self._async_clients: dict[int, Any] = {}
 
