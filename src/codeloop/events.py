@@ -158,8 +158,6 @@ class ToolProgress(Event):
         return f"{self.tool}: {amount}" + (f" {self.message}" if self.message else "")
 
 
-
-
 @dataclass
 class ModelRetry(Event):
     """A model request failed (429, 5xx, timeout, connection) and is retried after `notice.wait_s` seconds.
