@@ -308,9 +308,11 @@ def test_a_run_ends_with_one_summary_line(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_agent_code_printing_a_lone_surrogate_does_not_crash_the_cli() -> None:
-    replies = ["```python\nprint('bad \\udcff byte')\nfinal_answer('survived')\n```"]
+    replies = ["```python\nprint('bad \\udcff byte')\n```", "```python\nfinal_answer('survived')\n```"]
     with ScriptedLLMServer(replies) as server:
         proc = _cli(*RUN, "--api-base", server.base_url, "print odd text")
+        second_prompt = json.dumps(server.requests[-1]["messages"])
     assert proc.returncode == 0, proc.stderr
-    assert "bad ? byte" in proc.stdout and "survived" in proc.stdout
-    assert "UnicodeEncodeError" not in proc.stderr
+    assert "bad ? byte" in proc.stdout and "survived" in proc.stdout  # shown, with replacement
+    assert "bad ? byte" in second_prompt  # and sent back to the model the same way
+    assert "UnicodeEncodeError" not in proc.stdout + proc.stderr

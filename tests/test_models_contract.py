@@ -321,3 +321,17 @@ def test_malformed_json_is_retried(adapter: tuple[str, Callable[..., Model]]) ->
     with ScriptedLLMServer([Fault.malformed_json(), "fine"]) as server:
         assert make(server, **FAST).generate(USER).content == "fine"
         assert server.call_count == 2
+
+
+def test_text_no_encoder_accepts_is_sent_with_replacement(adapter: tuple[str, Callable[..., Model]]) -> None:
+    # Agent code printed a lone surrogate; the observation holding it goes back to the model.
+    _, make = adapter
+    messages = [
+        ChatMessage(role="user", content="Run it."),
+        ChatMessage(role="assistant", content="```python\nprint(x)\n```"),
+        ChatMessage(role="user", content="Observation:\nbad \udcff byte"),
+    ]
+    with ScriptedLLMServer(["fine"]) as server:
+        assert make(server, **FAST).generate(messages).content == "fine"
+        body = json.dumps(server.requests[0])
+    assert "bad ? byte" in body

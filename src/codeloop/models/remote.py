@@ -18,6 +18,7 @@ __all__ = [
     "block_turns",
     "is_transport_error",
     "resolve_api_key",
+    "without_surrogates",
     "trim_stream",
     "atrim_stream",
 ]
@@ -33,6 +34,25 @@ def resolve_api_key(api_key: str | None, env_var: str, provider: str, *, require
             env_var=env_var,
         )
     return key
+
+
+def without_surrogates(value: Any) -> Any:
+    """`value` (JSON-like: str, list, dict) with lone surrogates in its strings replaced by `?`.
+
+    Agent code can print text no encoder accepts (`print('\\udcff')`); sent as is, the request could not
+    even be encoded and the run would end blamed on the model. Text leaving the process is valid UTF-8.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def block_turns(
@@ -73,7 +93,7 @@ def block_turns(
             add("assistant", assistant)
         else:
             add("user", blocks(msg.content))
-    return system, turns
+    return without_surrogates(system), without_surrogates(turns)
 
 
 class RemoteModel(ApiModel):
