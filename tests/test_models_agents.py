@@ -224,3 +224,38 @@ def test_retries_reach_the_agents_listeners_and_console_as_events() -> None:
     assert [(e.notice.status, e.notice.retry_number, e.agent) for e in retries] == [(429, 1, "CodeAgent")]
     assert seen.index(retries[0]) < next(i for i, e in enumerate(seen) if isinstance(e, ModelOutput))
     assert "openai model 'gpt-4o': retrying in 0.2 s: HTTP 429" in screen.getvalue()
+
+
+def test_retries_go_to_the_run_that_made_the_request_when_agents_share_a_model() -> None:
+    import threading
+
+    from codeloop.events import Event, ModelRetry
+    from codeloop.models.openai import OpenAIModel
+
+    limited = threading.Event()
+
+    def script(request: ScriptRequest) -> Any:
+        if "alpha" in request.messages[-1].text and not limited.is_set():
+            limited.set()
+            return Fault.rate_limit(retry_after=0.2)
+        return "```python\nfinal_answer('done')\n```"
+
+    async def both(model: OpenAIModel) -> tuple[list[Event], list[Event]]:
+        seen_a: list[Event] = []
+        seen_b: list[Event] = []
+        a = CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen_a.append])
+        b = CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen_b.append])
+        await asyncio.gather(a.arun("task alpha"), b.arun("task beta"))
+        a.close()
+        b.close()
+        return seen_a, seen_b
+
+    with ScriptedLLMServer(script) as server:
+        model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+        seen_a, seen_b = asyncio.run(both(model))
+        # and a synchronous run of another agent afterwards sees nothing of them
+        seen_c: list[Event] = []
+        CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen_c.append]).run("task gamma")
+    assert [e.notice.status for e in seen_a if isinstance(e, ModelRetry)] == [429]
+    assert not any(isinstance(e, ModelRetry) for e in seen_b + seen_c)
+    assert model.event_listeners == []  # no agent stays attached to a shared model

@@ -403,11 +403,6 @@ class MultiStepAgent:
     def _prepare_run(self) -> None:
         """Hook for subclasses: called once a run starts (e.g. to push tools and variables to an executor)."""
         self._error = None
-        # Models and tools that report while they work (retries, MCP progress) report to this agent too.
-        for source in (self.model, *self.tools.values()):
-            listeners = getattr(source, "event_listeners", None)
-            if isinstance(listeners, list) and self._emit not in listeners:
-                listeners.append(self._emit)
 
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
         """Take one action step, filling `step`; return the final answer or `_NO_ANSWER`."""
@@ -527,6 +522,11 @@ class MultiStepAgent:
                     )
 
     def _drive(self, loop: _Loop) -> Iterator[ev.Event]:
+        # Models and tools working for this run (retries, MCP progress) report to it through the context.
+        with ev.reporting_to(self._emit):
+            yield from self._drive_events(loop)
+
+    def _drive_events(self, loop: _Loop) -> Iterator[ev.Event]:
         value: Any = None
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:
@@ -546,6 +546,11 @@ class MultiStepAgent:
                 error = exc
 
     async def _adrive(self, loop: _Loop) -> AsyncIterator[ev.Event]:
+        with ev.reporting_to(self._emit):
+            async for event in self._adrive_events(loop):
+                yield event
+
+    async def _adrive_events(self, loop: _Loop) -> AsyncIterator[ev.Event]:
         value: Any = None
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:

@@ -6,6 +6,9 @@ store, telemetry) consume them. `run(stream=True)` and `astream()` hand them to 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,4 +175,30 @@ class ModelRetry(Event):
         return str(self.notice)
 
 
-__all__ += ["ToolProgress", "ModelRetry"]
+_run_listener: ContextVar[Callable[[Event], None] | None] = ContextVar("codeloop_run_listener", default=None)
+
+
+def current_run_listener() -> Callable[[Event], None] | None:
+    """The listener of the agent run going on in this thread or task, if any.
+
+    Code working for a run reports through it as it goes (a model's retries, a tool's progress), so those
+    events reach that run's console and listeners, and no other run's, even when a model or a tool is
+    shared by many agents running at once.
+    """
+    return _run_listener.get()
+
+
+@contextmanager
+def reporting_to(listener: Callable[[Event], None]) -> Iterator[None]:
+    """Make `listener` the `current_run_listener()` for the duration of the block (the agent's drivers)."""
+    token = _run_listener.set(listener)
+    try:
+        yield
+    finally:
+        try:
+            _run_listener.reset(token)
+        except ValueError:  # a run abandoned and finalized from another context: its context is gone anyway
+            pass
+
+
+__all__ += ["ToolProgress", "ModelRetry", "current_run_listener", "reporting_to"]

@@ -32,7 +32,7 @@ class FallbackModel:
         self.models: list[Model] = [model_from_spec(m) if isinstance(m, str) else m for m in models]
         self.active: Model = self.models[0]
         self.event_listeners: list[Callable[[Any], None]] = []
-        """Receive the events (retries) of every inner model; an agent using this model adds itself."""
+        """Receive the events (retries) of every inner model (agent runs get theirs without this)."""
         for inner in self.models:
             listeners = getattr(inner, "event_listeners", None)
             if isinstance(listeners, list):

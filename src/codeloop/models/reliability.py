@@ -7,7 +7,8 @@ connection errors, honouring `Retry-After`, bounded by `max_retries` and a wall-
 
 Each retry is announced before its wait ("retrying in 1 s: HTTP 429 ..."): as a WARNING record on the
 `codeloop.models` logger whose `retry` attribute holds the `RetryNotice`, and as a `codeloop.events.ModelRetry`
-event handed to the model's `event_listeners` (an agent adds itself there, so its console shows the retry).
+event handed to the agent run the request is made for (its console and listeners) and to the model's
+`event_listeners`.
 """
 
 from __future__ import annotations
@@ -248,12 +249,14 @@ class Retrier:
 
     def _announce(self, notice: RetryNotice) -> None:
         logger.warning("%s", notice, extra={"retry": notice})
-        if not self.listeners:
-            return
-        from ..events import ModelRetry
+        from ..events import ModelRetry, current_run_listener
 
+        run_listener = current_run_listener()  # the agent run this request is made for, if any
+        listeners = [*self.listeners, run_listener] if run_listener is not None else list(self.listeners)
+        if not listeners:
+            return
         event = ModelRetry(notice)
-        for listener in list(self.listeners):
+        for listener in listeners:
             try:
                 listener(event)
             except Exception:  # a listener that fails must not turn a retry into a failed model call

@@ -141,7 +141,7 @@ class RemoteModel(ApiModel):
         )
         self.rate_limiter = RateLimiter(requests_per_minute) if requests_per_minute else None
         self.event_listeners: list[Callable[[Any], None]] = []
-        """Receive a `codeloop.events.ModelRetry` before each retry; an agent using this model adds itself."""
+        """Receive a `codeloop.events.ModelRetry` before each retry (agent runs get theirs without this)."""
         self.retrier = Retrier(
             self.provider,
             model_id,

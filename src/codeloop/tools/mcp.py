@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import AgentToolExecutionError, CodeloopError, ToolDefinitionError
-from ..events import Event, ToolProgress
+from ..events import Event, ToolProgress, current_run_listener
 from ._loop import background_loop, run_sync
 from .base import Tool
 from .schema import python_identifier
@@ -310,8 +310,8 @@ class _Server:
 class MCPTool(Tool):
     """One tool of an MCP server. Calling it sends `tools/call` to the server; it runs there, not here.
 
-    Progress the server reports during a call becomes a `ToolProgress` event handed to each of
-    `event_listeners`; an agent holding the tool adds itself there, so its console and listeners see it.
+    Progress the server reports during a call becomes a `ToolProgress` event handed to the agent run making
+    the call (its console and listeners) and to each of `event_listeners`.
     """
 
     unshareable_reason = (
@@ -346,12 +346,12 @@ class MCPTool(Tool):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Call the tool on its server (positional arguments map to the inputs in order)."""
-        return run_sync(self._remote(self._arguments(args, kwargs)))
+        return run_sync(self._remote(self._arguments(args, kwargs), current_run_listener()))
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """Await the call; the request itself runs on the background loop that owns the connection."""
         future = asyncio.run_coroutine_threadsafe(
-            self._remote(self._arguments(args, kwargs)), background_loop()
+            self._remote(self._arguments(args, kwargs), current_run_listener()), background_loop()
         )
         return await asyncio.wrap_future(future)
 
@@ -366,16 +366,21 @@ class MCPTool(Tool):
             merged[key] = value
         return {k: v for k, v in merged.items() if not (v is None and k in self._optional)}
 
-    async def _progress(self, progress: float, total: float | None, message: str | None) -> None:
-        event = ToolProgress(self.name, progress, total, message)
-        for listener in list(self.event_listeners):
-            try:
-                listener(event)
-            except Exception:  # a listener that fails must not fail the tool call it watches
-                logger.exception("a listener failed on %r", event)
+    def _progress_reporter(self, run_listener: Callable[[Event], None] | None) -> ProgressCallback:
+        # Made in the caller's thread, which knows the agent run the call is for; called on the background loop.
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            event = ToolProgress(self.name, progress, total, message)
+            listeners = [*self.event_listeners, run_listener] if run_listener else list(self.event_listeners)
+            for listener in listeners:
+                try:
+                    listener(event)
+                except Exception:  # a listener that fails must not fail the tool call it watches
+                    logger.exception("a listener failed on %r", event)
 
-    async def _remote(self, arguments: dict[str, Any]) -> Any:
-        result = await self._server.call(self.remote_name, arguments, self._progress)
+        return report
+
+    async def _remote(self, arguments: dict[str, Any], run_listener: Callable[[Event], None] | None) -> Any:
+        result = await self._server.call(self.remote_name, arguments, self._progress_reporter(run_listener))
         text = _content_text(result.content)
         if result.is_error:
             raise MCPToolError(f"MCP tool '{self.remote_name}' reported an error: {text or '(no message)'}")
