@@ -316,3 +316,27 @@ def test_agent_code_printing_a_lone_surrogate_does_not_crash_the_cli() -> None:
     assert "bad ? byte" in proc.stdout and "survived" in proc.stdout  # shown, with replacement
     assert "bad ? byte" in second_prompt  # and sent back to the model the same way
     assert "UnicodeEncodeError" not in proc.stdout + proc.stderr
+
+
+def test_the_waiting_notice_follows_the_model_through_retries() -> None:
+    import io
+    import time
+
+    from codeloop import events as ev
+    from codeloop.cli import WaitingNotice
+    from codeloop.models.reliability import RetryNotice
+
+    out = io.StringIO()
+    notice = WaitingNotice("openai:gpt-4o", 30, first_after=0.3, every=10, out=out)
+    notice.start()
+    try:
+        notice(ev.StepStarted(1))
+        notice(ev.ModelRetry(RetryNotice("openai", "gpt-4o", 1, 3, 1.0, 429, "slow down")))
+        time.sleep(1.0)  # still waiting for the model after the retry: one notice
+        notice(ev.CodeAction("x = 1", 1))
+        time.sleep(1.0)  # code running, not the model: no notice
+    finally:
+        notice.stop()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("codeloop: waiting for openai:gpt-4o: no reply for")
+    assert "each request gives up after 30 s" in lines[0]

@@ -278,7 +278,7 @@ class WaitingNotice:
     `first_after` seconds without any event it prints one line, then one every `every` seconds.
     """
 
-    _MODEL_PENDING = ("RunStarted", "StepStarted", "StepFinished", "PlanCreated")
+    _MODEL_PENDING = ("RunStarted", "StepStarted", "StepFinished", "PlanCreated", "ModelRetry")
 
     def __init__(
         self,
