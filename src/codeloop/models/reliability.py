@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import AgentGenerationError
+from ..events import ModelRetry, current_run_listener
 from .base import StreamDelta
 
 __all__ = [
@@ -249,8 +250,6 @@ class Retrier:
 
     def _announce(self, notice: RetryNotice) -> None:
         logger.warning("%s", notice, extra={"retry": notice})
-        from ..events import ModelRetry, current_run_listener
-
         run_listener = current_run_listener()  # the agent run this request is made for, if any
         listeners = [*self.listeners, run_listener] if run_listener is not None else list(self.listeners)
         if not listeners:
