@@ -1,4 +1,4 @@
-"""`codeloop run | demo`: the command line."""
+"""`codeloop run | demo | mcp serve`: the command line. Exit codes of `run` are in `EXIT_CODES`."""
 
 from __future__ import annotations
 
