@@ -16,7 +16,6 @@ from .models.base import ChatMessage, ToolCall
 
 if TYPE_CHECKING:
     from .memory import ActionStep, PlanningStep, RunResult
-    from .models.reliability import RetryNotice
 
 __all__ = [
     "Event",
@@ -161,6 +160,34 @@ class ToolProgress(Event):
         return f"{self.tool}: {amount}" + (f" {self.message}" if self.message else "")
 
 
+@dataclass(frozen=True)
+class RetryNotice:
+    """One retry about to happen: which model, after which failure, and how long it waits first.
+
+    Made by the retry layer (`codeloop.models.reliability`), which logs it and sends it in a `ModelRetry`.
+    """
+
+    provider: str
+    model_id: str
+    retry_number: int
+    """1 for the first retry (the second request)."""
+    max_retries: int
+    wait_s: float
+    status: int | None
+    """HTTP status of the failure, `None` when no answer arrived (timeout, connection error, cut stream)."""
+    message: str
+    """The provider's own message, or what went wrong on the connection."""
+
+    def __str__(self) -> str:
+        status = f"HTTP {self.status}" if self.status is not None else "no response"
+        # Whole seconds read best; under 1 s one decimal keeps a 0.4 s backoff from reading "0 s".
+        wait = f"{self.wait_s:.0f} s" if self.wait_s >= 1 else f"{self.wait_s:.1f} s"
+        return (
+            f"{self.provider} model {self.model_id!r}: retrying in {wait}: {status}: {self.message}"
+            f" (retry {self.retry_number} of {self.max_retries})"
+        )
+
+
 @dataclass
 class ModelRetry(Event):
     """A model request failed (429, 5xx, timeout, connection) and is retried after `notice.wait_s` seconds.
@@ -201,4 +228,4 @@ def reporting_to(listener: Callable[[Event], None]) -> Iterator[None]:
             pass
 
 
-__all__ += ["ToolProgress", "ModelRetry", "current_run_listener", "reporting_to"]
+__all__ += ["ToolProgress", "RetryNotice", "ModelRetry", "current_run_listener", "reporting_to"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import AgentGenerationError
-from ..events import ModelRetry, current_run_listener
+from ..events import ModelRetry, RetryNotice, current_run_listener
 from .base import StreamDelta
 
 __all__ = [
@@ -66,31 +66,6 @@ class ProviderFailure:
     retryable: bool
     retry_after: float | None = None
     """Seconds the provider asked us to wait, from `retry-after-ms` / `Retry-After`."""
-
-
-@dataclass(frozen=True)
-class RetryNotice:
-    """One retry about to happen: which model, after which failure, and how long it waits first."""
-
-    provider: str
-    model_id: str
-    retry_number: int
-    """1 for the first retry (the second request)."""
-    max_retries: int
-    wait_s: float
-    status: int | None
-    """HTTP status of the failure, `None` when no answer arrived (timeout, connection error, cut stream)."""
-    message: str
-    """The provider's own message, or what went wrong on the connection."""
-
-    def __str__(self) -> str:
-        status = f"HTTP {self.status}" if self.status is not None else "no response"
-        # Whole seconds read best; under 1 s one decimal keeps a 0.4 s backoff from reading "0 s".
-        wait = f"{self.wait_s:.0f} s" if self.wait_s >= 1 else f"{self.wait_s:.1f} s"
-        return (
-            f"{self.provider} model {self.model_id!r}: retrying in {wait}: {status}: {self.message}"
-            f" (retry {self.retry_number} of {self.max_retries})"
-        )
 
 
 def retry_after_seconds(headers: object) -> float | None:
