@@ -147,3 +147,115 @@ def test_async_agent_run_on_anthropic() -> None:
     with served("anthropic", script) as (model, _):
         agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0)
         assert asyncio.run(agent.arun("add")) == 42
+
+
+CUT_REPLY = (
+    "Thought: I will compute the answer step by step, carefully.\n```python\nx = 6 * 7\nfinal_answer(x)\n```"
+)
+
+
+def _cut_server() -> ScriptedLLMServer:
+    # The reply's first frames go out, then the connection drops mid-reply: a real broken SSE stream.
+    return ScriptedLLMServer(
+        ["```python\nkept = 'step one'\nprint(kept)\n```", Fault.cut(CUT_REPLY, after_chunks=6)], chunk_size=5
+    )
+
+
+def test_a_stream_cut_mid_reply_keeps_the_part_that_arrived() -> None:
+    from codeloop.errors import AgentGenerationError
+    from codeloop.models.openai import OpenAIModel
+
+    with _cut_server() as server:
+        model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+        agent = CodeAgent([], model, executor="local", stream_outputs=True, verbosity_level=0)
+        with pytest.raises(AgentGenerationError, match="the stream was cut after") as info:
+            agent.run("compute")
+    result = info.value.result  # type: ignore[attr-defined]
+    first, cut = (s for s in result.steps if type(s).__name__ == "ActionStep")
+    assert first.observations and "step one" in first.observations  # the step before is intact
+    assert cut.model_output and CUT_REPLY.startswith(cut.model_output) and cut.model_output != CUT_REPLY
+    assert cut.model_output_message is not None and cut.model_output_message.text == cut.model_output
+    assert cut.error is not None and "stream was cut" in cut.error
+    assert cut.error_type == "AgentGenerationError"
+    assert info.value.partial_output == cut.model_output
+
+
+def test_a_stream_cut_keeps_the_partial_reply_in_async_runs_too() -> None:
+    from codeloop.events import ModelTextDelta, RunFinished
+    from codeloop.models.openai import OpenAIModel
+
+    async def run() -> tuple[str, Any]:
+        with _cut_server() as server:
+            model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+            agent = CodeAgent([], model, executor="local", stream_outputs=True, verbosity_level=0)
+            streamed, finished = "", None
+            async for event in agent.astream("compute"):
+                if isinstance(event, ModelTextDelta):
+                    streamed += event.text
+                elif isinstance(event, RunFinished):
+                    finished = event.result
+            agent.close()
+            return streamed, finished
+
+    streamed, result = asyncio.run(run())
+    assert result.state == "error" and "stream was cut" in result.error
+    cut = result.steps[-1]
+    assert cut.model_output and streamed.endswith(cut.model_output)  # what the user saw streamed is kept
+
+
+def test_retries_reach_the_agents_listeners_and_console_as_events() -> None:
+    import io
+
+    from rich.console import Console
+
+    from codeloop.console import ConsoleRenderer
+    from codeloop.events import Event, ModelOutput, ModelRetry
+    from codeloop.models.openai import OpenAIModel
+
+    seen: list[Event] = []
+    screen = io.StringIO()
+    console = ConsoleRenderer(level=1, console=Console(file=screen, width=200))
+    replies = [Fault.rate_limit(retry_after=0.2), "```python\nfinal_answer(3)\n```"]
+    with ScriptedLLMServer(replies) as server:
+        model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+        agent = CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen.append, console])
+        assert agent.run("three") == 3
+    retries = [e for e in seen if isinstance(e, ModelRetry)]
+    assert [(e.notice.status, e.notice.retry_number, e.agent) for e in retries] == [(429, 1, "CodeAgent")]
+    assert seen.index(retries[0]) < next(i for i, e in enumerate(seen) if isinstance(e, ModelOutput))
+    assert "openai model 'gpt-4o': retrying in 0.2 s: HTTP 429" in screen.getvalue()
+
+
+def test_retries_go_to_the_run_that_made_the_request_when_agents_share_a_model() -> None:
+    import threading
+
+    from codeloop.events import Event, ModelRetry
+    from codeloop.models.openai import OpenAIModel
+
+    limited = threading.Event()
+
+    def script(request: ScriptRequest) -> Any:
+        if "alpha" in request.messages[-1].text and not limited.is_set():
+            limited.set()
+            return Fault.rate_limit(retry_after=0.2)
+        return "```python\nfinal_answer('done')\n```"
+
+    async def both(model: OpenAIModel) -> tuple[list[Event], list[Event]]:
+        seen_a: list[Event] = []
+        seen_b: list[Event] = []
+        a = CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen_a.append])
+        b = CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen_b.append])
+        await asyncio.gather(a.arun("task alpha"), b.arun("task beta"))
+        a.close()
+        b.close()
+        return seen_a, seen_b
+
+    with ScriptedLLMServer(script) as server:
+        model = OpenAIModel("gpt-4o", api_base=server.base_url, api_key="k", **FAST)
+        seen_a, seen_b = asyncio.run(both(model))
+        # and a synchronous run of another agent afterwards sees nothing of them
+        seen_c: list[Event] = []
+        CodeAgent([], model, executor="local", verbosity_level=0, listeners=[seen_c.append]).run("task gamma")
+    assert [e.notice.status for e in seen_a if isinstance(e, ModelRetry)] == [429]
+    assert not any(isinstance(e, ModelRetry) for e in seen_b + seen_c)
+    assert model.event_listeners == []  # no agent stays attached to a shared model

@@ -301,11 +301,12 @@ def test_stream_cut_midway_is_reported(adapter: tuple[str, Callable[..., Model]]
     text = "This answer is long enough to be cut in the middle of the stream."
     with ScriptedLLMServer([Fault.cut(text, after_chunks=6), "unused"]) as server:
         received = ""
-        with pytest.raises(AgentGenerationError, match="stream broke after"):
+        with pytest.raises(AgentGenerationError, match="stream was cut after") as info:
             for delta in make(server, **FAST).generate_stream(USER):
                 received += delta.content or ""
         assert server.call_count == 1
     assert received and text.startswith(received) and received != text
+    assert info.value.partial_output == received  # the part that arrived travels with the error
 
 
 def test_stream_cut_before_any_content_is_retried(adapter: tuple[str, Callable[..., Model]]) -> None:
@@ -320,3 +321,17 @@ def test_malformed_json_is_retried(adapter: tuple[str, Callable[..., Model]]) ->
     with ScriptedLLMServer([Fault.malformed_json(), "fine"]) as server:
         assert make(server, **FAST).generate(USER).content == "fine"
         assert server.call_count == 2
+
+
+def test_text_no_encoder_accepts_is_sent_with_replacement(adapter: tuple[str, Callable[..., Model]]) -> None:
+    # Agent code printed a lone surrogate; the observation holding it goes back to the model.
+    _, make = adapter
+    messages = [
+        ChatMessage(role="user", content="Run it."),
+        ChatMessage(role="assistant", content="```python\nprint(x)\n```"),
+        ChatMessage(role="user", content="Observation:\nbad \udcff byte"),
+    ]
+    with ScriptedLLMServer(["fine"]) as server:
+        assert make(server, **FAST).generate(messages).content == "fine"
+        body = json.dumps(server.requests[0])
+    assert "bad ? byte" in body

@@ -39,7 +39,7 @@ def test_a_stream_broken_midway_is_reported_not_switched() -> None:
     long_text = "partial reply that will be cut off in the middle"
     with ScriptedLLMServer([Fault.cut(long_text, after_chunks=5)]) as bad, ScriptedLLMServer(["unused"]) as good:
         fallback = FallbackModel([make(bad, "a"), make(good, "b")])
-        with pytest.raises(AgentGenerationError, match="stream broke"):
+        with pytest.raises(AgentGenerationError, match="stream was cut"):
             list(fallback.generate_stream(HI))
         assert good.call_count == 0
 
@@ -73,3 +73,17 @@ def test_specs_and_empty_list() -> None:
     assert fallback.model_id == "llama3"
     with pytest.raises(ValueError):
         FallbackModel([])
+
+
+def test_inner_models_retries_reach_the_fallbacks_listeners() -> None:
+    from codeloop.events import Event, ModelRetry
+
+    seen: list[Event] = []
+    bad_script, good_script = [Fault.rate_limit(0)] * 4, [Fault.server_error(), "ok"]
+    with ScriptedLLMServer(bad_script) as bad, ScriptedLLMServer(good_script) as good:
+        fallback = FallbackModel([make(bad, "a"), make(good, "b")])
+        fallback.event_listeners.append(seen.append)
+        assert fallback.generate(HI).content == "ok"
+    assert all(isinstance(e, ModelRetry) for e in seen)
+    # `a` retries once (max_retries=1) and is given up; `b` retries once and answers.
+    assert [(e.notice.model_id, e.notice.status) for e in seen] == [("a", 429), ("b", 500)]  # type: ignore[attr-defined]

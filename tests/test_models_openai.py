@@ -340,6 +340,20 @@ def test_rate_limit_is_retried_after_retry_after() -> None:
     assert waited >= 0.3
 
 
+def test_each_retry_is_a_logging_record_saying_why_and_how_long(caplog: pytest.LogCaptureFixture) -> None:
+    from codeloop.models.reliability import RetryNotice
+
+    with caplog.at_level("WARNING", logger="codeloop.models"):
+        with ScriptedLLMServer([Fault.rate_limit(retry_after=1), Fault.server_error(503), "ok"]) as server:
+            assert make(server, max_retries=3).generate(USER).content == "ok"
+    notices = [r.retry for r in caplog.records if hasattr(r, "retry")]
+    assert [type(n) for n in notices] == [RetryNotice, RetryNotice]
+    assert [(n.retry_number, n.status) for n in notices] == [(1, 429), (2, 503)]
+    assert caplog.records[0].levelname == "WARNING"
+    assert caplog.records[0].getMessage().startswith("openai model 'gpt-4o': retrying in 1 s: HTTP 429: ")
+    assert caplog.records[0].getMessage().endswith("(retry 1 of 3)")
+
+
 def test_server_errors_exhaust_retries_then_name_provider_and_status() -> None:
     with ScriptedLLMServer([Fault.server_error(503, "overloaded")] * 5) as server:
         with pytest.raises(AgentGenerationError) as info:
@@ -370,7 +384,7 @@ def test_hanging_response_ends_in_generation_error() -> None:
 def test_stream_cut_midway_is_reported_not_truncated() -> None:
     with ScriptedLLMServer([Fault.cut("a long answer that never ends", after_chunks=3), "unused"]) as server:
         received: list[str] = []
-        with pytest.raises(AgentGenerationError, match="stream broke after"):
+        with pytest.raises(AgentGenerationError, match="stream was cut after"):
             for delta in make(server).generate_stream(USER):
                 received.append(delta.content or "")
         assert server.call_count == 1

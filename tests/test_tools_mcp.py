@@ -34,7 +34,7 @@ TEST_SERVER = textwrap.dedent(
     import os
     import sys
 
-    from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver import Context, MCPServer
 
     app = MCPServer("codeloop-test")
 
@@ -70,6 +70,13 @@ TEST_SERVER = textwrap.dedent(
         import anyio
         await anyio.sleep(60)
         return "late"
+
+    @app.tool()
+    async def count_up(steps: int, ctx: Context) -> str:
+        """Count to `steps`, reporting progress at each one."""
+        for i in range(1, steps + 1):
+            await ctx.report_progress(i, steps, f"counted {i}")
+        return f"counted to {steps}"
 
     if __name__ == "__main__":
         if len(sys.argv) == 3:
@@ -383,3 +390,75 @@ def test_mcp_tools_run_on_the_host_from_every_executor(
         executor.send_tools({"get_current_time": time_and_test_tools["get_current_time"]})
         result = executor.run("now = get_current_time(timezone='Asia/Tokyo')\nfinal_answer(now['timezone'])")
         assert result.is_final_answer and result.output == "Asia/Tokyo"
+
+
+def test_progress_notifications_become_tool_progress_events(server_script: Path) -> None:
+    from codeloop.events import Event, ToolProgress
+
+    seen: list[Event] = []
+    with MCPClient({"command": sys.executable, "args": [str(server_script)]}, on_event=seen.append) as tools:
+        count_up = next(t for t in tools if t.name == "count_up")
+        assert count_up(steps=3) == {"result": "counted to 3"}
+    assert seen == [ToolProgress("count_up", i, 3, f"counted {i}") for i in (1, 2, 3)]
+    assert seen[0].describe() == "count_up: 1/3 (33%) counted 1"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("agent_kind", ["tool-calling", "code"])
+def test_agents_pass_mcp_progress_to_their_listeners_and_console(
+    agent_kind: str, time_and_test_tools: dict[str, Tool]
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from codeloop import CodeAgent
+    from codeloop.console import ConsoleRenderer
+    from codeloop.events import Event, StepFinished, ToolProgress
+
+    seen: list[Event] = []
+    screen = io.StringIO()
+    console = ConsoleRenderer(level=1, console=Console(file=screen, width=200))
+    tools = [time_and_test_tools["count_up"]]
+    if agent_kind == "tool-calling":
+        model = ScriptedModel(
+            [
+                {  # two calls in one step run in parallel threads; both report to this run
+                    "tool_calls": [
+                        {"name": "count_up", "arguments": {"steps": 2}},
+                        {"name": "count_up", "arguments": {"steps": 1}},
+                    ]
+                },
+                {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "done"}}]},
+            ]
+        )
+        agent: Any = ToolCallingAgent(
+            tools, model, verbosity_level=0, listeners=[seen.append, console], name="counter"
+        )
+    else:
+        model = ScriptedModel(
+            ["```python\nprint(count_up(steps=2))\n```", "```python\nfinal_answer('done')\n```"]
+        )
+        agent = CodeAgent(
+            tools,
+            model,
+            executor="local",
+            verbosity_level=0,
+            listeners=[seen.append, console],
+            name="counter",
+        )
+    try:
+        assert agent.run("count to two") == "done"
+    finally:
+        close = getattr(agent, "close", None)
+        if close is not None:
+            close()
+    assert time_and_test_tools["count_up"].event_listeners == []  # type: ignore[attr-defined]  # nothing left attached
+    progress = [e for e in seen if isinstance(e, ToolProgress)]
+    expected = [("count_up", 1, 2, "counted 1", "counter"), ("count_up", 2, 2, "counted 2", "counter")]
+    if agent_kind == "tool-calling":
+        expected.append(("count_up", 1, 1, "counted 1", "counter"))
+    got = [(e.tool, e.progress, e.total, e.message, e.agent) for e in progress]
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
+    first_step_end = next(i for i, e in enumerate(seen) if isinstance(e, StepFinished))
+    assert seen.index(progress[-1]) < first_step_end  # delivered while the step ran, not afterwards
+    assert "progress count_up: 2/2 (100%) counted 2" in screen.getvalue()

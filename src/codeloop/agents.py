@@ -29,6 +29,7 @@ from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perf
 from .errors import (
     AgentError,
     AgentExecutionError,
+    AgentGenerationError,
     AgentInterrupted,
     AgentParsingError,
     AgentToolCallError,
@@ -367,6 +368,9 @@ class MultiStepAgent:
                     answer = _NO_ANSWER
                     step.error, step.error_type = str(exc), type(exc).__name__
                     yield ev.StepError(exc, number)
+                except AgentGenerationError as exc:  # ends the run; the step keeps what the model did send
+                    _keep_partial_reply(step, exc)
+                    raise
                 finally:
                     step.timing.end()
                     self.memory.steps.append(step)  # memory += [action, observation]
@@ -518,6 +522,11 @@ class MultiStepAgent:
                     )
 
     def _drive(self, loop: _Loop) -> Iterator[ev.Event]:
+        # Models and tools working for this run (retries, MCP progress) report to it through the context.
+        with ev.reporting_to(self._emit):
+            yield from self._drive_events(loop)
+
+    def _drive_events(self, loop: _Loop) -> Iterator[ev.Event]:
         value: Any = None
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:
@@ -537,6 +546,11 @@ class MultiStepAgent:
                 error = exc
 
     async def _adrive(self, loop: _Loop) -> AsyncIterator[ev.Event]:
+        with ev.reporting_to(self._emit):
+            async for event in self._adrive_events(loop):
+                yield event
+
+    async def _adrive_events(self, loop: _Loop) -> AsyncIterator[ev.Event]:
         value: Any = None
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:
@@ -565,6 +579,13 @@ def _advance(loop: _Loop, value: Any, error: BaseException | None) -> ev.Event |
         return loop.throw(error) if error is not None else loop.send(value)
     except StopIteration:
         return None
+
+
+def _keep_partial_reply(step: ActionStep, exc: AgentGenerationError) -> None:
+    step.error, step.error_type = str(exc), type(exc).__name__
+    if exc.partial_output and step.model_output is None:
+        step.model_output = exc.partial_output
+        step.model_output_message = ChatMessage("assistant", exc.partial_output)
 
 
 def _total_usage(steps: list[MemoryStep]) -> TokenUsage:

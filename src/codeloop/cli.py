@@ -1,17 +1,34 @@
-"""`codeloop run | demo`: the command line."""
+"""`codeloop run | demo | mcp serve`: the command line. Exit codes of `run` are in `EXIT_CODES`."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import logging
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
-__all__ = ["main", "resolve_model_spec", "summary_line"]
+__all__ = ["EXIT_CODES", "main", "read_task", "resolve_model_spec", "summary_line"]
+
+EXIT_CODES = {
+    0: "the agent gave its final answer",
+    1: "the run failed: the model stayed unreachable or answered with an error, or codeloop itself failed",
+    2: "usage error: bad arguments, an empty or unreadable task, no model configured, a missing API key",
+    3: "the run reached --max-steps without a final answer (the answer printed was forced from the model)",
+    130: "interrupted with Ctrl-C (the steps so far are printed)",
+}
+"""Exit codes of `codeloop run`, documented in `--help` and the README."""
+
+_EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
+    f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()
+)
 
 NO_MODEL_HELP = """No model is configured. Do one of:
   - pass --model, e.g. --model openai:gpt-4o (or --model ollama:qwen2.5-coder with a local Ollama)
@@ -29,6 +46,45 @@ DEFAULT_MODELS = (
 
 class UsageError(Exception):
     """A configuration problem the user must fix; exit code 2."""
+
+
+def read_task(argument: str, stdin: TextIO | None = None) -> str:
+    """The task a `run` argument names: the text itself, `-` for stdin, or `@FILE` for a file's contents.
+
+    A task too long for the command line (the OS limits arguments to a few hundred KB) goes through stdin or
+    a file. Raises `UsageError` for an unreadable file or an empty task.
+    """
+    if argument == "-":
+        source = stdin or sys.stdin
+        buffer = getattr(source, "buffer", None)
+        try:
+            text = buffer.read().decode("utf-8") if buffer is not None else source.read()
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"the task on stdin is not UTF-8 text: {exc}") from None
+        where = "stdin"
+    elif argument.startswith("@"):
+        path = Path(argument[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UsageError(
+                f"cannot read the task file '{path}': {reason}. (A task that itself starts with '@' can be "
+                "given on stdin: echo '@...' | codeloop run -)"
+            ) from None
+        where = f"the file '{path}'"
+    else:
+        text, where = argument, "the argument"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # undecodable bytes in argv arrive as lone surrogates
+        raise UsageError(f"the task from {where} is not UTF-8 text: {exc}") from None
+    if not text.strip():
+        raise UsageError(
+            f'the task from {where} is empty: say what the agent should do, e.g. codeloop run "What is 2**10?" '
+            "(or '-' to read the task from stdin, @FILE to read it from a file)"
+        )
+    return text
 
 
 def resolve_model_spec(explicit: str | None, env: dict[str, str] | None = None) -> str:
@@ -64,6 +120,7 @@ def _local_ollama_model(host: str = "127.0.0.1", port: int = 11434) -> str | Non
 
 
 def _build_model(args: argparse.Namespace) -> Any:
+    from .errors import MissingAPIKeyError
     from .models import model as model_from_spec
 
     spec = resolve_model_spec(args.model)
@@ -72,10 +129,51 @@ def _build_model(args: argparse.Namespace) -> Any:
         kwargs["api_base"] = args.api_base
     if args.api_key:
         kwargs["api_key"] = args.api_key
+    network = {"timeout": args.timeout, "max_retries": args.max_retries}
+    kwargs.update({k: v for k, v in network.items() if v is not None})
     try:
         return model_from_spec(spec, **kwargs)
+    except MissingAPIKeyError as exc:
+        raise UsageError(
+            f"{exc.provider}: no API key. Pass --api-key KEY or set the {exc.env_var} environment variable."
+        ) from exc
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    except TypeError as exc:
+        # Only the network adapters take these options; a local model (transformers) refuses them.
+        given = [f"--{k.replace('_', '-')}" for k, v in network.items() if v is not None]
+        if not given:
+            raise
+        raise UsageError(
+            f"{' and '.join(given)} apply to API models only; {spec!r} runs locally ({exc})"
+        ) from exc
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def _build_tools(names: str | None) -> list[Any]:
@@ -90,29 +188,38 @@ def _build_tools(names: str | None) -> list[Any]:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from . import events as ev
     from .agents import CodeAgent, ToolCallingAgent
 
+    task = read_task(args.task)  # before the model: a bad task costs nothing
     model = _build_model(args)
     tools = _build_tools(args.tools)
-    common: dict[str, Any] = {"max_steps": args.max_steps, "verbosity_level": 0 if args.json else 1}
+    listeners: list[Callable[[ev.Event], None]] = []
+    waiting = WaitingNotice(_model_label(model), getattr(model, "timeout", None))
+    listeners.append(waiting)
+    if not args.json:
+        listeners.append(_console_without_summary())
+    common: dict[str, Any] = {"max_steps": args.max_steps, "verbosity_level": 0, "listeners": listeners}
     if args.agent == "code":
         agent: Any = CodeAgent(
             tools, model, executor=args.executor, additional_authorized_imports=args.imports or (), **common
         )
     else:
         agent = ToolCallingAgent(tools, model, **common)
-    started = time.perf_counter()
+    waiting.start()
     try:
-        result = agent.run(args.task, return_full_result=True)
+        result = agent.run(task, return_full_result=True)
     except KeyboardInterrupt:
         result = agent._last_result
     finally:
+        waiting.stop()
         close = getattr(agent, "close", None)
         if close is not None:
             close()
     if result is None:
         print("Interrupted before the first step.", file=sys.stderr)
         return 130
+    seconds = result.timing.duration or 0.0
     if args.json:
         print(
             json.dumps(
@@ -122,7 +229,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     "steps": result.to_dict()["steps"],
                     "token_usage": result.token_usage.to_dict(),
                     "cost_usd": result.cost_usd,
-                    "duration_s": round(time.perf_counter() - started, 3),
+                    "duration_s": round(seconds, 3),
                     "error": result.error,
                 }
             )
@@ -131,13 +238,134 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print("\nInterrupted. The steps so far:", file=sys.stderr)
         agent.replay()
     else:
+        if result.state == "max_steps":
+            print(f"codeloop: {result.error}; the answer below was forced from the model.", file=sys.stderr)
         print(result.output if result.state in ("success", "max_steps") else f"Run ended: {result.error}")
-        print(summary_line(result, time.perf_counter() - started))
-    if result.state == "interrupted":
-        return 130
-    if result.state == "error":
-        return 1
-    return 0
+        print(summary_line(result, seconds))
+    return exit_code(result.state)
+
+
+def _console_without_summary() -> Callable[[Any], None]:
+    from . import events as ev
+    from .console import ConsoleRenderer
+
+    renderer = ConsoleRenderer(level=1)
+
+    def show(event: ev.Event) -> None:
+        # The CLI prints the run's one summary line itself, and retries on stderr with its other notices
+        # (from the `codeloop.models` log), so the renderer's own are left out.
+        if not isinstance(event, ev.RunFinished | ev.ModelRetry):
+            renderer(event)
+
+    return show
+
+
+def exit_code(state: str) -> int:
+    """The process exit code for a run that ended in `state` (see `EXIT_CODES`)."""
+    return {"success": 0, "max_steps": 3, "budget": 3, "interrupted": 130}.get(state, 1)
+
+
+def _model_label(model: Any) -> str:
+    provider = getattr(model, "provider", None)
+    model_id = getattr(model, "model_id", None) or type(model).__name__
+    return f"{provider}:{model_id}" if provider else str(model_id)
+
+
+class WaitingNotice:
+    """A listener that says so on stderr when the model has been silent a while, so a hang is never mute.
+
+    A model call is pending from the start of a run or step until the model's reply arrives; after
+    `first_after` seconds without any event it prints one line, then one every `every` seconds.
+    """
+
+    _MODEL_PENDING = ("RunStarted", "StepStarted", "StepFinished", "PlanCreated", "ModelRetry")
+
+    def __init__(
+        self,
+        model_label: str,
+        request_timeout: float | None,
+        *,
+        first_after: float = 5.0,
+        every: float = 15.0,
+        out: TextIO | None = None,
+    ) -> None:
+        self.model_label = model_label
+        self.request_timeout = request_timeout
+        self.first_after = first_after
+        self.every = every
+        self.out = out
+        self._lock = threading.Lock()
+        self._pending_since: float | None = None
+        self._next_notice = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, event: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if type(event).__name__ in self._MODEL_PENDING:
+                self._pending_since, self._next_notice = now, now + self.first_after
+            else:
+                self._pending_since = None
+
+    def start(self) -> None:
+        """Start watching (a daemon thread)."""
+        self._thread = threading.Thread(target=self._watch, name="codeloop-waiting-notice", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            now = time.monotonic()
+            with self._lock:
+                if self._pending_since is None or now < self._next_notice:
+                    continue
+                waited = now - self._pending_since
+                self._next_notice = now + self.every
+            limit = (
+                f"each request gives up after {self.request_timeout:g} s (--timeout)"
+                if self.request_timeout
+                else "no request timeout is set (--timeout)"
+            )
+            print(
+                f"codeloop: waiting for {self.model_label}: no reply for {waited:.0f} s; {limit}",
+                file=self.out or sys.stderr,
+                flush=True,
+            )
+
+
+class _StderrNotices(logging.Handler):
+    """Shows codeloop's warnings (such as "retrying in 1 s: HTTP 429") as `codeloop: ...` lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(f"codeloop: {record.getMessage()}", file=sys.stderr, flush=True)
+        except Exception:  # a notice that cannot be shown must not end the run
+            self.handleError(record)
+
+
+def _show_notices() -> Callable[[], None]:
+    handler = _StderrNotices(logging.WARNING)
+    logger = logging.getLogger("codeloop.models")
+    logger.addHandler(handler)
+
+    def remove() -> None:
+        logger.removeHandler(handler)
+
+    return remove
+
+
+def _output_never_crashes() -> None:
+    # Agent code can print anything, lone surrogates included; text leaving the process is encoded with
+    # replacement rather than ending the run with UnicodeEncodeError.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
 
 
 def summary_line(result: Any, seconds: float) -> str:
@@ -154,31 +382,63 @@ def summary_line(result: Any, seconds: float) -> str:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import DEMO_TASK, run_demo
+    from .demo import DEMO_REPLIES, DEMO_TASK, build_demo_agent
+    from .testing.server import ScriptedLLMServer
 
     print(
         "codeloop demo - offline. The model's replies are RECORDED and replayed by a local scripted server;\n"
         "the code they contain runs for real, and the web_search tool searches a small offline corpus.\n"
     )
-    started = time.perf_counter()
-    result = run_demo(executor=args.executor)
+    with ScriptedLLMServer(DEMO_REPLIES) as server:
+        agent = build_demo_agent(server.base_url, args.executor, verbosity_level=0)
+        agent.listeners.append(_console_without_summary())
+        try:
+            result = agent.run(DEMO_TASK, return_full_result=True)
+        finally:
+            agent.close()
     print(f"\nTask: {DEMO_TASK}\nAnswer: {result.output} seconds (state: {result.state})")
-    print(summary_line(result, time.perf_counter() - started))
+    print(summary_line(result, result.timing.duration or 0.0))
     return 0 if result.state == "success" else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="codeloop", description="LLM agents that think in Python.")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="codeloop",
+        description="LLM agents that think in Python.",
+        epilog=f"`codeloop run` {_EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"codeloop {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run an agent on a task")
-    run.add_argument("task")
+    run = sub.add_parser(
+        "run",
+        help="run an agent on a task",
+        description="Run an agent on a task and print its answer.",
+        epilog=_EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("task", help="the task; '-' reads it from stdin, @FILE from a file (for long tasks)")
     run.add_argument(
         "--model", help="provider:model, e.g. openai:gpt-4o (default: $CODELOOP_MODEL or detected)"
     )
     run.add_argument("--api-base", help="base URL of an OpenAI-compatible server")
     run.add_argument("--api-key", help="API key (default: the provider's environment variable)")
+    run.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="seconds one model request may take before it fails and is retried (default: 120)",
+    )
+    run.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        metavar="N",
+        help="retries of a failed model request: 429, 5xx, timeouts, connection errors (default: 3)",
+    )
     run.add_argument("--tools", help="comma-separated built-in tools, e.g. web_search,visit_webpage")
     run.add_argument("--imports", nargs="*", help="extra modules the code may import, e.g. numpy pandas")
     run.add_argument(
@@ -188,7 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where code runs (default: sandbox)",
     )
     run.add_argument("--agent", choices=["code", "tool-calling"], default="code")
-    run.add_argument("--max-steps", type=int, default=20)
+    run.add_argument(
+        "--max-steps",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="steps before the run stops (default: 20; exit code 3)",
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the live run")
     run.set_defaults(handler=_cmd_run)
 
@@ -219,12 +485,16 @@ def _cmd_mcp_serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `codeloop` command; returns the exit code."""
+    _output_never_crashes()
     args = build_parser().parse_args(argv)
+    remove_notices = _show_notices()
     try:
         return int(args.handler(args))
     except UsageError as exc:
         print(f"codeloop: {exc}", file=sys.stderr)
         return 2
+    finally:
+        remove_notices()
 
 
 if __name__ == "__main__":

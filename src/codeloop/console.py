@@ -119,6 +119,16 @@ class ConsoleRenderer:
 
         self.console.print(Panel(Markdown(e.plan.plan), title="Plan", border_style="magenta"))
 
+    def _on_ToolProgress(self, e: ev.ToolProgress) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(f"progress {e.describe()}", style="dim"))
+
+    def _on_ModelRetry(self, e: ev.ModelRetry) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(e.describe(), style="yellow"))
+
     def _on_StepError(self, e: ev.StepError) -> None:
         from rich.text import Text
 

@@ -7,6 +7,7 @@ the result; keeping the I/O here is what lets one loop serve `run`, `arun`, `run
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import queue
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -156,7 +157,7 @@ def _run_code_streaming(effect: RunCode, run_code: Callable[[str], Any]) -> Iter
 
     effect.attach_output(chunks.put)
     try:
-        start_thread(work, name="codeloop-run-code")
+        start_thread(contextvars.copy_context().run, work, name="codeloop-run-code")
         while (item := chunks.get()) is not _END:
             yield ev.ExecutionLog(item)
     finally:
@@ -208,7 +209,9 @@ def _run_tools_threaded(calls: list[tuple[ToolCall, Any, dict[str, Any]]]) -> li
     if len(calls) == 1:
         return [run_one(calls[0])]
     with ThreadPoolExecutor(max_workers=min(len(calls), 16), initializer=block_interrupts) as pool:
-        return list(pool.map(run_one, calls))
+        # Each call runs in a copy of this context, so tools see the run they work for (progress reports).
+        futures = [pool.submit(contextvars.copy_context().run, run_one, call) for call in calls]
+        return [future.result() for future in futures]
 
 
 async def _acall_tool(tool: Any, args: dict[str, Any]) -> Any:

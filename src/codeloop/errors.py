@@ -21,6 +21,7 @@ __all__ = [
     "ToolDefinitionError",
     "SandboxUnavailableError",
     "MissingExtraError",
+    "MissingAPIKeyError",
 ]
 
 
@@ -52,7 +53,8 @@ class AgentGenerationError(CodeloopError):
     """The model could not be reached or answered with an error after all retries. Ends the run.
 
     `provider`, `status` (HTTP status, `None` for connection errors) and `provider_message` (the provider's
-    own words, verbatim) are set when a model adapter raises it.
+    own words, verbatim) are set when a model adapter raises it. `partial_output` holds the text that arrived
+    before a streamed reply was cut (the agent keeps it on the step), `None` when nothing arrived.
     """
 
     def __init__(
@@ -62,11 +64,13 @@ class AgentGenerationError(CodeloopError):
         provider: str | None = None,
         status: int | None = None,
         provider_message: str | None = None,
+        partial_output: str | None = None,
     ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status = status
         self.provider_message = provider_message
+        self.partial_output = partial_output
 
 
 class ModelConfigurationError(CodeloopError, ValueError):
@@ -102,3 +106,12 @@ class MissingExtraError(CodeloopError, ImportError):
 
     Raised when the object that needs it is created, so no run starts (and no model call is paid) without it.
     """
+
+
+class MissingAPIKeyError(ModelConfigurationError):
+    """A model needs an API key and none was given or found; `provider` and `env_var` say which and where."""
+
+    def __init__(self, message: str, *, provider: str, env_var: str) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.env_var = env_var

@@ -15,7 +15,7 @@ from typing import Any
 
 from .base import ChatMessage, StreamDelta, TokenUsage, ToolCall, ToolCallDelta, parse_arguments, trim_at_stop
 from .reliability import StreamCutError
-from .remote import RemoteModel, atrim_stream, trim_stream
+from .remote import RemoteModel, atrim_stream, trim_stream, without_surrogates
 
 __all__ = [
     "field",
@@ -116,7 +116,7 @@ def to_openai_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
             ]
         out.append(entry)
     flush_images()
-    return out
+    return without_surrogates(out)  # type: ignore[no-any-return]
 
 
 def to_openai_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:

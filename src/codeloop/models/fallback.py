@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import AgentGenerationError
@@ -31,6 +31,16 @@ class FallbackModel:
             raise ValueError("FallbackModel needs at least one model")
         self.models: list[Model] = [model_from_spec(m) if isinstance(m, str) else m for m in models]
         self.active: Model = self.models[0]
+        self.event_listeners: list[Callable[[Any], None]] = []
+        """Receive the events (retries) of every inner model (agent runs get theirs without this)."""
+        for inner in self.models:
+            listeners = getattr(inner, "event_listeners", None)
+            if isinstance(listeners, list):
+                listeners.append(self._forward)
+
+    def _forward(self, event: Any) -> None:
+        for listener in list(self.event_listeners):
+            listener(event)
 
     @property
     def model_id(self) -> str:  # type: ignore[override]

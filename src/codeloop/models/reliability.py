@@ -4,23 +4,31 @@ Provider SDKs each retry in their own way (or not at all); adapters switch those
 policy instead, so every provider backs off the same way: exponential backoff with jitter on 429, 5xx and
 connection errors, honouring `Retry-After`, bounded by `max_retries` and a wall-clock deadline, ending in an
 `AgentGenerationError` that names the provider, the status and the provider's own message.
+
+Each retry is announced before its wait ("retrying in 1 s: HTTP 429 ..."): as a WARNING record on the
+`codeloop.models` logger whose `retry` attribute holds the `RetryNotice`, and as a `codeloop.events.ModelRetry`
+event handed to the agent run the request is made for (its console and listeners) and to the model's
+`event_listeners`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import AgentGenerationError
+from ..events import ModelRetry, RetryNotice, current_run_listener
 from .base import StreamDelta
 
 __all__ = [
     "ProviderFailure",
+    "RetryNotice",
     "RetryPolicy",
     "RateLimiter",
     "Retrier",
@@ -30,6 +38,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("codeloop.models")
+# A library leaves output to its user: without this, Python's last-resort handler would print every retry
+# to stderr on top of the agent's console, which already shows it (as a `ModelRetry` event).
+logger.addHandler(logging.NullHandler())
 
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
@@ -150,6 +163,7 @@ class Retrier:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        listeners: list[Callable[[Any], None]] | None = None,
     ) -> None:
         self.provider = provider
         self.model_id = model_id
@@ -157,6 +171,8 @@ class Retrier:
         self.policy = policy or RetryPolicy()
         self.limiter = limiter
         self.sleep = sleep
+        self.listeners = listeners if listeners is not None else []
+        """Called with a `ModelRetry` event before each retry's wait; the list may be shared with the model."""
 
     # -- decisions ---------------------------------------------------------------------------------------------
     def _failure(self, exc: BaseException) -> ProviderFailure | None:
@@ -177,23 +193,59 @@ class Retrier:
             return None
         return wait
 
-    def _retry_wait(self, exc: Exception, retries: int, started: float, delivered: int = 0) -> float | None:
+    def _retry_wait(
+        self, exc: Exception, retries: int, started: float, received: list[StreamDelta] | None = None
+    ) -> float | None:
         # The pause before the next attempt after `exc`. `None`: not a provider failure, the caller re-raises
         # `exc` as it is. No retry left, or (streams) deltas already handed out: the failure is raised here.
         failure = self._failure(exc)
         if failure is None:
             return None
-        if delivered:
-            failure.message = f"the stream broke after {delivered} chunks: {failure.message}"
-            raise self.error(failure, retries + 1, exc) from exc
+        if received:
+            failure.message = (
+                f"the stream was cut after {len(received)} chunks of the reply: {failure.message}"
+            )
+            error = self.error(failure, retries + 1, exc, status_text="stream cut")
+            error.partial_output = "".join(d.content for d in received if d.content) or None
+            raise error from exc
         wait = self._wait_before_retry(failure, retries, started)
         if wait is None:
             raise self.error(failure, retries + 1, exc) from exc
+        notice = RetryNotice(
+            self.provider,
+            self.model_id,
+            retries + 1,
+            self.policy.max_retries,
+            wait,
+            failure.status,
+            failure.message,
+        )
+        self._announce(notice)
         return wait
 
-    def error(self, failure: ProviderFailure, attempts: int, cause: BaseException | None = None) -> AgentGenerationError:
+    def _announce(self, notice: RetryNotice) -> None:
+        logger.warning("%s", notice, extra={"retry": notice})
+        run_listener = current_run_listener()  # the agent run this request is made for, if any
+        listeners = [*self.listeners, run_listener] if run_listener is not None else list(self.listeners)
+        if not listeners:
+            return
+        event = ModelRetry(notice)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener that fails must not turn a retry into a failed model call
+                logger.exception("a listener failed on %r", event)
+
+    def error(
+        self,
+        failure: ProviderFailure,
+        attempts: int,
+        cause: BaseException | None = None,
+        *,
+        status_text: str | None = None,
+    ) -> AgentGenerationError:
         """The `AgentGenerationError` reporting `failure` after `attempts` requests."""
-        status = f"HTTP {failure.status}" if failure.status is not None else "no response"
+        status = status_text or (f"HTTP {failure.status}" if failure.status is not None else "no response")
         tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
         error = AgentGenerationError(
             f"{self.provider} model {self.model_id!r} failed after {tries} ({status}): {failure.message}",
@@ -241,21 +293,22 @@ class Retrier:
         """Deltas of `open_stream()`, retried while nothing has been handed out yet.
 
         Once a delta has reached the caller a retry could repeat or contradict it, so a failure after that
-        point is reported (as `AgentGenerationError`) instead of retried; what was received stays delivered.
+        point is reported (as `AgentGenerationError`, saying the stream was cut, with the text received as its
+        `partial_output`) instead of retried; what was received stays delivered.
         """
         started = time.monotonic()
         retries = 0
         while True:
             if self.limiter is not None:
                 self.limiter.acquire()
-            delivered = 0
+            received: list[StreamDelta] = []
             try:
                 for delta in open_stream():
-                    delivered += 1
+                    received.append(delta)
                     yield delta
                 return
             except Exception as exc:
-                wait = self._retry_wait(exc, retries, started, delivered)
+                wait = self._retry_wait(exc, retries, started, received)
                 if wait is None:
                     raise
             self.sleep(wait)
@@ -268,14 +321,14 @@ class Retrier:
         while True:
             if self.limiter is not None:
                 await self.limiter.aacquire()
-            delivered = 0
+            received: list[StreamDelta] = []
             try:
                 async for delta in open_stream():
-                    delivered += 1
+                    received.append(delta)
                     yield delta
                 return
             except Exception as exc:
-                wait = self._retry_wait(exc, retries, started, delivered)
+                wait = self._retry_wait(exc, retries, started, received)
                 if wait is None:
                     raise
             await asyncio.sleep(wait)

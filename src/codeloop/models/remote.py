@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from .._checks import check_limit
-from ..errors import ModelConfigurationError
+from ..errors import MissingAPIKeyError, ModelConfigurationError
 from .base import ApiModel, ChatMessage, StreamDelta, ToolCall, trim_at_stop
 from .reliability import ProviderFailure, RateLimiter, Retrier, RetryPolicy
 
@@ -18,19 +18,41 @@ __all__ = [
     "block_turns",
     "is_transport_error",
     "resolve_api_key",
+    "without_surrogates",
     "trim_stream",
     "atrim_stream",
 ]
 
 
 def resolve_api_key(api_key: str | None, env_var: str, provider: str, *, required: bool) -> str | None:
-    """`api_key`, else the environment variable; a `ModelConfigurationError` naming it when required and unset."""
+    """`api_key`, else the environment variable; a `MissingAPIKeyError` naming it when required and unset."""
     key = api_key or os.environ.get(env_var)
     if not key and required:
-        raise ModelConfigurationError(
-            f"{provider}: no API key. Set the {env_var} environment variable or pass api_key=..."
+        raise MissingAPIKeyError(
+            f"{provider}: no API key. Set the {env_var} environment variable or pass api_key=...",
+            provider=provider,
+            env_var=env_var,
         )
     return key
+
+
+def without_surrogates(value: Any) -> Any:
+    """`value` (JSON-like: str, list, dict) with lone surrogates in its strings replaced by `?`.
+
+    Agent code can print text no encoder accepts (`print('\\udcff')`); sent as is, the request could not
+    even be encoded and the run would end blamed on the model. Text leaving the process is valid UTF-8.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {k: without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def block_turns(
@@ -71,7 +93,7 @@ def block_turns(
             add("assistant", assistant)
         else:
             add("user", blocks(msg.content))
-    return system, turns
+    return without_surrogates(system), without_surrogates(turns)
 
 
 class RemoteModel(ApiModel):
@@ -118,7 +140,16 @@ class RemoteModel(ApiModel):
             max_retries=max_retries, base_delay=retry_base_delay, deadline_s=retry_deadline_s
         )
         self.rate_limiter = RateLimiter(requests_per_minute) if requests_per_minute else None
-        self.retrier = Retrier(self.provider, model_id, self.classify_error, self.retry_policy, self.rate_limiter)
+        self.event_listeners: list[Callable[[Any], None]] = []
+        """Receive a `codeloop.events.ModelRetry` before each retry (agent runs get theirs without this)."""
+        self.retrier = Retrier(
+            self.provider,
+            model_id,
+            self.classify_error,
+            self.retry_policy,
+            self.rate_limiter,
+            listeners=self.event_listeners,
+        )
         self._client: Any = None
         self._async_clients: dict[int, Any] = {}
 

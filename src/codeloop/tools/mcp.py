@@ -21,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import logging
 import tempfile
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import AgentToolExecutionError, CodeloopError, ToolDefinitionError
+from ..events import Event, ToolProgress, current_run_listener
 from ._loop import background_loop, run_sync
 from .base import Tool
 from .schema import python_identifier
@@ -39,6 +41,9 @@ __all__ = ["MCPClient", "MCPTool", "MCPToolError", "MCPConnectionError", "ToolCo
 
 ServerSpec = Any
 """A `StdioServerParameters`, a dict with `command` or `url`, or a streamable-HTTP URL string."""
+ProgressCallback = Callable[[float, "float | None", "str | None"], Awaitable[None]]
+
+logger = logging.getLogger(__name__)
 
 _STDERR_TAIL = 4000
 _live_clients: weakref.WeakSet[MCPClient] = weakref.WeakSet()
@@ -244,8 +249,13 @@ class _Server:
             if not cursor:
                 return tools
 
-    async def call(self, tool_name: str, arguments: dict[str, Any]) -> mcp_types.CallToolResult:
-        """Call a tool; connection trouble and timeouts become `MCPToolError`s naming the server."""
+    async def call(
+        self, tool_name: str, arguments: dict[str, Any], progress: ProgressCallback | None = None
+    ) -> mcp_types.CallToolResult:
+        """Call a tool; connection trouble and timeouts become `MCPToolError`s naming the server.
+
+        `progress` receives the server's progress notifications for this call, as they arrive.
+        """
         from mcp import MCPError
 
         try:
@@ -253,7 +263,9 @@ class _Server:
         except MCPConnectionError as exc:
             raise MCPToolError(f"Cannot call MCP tool '{tool_name}': {exc}") from None
         try:
-            return await client.call_tool(tool_name, arguments, read_timeout_seconds=self.call_timeout)
+            return await client.call_tool(
+                tool_name, arguments, read_timeout_seconds=self.call_timeout, progress_callback=progress
+            )
         except MCPError as exc:
             from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT
 
@@ -296,17 +308,28 @@ class _Server:
 
 
 class MCPTool(Tool):
-    """One tool of an MCP server. Calling it sends `tools/call` to the server; it runs there, not here."""
+    """One tool of an MCP server. Calling it sends `tools/call` to the server; it runs there, not here.
+
+    Progress the server reports during a call becomes a `ToolProgress` event handed to the agent run making
+    the call (its console and listeners) and to each of `event_listeners`.
+    """
 
     unshareable_reason = (
         "comes from an MCP server and runs there; share the server's command or URL instead of the tool."
     )
 
     def __init__(
-        self, server: _Server, spec: mcp_types.Tool, *, name: str | None = None, structured: bool = True
+        self,
+        server: _Server,
+        spec: mcp_types.Tool,
+        *,
+        name: str | None = None,
+        structured: bool = True,
+        event_listeners: Sequence[Callable[[Event], None]] = (),
     ):
         from .schema import clean_schema, tool_inputs_from_schema
 
+        self.event_listeners: list[Callable[[Event], None]] = list(event_listeners)
         self._server = server
         self.remote_name = spec.name
         self.name = name or python_identifier(spec.name)
@@ -323,12 +346,12 @@ class MCPTool(Tool):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """Call the tool on its server (positional arguments map to the inputs in order)."""
-        return run_sync(self._remote(self._arguments(args, kwargs)))
+        return run_sync(self._remote(self._arguments(args, kwargs), current_run_listener()))
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """Await the call; the request itself runs on the background loop that owns the connection."""
         future = asyncio.run_coroutine_threadsafe(
-            self._remote(self._arguments(args, kwargs)), background_loop()
+            self._remote(self._arguments(args, kwargs), current_run_listener()), background_loop()
         )
         return await asyncio.wrap_future(future)
 
@@ -343,8 +366,21 @@ class MCPTool(Tool):
             merged[key] = value
         return {k: v for k, v in merged.items() if not (v is None and k in self._optional)}
 
-    async def _remote(self, arguments: dict[str, Any]) -> Any:
-        result = await self._server.call(self.remote_name, arguments)
+    def _progress_reporter(self, run_listener: Callable[[Event], None] | None) -> ProgressCallback:
+        # Made in the caller's thread, which knows the agent run the call is for; called on the background loop.
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            event = ToolProgress(self.name, progress, total, message)
+            listeners = [*self.event_listeners, run_listener] if run_listener else list(self.event_listeners)
+            for listener in listeners:
+                try:
+                    listener(event)
+                except Exception:  # a listener that fails must not fail the tool call it watches
+                    logger.exception("a listener failed on %r", event)
+
+        return report
+
+    async def _remote(self, arguments: dict[str, Any], run_listener: Callable[[Event], None] | None) -> Any:
+        result = await self._server.call(self.remote_name, arguments, self._progress_reporter(run_listener))
         text = _content_text(result.content)
         if result.is_error:
             raise MCPToolError(f"MCP tool '{self.remote_name}' reported an error: {text or '(no message)'}")
@@ -384,7 +420,9 @@ class MCPClient:
         call_timeout: float | None = 300.0,
         structured_output: bool = True,
         tool_name_prefixes: Sequence[str] | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> None:
+        """`on_event`, when given, receives every tool's `ToolProgress` events (agents add their own)."""
         _require_mcp()
         specs = (
             list(server_parameters) if isinstance(server_parameters, list | tuple) else [server_parameters]
@@ -398,6 +436,7 @@ class MCPClient:
         ]
         self._prefixes = list(tool_name_prefixes) if tool_name_prefixes else [""] * len(specs)
         self.structured_output = structured_output
+        self.on_event = on_event
         self._tools: list[Tool] | None = None
         self._lock = threading.Lock()
 
@@ -457,6 +496,7 @@ class MCPClient:
                     spec,
                     name=prefix + python_identifier(spec.name),
                     structured=self.structured_output,
+                    event_listeners=[self.on_event] if self.on_event is not None else (),
                 )
                 if tool.name in owners:
                     await self._close_all()
