@@ -25,14 +25,14 @@ UV := $(TOOLS_VENV)/bin/uv
 
 .PHONY: demo test test-latest bench lock lock-upgrade system-deps clean
 
-# $(call venv-from-lock,DIR,LOCK): a new venv at DIR holding exactly LOCK, then codeloop itself (editable).
-# A changed lock rebuilds the venv from scratch, so nothing the lock dropped is left behind. The build
-# backend (setuptools, wheel) is in the lock too, hence --no-build-isolation: nothing unpinned is fetched.
+# $(call venv-from-lock,DIR,LOCK): a new venv at DIR holding exactly LOCK. A changed lock rebuilds the venv
+# from scratch, so nothing the lock dropped is left behind. codeloop itself is installed by the .installed
+# targets below; the build backend (setuptools, wheel) is in the lock, hence --no-build-isolation there:
+# nothing unpinned is fetched.
 define venv-from-lock
 	rm -rf $(1)
 	$(PYTHON) -m venv $(1)
 	$(1)/bin/pip install -q --require-hashes -r $(2) $(TORCH_INDEX)
-	$(1)/bin/pip install -q --no-deps --no-build-isolation -e .
 endef
 
 $(VENV)/.locked: $(DEV_LOCK)
