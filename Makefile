@@ -7,8 +7,10 @@
 #
 # torch is locked as the CPU build, 2.13.0+cpu, with the hash of that wheel. On this project's machines it lies
 # in the pip find-links directory (PIP_FIND_LINKS=/opt/wheels) and pip takes it from there; PyPI has only the
-# CUDA build (GBs, and other hashes), which a hashed lock would refuse anyway. Elsewhere, point pip at the CPU
-# wheels: TORCH_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu".
+# CUDA build (GBs, and other hashes), which a hashed lock would refuse anyway. pip checks a find-links wheel
+# against the lock's hash like any download, so the lock stays hashed from end to end (uv found the same file
+# through the same directory when locking). Elsewhere, point pip at PyTorch's CPU wheels:
+# TORCH_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu". The locks are for CPython 3.11.
 PYTHON ?= python3
 TORCH_INDEX ?=
 
