@@ -31,14 +31,19 @@ def installed_versions() -> dict[str, str]:
     return {_normalize(dist.metadata["Name"]): dist.version for dist in metadata.distributions()}
 
 
+# Not the project's dependencies: the project itself, and the build tools the lock carries only so that the
+# locked venvs build codeloop without build isolation (the latest venv builds it in isolation instead).
+_NOT_COMPARED = {"codeloop", "pip", "setuptools", "wheel"}
+
+
 def main(lock_path: str) -> int:
     with open(lock_path, encoding="utf-8") as handle:
-        locked = locked_versions(handle.read())
-    installed = installed_versions()
+        locked = {k: v for k, v in locked_versions(handle.read()).items() if k not in _NOT_COMPARED}
+    installed = {k: v for k, v in installed_versions().items() if k not in _NOT_COMPARED}
     changed = [
         (n, locked[n], installed[n]) for n in sorted(locked) if n in installed and installed[n] != locked[n]
     ]
-    added = sorted(set(installed) - set(locked) - {"codeloop", "pip"})
+    added = sorted(set(installed) - set(locked))
     dropped = sorted(set(locked) - set(installed))
     if not (changed or added or dropped):
         print(f"newest allowed versions == {lock_path}")
