@@ -306,6 +306,7 @@ class _Hub(BaseHTTPRequestHandler):
 
     repos: dict[str, dict[str, Any]] = {}  # "type/owner/name" -> {"files": {path: bytes}, "sha": str}
     calls: list[str] = []
+    created: list[dict[str, Any]] = []  # the bodies of /api/repos/create, as the client sent them
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -341,6 +342,7 @@ class _Hub(BaseHTTPRequestHandler):
         _Hub.calls.append(f"POST {path}")
         if path == "/api/repos/create":
             data = json.loads(self._body())
+            _Hub.created.append(data)
             key = f"{data.get('type') or 'model'}/{data['organization']}/{data['name']}"
             exists = key in _Hub.repos
             _Hub.repos.setdefault(key, {"files": {}, "sha": "0" * 40})
@@ -449,6 +451,7 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     _Hub.repos.clear()
     _Hub.calls.clear()
+    _Hub.created.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Hub)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -463,6 +466,7 @@ def test_push_to_hub_and_load_the_seed_reference(user_tools: Any, hub: str, tmp_
     stored = _Hub.repos["model/m-ric/smolagents-weather-tool"]["files"]
     assert sorted(stored) == ["README.md", "requirements.txt", "tool.json", "tool.py"]
     assert b"def weather(city: str) -> str:" in stored["tool.py"]
+    assert [c.get("sdk") for c in _Hub.created] == [None]  # a model repo has no Space SDK
 
     with pytest.raises(ToolLoadError, match="trust_remote_code=True"):
         load_tool("m-ric/smolagents-weather-tool", hub_endpoint=hub)
@@ -485,6 +489,7 @@ def test_hub_space_repos_are_found_too(user_tools: Any, hub: str) -> None:
         save_tool(user_tools.Greeter(), folder)
         upload_folder_to_hub(folder, "team/greeter", repo_type="space", endpoint=hub, token="hf_test")
     assert "space/team/greeter" in _Hub.repos and "model/team/greeter" not in _Hub.repos
+    assert [c.get("sdk") for c in _Hub.created] == ["static"]  # the Hub refuses a Space without one
     greeter = load_tool("team/greeter", trust_remote_code=True, hub_endpoint=hub)
     assert greeter(who="Grace") == "Hello Grace!"
 

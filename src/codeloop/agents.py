@@ -299,7 +299,13 @@ class MultiStepAgent:
 
     @classmethod
     def from_folder(cls, folder: str | Path, **kwargs: Any) -> Any:
-        """Rebuild an agent saved with `save`; tool code runs only with `trust_remote_code=True`."""
+        """Rebuild an agent saved with `save` in a folder on this machine.
+
+        No trust flag is needed: the saved tools' code runs as the folder loads, as importing a module of
+        yours would, so load only folders you wrote or have read. Agents from elsewhere come through
+        `from_hub`, which needs `trust_remote_code=True`. `kwargs`: `model=` replaces the saved model; other
+        keywords replace saved settings (`trust_remote_code` is accepted and has no effect here).
+        """
         from .agent_io import load_agent
 
         return load_agent(folder, expected_class=cls, **kwargs)

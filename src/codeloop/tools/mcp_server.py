@@ -249,7 +249,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expose-tools", action="store_true", help="list the agent's own tools as well")
     parser.add_argument("--name", default=None, help="server name shown to clients")
     parser.add_argument(
-        "--trust-remote-code", action="store_true", help="allow a saved agent folder's tool code to run"
+        "--trust-remote-code",
+        action="store_true",
+        help="accepted for compatibility, no effect: --agent names code on this machine (a saved folder or a "
+        "module), which loads without a flag, as an import would",
     )
 
 
