@@ -153,9 +153,16 @@ def _cpu_seconds() -> float:
 def _peak_rss_bytes() -> int:
     import resource
 
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Our own peak is VmHWM, not RUSAGE_SELF: Linux carries ru_maxrss over fork and exec, so a host process
+    # started by a large pytest process would report pytest's size, not its own. VmHWM belongs to the memory
+    # map, which exec replaces. Children (the sandbox worker) were forked from this small process, so their
+    # ru_maxrss is theirs.
+    own_kib = 0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            own_kib = int(line.split()[1])
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) * 1024
+    return max(own_kib, children) * 1024
 
 
 def _render(value: Any) -> dict[str, Any]:
