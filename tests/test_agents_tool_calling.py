@@ -140,3 +140,42 @@ def test_add_base_tools_gives_the_default_toolbox() -> None:
     assert {"web_search", "visit_webpage", "wikipedia_search"} <= set(code.tools)
     assert "python_interpreter" not in code.tools  # a CodeAgent already runs code
     assert "def web_search(" in code.memory.system_prompt.system_prompt
+
+
+def test_final_answer_sent_with_other_calls_is_refused_and_the_others_run() -> None:
+    # The model wrote its answer (41) before multiply's result came back; the run must not end on it.
+    script = [
+        {"tool_calls": [call("multiply", a=6, b=7), call("final_answer", answer=41)]},
+        {"tool_calls": [call("final_answer", answer=42)]},
+    ]
+    agent = make_agent(script)
+    result = agent.run("mixed reply", return_full_result=True)
+    assert result.output == 42 and len(agent.model.requests) == 2  # type: ignore[attr-defined]
+    first = agent.memory.action_steps[0]
+    assert first.action_output is None and not first.is_final_answer
+    multiplied, refused = first.tool_results
+    assert multiplied.output == "42" and not multiplied.is_error
+    assert refused.is_error and refused.name == "final_answer"
+    assert "alone" in refused.output and "after" in refused.output
+    # The model is told, in the tool message answering its final_answer call.
+    seen = [m for m in agent.model.requests[1].messages if m.role == "tool"]  # type: ignore[attr-defined]
+    assert any("final_answer" in m.text and "alone" in m.text for m in seen)
+
+
+def test_final_answer_written_as_text_beside_another_call_is_refused_too() -> None:
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("text calls, mixed") == 42
+    observation = agent.memory.action_steps[0].observations or ""
+    assert "[multiply] 42" in observation and "[final_answer] Error" in observation and "alone" in observation
+
+
+def test_final_answer_alone_after_results_ends_the_run_at_once() -> None:
+    agent = make_agent(
+        [{"tool_calls": [call("multiply", a=2, b=3)]}, {"tool_calls": [call("final_answer", answer=6)]}]
+    )
+    assert agent.run("alone") == 6
+    assert agent.memory.action_steps[1].is_final_answer

@@ -52,6 +52,7 @@ from .memory import (
 from .models.base import ChatMessage, Model, TokenUsage, ToolCall
 from .parsing import extract_code, extract_json_tool_calls
 from .prompts import load_prompt, render
+from .tool_call_checks import check_tool_call
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -776,7 +777,7 @@ class ToolCallingAgent(MultiStepAgent):
         for call in calls:
             yield ev.ToolCallStarted(call, step.step_number)
             try:
-                runnable.append((call, *self._validate_call(call)))
+                runnable.append((call, *check_tool_call(self.tools, call, calls)))
             except AgentToolCallError as exc:
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {exc}", is_error=True)
         outputs = (yield CallTools(runnable)) if runnable else []
@@ -801,19 +802,6 @@ class ToolCallingAgent(MultiStepAgent):
             step.action_output = answer
         yield ev.Observation(step.observations, step.step_number)
         return answer
-
-    def _validate_call(self, call: ToolCall) -> tuple[Any, dict[str, Any]]:
-        tool = self.tools.get(call.name)
-        if tool is None:
-            raise AgentToolCallError(
-                f"Unknown tool {call.name!r}. Available tools: {', '.join(sorted(self.tools))}."
-            )
-        if isinstance(call.arguments, str):
-            raise AgentToolCallError(
-                f"The arguments for tool {call.name!r} are not a valid JSON object: {call.arguments!r}. "
-                "Send arguments as a JSON object."
-            )
-        return tool, tool.validate_arguments(call.arguments)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
