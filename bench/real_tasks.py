@@ -25,6 +25,7 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -174,6 +175,9 @@ def run_in_child(agent: str, task: ToolTask, api_base: str, wall_limit: float) -
         process.kill()
         stdout, stderr = process.communicate()
         run.killed = True
+    finally:
+        if process.poll() is None:  # the suite itself was stopped: leave no run behind
+            process.kill()
     run.seconds = time.perf_counter() - started
     for line in stdout.splitlines():
         if line.startswith(_STEP):
@@ -235,6 +239,8 @@ def main() -> None:
     tasks = tasks[: args.limit] if args.limit else tasks
     agents = _agents(args.agents)
 
+    # A background job ignores SIGINT; SIGTERM then has to unwind through `finally` so the server stops too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = None
     api_base = args.api_base
     if api_base is None:
