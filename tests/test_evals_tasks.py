@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.sandbox_support import needs_bwrap
@@ -62,7 +64,9 @@ def test_a_wrong_answer_from_an_agent_is_not_counted_as_solved() -> None:
     task = tool_tasks(["portfolio_value"])[0]
     # The run ends properly, but on an invented price instead of the tools' data.
     script = [code("final_answer(12 * 140.0 + 40 * 18.75 + 7 * 400.0)")]
-    with CodeAgent(list(task.tools), model=ScriptedModel(script), verbosity_level=0, executor="local") as agent:
+    with CodeAgent(
+        list(task.tools), model=ScriptedModel(script), verbosity_level=0, executor="local"
+    ) as agent:
         assert not task.is_solved_by(agent.run(task.question))
 
 
@@ -106,7 +110,10 @@ def test_tools_name_the_known_keys_when_given_an_unknown_one() -> None:
 
 
 def test_selecting_tasks_by_name_keeps_the_order_and_names_unknown_ones() -> None:
-    assert [t.name for t in tool_tasks(["morse_signal", "flight_minutes"])] == ["morse_signal", "flight_minutes"]
+    assert [t.name for t in tool_tasks(["morse_signal", "flight_minutes"])] == [
+        "morse_signal",
+        "flight_minutes",
+    ]
     with pytest.raises(ValueError) as caught:
         tool_tasks(["flight_minutes", "no_such_task"])
     assert "no_such_task" in str(caught.value) and "morse_signal" in str(caught.value)
@@ -124,3 +131,26 @@ def test_import_codeloop_does_not_load_the_task_suite() -> None:
     probe = "import sys, codeloop; print(any(m.startswith('codeloop.evals') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@needs_bwrap
+def test_the_benchmark_scores_both_agents_against_an_openai_compatible_server() -> None:
+    from codeloop.testing import ScriptedLLMServer, ScriptRequest
+
+    task = tool_tasks(["route_miles"])[0]
+
+    def reply(request: ScriptRequest) -> Any:
+        if request.tools:  # the ToolCallingAgent sends schemas; it answers with the wrong number on purpose
+            return {"tool_calls": [{"name": "final_answer", "arguments": {"answer": 200.0}}]}
+        return code(task.reference + "\nfinal_answer(answer)")
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "real_tasks.py"
+    with ScriptedLLMServer(reply) as server:
+        out = subprocess.run(
+            [sys.executable, str(bench), "--api-base", server.base_url, "--agents", "code,tool_calling",
+             "--tasks", "route_miles", "--wall-limit", "120"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "| code | 1/1 | 1.0 |" in out.stdout, out.stdout
+    assert "| tool_calling | 0/1 | 1.0 |" in out.stdout, out.stdout
