@@ -2,6 +2,7 @@
 
     make real-model   # once: fetch the model, build the runtime
     .venv/bin/python bench/real_tasks.py [--agents code,tool_calling] [--tasks a,b] [--limit N] [--out runs.jsonl]
+        [--traces DIR]
 
 Starts the prepared Qwen2.5-Coder-1.5B (Q4_K_M) on llama-cpp-python's server (or uses `--api-base`), then runs
 every selected task with every selected agent at temperature 0 and max_steps 6, one run at a time (the server
@@ -59,10 +60,32 @@ def _usage_of(step: Any) -> tuple[int, int]:
     return int(getattr(usage, "input_tokens", 0) or 0), int(getattr(usage, "output_tokens", 0) or 0)
 
 
+_trace: Path | None = None
+"""With `--traces DIR`, the file this run's steps are appended to as they end (a killed run keeps its trace)."""
+
+
+def _append_trace(record: dict[str, Any]) -> None:
+    if _trace is not None:
+        with _trace.open("a") as f:
+            f.write(json.dumps(record, default=repr) + "\n")
+
+
+def _step_record(step: Any) -> dict[str, Any]:
+    for method in ("to_dict", "dict"):  # codeloop's steps, then smolagents'
+        as_dict = getattr(step, method, None)
+        if callable(as_dict):
+            try:
+                return {"step": type(step).__name__, **as_dict()}
+            except Exception:  # a step that cannot describe itself is still traced, by its repr
+                break
+    return {"step": type(step).__name__, "repr": repr(step)}
+
+
 def _step_callback(step: Any, agent: Any = None) -> None:
     inp, out = _usage_of(step)
     action = type(step).__name__ == "ActionStep"
     _emit(_STEP, {"action": action, "input_tokens": inp, "output_tokens": out})
+    _append_trace(_step_record(step))
 
 
 def _codeloop_agent(kind: str, task: ToolTask, api_base: str, wall_limit: float) -> Any:
@@ -121,6 +144,7 @@ def run_worker(kind: str, task: ToolTask, api_base: str, wall_limit: float) -> N
     except Exception as exc:  # a framework failure is a result of the benchmark, not a crash of it
         outcome["error"] = f"{type(exc).__name__}: {exc}"[:500]
     outcome["seconds"] = time.perf_counter() - started
+    _append_trace({"outcome": outcome, "expected": repr(task.expected)})
     _emit(_RESULT, outcome)
 
 
@@ -162,10 +186,17 @@ class Totals:
         return f"| {agent} | {solved}/{n} | {steps:.1f} | {inp:,} | {out:,} | {wall:.0f} | {killed} |"
 
 
-def run_in_child(agent: str, task: ToolTask, api_base: str, wall_limit: float) -> Run:
+def run_in_child(
+    agent: str, task: ToolTask, api_base: str, wall_limit: float, traces: Path | None = None
+) -> Run:
     """Run one task with one agent in a child process, killed after `wall_limit` seconds."""
     command = [sys.executable, __file__, "--worker", agent, "--tasks", task.name, "--api-base", api_base,
                "--wall-limit", str(wall_limit)]  # fmt: skip
+    if traces is not None:
+        traces.mkdir(parents=True, exist_ok=True)
+        trace = traces / f"{agent}-{task.name}.jsonl"
+        trace.unlink(missing_ok=True)
+        command += ["--trace-file", str(trace)]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = Run(agent, task.name)
@@ -227,13 +258,17 @@ def main() -> None:
         "--api-base", help="use this OpenAI-compatible server instead of starting the local model"
     )
     parser.add_argument("--out", type=Path, help="append every run as a JSON line to this file")
+    parser.add_argument("--traces", type=Path, help="write every run's steps to DIR/<agent>-<task>.jsonl")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--trace-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     try:
         tasks = tool_tasks(args.tasks.split(",") if args.tasks else None)
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     if args.worker:
+        global _trace
+        _trace = args.trace_file
         run_worker(args.worker, tasks[0], args.api_base, args.wall_limit)
         return
     tasks = tasks[: args.limit] if args.limit else tasks
@@ -254,7 +289,7 @@ def main() -> None:
     try:
         for task in tasks:
             for agent in agents:
-                run = run_in_child(agent, task, api_base, args.wall_limit)
+                run = run_in_child(agent, task, api_base, args.wall_limit, args.traces)
                 totals[agent].runs.append(run)
                 mark = "ok " if run.solved else "-- "
                 print(f"{mark}{agent:18} {task.name:24} steps={run.steps} in={run.input_tokens:>6} "

@@ -6,6 +6,7 @@ and a scripted CodeAgent in the default sandbox, whose code calls the task's too
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -134,7 +135,7 @@ def test_import_codeloop_does_not_load_the_task_suite() -> None:
 
 
 @needs_bwrap
-def test_the_benchmark_scores_both_agents_against_an_openai_compatible_server() -> None:
+def test_the_benchmark_scores_both_agents_against_an_openai_compatible_server(tmp_path: Path) -> None:
     from codeloop.testing import ScriptedLLMServer, ScriptRequest
 
     task = tool_tasks(["route_miles"])[0]
@@ -148,9 +149,14 @@ def test_the_benchmark_scores_both_agents_against_an_openai_compatible_server() 
     with ScriptedLLMServer(reply) as server:
         out = subprocess.run(
             [sys.executable, str(bench), "--api-base", server.base_url, "--agents", "code,tool_calling",
-             "--tasks", "route_miles", "--wall-limit", "120"],
+             "--tasks", "route_miles", "--wall-limit", "120", "--traces", str(tmp_path)],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "| code | 1/1 | 1.0 |" in out.stdout, out.stdout
     assert "| tool_calling | 0/1 | 1.0 |" in out.stdout, out.stdout
+    trace = [
+        json.loads(line) for line in (tmp_path / "tool_calling-route_miles.jsonl").read_text().splitlines()
+    ]
+    assert trace[0]["step"] == "ActionStep" and "200.0" in json.dumps(trace[0])
+    assert trace[-1]["outcome"]["solved"] is False and trace[-1]["expected"] == "213.7"
