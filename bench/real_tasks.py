@@ -259,9 +259,13 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="append every run as a JSON line to this file")
     parser.add_argument("--traces", type=Path, help="write every run's steps to DIR/<agent>-<task>.jsonl")
+    parser.add_argument("--summarize", type=Path, help="only print the table of runs recorded with --out")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--trace-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.summarize:
+        summarize(args.summarize)
+        return
     try:
         tasks = tool_tasks(args.tasks.split(",") if args.tasks else None)
     except ValueError as exc:
@@ -304,10 +308,26 @@ def main() -> None:
     print(
         f"\nsuite wall time {time.perf_counter() - suite_started:.0f} s; load average {os.getloadavg()[0]:.1f}"
     )
+    print_table(totals)
+
+
+def print_table(totals: dict[str, Totals]) -> None:
+    """The summary table, one row per agent, in Markdown."""
     print("| agent | solved | mean steps | input tokens | output tokens | wall s | killed |")
     print("|---|---|---|---|---|---|---|")
-    for agent in agents:
-        print(totals[agent].line(agent))
+    for agent, agent_totals in totals.items():
+        print(agent_totals.line(agent))
+
+
+def summarize(path: Path) -> None:
+    """Print the table of the runs recorded with `--out` (e.g. of a suite still running, or stopped early)."""
+    totals: dict[str, Totals] = {}
+    for line in path.read_text().splitlines():
+        run = Run(**json.loads(line))
+        totals.setdefault(run.agent, Totals()).runs.append(run)
+    tasks = {run.task for agent_totals in totals.values() for run in agent_totals.runs}
+    print(f"{len(tasks)} tasks recorded in {path}")
+    print_table(totals)
 
 
 if __name__ == "__main__":

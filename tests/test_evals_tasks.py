@@ -149,7 +149,8 @@ def test_the_benchmark_scores_both_agents_against_an_openai_compatible_server(tm
     with ScriptedLLMServer(reply) as server:
         out = subprocess.run(
             [sys.executable, str(bench), "--api-base", server.base_url, "--agents", "code,tool_calling",
-             "--tasks", "route_miles", "--wall-limit", "120", "--traces", str(tmp_path)],
+             "--tasks", "route_miles", "--wall-limit", "120", "--traces", str(tmp_path),
+             "--out", str(tmp_path / "runs.jsonl")],
             capture_output=True, text=True, timeout=300,
         )  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -160,3 +161,9 @@ def test_the_benchmark_scores_both_agents_against_an_openai_compatible_server(tm
     ]
     assert trace[0]["step"] == "ActionStep" and "200.0" in json.dumps(trace[0])
     assert trace[-1]["outcome"]["solved"] is False and trace[-1]["expected"] == "213.7"
+    table = subprocess.run(
+        [sys.executable, str(bench), "--summarize", str(tmp_path / "runs.jsonl")],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "| code | 1/1 | 1.0 |" in table and "| tool_calling | 0/1 | 1.0 |" in table, table
