@@ -22,7 +22,7 @@ _EXPORTS: dict[str, str] = {
     # agents and results
     "MultiStepAgent": "agents",
     "CodeAgent": "agents",
-    "ToolCallingAgent": "agents",
+    "ToolCallingAgent": "tool_calling_agent",
     "RunResult": "memory",
     "AgentMemory": "memory",
     "ActionStep": "memory",
@@ -135,7 +135,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from . import events
-    from .agents import CodeAgent, MultiStepAgent, ToolCallingAgent
+    from .agents import CodeAgent, MultiStepAgent
     from .errors import (
         AgentError,
         AgentExecutionError,
@@ -167,6 +167,7 @@ if TYPE_CHECKING:
         model,
     )
     from .models.base import ChatMessage, Model, TokenUsage, ToolCall
+    from .tool_calling_agent import ToolCallingAgent
     from .tools import (
         DuckDuckGoSearchTool,
         FinalAnswerTool,

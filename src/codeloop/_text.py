@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, Any
 
-__all__ = ["encodable", "encodable_data", "EncodableStream"]
+__all__ = ["encodable", "encodable_data", "EncodableStream", "short_repr"]
 
 REPLACEMENT = "\ufffd"
 
@@ -75,3 +75,9 @@ class EncodableStream:
     def __getattr__(self, name: str) -> Any:
         # isatty, fileno, encoding...: whatever rich asks about the terminal, the real stream answers.
         return getattr(self._target(), name)
+
+
+def short_repr(value: Any, limit: int = 2000) -> str:
+    """`value` as text (itself if a string, else its repr), its middle cut out past `limit` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2 :]

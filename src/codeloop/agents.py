@@ -1,4 +1,4 @@
-"""The agent loop: `MultiStepAgent`, `CodeAgent` and `ToolCallingAgent`.
+"""The agent loop: `MultiStepAgent` and `CodeAgent` (`ToolCallingAgent` is in tool_calling_agent.py).
 
 The loop is written once, as a generator (`_loop`) that never does I/O itself: it yields events for listeners and
 *effects* (call the model, run code, call tools) for a driver to perform, and receives their results back.
@@ -24,16 +24,15 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import events as ev
 from ._checks import check_limit
+from ._text import short_repr
 from .agent_parts import build_tool_table, check_code_tool_name, check_executor
-from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
+from .effects import CallModel, Done, Effect, RunCode, aperform, perform
 from .errors import (
     AgentError,
     AgentExecutionError,
     AgentGenerationError,
     AgentInterrupted,
     AgentParsingError,
-    AgentToolCallError,
-    AgentToolExecutionError,
     ExecutionError,
 )
 from .memory import (
@@ -46,18 +45,16 @@ from .memory import (
     RunState,
     TaskStep,
     Timing,
-    ToolResult,
     image_parts,
 )
-from .models.base import ChatMessage, Model, TokenUsage, ToolCall
-from .parsing import extract_code, extract_json_tool_calls
+from .models.base import ChatMessage, Model, TokenUsage
+from .parsing import extract_code
 from .prompts import load_prompt, render
-from .tool_call_checks import check_tool_call
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["MultiStepAgent", "CodeAgent", "ToolCallingAgent", "StepCallback", "FinalAnswerCheck"]
+__all__ = ["MultiStepAgent", "CodeAgent", "StepCallback", "FinalAnswerCheck", "NO_ANSWER"]
 
 StepCallback: TypeAlias = Callable[..., None]
 """Called after every action or planning step as `callback(step)` or `callback(step, agent)`."""
@@ -72,7 +69,8 @@ DEFAULT_AUTHORIZED_IMPORTS = (
 
 _log = logging.getLogger("codeloop")
 _Loop: TypeAlias = Generator[ev.Event | Effect, Any, RunResult]
-_NO_ANSWER = object()
+NO_ANSWER = object()
+"""What a step returns when it did not end the run (None is a valid final answer)."""
 
 
 @dataclass
@@ -356,7 +354,7 @@ class MultiStepAgent:
         self.memory.steps.append(TaskStep(task=task, images=images))  # memory = [task]
         self._prepare_run()
         yield ev.RunStarted(task, model_id=getattr(self.model, "model_id", ""))
-        answer: Any = _NO_ANSWER
+        answer: Any = NO_ANSWER
         state: RunState = "success"
         error: str | None = None
         final_usage: TokenUsage | None = None
@@ -369,10 +367,10 @@ class MultiStepAgent:
                 yield ev.StepStarted(number)
                 try:
                     answer = yield from self._step(step)  # action = model(memory); result = execute(action)
-                    if answer is not _NO_ANSWER:
+                    if answer is not NO_ANSWER:
                         self._check_final_answer(answer)
                 except AgentError as exc:
-                    answer = _NO_ANSWER
+                    answer = NO_ANSWER
                     step.error, step.error_type = str(exc), type(exc).__name__
                     yield ev.StepError(exc, number)
                 except AgentGenerationError as exc:  # ends the run; the step keeps what the model did send
@@ -383,7 +381,7 @@ class MultiStepAgent:
                     self.memory.steps.append(step)  # memory += [action, observation]
                     self._callbacks(step)
                 yield ev.StepFinished(step)
-                if answer is not _NO_ANSWER:
+                if answer is not NO_ANSWER:
                     step.is_final_answer = True
                     break
             else:
@@ -412,7 +410,7 @@ class MultiStepAgent:
         self._error = None
 
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
-        """Take one action step, filling `step`; return the final answer or `_NO_ANSWER`."""
+        """Take one action step, filling `step`; return the final answer or `NO_ANSWER`."""
         raise AgentError(f"{type(self).__name__} does not define how to take a step")
         yield  # makes this a generator
 
@@ -709,11 +707,11 @@ class CodeAgent(MultiStepAgent):
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
             # Prefer the executor's own rendering: made inside the step, under its limits, by agent-defined reprs.
-            rendered = getattr(result, "output_repr", None) or _short_repr(result.output)
-            observation += f"Last output from code snippet:\n{_short_repr(rendered)}"
+            rendered = getattr(result, "output_repr", None) or short_repr(result.output)
+            observation += f"Last output from code snippet:\n{short_repr(rendered)}"
         step.observations = observation or "(the code printed nothing)"
         yield ev.Observation(step.observations, step.step_number)
-        return result.output if result.is_final_answer else _NO_ANSWER
+        return result.output if result.is_final_answer else NO_ANSWER
 
     def _extract_code(self, text: str) -> str:
         if not self.use_structured_outputs:
@@ -742,68 +740,6 @@ _FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
     """Ends the task with `answer` (any Python object) as the result."""'''
 
 
-# --- ToolCallingAgent --------------------------------------------------------------------------------------------
-
-
-class ToolCallingAgent(MultiStepAgent):
-    """An agent whose actions are JSON tool calls: native ones, or JSON in text for models without them."""
-
-    prompt_name = "tool_calling_agent"
-
-    def __init__(self, tools: Sequence[Any] = (), model: Model | str | None = None, **kwargs: Any) -> None:
-        from .tools import FinalAnswerTool
-
-        super().__init__(tools, model, **kwargs)
-        self.tools.setdefault("final_answer", FinalAnswerTool())
-        self.memory = AgentMemory(self.system_prompt())
-
-    def _prompt_values(self) -> dict[str, str]:
-        values = super()._prompt_values()
-        values["tools"] = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
-        return values
-
-    def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
-        specs = [t.to_function_spec() for t in self.tools.values()]
-        message = yield CallModel(self.memory.to_messages(), tools=specs, stream=self.stream_outputs)
-        step.model_output_message, step.token_usage = message, message.token_usage
-        step.model_output = message.text
-        yield ev.ModelOutput(message, step.step_number)
-        native = bool(message.tool_calls)
-        calls = message.tool_calls if native else extract_json_tool_calls(message.text)
-        if native:
-            step.tool_calls = list(calls)
-        results: dict[str, ToolResult] = {}
-        runnable: list[tuple[ToolCall, Any, dict[str, Any]]] = []
-        for call in calls:
-            yield ev.ToolCallStarted(call, step.step_number)
-            try:
-                runnable.append((call, *check_tool_call(self.tools, call, calls)))
-            except AgentToolCallError as exc:
-                results[call.id] = ToolResult(call.id, call.name, f"Error: {exc}", is_error=True)
-        outputs = (yield CallTools(runnable)) if runnable else []
-        answer: Any = _NO_ANSWER
-        for (call, _tool, args), output in zip(runnable, outputs, strict=True):
-            if isinstance(output, BaseException):
-                error = AgentToolExecutionError(
-                    f"Error when running tool {call.name!r} with arguments {args!r}: "
-                    f"{type(output).__name__}: {output}\nCheck the arguments or try another approach."
-                )
-                results[call.id] = ToolResult(call.id, call.name, f"Error: {error}", is_error=True)
-            elif call.name == "final_answer":
-                answer = output
-                results[call.id] = ToolResult(call.id, call.name, f"Final answer: {_short_repr(output)}")
-            else:
-                results[call.id] = ToolResult(call.id, call.name, _as_observation(output))
-        ordered = [results[c.id] for c in calls]
-        step.observations = "\n".join(f"[{r.name}] {r.output}" for r in ordered)
-        if native:
-            step.tool_results = ordered
-        if answer is not _NO_ANSWER:
-            step.action_output = answer
-        yield ev.Observation(step.observations, step.step_number)
-        return answer
-
-
 # --- helpers ----------------------------------------------------------------------------------------------------
 
 
@@ -817,12 +753,3 @@ def _call_flexibly(fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
     n = sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
     return fn(*args[:n])
-
-
-def _short_repr(value: Any, limit: int = 2000) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2 :]
-
-
-def _as_observation(output: Any) -> str:
-    return "(no output)" if output is None else _short_repr(output, 20_000)

@@ -189,7 +189,8 @@ def _build_tools(names: str | None) -> list[Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import events as ev
-    from .agents import CodeAgent, ToolCallingAgent
+    from .agents import CodeAgent
+    from .tool_calling_agent import ToolCallingAgent
 
     task = read_task(args.task)  # before the model: a bad task costs nothing
     model = _build_model(args)
