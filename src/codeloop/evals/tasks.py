@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,18 +21,18 @@ __all__ = ["ToolTask", "AnswerCheck", "NumberAnswer", "TextAnswer", "NamesAnswer
 _NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?|[-+]?\.\d+")
 
 
-class AnswerCheck:
-    """Decides whether an agent's final answer is right. Subclasses implement `accepts`."""
+class AnswerCheck(ABC):
+    """Decides whether an agent's final answer is right. Subclasses implement `accepts` and `near_misses`."""
 
     expected: Any
 
+    @abstractmethod
     def accepts(self, answer: Any) -> bool:
         """True when `answer` is the right answer."""
-        raise NotImplementedError
 
+    @abstractmethod
     def near_misses(self) -> list[Any]:
         """Answers close to the right one that must be rejected (used to prove the checker is exact)."""
-        raise NotImplementedError
 
     def __call__(self, answer: Any) -> bool:
         return self.accepts(answer)
