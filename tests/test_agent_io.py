@@ -92,7 +92,7 @@ def test_save_writes_everything_but_secrets(user_tools: Any, tmp_path: Path) -> 
     text = (folder / "agent.json").read_text()
     assert "sk-very-secret-123" not in text
     metadata = json.loads(text)
-    assert metadata["class"] == "codeloop.agents:CodeAgent"
+    assert metadata["class"] == "codeloop:CodeAgent"
     assert metadata["model"]["spec"] == "openai:gpt-4o"
     assert metadata["model"]["options"]["api_base"] == "http://127.0.0.1:9/v1"
     assert metadata["model"]["options"]["temperature"] == 0.2
@@ -107,7 +107,7 @@ def test_save_writes_everything_but_secrets(user_tools: Any, tmp_path: Path) -> 
     assert (folder / "tools" / "get_stock_price" / "tool.py").is_file()
     assert (folder / "tools" / "visit_webpage" / "tool.py").read_text().startswith("from codeloop.tools.web")
     sub = json.loads((folder / "managed_agents" / "stock_analyst" / "agent.json").read_text())
-    assert sub["class"] == "codeloop.agents:ToolCallingAgent" and sub["tools"] == ["get_stock_price"]
+    assert sub["class"] == "codeloop:ToolCallingAgent" and sub["tools"] == ["get_stock_price"]
     assert "final_answer" not in sub["tools"]  # the tool-calling agent adds its own
 
 
@@ -161,3 +161,12 @@ def test_scripted_models_need_a_model_on_load(tmp_path: Path) -> None:
     with pytest.raises(ToolLoadError, match="cannot be re-created.*Pass model=... when loading"):
         load_agent(folder)
     assert isinstance(load_agent(folder, model=ScriptedModel(["y"])), CodeAgent)
+
+
+def test_a_folder_saved_before_tool_calling_agent_moved_still_loads(user_tools: Any, tmp_path: Path) -> None:
+    folder = save_agent(_manager(user_tools), tmp_path / "manager")
+    saved = folder / "managed_agents" / "stock_analyst" / "agent.json"
+    data = json.loads(saved.read_text())
+    data["class"] = "codeloop.agents:ToolCallingAgent"  # what earlier versions wrote
+    saved.write_text(json.dumps(data))
+    assert type(load_agent(folder).managed_agents["stock_analyst"]) is ToolCallingAgent

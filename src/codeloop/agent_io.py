@@ -52,11 +52,20 @@ def _secret(name: str) -> bool:
 
 
 def _class_path(cls: type) -> str:
+    # codeloop's own agents are saved by their public name, so a folder keeps loading when a class moves
+    # between modules; other classes by module and qualified name.
+    if cls.__module__.startswith("codeloop.") and cls.__name__ in _PUBLIC_AGENT_CLASSES:
+        return f"codeloop:{cls.__name__}"
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+_PUBLIC_AGENT_CLASSES = ("MultiStepAgent", "CodeAgent", "ToolCallingAgent")
+# Paths that folders saved by earlier versions hold for classes that have since moved.
+_MOVED_CLASSES = {"codeloop.agents:ToolCallingAgent": "codeloop:ToolCallingAgent"}
+
+
 def _import_class(path: str, where: Path) -> type:
-    module_name, _, qualname = path.partition(":")
+    module_name, _, qualname = _MOVED_CLASSES.get(path, path).partition(":")
     try:
         value: Any = importlib.import_module(module_name)
         for part in qualname.split("."):
