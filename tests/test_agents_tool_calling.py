@@ -179,3 +179,63 @@ def test_final_answer_alone_after_results_ends_the_run_at_once() -> None:
     )
     assert agent.run("alone") == 6
     assert agent.memory.action_steps[1].is_final_answer
+
+
+def test_a_call_inside_malformed_json_is_not_run_and_the_model_is_told_why() -> None:
+    multiplied: list[int] = []
+
+    @tool
+    def counted_multiply(a: int, b: int) -> int:
+        """Multiplies two integers, counting calls.
+
+        Args:
+            a: The first factor.
+            b: The second factor.
+        """
+        multiplied.append(a * b)
+        return a * b
+
+    script = [
+        '{"calls": [{"name": "counted_multiply", "arguments": {"a": 6, "b": 7}},]}',
+        '{"name": "final_answer", "arguments": {"answer": "gave up"}}',
+    ]
+    agent = ToolCallingAgent(tools=[counted_multiply], model=ScriptedModel(script), verbosity_level=0)
+    assert agent.run("malformed") == "gave up"
+    assert multiplied == []
+    first = agent.memory.action_steps[0]
+    assert first.error_type == "AgentParsingError" and "not valid JSON" in (first.error or "")
+    seen = "\n".join(m.text for m in agent.model.requests[1].messages)  # type: ignore[attr-defined]
+    assert "not valid JSON" in seen and '"name": <tool name>' in seen
+
+
+def test_the_prompt_holds_no_runnable_example_call_and_an_echoed_placeholder_is_not_run() -> None:
+    from codeloop.errors import AgentParsingError
+    from codeloop.parsing import extract_json_tool_calls
+
+    script = [
+        '{"name": "tool_name", "arguments": {"argument": "value"}}',
+        '{"name": "final_answer", "arguments": {"answer": 1}}',
+    ]
+    agent = make_agent(script)
+    prompt = agent.memory.system_prompt.system_prompt
+    try:
+        echoed = extract_json_tool_calls(prompt)
+    except AgentParsingError:
+        echoed = []
+    assert echoed == []
+    assert "alone" in prompt
+    assert agent.run("echo") == 1
+    observation = agent.memory.action_steps[0].observations or ""
+    assert "placeholder" in observation and "multiply" in observation
+
+
+def test_final_answer_written_without_a_name_ends_the_run_with_its_value() -> None:
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}',
+        "Final answer([42])",
+    ]
+    agent = make_agent(script)
+    assert agent.run("final answer as text") == [42]
+    assert agent.memory.action_steps[1].is_final_answer
+    bare = make_agent(['{"answer": {"product": 42}}'])
+    assert bare.run("bare answer object") == {"product": 42}

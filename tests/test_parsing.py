@@ -3,7 +3,7 @@
 import pytest
 
 from codeloop.errors import AgentParsingError
-from codeloop.parsing import extract_code, extract_json_tool_calls
+from codeloop.parsing import TOOL_CALL_FORMAT_HELP, extract_code, extract_json_tool_calls
 
 
 @pytest.mark.parametrize(
@@ -49,5 +49,67 @@ def test_json_tool_call_with_function_wrapper_and_string_arguments() -> None:
 
 
 def test_no_json_tool_call_is_a_parsing_error() -> None:
-    with pytest.raises(AgentParsingError, match='"name": "tool_name"'):
+    with pytest.raises(AgentParsingError, match='"name": <tool name>'):
         extract_json_tool_calls("The answer is {not json}")
+
+
+def test_calls_are_not_picked_out_of_malformed_json() -> None:
+    # The outer value is broken (trailing comma); the call nested in it must not run on its own.
+    text = '{"calls": [{"name": "multiply", "arguments": {"a": 6, "b": 7}},]}'
+    with pytest.raises(AgentParsingError) as info:
+        extract_json_tool_calls(text)
+    message = str(info.value)
+    assert "not valid JSON" in message and "nothing was run" in message
+    assert '{"calls": [{"name": "multiply"' in message  # quotes the fragment
+    assert '"name": <tool name>' in message  # and shows the expected form
+
+
+def test_a_broken_call_beside_a_good_one_runs_neither() -> None:
+    text = '{"name": "f", "arguments": {}}\n{"name": "g", "arguments": {"x": 1}'
+    with pytest.raises(AgentParsingError, match="Expecting"):
+        extract_json_tool_calls(text)
+
+
+def test_braces_in_prose_do_not_block_a_good_call() -> None:
+    calls = extract_json_tool_calls('The set {1, 2} is small. {"name": "f", "arguments": {"x": 1}}')
+    assert [(c.name, c.arguments) for c in calls] == [("f", {"x": 1})]
+
+
+def test_the_format_help_holds_no_runnable_call() -> None:
+    with pytest.raises(AgentParsingError):
+        extract_json_tool_calls(TOOL_CALL_FORMAT_HELP)
+    assert "alone" in TOOL_CALL_FORMAT_HELP
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer"),
+    [
+        ('{"answer": [1, 2]}', [1, 2]),
+        ("Final answer([1, 2])", [1, 2]),
+        ('final_answer(answer="Paris")', "Paris"),
+        ("Thought: done.\nFinal answer(['a', 'b'])", ["a", "b"]),
+        ('The result is in. {"answer": {"total": 3.5}}', {"total": 3.5}),
+    ],
+)
+def test_a_clear_final_answer_without_a_name_is_a_final_answer_call(reply: str, answer: object) -> None:
+    calls = extract_json_tool_calls(reply)
+    assert [(c.name, c.arguments) for c in calls] == [("final_answer", {"answer": answer})]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "final_answer(result)",  # a variable we cannot see
+        '{"answer": 1, "note": "x"}',  # not only an answer
+        '{"answer": 1} {"answer": 2}',  # which one?
+        "Final answer([1, 2]) or maybe final_answer([3])",
+    ],
+)
+def test_an_unclear_final_answer_is_still_a_parsing_error(reply: str) -> None:
+    with pytest.raises(AgentParsingError):
+        extract_json_tool_calls(reply)
+
+
+def test_a_bare_answer_beside_a_real_call_is_not_taken() -> None:
+    calls = extract_json_tool_calls('{"name": "f", "arguments": {}} {"answer": 3}')
+    assert [c.name for c in calls] == ["f"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from typing import Any
 
+from ._text import short_repr
 from .errors import AgentParsingError
 from .models.base import ToolCall
 
@@ -21,11 +23,13 @@ CODE_FORMAT_HELP = (
     "Call final_answer(...) inside the code when you have the answer."
 )
 
+# Angle-bracket placeholders cannot parse as JSON, so a model that echoes this help runs nothing by mistake.
 TOOL_CALL_FORMAT_HELP = (
-    "Call a tool. If you cannot use native tool calls, reply with one JSON object like this:\n"
-    '{"name": "tool_name", "arguments": {"arg": "value"}}\n'
-    'When you have the answer, call the "final_answer" tool with {"answer": ...}.'
+    "Call a tool. If you cannot use native tool calls, write each call as one JSON object:\n"
+    '{"name": <tool name>, "arguments": {<argument name>: <value>, ...}}\n'
+    'When you have the answer, call "final_answer" with {"answer": <the value>}, alone, in a reply of its own.'
 )
+
 
 # A fenced block whose info string is python/py (or empty), closed by a fence or by the end of the text,
 # which covers replies cut at a stop sequence before the closing fence.
@@ -72,26 +76,102 @@ def _looks_like_python(code: str) -> bool:
 def extract_json_tool_calls(text: str) -> list[ToolCall]:
     """Tool calls written as JSON in plain text, for models without native tool calling.
 
-    Finds every JSON object in `text` shaped like {"name": ..., "arguments": {...}} (also "tool"/"args"/
-    "parameters", or {"function": {...}}). Raises `AgentParsingError` with the expected format if none is found.
+    Accepted, in this order:
+
+    - every well-formed top-level JSON object shaped like {"name": ..., "arguments": {...}} (also "tool"/"args"/
+      "parameters", or {"function": {...}}), alone or in a JSON list; an object nested as a value inside
+      another object is never taken as a call;
+    - when the reply holds no such call, one bare {"answer": <value>} object (no other key) is a `final_answer`
+      call with that value;
+    - failing that, one `final_answer(<literal>)` / `Final answer(<literal>)` whose argument is a JSON or Python
+      literal (optionally `answer=<literal>`) is a `final_answer` call with that value.
+
+    Raises `AgentParsingError` with the expected format if nothing is found, and — without running anything —
+    when a broken JSON fragment in the reply mentions a "name" (a call the model meant but wrote wrong), quoting
+    the problem. Braces in prose that mention no name are ignored.
     """
-    decoder = json.JSONDecoder()
     calls: list[ToolCall] = []
+    answers: list[Any] = []
+    broken: list[tuple[str, str]] = []  # (decoder message, fragment)
+    decoder = json.JSONDecoder()
     index = 0
     while (start := text.find("{", index)) != -1:
         try:
             value, end = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            index = start + 1
+        except json.JSONDecodeError as exc:
+            # Skip the whole broken fragment: decoding from a brace inside it would pick calls out of a
+            # value the model did not finish (or nested in something else), and run them.
+            end = _end_of_fragment(text, start)
+            broken.append((f"{exc.msg} (at character {exc.pos - start + 1} of it)", text[start:end]))
+            index = end
             continue
-        for item in value if isinstance(value, list) else [value]:
-            call = _as_tool_call(item, len(calls))
-            if call is not None:
-                calls.append(call)
+        call = _as_tool_call(value, len(calls))
+        if call is not None:
+            calls.append(call)
+        elif isinstance(value, dict) and set(value) == {"answer"}:
+            answers.append(value["answer"])
         index = end
-    if not calls:
-        raise AgentParsingError(f"No tool call was found in your reply.\n{TOOL_CALL_FORMAT_HELP}")
-    return calls
+    meant_calls = [(msg, frag) for msg, frag in broken if _NAME_KEY.search(frag)]
+    if meant_calls:
+        msg, fragment = meant_calls[0]
+        raise AgentParsingError(
+            f"Your reply has a tool call that is not valid JSON, so nothing was run: {msg}: "
+            f"{short_repr(fragment, 300)}\nExpected form:\n{TOOL_CALL_FORMAT_HELP}"
+        )
+    if calls:
+        return calls
+    if len(answers) == 1:
+        return [ToolCall(id="text_call_0", name="final_answer", arguments={"answer": answers[0]})]
+    written = _final_answer_written_as_call(text)
+    if written is not None:
+        return [ToolCall(id="text_call_0", name="final_answer", arguments={"answer": written[0]})]
+    problem = f" (not valid JSON: {broken[0][0]}: {short_repr(broken[0][1], 300)})" if broken else ""
+    raise AgentParsingError(f"No tool call was found in your reply{problem}.\n{TOOL_CALL_FORMAT_HELP}")
+
+
+_NAME_KEY = re.compile(r"""["'](?:name|tool|tool_name|function)["']\s*:""")
+_FINAL_ANSWER_CALL = re.compile(r"final[ _]answer\s*\((.*)\)", re.IGNORECASE | re.DOTALL)
+_ANSWER_KEYWORD = re.compile(r"^\s*answer\s*=")
+
+
+def _end_of_fragment(text: str, start: int) -> int:
+    """Index just past the brace that closes the one at `start` (outside strings), or the end of the text."""
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        char = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return len(text)
+
+
+def _final_answer_written_as_call(text: str) -> tuple[Any] | None:
+    """(value,) when the reply holds exactly one `final_answer(<literal>)`; None when it is absent or unclear."""
+    found = _FINAL_ANSWER_CALL.findall(text)
+    if len(found) != 1:
+        return None
+    argument = _ANSWER_KEYWORD.sub("", found[0]).strip()
+    try:
+        return (json.loads(argument),)
+    except json.JSONDecodeError:
+        pass
+    try:
+        # Only literals: a name or expression here refers to values the model has, not ones we can see.
+        return (ast.literal_eval(argument),)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
 
 
 def _as_tool_call(value: Any, index: int) -> ToolCall | None:

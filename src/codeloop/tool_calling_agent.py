@@ -41,6 +41,11 @@ def check_tool_call(
     if call.name == "final_answer" and len(calls) > 1:
         raise AgentToolCallError(FINAL_ANSWER_NOT_ALONE)
     tool = tools.get(call.name)
+    if tool is None and _is_placeholder(call.name):
+        raise AgentToolCallError(
+            f"{call.name!r} is a placeholder from the format help, not a tool, so nothing was run. Put the name "
+            f"of one of these tools there: {', '.join(sorted(tools))}."
+        )
     if tool is None:
         raise AgentToolCallError(f"Unknown tool {call.name!r}. Available tools: {', '.join(sorted(tools))}.")
     if isinstance(call.arguments, str):
@@ -108,6 +113,16 @@ class ToolCallingAgent(MultiStepAgent):
             step.action_output = answer
         yield ev.Observation(step.observations, step.step_number)
         return answer
+
+
+# Names a model copies from format help or schema examples instead of naming a real tool.
+_PLACEHOLDER_NAMES = frozenset(
+    {"tool_name", "tool", "name", "function", "function_name", "your_tool", "tool name"}
+)
+
+
+def _is_placeholder(name: str) -> bool:
+    return name.strip().lower() in _PLACEHOLDER_NAMES or name.strip().startswith("<")
 
 
 def _as_observation(output: Any) -> str:
