@@ -7,8 +7,13 @@ reduced to the lines of the agent's own code. Importing this module has no side 
 
 from __future__ import annotations
 
+import _ast
 import linecache
 from types import TracebackType
+
+TYPE_CHECKING = False  # collections.abc is slow to import and the sandbox worker ships this module
+if TYPE_CHECKING:
+    from collections.abc import Collection
 
 __all__ = [
     "AGENT_CODE_FILENAME",
@@ -16,6 +21,7 @@ __all__ = [
     "truncate_output",
     "format_syntax_error",
     "format_exception",
+    "find_tool_rebinding",
 ]
 
 AGENT_CODE_FILENAME = "<agent-code>"
@@ -189,3 +195,68 @@ def format_exception(
         for lineno, name in frames[-8:]
     )
     return f"{header}\nTraceback (agent code, most recent call last):\n{trail}\n{summary}"
+
+
+_NEW_SCOPES = (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef, _ast.Lambda)
+_COMPREHENSIONS = (_ast.ListComp, _ast.SetComp, _ast.DictComp, _ast.GeneratorExp)
+
+
+def _module_bindings(tree: _ast.Module) -> list[tuple[str, _ast.AST]]:
+    """Names the step's code would bind (or delete) in the persistent namespace, with the node that does it.
+
+    Only module scope counts: a parameter or local variable inside a function shadows nothing outside it.
+    A `global` declaration inside a function does reach module scope, and a walrus inside a comprehension too.
+    Uses `_ast`, not `ast`, so the sandbox worker (which ships this module) starts without importing `ast`.
+    """
+    found: list[tuple[str, _ast.AST]] = []
+    stack: list[tuple[_ast.AST, bool]] = [(tree, True)]
+    while stack:
+        node, module_scope = stack.pop()
+        if isinstance(node, _ast.Global):
+            found.extend((name, node) for name in node.names)
+        elif module_scope:
+            if isinstance(node, (_ast.FunctionDef, _ast.AsyncFunctionDef, _ast.ClassDef)):
+                found.append((node.name, node))
+            elif isinstance(node, _ast.Name) and not isinstance(node.ctx, _ast.Load):
+                found.append((node.id, node))
+            elif isinstance(node, _ast.alias):
+                found.append(((node.asname or node.name).partition(".")[0], node))
+            elif isinstance(node, _ast.ExceptHandler) and node.name:
+                found.append((node.name, node))
+            elif isinstance(node, (_ast.MatchAs, _ast.MatchStar)) and node.name:
+                found.append((node.name, node))
+            elif isinstance(node, _ast.MatchMapping) and node.rest:
+                found.append((node.rest, node))
+        elif isinstance(node, _ast.NamedExpr) and isinstance(node.target, _ast.Name):
+            found.append((node.target.id, node))  # only reached inside a comprehension at module scope
+        inner = module_scope and not isinstance(node, _NEW_SCOPES + _COMPREHENSIONS)
+        if isinstance(node, _COMPREHENSIONS) and not module_scope:
+            continue  # a comprehension nested in a function: its walrus binds that function's locals
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, _ast.AST):
+                stack.append((value, inner))
+            elif isinstance(value, list):
+                stack.extend((item, inner) for item in value if isinstance(item, _ast.AST))
+    return found
+
+
+def find_tool_rebinding(tree: _ast.Module, tool_names: Collection[str], code: str) -> str | None:
+    """The model-facing refusal if the step's code would rebind a tool or `final_answer`, else None.
+
+    A small model often pastes the prompt's tool stubs (`def final_answer(answer): print(answer)`); run as is,
+    the stub would silently replace the real tool for this and every later step, and the run could never end.
+    The step is refused before any of it runs, so nothing half-done is left behind.
+    """
+    for name, node in _module_bindings(tree):
+        if name not in tool_names:
+            continue
+        lineno = getattr(node, "lineno", 0)
+        lines = code.splitlines()
+        where = f" (line {lineno}: {lines[lineno - 1].strip()})" if 0 < lineno <= len(lines) else ""
+        return (
+            f"Refused{where}: `{name}` is a tool provided to you; do not define, assign, import or delete it "
+            f"- call it, e.g. `{name}(...)`. Nothing in this step was run; send the code again without "
+            f"redefining `{name}`."
+        )
+    return None

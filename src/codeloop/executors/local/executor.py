@@ -36,7 +36,7 @@ from typing import Any
 from ..._threads import start_thread
 from ...errors import ExecutionError
 from ..base import ExecutionResult
-from ..output import AGENT_CODE_FILENAME, OutputBuffer, format_exception, truncate_output
+from ..output import AGENT_CODE_FILENAME, OutputBuffer, find_tool_rebinding, format_exception, truncate_output
 from .guards import (
     BIG_INT_OP,
     LAST_VALUE,
@@ -327,6 +327,7 @@ class LocalExecutor:
         self.memory_limit_mb = memory_limit_mb
         self.inline = inline
         self._tools: dict[str, Any] = {}
+        self._tool_names: frozenset[str] = frozenset({"final_answer"})
         self._variables: dict[str, Any] = {}
         self._code_cache: dict[str, Any] = {}
         self._worker: _Worker | None = None
@@ -393,6 +394,8 @@ class LocalExecutor:
             if not callable(tool):
                 raise TypeError(f"tool {name!r} is not callable (got {type(tool).__name__})")
         self._tools.update(tools)
+        self._tool_names = frozenset(self._tools) | {"final_answer"}
+        self._code_cache.clear()  # cached steps were checked against the old tool names
         self._install_tools(self._state, tools)
 
     def send_variables(self, variables: dict[str, Any]) -> None:
@@ -410,6 +413,9 @@ class LocalExecutor:
         if cached is not None:
             return cached
         tree = check_code(code, self.authorized_imports, defined_names=self._state.namespace.keys())
+        refusal = find_tool_rebinding(tree, self._tool_names, code)
+        if refusal is not None:
+            raise ExecutionError(refusal)
         try:
             compiled = compile(
                 instrument(tree),

@@ -66,6 +66,10 @@ class FinalAnswerSignal(BaseException):
     """Raised by `final_answer` to end the step; a BaseException so `except Exception` cannot swallow it."""
 
 
+class _Refused(Exception):
+    """The step's code breaks a rule checked before it runs; the message is for the model."""
+
+
 class _ProtocolBroken(Exception):
     """The host went away or sent something that is not a message: the worker exits."""
 
@@ -236,6 +240,7 @@ class _Worker:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__doc__": None, "__builtins__": self.builtins}
         self.builtins["final_answer"] = self._final_answer
         self.code_cache: dict[str, Any] = {}
+        self.tool_names = {"final_answer"}
         self.step_active = False
         self.final = False
         self.threads_at_start = 0
@@ -305,8 +310,10 @@ class _Worker:
     # --- tools and values ----------------------------------------------------------------------------------------
 
     def install_tools(self, message: dict[str, Any]) -> None:
+        self.code_cache.clear()  # cached steps were checked against the old tool names
         for spec in message.get("tools") or []:
             name = spec["name"]
+            self.tool_names.add(name)
             if name == "final_answer":
                 continue
             self.builtins[name] = self._make_tool(name, spec.get("doc"))
@@ -390,6 +397,9 @@ class _Worker:
             return cached
         flags = _ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         tree = compile(source, shaping.AGENT_CODE_FILENAME, "exec", flags=flags | _ast.PyCF_ONLY_AST, dont_inherit=True)
+        refusal = shaping.find_tool_rebinding(tree, self.tool_names, source)
+        if refusal is not None:
+            raise _Refused(refusal)
         if tree.body and isinstance(tree.body[-1], _ast.Expr):
             last = tree.body[-1]
             target = _ast.Name(id=_LAST_VALUE, ctx=_ast.Store())
@@ -418,6 +428,8 @@ class _Worker:
         text: str | None = None
         try:
             code = self._compile(source)
+        except _Refused as exc:
+            text = str(exc)
         except SyntaxError as exc:
             text = shaping.format_syntax_error(exc, source)
         except (RecursionError, MemoryError, ValueError) as exc:
