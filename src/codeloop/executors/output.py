@@ -241,6 +241,36 @@ def _module_bindings(tree: _ast.Module) -> list[tuple[str, _ast.AST]]:
     return found
 
 
+def _is_name_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
+
+
+def _may_bind(code: str, name: str) -> bool:
+    """False when every occurrence of `name` in `code` is a call `name(` (not `def name(` / `class name(`).
+
+    Any binding leaves the name not followed by `(` (`name =`, `as name`, `for name in`, `del name`, ...),
+    except `def`/`class`, checked apart; so False means the step cannot bind it and the AST need not be walked.
+    """
+    start = code.find(name)
+    while start != -1:
+        end = start + len(name)
+        if (start == 0 or not _is_name_char(code[start - 1])) and (
+            end == len(code) or not _is_name_char(code[end])
+        ):
+            after = end
+            while after < len(code) and code[after] in " \t":
+                after += 1
+            if after == len(code) or code[after] != "(":
+                return True
+            before = start
+            while before > 0 and code[before - 1] in " \t":
+                before -= 1
+            if code.endswith(("def", "class"), 0, before):
+                return True
+        start = code.find(name, end)
+    return False
+
+
 def find_tool_rebinding(tree: _ast.Module, tool_names: Collection[str], code: str) -> str | None:
     """The model-facing refusal if the step's code would rebind a tool or `final_answer`, else None.
 
@@ -248,6 +278,8 @@ def find_tool_rebinding(tree: _ast.Module, tool_names: Collection[str], code: st
     the stub would silently replace the real tool for this and every later step, and the run could never end.
     The step is refused before any of it runs, so nothing half-done is left behind.
     """
+    if not any(_may_bind(code, name) for name in tool_names):
+        return None  # the usual step only calls tools: skip the walk, which costs about as much as compiling
     for name, node in _module_bindings(tree):
         if name not in tool_names:
             continue
