@@ -171,3 +171,25 @@ def test_module_proxies_are_per_executor_and_do_not_patch_the_host() -> None:
         assert one.run("json.dumps(1)").output == "patched"
         assert two.run("import json\njson.dumps(1)").output == "1"
     assert json.dumps(1) == "1"
+
+
+def test_super_cannot_reach_past_the_capped_decimal_context() -> None:
+    # Without an address-space limit, the base class's copy() handed out an uncapped context whose one division
+    # ran for seconds and took GBs (payload 227); super() past a sealed class is refused, super() elsewhere works.
+    with LocalExecutor(additional_authorized_imports=["decimal"]) as ex:
+        with pytest.raises(ExecutionError, match="super\\(\\) past 'Context' is not allowed"):
+            ex.run("import decimal\nc = decimal.getcontext()\nplain = super(type(c), c).copy()")
+        code = (
+            "import decimal\n"
+            "class Mine(decimal.Context):\n"
+            "    def copy(self):\n"
+            "        return super().copy()\n"
+            "class A:\n"
+            "    def f(self):\n"
+            "        return 1\n"
+            "class B(A):\n"
+            "    def f(self):\n"
+            "        return super().f() + 1\n"
+            "print(B().f(), Mine(prec=5).copy().prec)"
+        )
+        assert ex.run(code).logs.strip() == "2 5"

@@ -42,6 +42,7 @@ from .guards import (
     LAST_VALUE,
     UNRENDERED,
     FinalAnswerSignal,
+    GuardedSuper,
     StepControl,
     StepInterrupted,
     big_int_guard,
@@ -365,6 +366,7 @@ class LocalExecutor:
         limit = None if self.memory_limit_mb is None else int(self.memory_limit_mb * 1024 * 1024)
         table[BIG_INT_OP], table["pow"] = big_int_guard(limit)
         table["print"] = _make_print(emit)
+        table["super"] = GuardedSuper
         table["final_answer"] = _make_final_answer(control, None)
         gate.builtins = table
         namespace: dict[str, Any] = {"__builtins__": table, "__name__": "__main__", "__doc__": None}

@@ -25,6 +25,7 @@ import builtins
 import copy
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from types import (
     BuiltinFunctionType,
@@ -40,6 +41,8 @@ from typing import Any, NoReturn
 from .policy import FORBIDDEN_BUILTIN_NAMES, SAFE_DUNDER_ATTRIBUTES, attribute_refusal, is_dunder
 
 __all__ = [
+    "GuardedSuper",
+    "SEALED_CLASSES",
     "OK_FLAG",
     "HALT",
     "UNRENDERED",
@@ -312,6 +315,28 @@ def _format_fields(template: str) -> Iterator[str]:
                     yield key
         if spec:
             yield from _format_fields(spec)
+
+
+SEALED_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
+"""Classes whose overrides are a guard (e.g. the precision-capped decimal context): agent code may not reach the
+base class's methods past them with `super(SealedClass, obj)`."""
+
+
+class GuardedSuper(super):
+    """Agent code's `super`: the real one, except past a sealed class.
+
+    A subclass with no `__init__` of its own, so the zero-argument form still finds the calling frame's class.
+    """
+
+    __slots__ = ()
+
+    def __getattribute__(self, name: str) -> Any:
+        if super.__getattribute__(self, "__thisclass__") in SEALED_CLASSES:
+            raise ForbiddenAttributeError(
+                f"super() past {super.__getattribute__(self, '__thisclass__').__name__!r} is not allowed: its "
+                "methods are the limits agent code runs under"
+            )
+        return super.__getattribute__(self, name)
 
 
 class AttributeGuard:

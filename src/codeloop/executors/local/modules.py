@@ -21,6 +21,7 @@ from typing import Any
 
 from .guards import (
     DANGEROUS_MODULES,
+    SEALED_CLASSES,
     AgentThreadMark,
     AttributeGuard,
     StepControl,
@@ -444,6 +445,7 @@ def _decimal_overrides(gate: ModuleGate, module: ModuleType) -> dict[str, Any]:
         __copy__ = copy
 
     Context.__module__ = "decimal"
+    SEALED_CLASSES.add(Context)  # its base's copy() would hand out an uncapped context
 
     def _capped(ctx: Any) -> Context:
         return Context(
