@@ -208,22 +208,15 @@ def test_a_call_inside_malformed_json_is_not_run_and_the_model_is_told_why() -> 
     assert "not valid JSON" in seen and '"name": <tool name>' in seen
 
 
-def test_the_prompt_holds_no_runnable_example_call_and_an_echoed_placeholder_is_not_run() -> None:
-    from codeloop.errors import AgentParsingError
-    from codeloop.parsing import extract_json_tool_calls
-
+def test_an_echoed_placeholder_call_is_not_run() -> None:
+    # The prompt keeps its literal example call: a template with angle-bracket placeholders and "final_answer
+    # alone" made Qwen2.5-Coder-1.5B answer its first step in prose instead of a call (tests/real, temperature 0).
+    # An echo of the example names no real tool, so it is not run and the model is shown the real tools.
     script = [
         '{"name": "tool_name", "arguments": {"argument": "value"}}',
         '{"name": "final_answer", "arguments": {"answer": 1}}',
     ]
     agent = make_agent(script)
-    prompt = agent.memory.system_prompt.system_prompt
-    try:
-        echoed = extract_json_tool_calls(prompt)
-    except AgentParsingError:
-        echoed = []
-    assert echoed == []
-    assert "alone" in prompt
     assert agent.run("echo") == 1
     observation = agent.memory.action_steps[0].observations or ""
     assert "placeholder" in observation and "multiply" in observation
