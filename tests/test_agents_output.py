@@ -168,3 +168,22 @@ def test_a_listener_failing_on_streamed_model_text_is_not_blamed_on_the_model(us
         else:
             result = agent.run("stream", return_full_result=True)
     assert result.state == "success" and result.output == "done", result.error
+
+
+def test_run_id_is_on_the_run_started_event_and_the_result_and_differs_per_run():
+    from codeloop import CodeAgent
+    from codeloop.events import RunStarted
+    from codeloop.testing import ScriptedModel
+
+    seen: list[str] = []
+    agent = CodeAgent(
+        model=ScriptedModel(["```python\nfinal_answer(1)\n```"] * 2),
+        executor="local",
+        listeners=[lambda e: seen.append(e.run_id) if isinstance(e, RunStarted) else None],
+    )
+    first = agent.run("a", return_full_result=True)
+    second = agent.run("b", return_full_result=True)
+    assert [first.run_id, second.run_id] == seen
+    assert len(first.run_id) == 32 and first.run_id != second.run_id
+    assert first.run_id < second.run_id or first.run_id[:12] == second.run_id[:12]
+    assert first.to_dict()["run_id"] == first.run_id

@@ -46,6 +46,7 @@ from .memory import (
     TaskStep,
     Timing,
     image_parts,
+    new_run_id,
 )
 from .models.base import ChatMessage, Model, TokenUsage
 from .parsing import extract_code
@@ -140,6 +141,7 @@ class MultiStepAgent:
         self._interrupt = threading.Event()
         self.state: dict[str, Any] = {}
         self._error: BaseException | None = None
+        self._run_id = ""
         self._last_result: RunResult | None = None
 
         self.managed_agents: dict[str, MultiStepAgent] = {}
@@ -353,7 +355,8 @@ class MultiStepAgent:
         first = len(self.memory.steps)
         self.memory.steps.append(TaskStep(task=task, images=images))  # memory = [task]
         self._prepare_run()
-        yield ev.RunStarted(task, model_id=getattr(self.model, "model_id", ""))
+        run_id = self._run_id = new_run_id()
+        yield ev.RunStarted(task, model_id=getattr(self.model, "model_id", ""), run_id=run_id)
         answer: Any = NO_ANSWER
         state: RunState = "success"
         error: str | None = None
@@ -484,7 +487,9 @@ class MultiStepAgent:
         self, answer: Any, state: RunState, error: str | None, steps: list[MemoryStep], timing: Timing
     ) -> RunResult:
         usage = _total_usage(steps)
-        return RunResult(answer, state, list(steps), usage, timing, error, self._cost(usage))
+        return RunResult(
+            answer, state, list(steps), usage, timing, error, self._cost(usage), run_id=self._run_id
+        )
 
     def _finish(self, return_full_result: bool) -> Any:
         result = self._last_result

@@ -48,6 +48,8 @@ class RunStarted(Event):
 
     task: str
     model_id: str = ""
+    run_id: str = ""
+    """The run's id, known before the run ends (the same as `RunResult.run_id`)."""
 
 
 @dataclass

@@ -300,6 +300,14 @@ class AgentMemory:
         return memory
 
 
+def new_run_id() -> str:
+    """A new run id: 32 hex digits, the first 12 the start time in milliseconds, so ids sort by start time."""
+    import os
+    import time
+
+    return f"{int(time.time() * 1000):012x}{os.urandom(10).hex()}"
+
+
 @dataclass
 class RunResult:
     """Everything a run produced: `run(task, return_full_result=True)` returns this.
@@ -315,10 +323,13 @@ class RunResult:
     timing: Timing
     error: str | None = None
     cost_usd: float | None = None
+    run_id: str = ""
+    """A unique id of this run (also on the `RunStarted` event): sortable by start time."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {
+            "run_id": self.run_id,
             "output": to_jsonable(self.output),
             "state": self.state,
             "steps": [s.to_dict() for s in self.steps],
