@@ -51,6 +51,7 @@ from .memory import (
 from .models.base import ChatMessage, Model, TokenUsage
 from .parsing import extract_code
 from .prompts import load_prompt, render
+from .tool_log import ToolCallLog
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -638,6 +639,7 @@ class CodeAgent(MultiStepAgent):
         self.executor_kwargs = dict(executor_kwargs or {})
         self.max_print_outputs_length = max_print_outputs_length
         self._executor: Any = None
+        self._tool_log = ToolCallLog()
         super().__init__(tools, model, **kwargs)
         if use_structured_outputs and not getattr(self.model, "supports_response_format", True):
             from .errors import ModelConfigurationError
@@ -684,7 +686,13 @@ class CodeAgent(MultiStepAgent):
 
     def _prepare_run(self) -> None:
         super()._prepare_run()
-        self.executor.send_tools(dict(self.tools))
+        log = self._tool_log
+        self.executor.send_tools(
+            {
+                name: tool if name == "final_answer" else log.wrap(name, tool)
+                for name, tool in self.tools.items()
+            }
+        )
         if self.state:
             self.executor.send_variables(dict(self.state))
 
@@ -703,17 +711,22 @@ class CodeAgent(MultiStepAgent):
         step.code_action = code = self._extract_code(message.text)
         yield ev.CodeAction(code, step.step_number)
         attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
+        self._tool_log.clear()
         try:
             result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
-            raise AgentExecutionError(str(exc)) from exc
+            calls = self._tool_log.render()  # the real keys and values, so a guessed one can be fixed
+            raise AgentExecutionError(f"{exc}\n{calls}" if calls else str(exc)) from exc
         step.action_output = result.output
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
             # Prefer the executor's own rendering: made inside the step, under its limits, by agent-defined reprs.
             rendered = getattr(result, "output_repr", None) or short_repr(result.output)
             observation += f"Last output from code snippet:\n{short_repr(rendered)}"
+        if not observation and not result.is_final_answer:
+            # Tools were called but nothing was looked at: show what they returned instead of nothing.
+            observation = self._tool_log.render()
         step.observations = observation or "(the code printed nothing)"
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else NO_ANSWER
