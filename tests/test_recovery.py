@@ -93,3 +93,48 @@ def test_the_log_keeps_distinct_calls_and_names_a_call_that_raised() -> None:
     assert log.render() == "Tool calls in this step returned:\n- boom(3) raised ValueError"
     log.clear()
     assert log.render() == ""
+
+
+def test_the_last_of_several_steps_tells_the_model_so() -> None:
+    model = ScriptedModel([code("x = 1\nprint(x)"), code("final_answer(x)")])
+    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=2)
+    assert agent.run("t") == 1
+    first, last = model.requests
+    assert "This is your last step" in last.messages[-1].text
+    assert all("This is your last step" not in m.text for m in first.messages)
+
+
+def test_a_single_step_run_gets_no_last_step_notice() -> None:
+    model = ScriptedModel([code("final_answer(3)")])
+    assert CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1).run("t") == 3
+    assert all("last step" not in m.text for m in model.requests[0].messages)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_out_of_steps_the_forced_answer_is_the_value_the_code_computed(kind: str) -> None:
+    model = ScriptedModel([code("total = 17542.0\nprint(total)"), code("final_answer(total)")])
+    agent = CodeAgent(tools=[], model=model, executor=kind, verbosity_level=0, max_steps=1)
+    with agent:
+        result = agent.run("t", return_full_result=True)
+    assert result.state == "max_steps" and result.output == 17542.0 and isinstance(result.output, float)
+    assert "calls final_answer" in model.requests[-1].messages[-1].text
+
+
+def test_a_forced_answer_without_usable_code_falls_back_to_its_text() -> None:
+    model = ScriptedModel([code("print(1)"), "The answer is 1."])
+    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
+    result = agent.run("t", return_full_result=True)
+    assert result.state == "max_steps" and result.output == "The answer is 1."
+    model = ScriptedModel([code("print(1)"), code("final_answer(undefined_name)")])
+    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
+    assert "final_answer(undefined_name)" in agent.run("t", return_full_result=True).output
+
+
+def test_a_tool_calling_forced_answer_written_as_a_call_gives_its_value() -> None:
+    from codeloop import ToolCallingAgent
+
+    model = ScriptedModel(['{"name": "get_flight", "arguments": {"number": "QX 1"}}',
+                           '{"name": "final_answer", "arguments": {"answer": "14:05"}}'])  # fmt: skip
+    agent = ToolCallingAgent(tools=[get_flight], model=model, verbosity_level=0, max_steps=1)
+    result = agent.run("t", return_full_result=True)
+    assert result.state == "max_steps" and result.output == "14:05"

@@ -143,6 +143,7 @@ class MultiStepAgent:
         self.state: dict[str, Any] = {}
         self._error: BaseException | None = None
         self._run_id = ""
+        self._last_step = 0
         self._last_result: RunResult | None = None
 
         self.managed_agents: dict[str, MultiStepAgent] = {}
@@ -363,6 +364,7 @@ class MultiStepAgent:
         error: str | None = None
         final_usage: TokenUsage | None = None
         try:
+            self._last_step = max_steps
             for number in range(1, max_steps + 1):  # while not done:
                 self._check_limits(timing, self.memory.steps[first:])
                 if self.planning_interval and (number - 1) % self.planning_interval == 0:
@@ -433,6 +435,17 @@ class MultiStepAgent:
         self.memory.steps.append(step)
         self._callbacks(step)
         yield ev.PlanCreated(step)
+
+    def _model_input(self, step: ActionStep) -> list[ChatMessage]:
+        """The messages for `step`'s model call: the memory, and on the last of several steps a notice saying so.
+
+        A small model that has printed the answer often keeps checking it until the steps run out; told that
+        this step is the last, it calls final_answer with what it has.
+        """
+        messages = self.memory.to_messages()
+        if step.step_number == self._last_step > 1:
+            messages.append(ChatMessage("user", load_prompt("last_step").strip()))
+        return messages
 
     def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
         prompt = render(load_prompt("final_answer"), task=task)
@@ -700,9 +713,9 @@ class CodeAgent(MultiStepAgent):
         if self.use_structured_outputs:
             from .models.structured import code_action_response_format
 
-            effect = CallModel(self.memory.to_messages(), response_format=code_action_response_format())
+            effect = CallModel(self._model_input(step), response_format=code_action_response_format())
         else:
-            effect = CallModel(self.memory.to_messages(), stop=["Observation:"])
+            effect = CallModel(self._model_input(step), stop=["Observation:"])
         effect.stream = self.stream_outputs
         message = yield effect
         step.model_output_message, step.token_usage = message, message.token_usage
@@ -730,6 +743,25 @@ class CodeAgent(MultiStepAgent):
         step.observations = observation or "(the code printed nothing)"
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else NO_ANSWER
+
+    def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
+        """Ask for code that calls final_answer with what the session holds, and run it.
+
+        The answer is then the value the code computed (a number stays a number), not prose about it. A reply
+        without usable code, or code that fails or does not call final_answer, falls back to the reply's text.
+        """
+        prompt = render(load_prompt("final_answer_code"), task=task)
+        message = yield CallModel(
+            [*self.memory.to_messages(), ChatMessage("user", prompt)], stop=["Observation:"]
+        )
+        try:
+            code = self._extract_code(message.text)
+            result = yield RunCode(code)
+        except (AgentParsingError, ExecutionError):
+            return message.text, message.token_usage
+        if result.is_final_answer:
+            return result.output, message.token_usage
+        return message.text, message.token_usage
 
     def _extract_code(self, text: str) -> str:
         if not self.use_structured_outputs:

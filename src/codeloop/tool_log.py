@@ -34,7 +34,11 @@ def _render(value: Any, out: list[str], budget: list[int], depth: int) -> None:
 
     kind = type(value)
     if any(kind is plain for plain in _PLAIN):
-        text = repr(value) if kind is not int or value.bit_length() <= 256 else f"<int of {value.bit_length()} bits>"
+        text = (
+            repr(value)
+            if kind is not int or value.bit_length() <= 256
+            else f"<int of {value.bit_length()} bits>"
+        )
         emit(text if len(text) <= max(budget[0], 8) else text[: max(budget[0], 8)] + "...")
         return
     if not any(kind is container for container in _CONTAINERS) or depth > 4:
