@@ -50,7 +50,10 @@ def test_a_failing_step_shows_what_its_tool_calls_returned_and_the_variables(kin
     assert result.output == "14:05"
     error = result.steps[1].error
     assert "KeyError: 'departure'" in error
-    assert "get_flight('QX 1') -> {'from': 'LIS', 'to': 'OSL', 'dep_local': '09:40', 'arr_local': '14:05'}" in error
+    assert (
+        "get_flight('QX 1') -> {'from': 'LIS', 'to': 'OSL', 'dep_local': '09:40', 'arr_local': '14:05'}"
+        in error
+    )
     assert "legs = 2" in error and "name (str, 4 characters)" in error and "flight (dict, 4 keys)" in error
     assert "get_flight (" not in error  # tools are not listed as variables
 
@@ -138,3 +141,21 @@ def test_a_tool_calling_forced_answer_written_as_a_call_gives_its_value() -> Non
     agent = ToolCallingAgent(tools=[get_flight], model=model, verbosity_level=0, max_steps=1)
     result = agent.run("t", return_full_result=True)
     assert result.state == "max_steps" and result.output == "14:05"
+
+
+def test_code_repeated_with_the_same_output_runs_and_is_called_out() -> None:
+    same = "print('no departure key')"
+    model = ScriptedModel([code(same), code(same), code("final_answer(2)")])
+    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=3)
+    result = agent.run("t", return_full_result=True)
+    first, second = result.steps[1].observations, result.steps[2].observations
+    assert "same code as your previous step" not in first
+    assert second.startswith("no departure key") and "same code as your previous step" in second
+
+
+def test_repeated_code_with_new_output_is_not_called_out() -> None:
+    poll = "try:\n    n += 1\nexcept NameError:\n    n = 1\nprint(n)"
+    model = ScriptedModel([code(poll), code(poll), code("final_answer(n)")])
+    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=3)
+    result = agent.run("t", return_full_result=True)
+    assert result.output == 2 and "same code" not in result.steps[2].observations

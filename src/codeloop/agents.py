@@ -741,6 +741,8 @@ class CodeAgent(MultiStepAgent):
             # Tools were called but nothing was looked at: show what they returned instead of nothing.
             observation = self._tool_log.render()
         step.observations = observation or "(the code printed nothing)"
+        if self._repeats_previous_step(step):
+            step.observations += "\n" + load_prompt("repeated_step").strip()
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else NO_ANSWER
 
@@ -762,6 +764,21 @@ class CodeAgent(MultiStepAgent):
         if result.is_final_answer:
             return result.output, message.token_usage
         return message.text, message.token_usage
+
+    def _repeats_previous_step(self, step: ActionStep) -> bool:
+        """True when `step` ran the previous action step's code again and got the same observation.
+
+        Small models fall into such loops until the steps run out; the code still runs (polling a tool that
+        changes is legitimate), only the observation says that nothing changed.
+        """
+        previous = next((s for s in reversed(self.memory.steps) if isinstance(s, ActionStep)), None)
+        return (
+            previous is not None
+            and previous.error is None
+            and (previous.code_action or "").strip() == (step.code_action or "").strip()
+            and (previous.observations or "").split("\n" + load_prompt("repeated_step").strip())[0]
+            == step.observations
+        )
 
     def _extract_code(self, text: str) -> str:
         if not self.use_structured_outputs:
