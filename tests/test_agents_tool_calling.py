@@ -267,7 +267,9 @@ def test_native_calls_keep_the_native_format_and_prose_does_not_switch_it() -> N
 def test_text_format_never_sends_tool_schemas_and_native_never_switches() -> None:
     agent = make_agent(['{"name": "final_answer", "arguments": {"answer": 1}}'], tool_call_format="text")
     assert agent.run("t") == 1 and not agent.model.requests[0].tools  # type: ignore[attr-defined]
-    agent = make_agent(['{"name": "final_answer", "arguments": {"answer": 1}}'] * 2, tool_call_format="native")
+    agent = make_agent(
+        ['{"name": "final_answer", "arguments": {"answer": 1}}'] * 2, tool_call_format="native"
+    )
     assert agent.run("t") == 1 and not agent.text_calls
 
 
@@ -276,3 +278,26 @@ def test_an_unknown_tool_call_format_is_refused_at_construction() -> None:
 
     with pytest.raises(ValueError, match="tool_call_format='json' is not one of 'auto', 'native', 'text'"):
         make_agent([], tool_call_format="json")
+
+
+def test_a_broken_final_answer_beside_real_calls_does_not_stop_them() -> None:
+    # The 1.5B model's first reply: a real call, then final_answer with a variable name as its value.
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n'
+        '{"name": "final_answer", "arguments": {"answer": totalPrice}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("t") == 42
+    first = agent.memory.action_steps[0]
+    assert first.error is None and "[multiply] 42" in (first.observations or "")
+    assert "final_answer was not run" in (first.observations or "")
+    assert agent.text_calls  # it wrote its calls as text
+
+
+def test_a_broken_call_that_mentions_a_tool_switches_auto_to_text_calls() -> None:
+    agent = make_agent(['{"name": "multiply", "arguments": {"a": 6, "b": }}',
+                        '{"name": "final_answer", "arguments": {"answer": 1}}'])  # fmt: skip
+    assert agent.run("t") == 1
+    assert agent.memory.action_steps[0].error and agent.text_calls
+    assert not agent.model.requests[1].tools  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from .effects import CallModel, CallTools, Effect
 from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
 from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
 from .models.base import Model, ToolCall
-from .parsing import extract_json_tool_calls
+from .parsing import extract_json_tool_calls, mentions_tool_call
 from .prompts import load_prompt
 
 __all__ = ["ToolCallingAgent", "check_tool_call", "FINAL_ANSWER_NOT_ALONE", "ToolCallFormat"]
@@ -121,8 +121,14 @@ class ToolCallingAgent(MultiStepAgent):
         step.model_output = message.text
         yield ev.ModelOutput(message, step.step_number)
         native = bool(message.tool_calls)
-        calls = message.tool_calls if native else extract_json_tool_calls(message.text)
-        if not native and not self._text_calls and self.tool_call_format == "auto":
+        switch = not native and not self._text_calls and self.tool_call_format == "auto"
+        try:
+            calls = message.tool_calls if native else extract_json_tool_calls(message.text)
+        except AgentParsingError:
+            if switch and mentions_tool_call(message.text):
+                self._use_text_calls()  # it meant a text call, though a broken one
+            raise
+        if switch:
             self._use_text_calls()  # the model wrote its calls as text although native ones were offered
         if native:
             step.tool_calls = list(calls)
