@@ -301,3 +301,23 @@ def test_a_broken_call_that_mentions_a_tool_switches_auto_to_text_calls() -> Non
     assert agent.run("t") == 1
     assert agent.memory.action_steps[0].error and agent.text_calls
     assert not agent.model.requests[1].tools  # type: ignore[attr-defined]
+
+
+def test_a_final_answer_that_copies_an_error_message_is_refused() -> None:
+    # The 1.5B model answered with the refusal it had just been shown.
+    from codeloop.tool_calling_agent import FINAL_ANSWER_NOT_ALONE
+
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
+        '{"name": "final_answer", "arguments": {"answer": "Error: ' + FINAL_ANSWER_NOT_ALONE + '"}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("t") == 42
+    assert "text of an error message" in (agent.memory.action_steps[1].observations or "")
+
+
+def test_a_long_answer_that_merely_mentions_an_error_is_kept() -> None:
+    answer = "The sensor log shows Error 42 at boot, then a clean run."
+    agent = make_agent(['{"name": "final_answer", "arguments": {"answer": "' + answer + '"}}'])
+    assert agent.run("t") == answer

@@ -34,6 +34,28 @@ FINAL_ANSWER_NOT_ALONE = (
 )
 
 
+ECHOED_ERROR = (
+    "final_answer was not run: its answer is the text of an error message shown to you, not an answer to the "
+    "task. Call final_answer with the answer itself, computed from the tool results above."
+)
+
+
+def _echoes_an_error(answer: Any, steps: Sequence[ActionStep]) -> bool:
+    """Whether a final answer is (a long part of) an error text an earlier step showed the model.
+
+    A small model copies the refusal it was just shown ("final_answer was not run: ...") into final_answer;
+    ending the run with the framework's own message would report it as the task's answer.
+    """
+    if not isinstance(answer, str) or len(answer.strip()) < 20:
+        return False
+    text = answer.strip().removeprefix("Error:").strip()
+    for step in steps:
+        for shown in [step.error, step.observations, *(r.output for r in step.tool_results if r.is_error)]:
+            if shown and "Error" in shown and text[:60] in shown:
+                return True
+    return False
+
+
 def check_tool_call(
     tools: dict[str, Any], call: ToolCall, calls: Sequence[ToolCall]
 ) -> tuple[Any, dict[str, Any]]:
@@ -149,6 +171,8 @@ class ToolCallingAgent(MultiStepAgent):
                     f"{type(output).__name__}: {output}\nCheck the arguments or try another approach."
                 )
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {error}", is_error=True)
+            elif call.name == "final_answer" and _echoes_an_error(output, self.memory.action_steps):
+                results[call.id] = ToolResult(call.id, call.name, f"Error: {ECHOED_ERROR}", is_error=True)
             elif call.name == "final_answer":
                 answer = output
                 results[call.id] = ToolResult(call.id, call.name, f"Final answer: {short_repr(output)}")
