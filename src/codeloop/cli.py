@@ -508,4 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m codeloop.cli` runs this file as __main__; the subcommands in `cli_jobs` import `codeloop.cli`,
+    # a second copy whose UsageError is another class. Running the importable copy keeps one of each.
+    from codeloop.cli import main as importable_main
+
+    sys.exit(importable_main())

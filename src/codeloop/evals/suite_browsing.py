@@ -12,7 +12,7 @@ from typing import Any
 from ..tools import tool
 from .tasks import NamesAnswer, NumberAnswer, TextAnswer, ToolTask
 
-__all__ = ["BROWSING_TASKS"]
+__all__ = ["BROWSING_TASKS", "TASKS"]
 
 SITE = "https://harrowgate.example"
 
@@ -276,3 +276,6 @@ BROWSING_TASKS: tuple[ToolTask, ...] = (
         "answer = total",
     ),
 )  # fmt: skip
+
+TASKS = BROWSING_TASKS
+"""This module as a suite of its own: `codeloop eval codeloop.evals.suite_browsing`."""

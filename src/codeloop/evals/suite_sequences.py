@@ -10,7 +10,7 @@ from typing import Any
 from ..tools import tool
 from .tasks import NamesAnswer, NumberAnswer, TextAnswer, ToolTask
 
-__all__ = ["SEQUENCE_TASKS"]
+__all__ = ["SEQUENCE_TASKS", "TASKS"]
 
 
 def _known(table: dict[str, Any], key: str, what: str) -> Any:
@@ -290,3 +290,6 @@ SEQUENCE_TASKS: tuple[ToolTask, ...] = (
         "answer = abs(a - b)",
     ),
 )  # fmt: skip
+
+TASKS = SEQUENCE_TASKS
+"""This module as a suite of its own: `codeloop eval codeloop.evals.suite_sequences`."""

@@ -10,7 +10,7 @@ from typing import Any
 from ..tools import tool
 from .tasks import NumberAnswer, TextAnswer, ToolTask
 
-__all__ = ["TRADING_TASKS"]
+__all__ = ["TRADING_TASKS", "TASKS"]
 
 
 def _known(table: dict[Any, Any], key: Any, what: str) -> Any:
@@ -312,3 +312,6 @@ TRADING_TASKS: tuple[ToolTask, ...] = (
         "answer = round(total, 2)",
     ),
 )  # fmt: skip
+
+TASKS = TRADING_TASKS
+"""This module as a suite of its own: `codeloop eval codeloop.evals.suite_trading`."""
