@@ -464,9 +464,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the live run")
     run.set_defaults(handler=_cmd_run)
 
-    from .cli_jobs import add_job_commands
+    from .cli_jobs import CommandContext, add_job_commands
 
-    add_job_commands(sub)
+    # Passed in rather than imported by cli_jobs, so the two modules do not import each other.
+    context = CommandContext(
+        usage_error=UsageError,
+        resolve_model_spec=resolve_model_spec,
+        build_model=_build_model,
+        build_tools=_build_tools,
+        positive_int=_positive_int,
+        add_model_arguments=add_model_arguments,
+    )
+    add_job_commands(sub, context)
 
     demo = sub.add_parser("demo", help="an offline run with recorded model replies")
     demo.add_argument(
@@ -508,8 +517,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m codeloop.cli` runs this file as __main__; the subcommands in `cli_jobs` import `codeloop.cli`,
-    # a second copy whose UsageError is another class. Running the importable copy keeps one of each.
-    from codeloop.cli import main as importable_main
-
-    sys.exit(importable_main())
+    sys.exit(main())

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .jobs import ResultSink
 
-__all__ = ["add_job_commands", "result_sinks"]
+__all__ = ["CommandContext", "add_job_commands", "result_sinks"]
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """What `eval` and `batch` share with `codeloop run`, handed over by `codeloop.cli` (which imports this module;
+    importing it back would make a cycle)."""
+
+    usage_error: type[Exception]
+    """Raised for a problem the user must fix; `codeloop.cli.main` turns it into exit code 2."""
+    resolve_model_spec: Callable[[str | None], str]
+    build_model: Callable[[argparse.Namespace], Any]
+    build_tools: Callable[[str | None], list[Any]]
+    positive_int: Callable[[str], int]
+    add_model_arguments: Callable[[argparse.ArgumentParser], None]
+
 
 EVAL_EXIT_CODES = {
     0: "every run is recorded (wrong answers included: they are results)",
@@ -59,8 +77,7 @@ def _recorded(output: Path) -> int:
         return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from .cli import UsageError, _build_model, resolve_model_spec
+def _cmd_eval(args: argparse.Namespace, context: CommandContext) -> int:
     from .evals.runner import run_eval, summarize, write_plot
     from .evals.suites import SuiteError, load_suite, select_tasks
     from .jobs import ResultsFileError
@@ -68,13 +85,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         tasks = select_tasks(load_suite(args.suite), args.tasks.split(",") if args.tasks else None)
     except SuiteError as exc:
-        raise UsageError(str(exc)) from None
+        raise context.usage_error(str(exc)) from None
     agents = ["code", "tool-calling"] if args.agent == "both" else [args.agent]
-    spec = resolve_model_spec(args.model)
+    spec = context.resolve_model_spec(args.model)
     suite_label = "builtin" if args.suite == "builtin" else _label(Path(args.suite).stem)
     output = args.output or Path(f"eval-{suite_label}-{_label(spec)}.jsonl")
     config = {"model": spec, "executor": args.executor, "max_steps": args.max_steps}
-    model = _build_model(args)  # after the suite: a broken suite costs no client set-up
+    model = context.build_model(args)  # after the suite: a broken suite costs no client set-up
     total = len(tasks) * len(agents) * args.repeat
     print(
         f"{len(tasks)} tasks x {len(agents)} agent(s) x {args.repeat} repeat(s) on {spec} -> {output}",
@@ -87,7 +104,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )  # fmt: skip
     except ResultsFileError as exc:
-        raise UsageError(str(exc)) from None
+        raise context.usage_error(str(exc)) from None
     except KeyboardInterrupt:
         return _interrupted(_recorded(output), total, output)
     rows = summarize(records)
@@ -100,20 +117,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_batch(args: argparse.Namespace) -> int:
+def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
     from .batch import TasksFileError, read_tasks_file, run_batch
-    from .cli import UsageError, _build_model, _build_tools, resolve_model_spec
     from .evals.runner import summarize
     from .jobs import ResultsFileError
 
     try:
         tasks = read_tasks_file(args.tasks_file)  # every line checked before anything runs
     except TasksFileError as exc:
-        raise UsageError(str(exc)) from None
-    spec = resolve_model_spec(args.model)
+        raise context.usage_error(str(exc)) from None
+    spec = context.resolve_model_spec(args.model)
     output = args.output or args.tasks_file.with_name(f"{args.tasks_file.stem}.results.jsonl")
-    tools = _build_tools(args.tools)
-    model = _build_model(args)
+    tools = context.build_tools(args.tools)
+    model = context.build_model(args)
     config = {
         "model": spec, "agent": args.agent, "executor": args.executor, "max_steps": args.max_steps,
         "tools": args.tools, "imports": sorted(args.imports or ()),
@@ -141,7 +157,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             sinks=result_sinks(args), progress=not args.no_progress,
         )  # fmt: skip
     except ResultsFileError as exc:
-        raise UsageError(str(exc)) from None
+        raise context.usage_error(str(exc)) from None
     except KeyboardInterrupt:
         return _interrupted(_recorded(output), len(tasks), output)
     _print_table(summarize(records, by=None), f"{len(tasks)} tasks, {spec}", first="batch")
@@ -173,10 +189,8 @@ def _print_table(rows: list[Any], title: str, first: str = "agent") -> None:
     Console(width=120).print(table)
 
 
-def _add_agent_arguments(parser: argparse.ArgumentParser, max_steps: int) -> None:
-    from .cli import _positive_int, add_model_arguments
-
-    add_model_arguments(parser)
+def _add_agent_arguments(parser: argparse.ArgumentParser, max_steps: int, context: CommandContext) -> None:
+    context.add_model_arguments(parser)
     parser.add_argument(
         "--executor",
         default="sandbox",
@@ -185,22 +199,20 @@ def _add_agent_arguments(parser: argparse.ArgumentParser, max_steps: int) -> Non
     )
     parser.add_argument(
         "--max-steps",
-        type=_positive_int,
+        type=context.positive_int,
         default=max_steps,
         metavar="N",
         help=f"steps per run (default: {max_steps})",
     )
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=4, metavar="N", help="runs at once (default: 4; 1 for a "
+        "--concurrency", type=context.positive_int, default=4, metavar="N", help="runs at once (default: 4; 1 for a "
         "local model server that answers one request at a time)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def add_job_commands(sub: Any) -> None:
+def add_job_commands(sub: Any, context: CommandContext) -> None:
     """Add the `eval` and `batch` subcommands to the `codeloop` parser's subparsers."""
-    from .cli import _positive_int
-
     ev = sub.add_parser(
         "eval",
         help="run a task suite with CodeAgent and/or ToolCallingAgent and score the answers",
@@ -211,11 +223,13 @@ def add_job_commands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ev.add_argument("suite", help="'builtin', a module path (my_pkg.suite), a .py file, or a folder of them")
-    _add_agent_arguments(ev, max_steps=8)
+    _add_agent_arguments(ev, max_steps=8, context=context)
     ev.add_argument(
         "--agent", choices=["code", "tool-calling", "both"], default="both", help="(default: both)"
     )
-    ev.add_argument("--repeat", type=_positive_int, default=1, metavar="K", help="runs per task and agent")
+    ev.add_argument(
+        "--repeat", type=context.positive_int, default=1, metavar="K", help="runs per task and agent"
+    )
     ev.add_argument("--tasks", help="comma-separated task names (default: the whole suite)")
     ev.add_argument(
         "--output", type=Path, help="results JSONL (default: eval-SUITE-MODEL.jsonl); rerunning resumes it"
@@ -224,7 +238,7 @@ def add_job_commands(sub: Any) -> None:
         "--plot", type=Path, help="PNG of success against tokens (default: the output's name, .png)"
     )
     ev.add_argument("--no-plot", action="store_true", help="write no plot")
-    ev.set_defaults(handler=_cmd_eval)
+    ev.set_defaults(handler=functools.partial(_cmd_eval, context=context))
 
     batch = sub.add_parser(
         "batch",
@@ -236,11 +250,11 @@ def add_job_commands(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     batch.add_argument("tasks_file", type=Path, help='JSONL: one {"id": ..., "task": ...} per line')
-    _add_agent_arguments(batch, max_steps=20)
+    _add_agent_arguments(batch, max_steps=20, context=context)
     batch.add_argument("--agent", choices=["code", "tool-calling"], default="code")
     batch.add_argument("--tools", help="comma-separated built-in tools, e.g. web_search,visit_webpage")
     batch.add_argument("--imports", nargs="*", help="extra modules the code may import, e.g. numpy pandas")
     batch.add_argument(
         "--output", type=Path, help="results JSONL (default: TASKS.results.jsonl beside the tasks file)"
     )
-    batch.set_defaults(handler=_cmd_batch)
+    batch.set_defaults(handler=functools.partial(_cmd_batch, context=context))

@@ -38,7 +38,7 @@ def load_suite(spec: str) -> list[ToolTask]:
         SuiteError: the suite does not exist, does not import, or holds a malformed task.
     """
     if spec == "builtin":
-        from . import tool_tasks
+        from .builtin import tool_tasks
 
         return tool_tasks()
     path = Path(spec)
