@@ -67,12 +67,12 @@ class ResultsFile:
     Opening it reads the records already there. A last line cut short by a crash is dropped (its run did not
     finish recording, so it runs again); any other line that is not a JSON record is an error naming the line.
     Every record carries the `config` it was made with; resuming with another config is refused, since the file
-    would then mix runs of, say, two models.
+    would then mix runs of, say, two models. With `config=None` (only reading), any config is accepted.
     """
 
     def __init__(self, path: str | Path, config: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
-        self.config = dict(config or {})
+        self.config = None if config is None else dict(config)
         self.records: dict[str, dict[str, Any]] = {}
         self._load()
 
@@ -109,6 +109,8 @@ class ResultsFile:
         return record if isinstance(record, dict) and isinstance(record.get("key"), str) else None
 
     def _check_config(self, record: dict[str, Any], number: int) -> None:
+        if self.config is None:
+            return
         theirs = record.get("config") or {}
         differing = sorted(k for k in set(theirs) | set(self.config) if theirs.get(k) != self.config.get(k))
         if differing:
