@@ -287,3 +287,31 @@ def test_ctrl_c_then_the_same_command_finishes_the_eval_with_no_run_lost_or_repe
     rerun = {f"{key.split('/')[0]}/{key.split('/')[1]}" for key in first} & set(started)
     assert rerun == set()  # a run recorded before Ctrl-C did not run again
     assert sum(started.values()) == 24 - len(first)
+
+
+def test_sinks_receive_every_record_and_agent_options_reach_every_agent() -> None:
+    from codeloop import events as ev
+
+    tasks = tool_tasks(["portfolio_value", "densest_country"])
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def listen(event: ev.Event) -> None:
+        if isinstance(event, ev.RunFinished):
+            with lock:
+                finished.append(event.result.run_id)
+
+    class Sink:
+        def __init__(self) -> None:
+            self.records: list[dict[str, Any]] = []
+
+        def record(self, record: dict[str, Any]) -> None:
+            self.records.append(record)
+
+    sink = Sink()
+    records = run_eval(
+        tasks, ScriptedModel(reference_replies(tasks)), executor="local", sinks=[sink],
+        agent_options={"listeners": [listen]},
+    )  # fmt: skip
+    assert sorted(r["key"] for r in sink.records) == sorted(r["key"] for r in records) and len(records) == 4
+    assert sorted(finished) == sorted(r["run_id"] for r in records)  # each record names its run

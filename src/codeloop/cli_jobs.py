@@ -13,7 +13,7 @@ from typing import Any
 
 from .jobs import ResultSink
 
-__all__ = ["CommandContext", "add_job_commands", "result_sinks"]
+__all__ = ["CommandContext", "add_job_commands", "agent_options", "result_sinks"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,18 @@ def _codes_help(codes: dict[int, str]) -> str:
 
 
 def result_sinks(args: argparse.Namespace) -> list[ResultSink]:
-    """Where records go besides the JSONL file.
+    """Where records go besides the JSONL file: none yet.
 
-    This is the hook point for the run store (`codeloop.store`, being built separately): when it lands, a sink
-    that writes each record there is returned here; until then the JSONL file is the only record.
+    Hook point for the run store (`codeloop.store`, built on another branch): a sink here receives every
+    record (the scores) as it ends, while `agent_options` below hands each agent the store so its steps are
+    recorded too; each record's `run_id` links the JSONL line to the stored run.
     """
     return []
+
+
+def agent_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Extra keyword arguments for every agent `eval` and `batch` build: none yet (the run store's `store=`)."""
+    return {}
 
 
 def _label(text: str) -> str:
@@ -101,6 +107,7 @@ def _cmd_eval(args: argparse.Namespace, context: CommandContext) -> int:
         records = run_eval(
             tasks, model, agents=agents, repeat=args.repeat, concurrency=args.concurrency, output=output,
             executor=args.executor, max_steps=args.max_steps, config=config, sinks=result_sinks(args),
+            agent_options=agent_options(args),
             progress=not args.no_progress,
         )  # fmt: skip
     except ResultsFileError as exc:
@@ -139,7 +146,7 @@ def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
         from .agents import CodeAgent
         from .tool_calling_agent import ToolCallingAgent
 
-        common: dict[str, Any] = {"max_steps": args.max_steps, "verbosity_level": 0}
+        common: dict[str, Any] = {"max_steps": args.max_steps, "verbosity_level": 0, **agent_options(args)}
         if args.agent == "code":
             return CodeAgent(
                 tools,

@@ -43,13 +43,18 @@ def _model_source(model: Any) -> Callable[[], Any]:
 
 
 def _agent_factory(
-    kind: str, task: ToolTask, model: Callable[[], Any], executor: Any, max_steps: int
+    kind: str,
+    task: ToolTask,
+    model: Callable[[], Any],
+    executor: Any,
+    max_steps: int,
+    options: dict[str, Any],
 ) -> Callable[[], Any]:
     def make() -> Any:
         from ..agents import CodeAgent
         from ..tool_calling_agent import ToolCallingAgent
 
-        common: dict[str, Any] = {"max_steps": max_steps, "verbosity_level": 0}
+        common: dict[str, Any] = {"max_steps": max_steps, "verbosity_level": 0, **options}
         if kind == "code":
             return CodeAgent(list(task.tools), model(), executor=executor, **common)
         return ToolCallingAgent(list(task.tools), model(), **common)
@@ -82,6 +87,7 @@ def run_eval(
     config: dict[str, Any] | None = None,
     sinks: Iterable[ResultSink] = (),
     progress: bool = False,
+    agent_options: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run every task with every agent in `agents`, `repeat` times; return one record per run.
 
@@ -89,6 +95,7 @@ def run_eval(
     per run. Runs are ordered task by task (every agent on task 1, then task 2, ...), so a run stopped early
     still compares the agents on the same tasks. With `output`, finished runs are appended as they end and runs
     already there are skipped (resume-by-rerun); `config` is stored with each record and must match on resume.
+    `agent_options` are passed to every agent (e.g. `listeners`); `sinks` receive every record too.
 
     Raises:
         ValueError: an unknown agent kind, `repeat` below 1, or no tasks (before anything runs).
@@ -107,7 +114,7 @@ def run_eval(
         Job(
             key=f"{task.name}/{kind}/{number}",
             task=task.question,
-            make_agent=_agent_factory(kind, task, source, executor, max_steps),
+            make_agent=_agent_factory(kind, task, source, executor, max_steps, dict(agent_options or {})),
             fields={
                 "task": task.name,
                 "category": task.category,
