@@ -233,3 +233,34 @@ def test_a_killed_batch_run_again_finishes_with_no_task_lost_or_run_twice(tmp_pa
     assert all(r["output"] == 100 + int(r["id"][1:]) for r in records)
     assert {f"t{n}" for n in started} & first == set()  # nothing recorded before the stop ran again
     assert len(started) == 16 - len(first)
+
+
+def test_retry_errors_runs_again_only_the_runs_that_failed_by_an_error(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    broken = {"yes": True}
+    built: list[int] = []
+
+    def factory() -> Any:
+        built.append(1)
+        if broken["yes"] and len(built) == 2:
+            raise ConnectionError("model unreachable")
+        return ToolCallingAgent([], ScriptedModel(reply), verbosity_level=0, max_steps=1)
+
+    def reply(request: ScriptRequest) -> Any:
+        text = "\n".join(str(m.content) for m in request.messages)
+        if "loop" in text:
+            return {"tool_calls": [{"name": "no_such_tool", "arguments": {}}]}
+        return {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "ok"}}]}
+
+    tasks = [{"id": "a", "task": "fine"}, {"id": "b", "task": "fine too"}, {"id": "c", "task": "loop"}]
+    first = run_batch(factory, tasks, output=out)
+    assert [r["error_kind"] for r in first] == [None, "exception", "max_steps"]
+    broken["yes"] = False
+    built.clear()
+    assert (
+        run_batch(factory, tasks, output=out)[1]["error_kind"] == "exception" and built == []
+    )  # plain rerun
+    again = run_batch(factory, tasks, output=out, retry_errors=True)
+    assert len(built) == 1  # only "b": the wrong-answer-like max_steps run is a result and stays
+    assert [r["error_kind"] for r in again] == [None, None, "max_steps"]
+    assert sorted(r["id"] for r in _records(out)) == ["a", "b", "c"]  # the failed record was replaced

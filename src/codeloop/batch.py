@@ -130,13 +130,15 @@ def run_batch(
     config: dict[str, Any] | None = None,
     sinks: Iterable[ResultSink] = (),
     progress: bool = False,
+    retry_errors: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every task on a fresh agent from `agent_factory()`, at most `concurrency` at once.
 
     With `output`, each finished run is appended to that JSONL file as it ends, and a task already recorded
     there is not run again: after Ctrl-C or a crash, the same call finishes the batch. `config` (e.g. the model
     name) is stored with every record, and resuming a file made with another config is refused. `sinks` receive
-    every record too (e.g. a run store). Returns one record per task, in the order given; a record's "success"
+    every record too (e.g. a run store). `retry_errors` runs again the tasks recorded as failed by an error (see
+    `codeloop.jobs.run_jobs`). Returns one record per task, in the order given; a record's "success"
     is whether the run ended with a final answer.
 
     Raises:
@@ -156,6 +158,7 @@ def run_batch(
         sinks=sinks,
         progress=progress,
         description="batch",
+        retry_errors=retry_errors,
     )
 
 

@@ -107,7 +107,7 @@ def _cmd_eval(args: argparse.Namespace, context: CommandContext) -> int:
         records = run_eval(
             tasks, model, agents=agents, repeat=args.repeat, concurrency=args.concurrency, output=output,
             executor=args.executor, max_steps=args.max_steps, config=config, sinks=result_sinks(args),
-            agent_options=agent_options(args),
+            agent_options=agent_options(args), retry_errors=args.retry_errors,
             progress=not args.no_progress,
         )  # fmt: skip
     except ResultsFileError as exc:
@@ -161,7 +161,7 @@ def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
     try:
         records = run_batch(
             make_agent, tasks, concurrency=args.concurrency, output=output, config=config,
-            sinks=result_sinks(args), progress=not args.no_progress,
+            sinks=result_sinks(args), progress=not args.no_progress, retry_errors=args.retry_errors,
         )  # fmt: skip
     except ResultsFileError as exc:
         raise context.usage_error(str(exc)) from None
@@ -216,6 +216,12 @@ def _add_agent_arguments(parser: argparse.ArgumentParser, max_steps: int, contex
         "local model server that answers one request at a time)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--retry-errors",
+        action="store_true",
+        help="run again the runs recorded as failed by an error (an unreachable model, an agent that could not "
+        "be built); wrong answers and max-steps runs stay recorded",
+    )
 
 
 def add_job_commands(sub: Any, context: CommandContext) -> None:

@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["Job", "ResultSink", "ResultsFile", "ResultsFileError", "run_jobs", "record_of"]
+__all__ = [
+    "RETRIED_ERROR_KINDS",
+    "Job",
+    "ResultSink",
+    "ResultsFile",
+    "ResultsFileError",
+    "run_jobs",
+    "record_of",
+]
+
+RETRIED_ERROR_KINDS = ("exception", "agent_error")
+"""The error kinds `retry_errors=True` runs again: failures of the run itself, not answers."""
 
 _OUTPUT_CHARS = 2000
 """An answer longer than this is cut in the record (the full run belongs in a trace or the run store)."""
@@ -119,6 +131,19 @@ class ResultsFile:
                 f"{self.path} holds runs made with other settings (line {number}: {detail}); to continue those "
                 "runs use the same settings, otherwise write to another --output"
             )
+
+    def drop(self, keys: Iterable[str]) -> None:
+        """Remove the records of `keys` from the file (rewritten whole, then renamed over it: all or nothing)."""
+        keys = set(keys) & set(self.records)
+        if not keys:
+            return
+        for key in keys:
+            del self.records[key]
+        temporary = self.path.with_name(self.path.name + ".rewrite")
+        with temporary.open("w", encoding="utf-8") as f:
+            for record in self.records.values():
+                f.write(json.dumps(record, default=repr, ensure_ascii=False) + "\n")
+        os.replace(temporary, self.path)
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one record as a line and flush it to the OS (a crash of this process then cannot lose it)."""
@@ -267,8 +292,13 @@ def run_jobs(
     sinks: Iterable[ResultSink] = (),
     progress: bool = False,
     description: str = "runs",
+    retry_errors: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the jobs not yet recorded in `output`, at most `concurrency` at once; return every job's record.
+
+    With `retry_errors`, runs recorded with error kind "exception" or "agent_error" (the agent could not be
+    built, or the run ended on an error such as an unreachable model) are removed from `output` and run again;
+    wrong answers and runs that reached max_steps are results and stay.
 
     The records come back in the order of `jobs` (those found in `output` as they were). Ctrl-C stops the runs in
     flight (they are not recorded) and raises `KeyboardInterrupt`; the records written so far stay in `output`.
@@ -285,6 +315,8 @@ def run_jobs(
         raise ValueError(f"two jobs have the key {duplicate!r}; every job needs its own key")
     config = dict(config or {})
     results = ResultsFile(output, config) if output is not None else None
+    if results is not None and retry_errors:
+        results.drop([k for k, r in results.records.items() if r.get("error_kind") in RETRIED_ERROR_KINDS])
     done: dict[str, dict[str, Any]] = dict(results.records) if results is not None else {}
     pending = [job for job in jobs if job.key not in done]
     already = len(jobs) - len(pending)

@@ -88,6 +88,7 @@ def run_eval(
     sinks: Iterable[ResultSink] = (),
     progress: bool = False,
     agent_options: dict[str, Any] | None = None,
+    retry_errors: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every task with every agent in `agents`, `repeat` times; return one record per run.
 
@@ -95,7 +96,8 @@ def run_eval(
     per run. Runs are ordered task by task (every agent on task 1, then task 2, ...), so a run stopped early
     still compares the agents on the same tasks. With `output`, finished runs are appended as they end and runs
     already there are skipped (resume-by-rerun); `config` is stored with each record and must match on resume.
-    `agent_options` are passed to every agent (e.g. `listeners`); `sinks` receive every record too.
+    `agent_options` are passed to every agent (e.g. `listeners`); `sinks` receive every record too;
+    `retry_errors` runs again the runs recorded as failed by an error (see `codeloop.jobs.run_jobs`).
 
     Raises:
         ValueError: an unknown agent kind, `repeat` below 1, or no tasks (before anything runs).
@@ -136,6 +138,7 @@ def run_eval(
         sinks=sinks,
         progress=progress,
         description="eval",
+        retry_errors=retry_errors,
     )
 
 
