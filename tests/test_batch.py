@@ -264,3 +264,20 @@ def test_retry_errors_runs_again_only_the_runs_that_failed_by_an_error(tmp_path:
     assert len(built) == 1  # only "b": the wrong-answer-like max_steps run is a result and stays
     assert [r["error_kind"] for r in again] == [None, None, "max_steps"]
     assert sorted(r["id"] for r in _records(out)) == ["a", "b", "c"]  # the failed record was replaced
+
+
+def test_inside_a_running_event_loop_run_batch_says_to_await_arun_batch_which_works() -> None:
+    import asyncio
+
+    from codeloop.batch import arun_batch
+
+    def factory() -> Any:
+        return CodeAgent(model=ScriptedModel(list(THREE_STEPS)), executor="local", verbosity_level=0)
+
+    async def in_a_notebook() -> list[dict[str, Any]]:
+        with pytest.raises(RuntimeError, match="await arun_batch"):
+            run_batch(factory, [{"id": 1, "task": "x"}])
+        return await arun_batch(factory, [{"id": i, "task": "Compute 20."} for i in range(5)], concurrency=5)
+
+    records = asyncio.run(in_a_notebook())
+    assert [r["output"] for r in records] == [20] * 5

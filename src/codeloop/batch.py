@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jobs import Job, ResultSink, run_jobs
+from .jobs import Job, ResultSink, arun_jobs, run_jobs
 
-__all__ = ["BatchTask", "TasksFileError", "read_tasks_file", "parse_tasks", "run_batch"]
+__all__ = ["BatchTask", "TasksFileError", "read_tasks_file", "parse_tasks", "run_batch", "arun_batch"]
 
 _KEYS = {"id", "task", "metadata"}
 
@@ -138,28 +138,43 @@ def run_batch(
     there is not run again: after Ctrl-C or a crash, the same call finishes the batch. `config` (e.g. the model
     name) is stored with every record, and resuming a file made with another config is refused. `sinks` receive
     every record too (e.g. a run store). `retry_errors` runs again the tasks recorded as failed by an error (see
-    `codeloop.jobs.run_jobs`). Returns one record per task, in the order given; a record's "success"
-    is whether the run ended with a final answer.
+    `codeloop.jobs.arun_jobs`). Returns one record per task, in the order given; a record's "success" is whether
+    the run ended with a final answer. Inside a running event loop (Jupyter), `await arun_batch(...)` instead.
 
     Raises:
         TasksFileError: a task is malformed or repeats an id (before anything runs).
     """
+    jobs = _jobs(agent_factory, tasks)
+    return run_jobs(
+        jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
+        description="batch", retry_errors=retry_errors,
+    )  # fmt: skip
+
+
+async def arun_batch(
+    agent_factory: Callable[[], Any],
+    tasks: Iterable[BatchTask | dict[str, Any]],
+    *,
+    concurrency: int = 8,
+    output: str | Path | None = None,
+    config: dict[str, Any] | None = None,
+    sinks: Iterable[ResultSink] = (),
+    progress: bool = False,
+    retry_errors: bool = False,
+) -> list[dict[str, Any]]:
+    """Async `run_batch`, on the running event loop (for Jupyter and async applications)."""
+    jobs = _jobs(agent_factory, tasks)
+    return await arun_jobs(
+        jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
+        description="batch", retry_errors=retry_errors,
+    )  # fmt: skip
+
+
+def _jobs(agent_factory: Callable[[], Any], tasks: Iterable[BatchTask | dict[str, Any]]) -> list[Job]:
     checked = parse_tasks(tasks)
     if not callable(agent_factory):
         raise TypeError(f"agent_factory must be a callable returning a new agent, got {agent_factory!r:.80}")
-    jobs = [
-        Job(key=task.id, task=task.task, make_agent=agent_factory, fields=_fields(task)) for task in checked
-    ]
-    return run_jobs(
-        jobs,
-        concurrency=concurrency,
-        output=output,
-        config=config,
-        sinks=sinks,
-        progress=progress,
-        description="batch",
-        retry_errors=retry_errors,
-    )
+    return [Job(key=t.id, task=t.task, make_agent=agent_factory, fields=_fields(t)) for t in checked]
 
 
 def _fields(task: BatchTask) -> dict[str, Any]:

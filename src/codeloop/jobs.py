@@ -283,7 +283,26 @@ class _Progress:
             self._bar.stop()
 
 
-def run_jobs(
+def run_jobs(jobs: Sequence[Job], **options: Any) -> list[dict[str, Any]]:
+    """Run the jobs not yet recorded in `output`, at most `concurrency` at once; return every job's record.
+
+    Takes the options of `arun_jobs`, on an event loop of its own. Ctrl-C stops the runs in flight (they are not
+    recorded) and raises `KeyboardInterrupt`; the records written so far stay in `output`.
+
+    Raises:
+        RuntimeError: called with an event loop running in this thread (as in Jupyter): await `arun_jobs`.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(arun_jobs(jobs, **options))
+    raise RuntimeError(
+        "called inside a running event loop (Jupyter, an async app): use the async twin instead, "
+        "e.g. `await arun_batch(...)` or `await arun_eval(...)`"
+    )
+
+
+async def arun_jobs(
     jobs: Sequence[Job],
     *,
     concurrency: int = 8,
@@ -294,14 +313,13 @@ def run_jobs(
     description: str = "runs",
     retry_errors: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run the jobs not yet recorded in `output`, at most `concurrency` at once; return every job's record.
+    """Async `run_jobs`: run the jobs not yet recorded in `output` on the running loop; return every record.
 
-    With `retry_errors`, runs recorded with error kind "exception" or "agent_error" (the agent could not be
-    built, or the run ended on an error such as an unreachable model) are removed from `output` and run again;
-    wrong answers and runs that reached max_steps are results and stay.
-
-    The records come back in the order of `jobs` (those found in `output` as they were). Ctrl-C stops the runs in
-    flight (they are not recorded) and raises `KeyboardInterrupt`; the records written so far stay in `output`.
+    With `output`, each finished run is appended as it ends and jobs already recorded there are skipped; every
+    record carries `config`, which must match the file's. With `retry_errors`, runs recorded with error kind
+    "exception" or "agent_error" (the agent could not be built, or the run ended on an error such as an
+    unreachable model) are removed from `output` and run again; wrong answers and runs that reached max_steps
+    are results and stay. The records come back in the order of `jobs` (those found in `output` as they were).
 
     Raises:
         ValueError: two jobs share a key, or `concurrency` is below 1.
@@ -319,30 +337,23 @@ def run_jobs(
         results.drop([k for k, r in results.records.items() if r.get("error_kind") in RETRIED_ERROR_KINDS])
     done: dict[str, dict[str, Any]] = dict(results.records) if results is not None else {}
     pending = [job for job in jobs if job.key not in done]
-    already = len(jobs) - len(pending)
     ok = sum(bool(done[k].get("success")) for k in keys if k in done)
     sinks = list(sinks)
+    gate = asyncio.Semaphore(concurrency)
 
-    def finished(record: dict[str, Any]) -> None:
-        if results is not None:
-            results.append(record)
-        for sink in sinks:
-            sink.record(record)
-        done[record["key"]] = record
-        bar.advance(record)
-
-    async def main() -> None:
-        gate = asyncio.Semaphore(concurrency)
+    with _Progress(progress, description, len(jobs), len(jobs) - len(pending), ok) as bar:
 
         async def guarded(job: Job) -> None:
             async with gate:
                 record = await _run_one(job, config)
-            if record is not None:
-                finished(record)
+            if record is None:
+                return
+            if results is not None:
+                results.append(record)
+            for sink in sinks:
+                sink.record(record)
+            done[record["key"]] = record
+            bar.advance(record)
 
         await asyncio.gather(*(guarded(job) for job in pending))
-
-    with _Progress(progress, description, len(jobs), already, ok) as bar:
-        if pending:
-            asyncio.run(main())
     return [done[key] for key in keys]

@@ -14,7 +14,7 @@ website, each over 2-4 deterministic tools. `run_eval` runs a suite with CodeAge
 from __future__ import annotations
 
 from .builtin import first_tool_tasks, tool_tasks
-from .runner import AGENT_KINDS, AgentSummary, run_eval, summarize, write_plot
+from .runner import AGENT_KINDS, AgentSummary, arun_eval, run_eval, summarize, write_plot
 from .suites import SuiteError, load_suite, select_tasks
 from .tasks import AnswerCheck, NamesAnswer, NumberAnswer, TextAnswer, ToolTask, run_reference
 
@@ -28,6 +28,7 @@ __all__ = [
     "tool_tasks",
     "first_tool_tasks",
     "run_eval",
+    "arun_eval",
     "summarize",
     "write_plot",
     "AgentSummary",

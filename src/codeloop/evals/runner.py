@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..jobs import Job, ResultSink, run_jobs
+from ..jobs import Job, ResultSink, arun_jobs, run_jobs
 from .tasks import ToolTask
 
-__all__ = ["AGENT_KINDS", "AgentSummary", "run_eval", "summarize", "write_plot"]
+__all__ = ["AGENT_KINDS", "AgentSummary", "arun_eval", "run_eval", "summarize", "write_plot"]
 
 AGENT_KINDS = ("code", "tool-calling")
 """The agents `run_eval` compares: codeloop's CodeAgent and ToolCallingAgent."""
@@ -97,11 +97,52 @@ def run_eval(
     still compares the agents on the same tasks. With `output`, finished runs are appended as they end and runs
     already there are skipped (resume-by-rerun); `config` is stored with each record and must match on resume.
     `agent_options` are passed to every agent (e.g. `listeners`); `sinks` receive every record too;
-    `retry_errors` runs again the runs recorded as failed by an error (see `codeloop.jobs.run_jobs`).
+    `retry_errors` runs again the runs recorded as failed by an error (see `codeloop.jobs.arun_jobs`). Inside
+    a running event loop (Jupyter), `await arun_eval(...)` instead.
 
     Raises:
         ValueError: an unknown agent kind, `repeat` below 1, or no tasks (before anything runs).
     """
+    jobs = _eval_jobs(tasks, model, agents, repeat, executor, max_steps, agent_options)
+    return run_jobs(
+        jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
+        description="eval", retry_errors=retry_errors,
+    )  # fmt: skip
+
+
+async def arun_eval(
+    tasks: Sequence[ToolTask],
+    model: Any,
+    *,
+    agents: Sequence[str] = AGENT_KINDS,
+    repeat: int = 1,
+    concurrency: int = 4,
+    output: str | Path | None = None,
+    executor: Any = "sandbox",
+    max_steps: int = 8,
+    config: dict[str, Any] | None = None,
+    sinks: Iterable[ResultSink] = (),
+    progress: bool = False,
+    agent_options: dict[str, Any] | None = None,
+    retry_errors: bool = False,
+) -> list[dict[str, Any]]:
+    """Async `run_eval`, on the running event loop (for Jupyter and async applications)."""
+    jobs = _eval_jobs(tasks, model, agents, repeat, executor, max_steps, agent_options)
+    return await arun_jobs(
+        jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
+        description="eval", retry_errors=retry_errors,
+    )  # fmt: skip
+
+
+def _eval_jobs(
+    tasks: Sequence[ToolTask],
+    model: Any,
+    agents: Sequence[str],
+    repeat: int,
+    executor: Any,
+    max_steps: int,
+    agent_options: dict[str, Any] | None,
+) -> list[Job]:
     unknown = [kind for kind in agents if kind not in AGENT_KINDS]
     if unknown or not agents:
         raise ValueError(
@@ -130,16 +171,7 @@ def run_eval(
         for task in tasks
         for kind in agents
     ]
-    return run_jobs(
-        jobs,
-        concurrency=concurrency,
-        output=output,
-        config=config,
-        sinks=sinks,
-        progress=progress,
-        description="eval",
-        retry_errors=retry_errors,
-    )
+    return jobs
 
 
 @dataclass
