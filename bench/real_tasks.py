@@ -1,7 +1,8 @@
 """The tool-use task suite (`codeloop.evals.tool_tasks()`) on the real local model, per agent.
 
     make real-model   # once: fetch the model, build the runtime
-    .venv/bin/python bench/real_tasks.py [--agents code,tool_calling] [--tasks a,b] [--limit N] [--out runs.jsonl]
+    .venv/bin/python bench/real_tasks.py [--agents code,tool_calling] [--suite first22|builtin] [--tasks a,b]
+        [--limit N] [--out runs.jsonl]
         [--traces DIR]
 
 Starts the prepared Qwen2.5-Coder-1.5B (Q4_K_M) on llama-cpp-python's server (or uses `--api-base`), then runs
@@ -36,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from codeloop.evals import ToolTask, tool_tasks  # noqa: E402
+from codeloop.evals import ToolTask, first_tool_tasks, tool_tasks  # noqa: E402
 
 CODELOOP_AGENTS = ("code", "code_local", "tool_calling")
 SMOLAGENTS_AGENTS = ("smol_code", "smol_tool_calling")
@@ -249,7 +250,11 @@ def main() -> None:
     parser.add_argument(
         "--agents", help=f"comma-separated, from {', '.join(CODELOOP_AGENTS + SMOLAGENTS_AGENTS)}"
     )
-    parser.add_argument("--tasks", help="comma-separated task names (default: the whole suite)")
+    parser.add_argument("--tasks", help="comma-separated task names (default: the --suite's tasks)")
+    parser.add_argument(
+        "--suite", choices=["first22", "builtin"], default="first22",
+        help="first22: the 22 tasks earlier figures were measured on (default); builtin: all of tool_tasks()",
+    )  # fmt: skip
     parser.add_argument("--limit", type=int, help="only the first N selected tasks")
     parser.add_argument(
         "--wall-limit", type=float, default=240.0, help="seconds before a run is killed (240)"
@@ -267,7 +272,10 @@ def main() -> None:
         summarize(args.summarize)
         return
     try:
-        tasks = tool_tasks(args.tasks.split(",") if args.tasks else None)
+        if args.tasks or args.suite == "builtin":
+            tasks = tool_tasks(args.tasks.split(",") if args.tasks else None)
+        else:
+            tasks = first_tool_tasks()
     except ValueError as exc:
         raise SystemExit(str(exc)) from None
     if args.worker:

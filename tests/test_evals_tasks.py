@@ -27,10 +27,16 @@ def code(src: str) -> str:
     return f"Thought: next step.\n```python\n{src}\n```"
 
 
-def test_the_suite_has_twenty_tasks_with_unique_names_and_two_to_four_typed_documented_tools() -> None:
-    assert len(TASKS) >= 20
+def test_the_suite_has_forty_tasks_in_eight_domains_with_unique_names_and_typed_documented_tools() -> None:
+    assert len(TASKS) >= 40
     assert len(set(IDS)) == len(IDS)
-    assert {task.category for task in TASKS} == {"lookup", "conversion", "filtering", "decoding", "planning"}
+    assert {task.category for task in TASKS} == {
+        "lookup", "conversion", "filtering", "decoding", "planning", "sequences", "trading", "browsing"
+    }  # fmt: skip
+    # The first 22 tasks (the ones real-model figures were measured on) stay first and unchanged in number.
+    from codeloop.evals import first_tool_tasks
+
+    assert [t.name for t in first_tool_tasks()] == IDS[:22]
     for task in TASKS:
         assert 2 <= len(task.tools) <= 4, task.name
         for tool in task.tools:

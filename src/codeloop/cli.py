@@ -1,4 +1,4 @@
-"""`codeloop run | demo | mcp serve`: the command line. Exit codes of `run` are in `EXIT_CODES`."""
+"""`codeloop run | eval | batch | demo | mcp serve`: the command line. Exit codes of `run` are in `EXIT_CODES`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["EXIT_CODES", "main", "read_task", "resolve_model_spec", "summary_line"]
+__all__ = ["EXIT_CODES", "add_model_arguments", "main", "read_task", "resolve_model_spec", "summary_line"]
 
 EXIT_CODES = {
     0: "the agent gave its final answer",
@@ -402,6 +402,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if result.state == "success" else 1
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model options shared by `run`, `eval` and `batch`: --model, --api-base, --api-key, --timeout, ..."""
+    parser.add_argument(
+        "--model", help="provider:model, e.g. openai:gpt-4o (default: $CODELOOP_MODEL or detected)"
+    )
+    parser.add_argument("--api-base", help="base URL of an OpenAI-compatible server")
+    parser.add_argument("--api-key", help="API key (default: the provider's environment variable)")
+    parser.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="seconds one model request may take before it fails and is retried (default: 120)",
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=_non_negative_int,
+        metavar="N",
+        help="retries of a failed model request: 429, 5xx, timeouts, connection errors (default: 3)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     from . import __version__
@@ -423,23 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("task", help="the task; '-' reads it from stdin, @FILE from a file (for long tasks)")
-    run.add_argument(
-        "--model", help="provider:model, e.g. openai:gpt-4o (default: $CODELOOP_MODEL or detected)"
-    )
-    run.add_argument("--api-base", help="base URL of an OpenAI-compatible server")
-    run.add_argument("--api-key", help="API key (default: the provider's environment variable)")
-    run.add_argument(
-        "--timeout",
-        type=_positive_seconds,
-        metavar="SECONDS",
-        help="seconds one model request may take before it fails and is retried (default: 120)",
-    )
-    run.add_argument(
-        "--max-retries",
-        type=_non_negative_int,
-        metavar="N",
-        help="retries of a failed model request: 429, 5xx, timeouts, connection errors (default: 3)",
-    )
+    add_model_arguments(run)
     run.add_argument("--tools", help="comma-separated built-in tools, e.g. web_search,visit_webpage")
     run.add_argument("--imports", nargs="*", help="extra modules the code may import, e.g. numpy pandas")
     run.add_argument(
@@ -458,6 +463,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the live run")
     run.set_defaults(handler=_cmd_run)
+
+    from .cli_jobs import CommandContext, add_job_commands
+
+    # Passed in rather than imported by cli_jobs, so the two modules do not import each other.
+    context = CommandContext(
+        usage_error=UsageError,
+        resolve_model_spec=resolve_model_spec,
+        build_model=_build_model,
+        build_tools=_build_tools,
+        positive_int=_positive_int,
+        add_model_arguments=add_model_arguments,
+    )
+    add_job_commands(sub, context)
 
     demo = sub.add_parser("demo", help="an offline run with recorded model replies")
     demo.add_argument(
