@@ -23,7 +23,6 @@ IPC objects that outlive it, so killing the worker and emptying the directories 
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 
@@ -61,9 +60,14 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
     import faulthandler
     import gc
     import resource  # noqa: F401 - imported for the forked workers (rlimits, CPU budget)
-    import signal  # noqa: F401 - imported for the forked workers (PDEATHSIG)
 
     faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    # Modules only the zygote needs are taken out of each forked worker's sys.modules, so that its modules are
+    # exactly a fresh worker's (agent code importing one gets it afresh).
+    before = set(sys.modules)
+    import socket
+
+    own_modules = (set(sys.modules) - before) | {__name__}
     control = socket.socket(fileno=message["zygote_fd"])
     wipe = [str(d) for d in message.get("wipe") or [] if isinstance(d, str)]
     initial = {directory: _snapshot(directory) for directory in wipe}
@@ -82,7 +86,7 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
         if command[0] == "fork" and len(fds) == 2 and child == 0:
             pid = os.fork()
             if pid == 0:
-                _become_worker(fds[0], fds[1], control.fileno(), out_fd, max_bytes)
+                _become_worker(fds[0], fds[1], control.fileno(), out_fd, max_bytes, own_modules)
             for fd in fds:
                 os.close(fd)
             child = pid
@@ -101,14 +105,18 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
     os._exit(0)
 
 
-def _become_worker(sock_fd: int, err_fd: int, control_fd: int, zygote_out_fd: int, max_bytes: int) -> None:
+def _become_worker(
+    sock_fd: int, err_fd: int, control_fd: int, zygote_out_fd: int, max_bytes: int, own_modules: set[str]
+) -> None:
     """In the forked child: keep only the new worker's own channel, then be an ordinary worker. Never returns."""
     try:
         os.dup2(err_fd, 2)
         os.dup2(err_fd, 1)  # stray writes to fd 1 join the diagnostics, as in a fresh worker
         for fd in (err_fd, control_fd, zygote_out_fd, 0):
             os.close(fd)  # the zygote's stdin, stdout and control socket: unreachable from agent code
-        guest._die_with_parent()  # a worker never outlives its zygote, also outside a PID namespace
+        guest._libc().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL: never outlive the zygote
+        for name in own_modules:
+            sys.modules.pop(name, None)
         reader = open(sock_fd, "rb", buffering=65536, closefd=False)  # noqa: SIM115 - lives as long as the process
         guest.serve_worker(reader, sock_fd, max_bytes)
     finally:
