@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import ExecutionResult, Executor, ExecutorFactory
-from .kinds import EXECUTOR_KINDS, check_executor_choice
+from .kinds import EXECUTOR_KINDS, check_executor_choice, creates_executor
 
 if TYPE_CHECKING:
     from .local import LocalExecutor
@@ -63,10 +63,10 @@ def create_executor(kind: str | Executor | ExecutorFactory, **kwargs: Any) -> Ex
     `pip install` line that adds it.
     """
     choice = check_executor_choice(kind, kwargs)
-    if isinstance(choice, Executor):
-        return choice
+    if creates_executor(choice) and not isinstance(choice, str):
+        return choice.new_executor()  # type: ignore[union-attr]
     if not isinstance(choice, str):
-        return choice.new_executor()
+        return choice  # type: ignore[return-value]
     factory = __getattr__(EXECUTOR_KINDS[choice])
     executor: Executor = factory(**kwargs)
     return executor

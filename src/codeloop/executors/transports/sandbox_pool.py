@@ -31,7 +31,7 @@ from ..._threads import start_thread
 from ...errors import SandboxUnavailableError
 from ..worker.bundle import worker_bundle
 from ..worker.channels import FdChannel, describe_exit
-from ..worker.host import Connection, WorkerStartError
+from ..worker.host import Connection, WorkerExecutor, WorkerStartError
 from .sandbox import SandboxExecutor
 
 __all__ = ["SandboxPool", "PooledSandboxExecutor"]
@@ -44,6 +44,7 @@ _WAIT_FOR_RECYCLE_SECONDS = (
     0.5  # an acquire waits this long for a sandbox being emptied before starting another
 )
 _RETRY_AFTER_FAILURE_SECONDS = 1.0
+_MAINTAINERS = 4  # threads recycling and starting sandboxes
 
 _live_pools: weakref.WeakSet[SandboxPool] = weakref.WeakSet()
 
@@ -241,7 +242,10 @@ class SandboxPool:
         self.last_error: BaseException | None = None
         """Why the last attempt to start or recycle a sandbox failed (None if none has)."""
         _live_pools.add(self)
-        self._thread = start_thread(self._maintain, name="codeloop-sandbox-pool")
+        # Recycling is mostly waiting for the sandbox's processes (kill, fork, handshake): a few threads overlap it.
+        self._threads = [
+            start_thread(self._maintain, name="codeloop-sandbox-pool") for _ in range(min(size, _MAINTAINERS))
+        ]
 
     # --- the public side -----------------------------------------------------------------------------------------
 
@@ -282,8 +286,9 @@ class SandboxPool:
             self._cond.notify_all()
         for zygote in zygotes:
             zygote.close()
-        if self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10)
 
     def __enter__(self) -> SandboxPool:
         return self
@@ -403,6 +408,12 @@ class SandboxPool:
                 zygote.close()
 
 
+_SHARED_SETTINGS = (
+    "authorized_imports", "max_memory_mb", "cpu_seconds", "require_isolation", "readonly_paths", "tmpfs_mb",
+    "max_open_files", "max_processes", "python", "site_dirs", "bwrap", "bundle_kind", "_isolation",
+)  # fmt: skip
+
+
 class PooledSandboxExecutor(SandboxExecutor):
     """A `SandboxExecutor` whose worker comes ready from a `SandboxPool` (see there); made by `pool.new_executor()`.
 
@@ -411,7 +422,21 @@ class PooledSandboxExecutor(SandboxExecutor):
     """
 
     def __init__(self, pool: SandboxPool) -> None:
-        super().__init__(**pool.options)
+        template = pool._template
+        # The pool's options were checked when it was made; SandboxExecutor.__init__ would check them again and
+        # resolve paths (~2 ms), so the shared settings are copied and only the per-executor state is made new.
+        WorkerExecutor.__init__(
+            self,
+            timeout=template.timeout,
+            max_print_outputs_length=template.max_print_outputs_length,
+            on_output=template.on_output,
+            max_message_mb=template.max_message_bytes // 2**20,
+            startup_timeout=template.startup_timeout,
+        )
+        for name in _SHARED_SETTINGS:
+            setattr(self, name, getattr(template, name))
+        self._fallback_dir = None
+        self._pass_fds = ()
         self.pool = pool
         self._info: dict[str, Any] = {}
 

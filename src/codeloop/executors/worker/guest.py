@@ -626,10 +626,15 @@ def _unblock_signals() -> None:
         pass
 
 
-def _libc() -> Any:
-    import ctypes
+_libc_handle: list[Any] = []
 
-    return ctypes.CDLL(None, use_errno=True)
+
+def _libc() -> Any:
+    if not _libc_handle:  # made once: a zygote's forked workers find it ready
+        import ctypes
+
+        _libc_handle.append(ctypes.CDLL(None, use_errno=True))
+    return _libc_handle[0]
 
 
 def _die_with_parent() -> list[str]:
