@@ -62,17 +62,27 @@ class _ZygoteStarter(SandboxExecutor):
         return worker_bundle(self.bundle_kind, zygote=True)
 
     def _init_message(self, hello: dict[str, Any]) -> dict[str, Any]:
-        return {**super()._init_message(hello), "zygote_fd": self._control_fd, "wipe": self.writable_dirs}
+        own = super()._init_message(hello)
+        # Every forked worker gets this same init (seccomp filter included) from the zygote: none waits for it.
+        child = {**own, "max_message_bytes": self.max_message_bytes}
+        return {**own, "zygote_fd": self._control_fd, "wipe": self.writable_dirs, "child_init": child}
 
     def _on_ready(self, ready: dict[str, Any]) -> None:
         """The zygote has no seccomp filter (it must fork); each worker it forks reports its own."""
 
 
 class _ForkedTemplate(SandboxExecutor):
-    """The handshake of a forked worker: it already runs the worker code, so only hello/init/ready remain."""
+    """The handshake of a forked worker: it already runs the worker code and has its init from the zygote, so it
+    says hello and ready without being asked."""
 
-    def _bundle(self) -> bytes | None:
-        return None
+    def _handshake(self, connection: Connection, deadline: float) -> dict[str, Any]:
+        hello = connection.receive(deadline)
+        ready = connection.receive(deadline)
+        if hello.get("op") != "hello" or ready.get("op") != "ready":
+            raise WorkerStartError(
+                f"a forked worker did not start as expected ({hello.get('op')}, {ready.get('op')})"
+            )
+        return {**hello, **ready}
 
 
 class _ForkedChannel(FdChannel):

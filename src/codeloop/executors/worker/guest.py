@@ -695,14 +695,15 @@ def hello_message() -> dict[str, Any]:
     }
 
 
-def serve_worker(reader: BinaryIO, out_fd: int, max_bytes: int) -> None:
-    """Say hello, apply the host's ``init``, then serve steps until the host goes away (returns then)."""
+def serve_worker(reader: BinaryIO, out_fd: int, max_bytes: int, init: dict[str, Any] | None = None) -> None:
+    """Say hello, apply the host's ``init`` (received, or given: a zygote's worker gets the one its zygote was
+    given for it), then serve steps until the host goes away (returns then)."""
     channel = _Channel(reader, out_fd, max_bytes)
     worker = _Worker(channel)
     try:
         with channel.call_lock:
             channel.send(hello_message())
-            message = channel.receive()
+            message = channel.receive() if init is None else init
         if message["op"] != "init":
             raise _ProtocolBroken(f"expected init, got {message['op']!r}")
         channel.send(worker.initialize(message))

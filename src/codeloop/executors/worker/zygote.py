@@ -12,7 +12,8 @@ Life of a zygote:
   2. serves the host's commands on a Unix socket (file descriptor `zygote_fd` in ``init``), one datagram each:
      ``fork`` carries two descriptors (the new worker's socket to the host and its stderr pipe); the zygote forks
      a worker that keeps only those two, closes everything of the zygote's own channels, and runs the ordinary
-     worker protocol (hello, init with the seccomp filter, steps); the reply is ``pid N``.
+     worker protocol, except that it does not wait for ``init``: it applies ``child_init`` (given to the zygote,
+     with the seccomp filter), then says ``ready``; the zygote's reply is ``pid N``.
      ``recycle G`` waits up to G seconds for the worker to exit, kills it (SIGKILL) and reaps it, empties the
      writable directories back to their initial contents, and replies ``done STATUS PROBLEMS``.
 One worker exists at a time: the writable directories, PID, IPC and network namespaces are the sandbox's, and a
@@ -52,7 +53,12 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
         message = channel.receive()
     except (guest._ProtocolBroken, BrokenPipeError):
         os._exit(0)
-    if message["op"] != "init" or not isinstance(message.get("zygote_fd"), int):
+    child_init = message.get("child_init")
+    if (
+        message["op"] != "init"
+        or not isinstance(message.get("zygote_fd"), int)
+        or not isinstance(child_init, dict)
+    ):
         os._exit(2)
     worker = guest._Worker(channel)
     problems = worker.prepare(message)
@@ -86,7 +92,7 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
         if command[0] == "fork" and len(fds) == 2 and child == 0:
             pid = os.fork()
             if pid == 0:
-                _become_worker(fds[0], fds[1], control.fileno(), out_fd, max_bytes, own_modules)
+                _become_worker(fds[0], fds[1], control.fileno(), out_fd, max_bytes, own_modules, child_init)
             for fd in fds:
                 os.close(fd)
             child = pid
@@ -106,7 +112,13 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
 
 
 def _become_worker(
-    sock_fd: int, err_fd: int, control_fd: int, zygote_out_fd: int, max_bytes: int, own_modules: set[str]
+    sock_fd: int,
+    err_fd: int,
+    control_fd: int,
+    zygote_out_fd: int,
+    max_bytes: int,
+    own_modules: set[str],
+    init: dict[str, Any],
 ) -> None:
     """In the forked child: keep only the new worker's own channel, then be an ordinary worker. Never returns."""
     try:
@@ -118,7 +130,7 @@ def _become_worker(
         for name in own_modules:
             sys.modules.pop(name, None)
         reader = open(sock_fd, "rb", buffering=65536, closefd=False)  # noqa: SIM115 - lives as long as the process
-        guest.serve_worker(reader, sock_fd, max_bytes)
+        guest.serve_worker(reader, sock_fd, max_bytes, init)
     finally:
         os._exit(0)
 
