@@ -4,7 +4,8 @@
                                           [--concurrency C] [--pool-size P] [--timeout 600]
 
 `--pool` runs the sandboxed agents on one `SandboxPool(size=P)` (default P: 2C, or 8), made and warmed before the
-clock starts; `--concurrency C` lets at most C runs be in flight at once (a batch runner's setting; default: all
+clock starts, and compares its runs/s with LocalExecutor's on the same batch run just before and after it in the
+same process (`vs_local_percent`, as the machine's load drifts); `--concurrency C` lets at most C runs be in flight at once (a batch runner's setting; default: all
 N at once), for every executor alike, so LocalExecutor and the pool are compared on the same batch.
 
 Each configuration runs in a fresh interpreter (so peak memory is its own): N agents, each with its own executor and
@@ -142,11 +143,23 @@ def child(
 
         spec = pool = SandboxPool(size=pool_size)
         pool.wait_ready(timeout=120)
+
+    def local_rate() -> float:
+        start = time.perf_counter()
+        asyncio.run(_batch("local", n, timeout, concurrency))
+        return n / (time.perf_counter() - start)
+
+    # The machine's load drifts between configurations; the pool is also compared with LocalExecutor on the same
+    # batch in this same process, just before and just after it.
+    local_before = local_rate() if pool is not None else 0.0
     with Sampler() as sampler:
         start = time.perf_counter()
         results = asyncio.run(_batch(spec, n, timeout, concurrency))
         seconds = time.perf_counter() - start
+    local_after = local_rate() if pool is not None else 0.0
     stats = dict(pool.stats) if pool is not None else {}
+    if pool is not None:
+        stats["vs_local_percent"] = round(100 * (n / seconds) / ((local_before + local_after) / 2))
     if pool is not None:
         pool.close()
     gc.collect()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -206,3 +208,28 @@ def test_the_fallback_pool_also_recycles_its_workers_cleanly() -> None:
             pool, "import os, json\nfinal_answer((os.getcwd(), os.listdir('.'), json.dumps is None))"
         )
     assert second == (first, [], False)
+
+
+@needs_bwrap
+def test_a_pool_left_open_dies_with_its_process() -> None:
+    script = (
+        "from codeloop.executors import SandboxPool\n"
+        "from tests.sandbox_support import worker_processes\n"
+        "pool = SandboxPool(size=2)\n"
+        "assert pool.wait_ready(timeout=60)\n"
+        "executor = pool.new_executor()\n"
+        "executor.run('import threading, time; threading.Thread(target=time.sleep, args=(600,)).start()')\n"
+        "print(' '.join(map(str, worker_processes())))\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.join(root, "src"), root])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) >= 8  # two sandboxes: bubblewrap, its init, the zygote and a worker each
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in pids):
+        time.sleep(0.05)
+    assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
