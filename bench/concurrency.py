@@ -14,7 +14,9 @@ ends. A sampler thread records, every 50 ms, the host's threads and open file de
 below the host (sandbox workers) and the resident memory of the host plus those processes. Printed per
 configuration: runs/s (N over the wall time of the whole batch), failures (runs that raised or returned a wrong
 answer, plus runs still unfinished at the timeout), the peaks, and threads / fds / processes left once every agent
-is closed. Model time is zero, so this measures the framework and the executor under contention, nothing else.
+is closed, and the CPU time per run of this process (and, for the pool, of its sandboxes, counting the workers
+its zygotes forked and reaped; a cold sandbox's processes are killed, not reaped, so theirs is not counted). Model time is zero, so this measures the framework and the executor
+under contention, nothing else.
 """
 
 from __future__ import annotations
@@ -61,6 +63,19 @@ def _rss(pid: int | str) -> int:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return 0
+
+
+def _descendants_cpu() -> float:
+    """CPU seconds used by the processes below this one, and by the children they reaped (forked workers)."""
+    ticks = 0
+    for pid in _descendants():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            ticks += sum(int(value) for value in fields[11:15])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _snapshot() -> dict[str, int]:
@@ -153,9 +168,13 @@ def child(
     # batch in this same process, just before and just after it.
     local_before = local_rate() if pool is not None else 0.0
     with Sampler() as sampler:
+        host_cpu, sandbox_cpu = time.process_time(), _descendants_cpu()
         start = time.perf_counter()
         results = asyncio.run(_batch(spec, n, timeout, concurrency))
         seconds = time.perf_counter() - start
+        if pool is not None:
+            pool.wait_ready(timeout=120)  # the last workers' recycling is part of the batch's cost
+        host_cpu, sandbox_cpu = time.process_time() - host_cpu, _descendants_cpu() - sandbox_cpu
     local_after = local_rate() if pool is not None else 0.0
     stats = dict(pool.stats) if pool is not None else {}
     if pool is not None:
@@ -176,6 +195,7 @@ def child(
         "peak": sampler.peak,
         "after": after,
         "pool": stats,
+        "cpu_ms_per_run": [round(host_cpu / n * 1e3, 2), round(sandbox_cpu / n * 1e3, 2)],
     }
 
 
@@ -225,6 +245,8 @@ def main() -> None:
             f"{peak['rss'] / 2**20:>14.0f}{peak['threads']:>9}{peak['fds']:>6}{peak['processes']:>7}"
             f"   {after['threads']}/{after['fds']}/{after['processes']}"
             + (f"   e.g. {row['failure_example']}" if row["failures"] else "")
+            + f"   CPU ms/run: host {row['cpu_ms_per_run'][0]}"
+            + (f" + sandboxes {row['cpu_ms_per_run'][1]}" if row.get("pool") else "")
             + (f"   pool: {row['pool']}" if row.get("pool") else "")
         )
 
