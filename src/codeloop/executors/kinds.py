@@ -55,8 +55,8 @@ def check_executor_choice(spec: Any, kwargs: dict[str, Any]) -> str | Executor |
     if not isinstance(spec, str):
         if not _is_factory(spec) and not isinstance(spec, Executor):
             raise TypeError(
-                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))}, an Executor instance "
-                f"(with send_tools, send_variables, run, close) or a SandboxPool, got {type(spec).__name__}"
+                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))}, a SandboxPool or an Executor "
+                f"instance (with send_tools, send_variables, run, close), got {type(spec).__name__}"
             )
         if kwargs:
             what = type(spec).__name__ if _is_factory(spec) else "an executor instance"
