@@ -233,3 +233,17 @@ def test_a_pool_left_open_dies_with_its_process() -> None:
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in pids):
         time.sleep(0.05)
     assert not [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+
+
+@needs_bwrap
+def test_no_sandbox_can_create_ipc_objects_that_would_outlive_its_worker() -> None:
+    probe = (
+        "import ctypes, errno\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def errno_of(result):\n"
+        "    return errno.errorcode.get(ctypes.get_errno(), '?') if result == -1 else 'created'\n"
+        "[errno_of(libc.shmget(0, 4096, 0o1600)), errno_of(libc.semget(0, 1, 0o1600)),\n"
+        " errno_of(libc.msgget(0, 0o1600)), errno_of(libc.mq_open(b'/codeloop', 0o100 | 2, 0o600, None))]\n"
+    )
+    with SandboxExecutor() as executor:
+        assert executor.run(probe).output == ["EPERM"] * 4
