@@ -1,6 +1,12 @@
 """Many agents at once in one process: N concurrent `arun()` of a scripted 3-step CodeAgent.
 
-    .venv/bin/python bench/concurrency.py [--local 10,100,1000] [--sandbox 10,50,200] [--timeout 600]
+    .venv/bin/python bench/concurrency.py [--local 10,100,1000] [--sandbox 10,50,200] [--pool 1000]
+                                          [--concurrency C] [--pool-size P] [--timeout 600]
+
+`--pool` runs the sandboxed agents on one `SandboxPool(size=P)` (default P: 2C, or 8), made and warmed before the
+clock starts, and compares its runs/s with LocalExecutor's on the same batch run just before and after it in the
+same process (`vs_local_percent`, as the machine's load drifts); `--concurrency C` lets at most C runs be in flight at once (a batch runner's setting; default: all
+N at once), for every executor alike, so LocalExecutor and the pool are compared on the same batch.
 
 Each configuration runs in a fresh interpreter (so peak memory is its own): N agents, each with its own executor and
 a scripted zero-latency model, run `arun()` concurrently under one asyncio loop; every agent is closed when its run
@@ -8,7 +14,9 @@ ends. A sampler thread records, every 50 ms, the host's threads and open file de
 below the host (sandbox workers) and the resident memory of the host plus those processes. Printed per
 configuration: runs/s (N over the wall time of the whole batch), failures (runs that raised or returned a wrong
 answer, plus runs still unfinished at the timeout), the peaks, and threads / fds / processes left once every agent
-is closed. Model time is zero, so this measures the framework and the executor under contention, nothing else.
+is closed, and the CPU time per run of this process (and, for the pool, of its sandboxes, counting the workers
+its zygotes forked and reaped; a cold sandbox's processes are killed, not reaped, so theirs is not counted). Model time is zero, so this measures the framework and the executor
+under contention, nothing else.
 """
 
 from __future__ import annotations
@@ -57,6 +65,19 @@ def _rss(pid: int | str) -> int:
         return 0
 
 
+def _descendants_cpu() -> float:
+    """CPU seconds used by the processes below this one, and by the children they reaped (forked workers)."""
+    ticks = 0
+    for pid in _descendants():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            ticks += sum(int(value) for value in fields[11:15])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _snapshot() -> dict[str, int]:
     processes = _descendants()
     return {
@@ -89,16 +110,27 @@ class Sampler:
         self._thread.join()
 
 
-async def _batch(executor: str, n: int, timeout: float) -> list[Any]:
+async def _batch(executor: Any, n: int, timeout: float, concurrency: int | None = None) -> list[Any]:
     from codeloop import CodeAgent
     from codeloop.testing import ScriptedModel
 
+    gate = asyncio.Semaphore(concurrency or n)
+    if concurrency:
+        # Steps run in asyncio's default thread pool (6 threads on 2 cores); with a cap, give every run in flight
+        # a thread, as a batch runner would, so that C runs can wait for their executor at once.
+        from concurrent.futures import ThreadPoolExecutor
+
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=concurrency))
+
     async def one() -> Any:
-        agent = CodeAgent(tools=[], model=ScriptedModel(list(SCRIPT)), executor=executor, verbosity_level=0)
-        try:
-            return await agent.arun("Compute 20.")
-        finally:
-            await asyncio.to_thread(agent.close)
+        async with gate:
+            agent = CodeAgent(
+                tools=[], model=ScriptedModel(list(SCRIPT)), executor=executor, verbosity_level=0
+            )
+            try:
+                return await agent.arun("Compute 20.")
+            finally:
+                await asyncio.to_thread(agent.close)
 
     tasks = [asyncio.ensure_future(one()) for _ in range(n)]
     done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -111,16 +143,44 @@ async def _batch(executor: str, n: int, timeout: float) -> list[Any]:
     return results
 
 
-def child(executor: str, n: int, timeout: float) -> dict[str, Any]:
+def child(
+    executor: str, n: int, timeout: float, concurrency: int | None = None, pool_size: int = 8
+) -> dict[str, Any]:
     """Run one configuration in this process and return its figures."""
     import gc
     import warnings
 
     warnings.simplefilter("ignore")  # the sandbox warns once per executor when bubblewrap is missing
-    with Sampler() as sampler:
+    pool = None
+    spec: Any = executor
+    if executor == "pool":
+        from codeloop.executors import SandboxPool
+
+        spec = pool = SandboxPool(size=pool_size)
+        pool.wait_ready(timeout=120)
+
+    def local_rate() -> float:
         start = time.perf_counter()
-        results = asyncio.run(_batch(executor, n, timeout))
+        asyncio.run(_batch("local", n, timeout, concurrency))
+        return n / (time.perf_counter() - start)
+
+    # The machine's load drifts between configurations; the pool is also compared with LocalExecutor on the same
+    # batch in this same process, just before and just after it.
+    local_before = local_rate() if pool is not None else 0.0
+    with Sampler() as sampler:
+        host_cpu, sandbox_cpu = time.process_time(), _descendants_cpu()
+        start = time.perf_counter()
+        results = asyncio.run(_batch(spec, n, timeout, concurrency))
         seconds = time.perf_counter() - start
+        if pool is not None:
+            pool.wait_ready(timeout=120)  # the last workers' recycling is part of the batch's cost
+        host_cpu, sandbox_cpu = time.process_time() - host_cpu, _descendants_cpu() - sandbox_cpu
+    local_after = local_rate() if pool is not None else 0.0
+    stats = dict(pool.stats) if pool is not None else {}
+    if pool is not None:
+        stats["vs_local_percent"] = round(100 * (n / seconds) / ((local_before + local_after) / 2))
+    if pool is not None:
+        pool.close()
     gc.collect()
     time.sleep(0.5)  # let closed workers and threads finish exiting
     after = _snapshot()
@@ -134,6 +194,8 @@ def child(executor: str, n: int, timeout: float) -> dict[str, Any]:
         "failure_example": repr(failures[0])[:160] if failures else "",
         "peak": sampler.peak,
         "after": after,
+        "pool": stats,
+        "cpu_ms_per_run": [round(host_cpu / n * 1e3, 2), round(sandbox_cpu / n * 1e3, 2)],
     }
 
 
@@ -144,14 +206,22 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=600.0, help="seconds a batch may take before it counts"
     )
+    parser.add_argument("--pool", default="", help="N values for a warm SandboxPool ('' to skip)")
+    parser.add_argument("--concurrency", type=int, default=None, help="runs in flight at once (default: all)")
+    parser.add_argument("--pool-size", type=int, default=None, help="SandboxPool size (default: 2C, or 8)")
     parser.add_argument("--child", nargs=2, metavar=("EXECUTOR", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    pool_size = args.pool_size or (2 * args.concurrency if args.concurrency else 8)
     if args.child:
-        print(json.dumps(child(args.child[0], int(args.child[1]), args.timeout)))
+        print(json.dumps(child(args.child[0], int(args.child[1]), args.timeout, args.concurrency, pool_size)))
         return
-    plan = [("local", int(n)) for n in args.local.split(",") if n] + [
-        ("sandbox", int(n)) for n in args.sandbox.split(",") if n
-    ]
+    plan = (
+        [("local", int(n)) for n in args.local.split(",") if n]
+        + [("sandbox", int(n)) for n in args.sandbox.split(",") if n]
+        + [("pool", int(n)) for n in args.pool.split(",") if n]
+    )
+    if args.concurrency:
+        print(f"at most {args.concurrency} runs in flight; pool size {pool_size}")
     header = (
         f"{'executor':<9}{'N':>6}{'runs/s':>9}{'wall s':>8}{'failures':>10}{'peak RSS MiB':>14}{'threads':>9}"
         f"{'fds':>6}{'procs':>7}   after: threads/fds/procs"
@@ -160,6 +230,9 @@ def main() -> None:
     print("-" * len(header))
     for executor, n in plan:
         command = [sys.executable, __file__, "--child", executor, str(n), "--timeout", str(args.timeout)]
+        command += ["--pool-size", str(pool_size)]
+        if args.concurrency:
+            command += ["--concurrency", str(args.concurrency)]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout + 120)
             row = json.loads(done.stdout.strip().splitlines()[-1])
@@ -172,6 +245,9 @@ def main() -> None:
             f"{peak['rss'] / 2**20:>14.0f}{peak['threads']:>9}{peak['fds']:>6}{peak['processes']:>7}"
             f"   {after['threads']}/{after['fds']}/{after['processes']}"
             + (f"   e.g. {row['failure_example']}" if row["failures"] else "")
+            + f"   CPU ms/run: host {row['cpu_ms_per_run'][0]}"
+            + (f" + sandboxes {row['cpu_ms_per_run'][1]}" if row.get("pool") else "")
+            + (f"   pool: {row['pool']}" if row.get("pool") else "")
         )
 
 

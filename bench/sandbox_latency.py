@@ -1,6 +1,6 @@
 """Sandbox latency: cold start, tiny-snippet round trip, tool-call RPC round trip (and compute speed vs native).
 
-    .venv/bin/python bench/sandbox_latency.py [--starts N] [--trips N] [--calls N]
+    .venv/bin/python bench/sandbox_latency.py [--starts N] [--trips N] [--calls N] [--acquires N]
 
 Measured for SandboxExecutor with bubblewrap (when it works here) and, side by side, for the plain-subprocess
 fallback:
@@ -9,7 +9,10 @@ fallback:
     (reading ELF headers) and is shown separately;
   - round trip: `run("x = 1")` on a warm executor, p50/p99 over N steps (host -> worker -> host, one message each way);
   - tool call: inside one step, N calls of a host tool `echo(i)`, each timed in the sandbox, p50/p99 (one RPC);
-  - compute: `fib(24)` in the sandbox vs native `exec` in this process (the code runs as real CPython in both).
+  - compute: `fib(24)` in the sandbox vs native `exec` in this process (the code runs as real CPython in both);
+  - pool: a ready sandbox from a warm `SandboxPool(size=4)`: `pool.new_executor(); run("1")`, the same measure as
+    the cold start, p50/p95 over N acquisitions, each after the pool has refilled (`wait_ready`), and back to back
+    (the previous executor closed just before, so its sandbox is still being recycled).
 Targets from the issue: cold start <= 50 ms, round trip <= 200 us median, compute at native speed.
 """
 
@@ -86,11 +89,33 @@ def compute(executor: SandboxExecutor, repeat: int = 5) -> tuple[float, float]:
     return statistics.median(native), statistics.median(sandboxed)
 
 
+def pool_acquires(isolation: str, count: int) -> tuple[list[float], list[float]]:
+    from codeloop.executors import SandboxPool
+
+    def once(pool: SandboxPool) -> float:
+        started = time.perf_counter()
+        executor = pool.new_executor()
+        executor.run("1")
+        elapsed = time.perf_counter() - started
+        executor.close()
+        return elapsed
+
+    with SandboxPool(size=4, isolation=isolation) as pool:
+        pool.wait_ready(timeout=60)
+        refilled = []
+        for _ in range(count):
+            pool.wait_ready(timeout=60)
+            refilled.append(once(pool))
+        back_to_back = [once(pool) for _ in range(count)]
+    return refilled, back_to_back
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=20)
     parser.add_argument("--trips", type=int, default=2000)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--acquires", type=int, default=200)
     args = parser.parse_args()
     modes = ["subprocess"] if isolation_problem() else ["bubblewrap", "subprocess"]
     if isolation_problem():
@@ -105,9 +130,14 @@ def main() -> None:
                 calls = tool_calls(executor, args.calls)
                 native, sandboxed = compute(executor)
                 seccomp = executor.seccomp_active
-        rows.append((mode, first, starts, trips, calls, native, sandboxed, seccomp))
+            pooled, back_to_back = pool_acquires(
+                "auto" if mode == "bubblewrap" else "subprocess", args.acquires
+            )
+        rows.append((mode, first, starts, trips, calls, native, sandboxed, seccomp, pooled, back_to_back))
 
-    print(f"Python {sys.version.split()[0]}; {args.starts} cold starts, {args.trips} round trips, {args.calls} tool calls\n")
+    print(
+        f"Python {sys.version.split()[0]}; {args.starts} cold starts, {args.trips} round trips, {args.calls} tool calls\n"
+    )
     header = f"{'':34}" + "".join(f"{mode:>16}" for mode, *_ in rows)
     print(header)
 
@@ -117,6 +147,10 @@ def main() -> None:
     line("cold start, first in process", [f"{r[1] * 1e3:.1f} ms" for r in rows])
     line("cold start p50 (target <= 50 ms)", [f"{statistics.median(r[2]) * 1e3:.1f} ms" for r in rows])
     line("cold start p90", [f"{percentile(r[2], 0.9) * 1e3:.1f} ms" for r in rows])
+    line("from pool p50 (target <= 5 ms)", [f"{statistics.median(r[8]) * 1e3:.2f} ms" for r in rows])
+    line("from pool p95", [f"{percentile(r[8], 0.95) * 1e3:.2f} ms" for r in rows])
+    line("from pool, back to back p50", [f"{statistics.median(r[9]) * 1e3:.2f} ms" for r in rows])
+    line("from pool, back to back p95", [f"{percentile(r[9], 0.95) * 1e3:.2f} ms" for r in rows])
     line("round trip p50 (target <= 200 us)", [f"{statistics.median(r[3]) * 1e6:.0f} us" for r in rows])
     line("round trip p99", [f"{percentile(r[3], 0.99) * 1e6:.0f} us" for r in rows])
     line("tool call p50", [f"{statistics.median(r[4]) * 1e6:.0f} us" for r in rows])

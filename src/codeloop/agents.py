@@ -797,9 +797,11 @@ class CodeAgent(MultiStepAgent):
         self.executor.on_output = callback
 
     def _close_owned(self) -> None:
-        # An executor made from a name is the agent's; an Executor instance passed in stays the caller's.
+        # An executor made from a name or taken from a pool is the agent's; an Executor instance stays the caller's.
+        from .executors.kinds import creates_executor
+
         executor, self._executor = self._executor, None
-        if executor is not None and isinstance(self.executor_spec, str):
+        if executor is not None and creates_executor(self.executor_spec):
             executor.close()
 
 

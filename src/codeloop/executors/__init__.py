@@ -1,6 +1,7 @@
 """Executors: where a CodeAgent's code runs.
 
     "sandbox"  SandboxExecutor  - an isolated CPython worker (bubblewrap), tools on the host. The default.
+               SandboxPool      - sandboxes kept warm for many runs: `CodeAgent(executor=SandboxPool(8))`.
     "local"    LocalExecutor    - in this process, compiled CPython behind a policy: a guardrail for trusted code.
     "docker"   DockerExecutor   - the same worker inside a Docker container.
     "e2b"      E2BExecutor      - the same worker inside an E2B cloud sandbox.
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import ExecutionResult, Executor
-from .kinds import EXECUTOR_KINDS, check_executor_choice
+from .base import ExecutionResult, Executor, ExecutorFactory
+from .kinds import EXECUTOR_KINDS, check_executor_choice, creates_executor
 
 if TYPE_CHECKING:
     from .local import LocalExecutor
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .transports.e2b import E2BExecutor
     from .transports.modal import ModalExecutor
     from .transports.sandbox import SandboxExecutor
+    from .transports.sandbox_pool import PooledSandboxExecutor, SandboxPool
     from .worker.protocol import OpaqueValue
 
 __all__ = [
@@ -32,6 +34,9 @@ __all__ = [
     "create_executor",
     "LocalExecutor",
     "SandboxExecutor",
+    "SandboxPool",
+    "PooledSandboxExecutor",
+    "ExecutorFactory",
     "DockerExecutor",
     "E2BExecutor",
     "ModalExecutor",
@@ -41,6 +46,8 @@ __all__ = [
 _LAZY = {
     "LocalExecutor": ".local",
     "SandboxExecutor": ".transports.sandbox",
+    "SandboxPool": ".transports.sandbox_pool",
+    "PooledSandboxExecutor": ".transports.sandbox_pool",
     "DockerExecutor": ".transports.docker",
     "E2BExecutor": ".transports.e2b",
     "ModalExecutor": ".transports.modal",
@@ -48,15 +55,18 @@ _LAZY = {
 }
 
 
-def create_executor(kind: str | Executor, **kwargs: Any) -> Executor:
+def create_executor(kind: str | Executor | ExecutorFactory, **kwargs: Any) -> Executor:
     """An executor from its name ("sandbox", "local", "docker", "e2b", "modal"), built with `kwargs`.
 
-    An object that already is an executor is returned as it is (then `kwargs` must be empty). An unknown name
-    is refused with the closest known one, a missing SDK with the `pip install` line that adds it.
+    An object that already is an executor is returned as it is, a factory (`SandboxPool`) gives a new executor
+    (then `kwargs` must be empty). An unknown name is refused with the closest known one, a missing SDK with the
+    `pip install` line that adds it.
     """
     choice = check_executor_choice(kind, kwargs)
+    if creates_executor(choice) and not isinstance(choice, str):
+        return choice.new_executor()  # type: ignore[union-attr]
     if not isinstance(choice, str):
-        return choice
+        return choice  # type: ignore[return-value]
     factory = __getattr__(EXECUTOR_KINDS[choice])
     executor: Executor = factory(**kwargs)
     return executor

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ExecutionError
 
-__all__ = ["ExecutionResult", "ExecutionError", "Executor"]
+__all__ = ["ExecutionResult", "ExecutionError", "Executor", "ExecutorFactory"]
 
 
 @dataclass
@@ -57,3 +57,13 @@ class Executor(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+@runtime_checkable
+class ExecutorFactory(Protocol):
+    """Something that makes a new executor per agent (e.g. a `SandboxPool`); `CodeAgent(executor=factory)` takes
+    one executor from it when it first runs code and closes that executor when the agent is closed."""
+
+    def new_executor(self) -> Executor:
+        """A new executor, owned by the caller (who closes it)."""
+        ...

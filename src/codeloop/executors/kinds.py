@@ -12,9 +12,9 @@ from typing import Any
 
 from .._extras import install_hint, is_installed
 from ..errors import MissingExtraError
-from .base import Executor
+from .base import Executor, ExecutorFactory
 
-__all__ = ["EXECUTOR_KINDS", "check_executor_choice", "require_sdk"]
+__all__ = ["EXECUTOR_KINDS", "check_executor_choice", "require_sdk", "creates_executor"]
 
 EXECUTOR_KINDS = {
     "sandbox": "SandboxExecutor",
@@ -33,23 +33,34 @@ _SDKS = {
 """Executor name -> (the SDK module it needs, the constructor argument that supplies a ready-made stand-in)."""
 
 
-def check_executor_choice(spec: Any, kwargs: dict[str, Any]) -> str | Executor:
-    """The executor name `spec` normalized (stripped, lower case), or `spec` itself if it is an executor instance.
+def creates_executor(spec: Any) -> bool:
+    """Whether an agent given `spec` creates (and so owns and closes) its executor: a name or a factory such as a
+    `SandboxPool`, as opposed to an `Executor` instance, which stays its creator's."""
+    return isinstance(spec, str) or _is_factory(spec)
+
+
+def _is_factory(spec: Any) -> bool:
+    # A plain attribute test: isinstance() against a runtime-checkable Protocol costs ~50 us, paid per agent.
+    return callable(getattr(spec, "new_executor", None))
+
+
+def check_executor_choice(spec: Any, kwargs: dict[str, Any]) -> str | Executor | ExecutorFactory:
+    """The executor name `spec` normalized (stripped, lower case), or `spec` itself if it is an executor instance
+    or an executor factory (`SandboxPool`).
 
     Raises, naming the mistake and the fix: `TypeError` for something that is neither a name nor an executor,
     `ValueError` for an unknown name (with the closest known one) or for `kwargs` given with an instance, and
     `MissingExtraError` when the executor's SDK is not installed (unless `kwargs` supply a stand-in for it).
     """
     if not isinstance(spec, str):
-        if not isinstance(spec, Executor):
+        if not _is_factory(spec) and not isinstance(spec, Executor):
             raise TypeError(
-                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))} or an Executor instance "
-                f"(with send_tools, send_variables, run, close), got {type(spec).__name__}"
+                f"executor must be one of {', '.join(map(repr, EXECUTOR_KINDS))}, a SandboxPool or an Executor "
+                f"instance (with send_tools, send_variables, run, close), got {type(spec).__name__}"
             )
         if kwargs:
-            raise ValueError(
-                f"executor_kwargs {sorted(kwargs)} cannot apply to an executor instance; pass them when creating it"
-            )
+            what = type(spec).__name__ if _is_factory(spec) else "an executor instance"
+            raise ValueError(f"executor_kwargs {sorted(kwargs)} cannot apply to {what}; pass them when creating it")
         return spec
     kind = spec.strip().lower()
     if kind not in EXECUTOR_KINDS:

@@ -172,6 +172,7 @@ class SandboxExecutor(WorkerExecutor):
         self.bundle_kind = "marshal" if python_is_this_interpreter(self.python) else "source"
         self._isolation = isolation
         self._fallback_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._pass_fds: tuple[int, ...] = ()  # descriptors the worker inherits (a zygote's control socket)
         if self.require_isolation:
             problem = isolation_problem(self.bwrap)
             if problem is not None:
@@ -232,10 +233,19 @@ class SandboxExecutor(WorkerExecutor):
                 self._fallback_dir = tempfile.TemporaryDirectory(prefix="codeloop-sandbox-")
             workdir = self._fallback_dir.name
             env = {"HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8", "MALLOC_ARENA_MAX": _MALLOC_ARENAS}
-            return ProcessChannel([self.python, *_PYTHON_FLAGS, "-c", BOOTSTRAP], env=env, cwd=workdir)
+            return ProcessChannel([self.python, *_PYTHON_FLAGS, "-c", BOOTSTRAP], env=env, cwd=workdir,
+                                  pass_fds=self._pass_fds)  # fmt: skip
         assert self.bwrap is not None
         return ProcessChannel([self.bwrap, *self._bwrap_args(), self.python, *_PYTHON_FLAGS, "-c", BOOTSTRAP],
-                              env={}, signal_offset=128)  # fmt: skip
+                              env={}, signal_offset=128, pass_fds=self._pass_fds)  # fmt: skip
+
+    @property
+    def writable_dirs(self) -> list[str]:
+        """The directories the code can write to, as the worker sees them (its working directory and /tmp; only
+        the private working directory in the fallback, where /tmp is the host's)."""
+        if self.isolation == "subprocess":
+            return [self._fallback_dir.name] if self._fallback_dir is not None else []
+        return [_WORKDIR, "/tmp"]
 
     def _bwrap_args(self) -> list[str]:
         plan = self._plan()

@@ -21,6 +21,8 @@ _BUNDLE_MODULES = (
     ("codeloop_sandbox_worker", "worker/guest.py"),
 )
 
+_ZYGOTE_MODULE = ("codeloop_sandbox_zygote", "worker/zygote.py")
+
 BOOTSTRAP = """import sys, types
 class _Deferred(types.ModuleType):
     def __getattr__(self, attribute):
@@ -52,17 +54,22 @@ and is needed only to show a traceback line that is not in the step's own code."
 _bundles: dict[str, bytes] = {}
 
 
-def worker_bundle(kind: str = "source") -> bytes:
+def worker_bundle(kind: str = "source", *, zygote: bool = False) -> bytes:
     """The worker modules as the bootstrap reads them: as source (any Python >= 3.10) or as marshalled code
-    objects ("marshal", only for an interpreter identical to this one; skips compiling at every start)."""
+    objects ("marshal", only for an interpreter identical to this one; skips compiling at every start).
+
+    With `zygote`, the last module (whose `main` the bootstrap runs) is the zygote of `SandboxPool`, which forks
+    workers instead of being one."""
     if kind not in ("source", "marshal"):
         raise ValueError(f"bundle kind must be 'source' or 'marshal', got {kind!r}")
-    cached = _bundles.get(kind)
+    key = f"{kind}+zygote" if zygote else kind
+    cached = _bundles.get(key)
     if cached is not None:
         return cached
     executors = Path(__file__).parent.parent  # the paths in _BUNDLE_MODULES are relative to it
-    parts = [f"{len(_BUNDLE_MODULES)}\n".encode()]
-    for name, filename in _BUNDLE_MODULES:
+    modules = (*_BUNDLE_MODULES, _ZYGOTE_MODULE) if zygote else _BUNDLE_MODULES
+    parts = [f"{len(modules)}\n".encode()]
+    for name, filename in modules:
         source = (executors / filename).read_bytes()
         # optimize=2 drops docstrings (and asserts, which these modules do not use): less to send and load
         blob = (
@@ -71,7 +78,7 @@ def worker_bundle(kind: str = "source") -> bytes:
             else source
         )
         parts.append(f"{name}\n{kind}\n{len(blob)}\n".encode() + blob)
-    _bundles[kind] = bundle = b"".join(parts)
+    _bundles[key] = bundle = b"".join(parts)
     return bundle
 
 

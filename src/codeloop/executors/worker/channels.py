@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..._threads import start_thread
 
-__all__ = ["Channel", "ProcessChannel", "QueueChannel", "spawn_process", "describe_exit", "DIAGNOSTICS_LIMIT"]
+__all__ = ["Channel", "FdChannel", "ProcessChannel", "QueueChannel", "spawn_process", "describe_exit", "DIAGNOSTICS_LIMIT"]
 
 logger = logging.getLogger(__name__)
 
@@ -114,36 +114,16 @@ def describe_exit(returncode: int | None, signal_offset: int = 0) -> str | None:
     return f"exited with status {returncode}"
 
 
-class ProcessChannel:
-    """A worker in a local child process, spoken to over its stdin/stdout pipes; stderr kept for diagnostics."""
+class FdChannel:
+    """The byte streams of a local worker as file descriptors: one to write to it, one to read from it (the same
+    one for a socket), and its stderr, kept for diagnostics. Subclasses say how the worker ends."""
 
-    def __init__(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: str | None = None,
-        signal_offset: int = 0,
-    ) -> None:
-        self.signal_offset = signal_offset
+    def __init__(self, in_fd: int, out_fd: int, err_fd: int) -> None:
         self._closed = False
         self._lock = threading.Lock()
-        self.proc = spawn_process(
-            lambda: subprocess.Popen(
-                list(argv),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=dict(env or {}),
-                cwd=cwd,
-                start_new_session=True,  # Ctrl-C in the terminal reaches the host, which decides what to stop
-                close_fds=True,
-            )
-        )
-        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
-        self._in = self.proc.stdin.fileno()
-        self._out = self.proc.stdout.fileno()
-        self._err = self.proc.stderr.fileno()
+        self._in = in_fd
+        self._out = out_fd
+        self._err = err_fd
         for fd in (self._in, self._out, self._err):
             os.set_blocking(fd, False)
         self._poll = select.poll()
@@ -228,6 +208,38 @@ class ProcessChannel:
             if len(self._diagnostics) == size:
                 break
         return self._diagnostics.decode("utf-8", "replace")
+
+
+class ProcessChannel(FdChannel):
+    """A worker in a local child process, spoken to over its stdin/stdout pipes; stderr kept for diagnostics.
+
+    `pass_fds` are descriptors the child inherits under the same numbers (e.g. a zygote's control socket)."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        signal_offset: int = 0,
+        pass_fds: Sequence[int] = (),
+    ) -> None:
+        self.signal_offset = signal_offset
+        self.proc = spawn_process(
+            lambda: subprocess.Popen(
+                list(argv),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=dict(env or {}),
+                cwd=cwd,
+                start_new_session=True,  # Ctrl-C in the terminal reaches the host, which decides what to stop
+                close_fds=True,
+                pass_fds=tuple(pass_fds),
+            )
+        )
+        assert self.proc.stdin and self.proc.stdout and self.proc.stderr
+        super().__init__(self.proc.stdin.fileno(), self.proc.stdout.fileno(), self.proc.stderr.fileno())
 
     def exit_reason(self) -> str | None:
         try:

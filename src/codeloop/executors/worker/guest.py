@@ -262,8 +262,28 @@ class _Worker:
     # --- set-up ------------------------------------------------------------------------------------------------
 
     def initialize(self, message: dict[str, Any]) -> dict[str, Any]:
-        report: dict[str, Any] = {"op": "ready", "problems": []}
+        report: dict[str, Any] = {"op": "ready", "problems": self.prepare(message)}
         problems: list[str] = report["problems"]
+        seccomp = message.get("seccomp")
+        report["seccomp"] = False
+        if isinstance(seccomp, str):
+            error = _install_seccomp(binascii.a2b_base64(seccomp.encode("ascii")))
+            report["seccomp"] = error is None
+            if error is not None:
+                problems.append(f"seccomp: {error}")
+        sys.stdout = sys.stderr = self.capture
+        sys.stdin = io.StringIO()
+        self.capture.start()  # after the seccomp filter, which threads inherit
+        self._count_new_threads()
+        import gc
+
+        gc.freeze()  # the worker's own objects are never garbage: keep them out of every later collection
+        return report
+
+    def prepare(self, message: dict[str, Any]) -> list[str]:
+        """The part of `initialize` a zygote does once for all the workers it forks: working directory, packages,
+        limits. Safe to repeat in a forked worker (a site directory already on sys.path is not added again)."""
+        problems: list[str] = []
         cwd = message.get("cwd")
         if isinstance(cwd, str):
             try:
@@ -271,6 +291,8 @@ class _Worker:
             except OSError as exc:
                 problems.append(f"chdir {cwd}: {exc}")
         for directory in message.get("site_dirs") or []:
+            if directory in sys.path:
+                continue
             import site
 
             site.addsitedir(directory)
@@ -287,21 +309,7 @@ class _Worker:
         if message.get("die_with_parent"):
             problems += _die_with_parent()
         problems += _apply_rlimits(message.get("rlimits") or {})
-        seccomp = message.get("seccomp")
-        report["seccomp"] = False
-        if isinstance(seccomp, str):
-            error = _install_seccomp(binascii.a2b_base64(seccomp.encode("ascii")))
-            report["seccomp"] = error is None
-            if error is not None:
-                problems.append(f"seccomp: {error}")
-        sys.stdout = sys.stderr = self.capture
-        sys.stdin = io.StringIO()
-        self.capture.start()  # after the seccomp filter, which threads inherit
-        self._count_new_threads()
-        import gc
-
-        gc.freeze()  # the worker's own objects are never garbage: keep them out of every later collection
-        return report
+        return problems
 
     def _count_new_threads(self) -> None:
         """Count threads as they are created: a new thread may not have run (nor be counted by `_thread._count`)
@@ -618,10 +626,15 @@ def _unblock_signals() -> None:
         pass
 
 
-def _libc() -> Any:
-    import ctypes
+_libc_handle: list[Any] = []
 
-    return ctypes.CDLL(None, use_errno=True)
+
+def _libc() -> Any:
+    if not _libc_handle:  # made once: a zygote's forked workers find it ready
+        import ctypes
+
+        _libc_handle.append(ctypes.CDLL(None, use_errno=True))
+    return _libc_handle[0]
 
 
 def _die_with_parent() -> list[str]:
@@ -667,27 +680,36 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
     import faulthandler
 
     faulthandler.enable(file=sys.__stderr__ or sys.stderr)
+    serve_worker(reader, out_fd, max_bytes)
+    os._exit(0)
+
+
+def hello_message() -> dict[str, Any]:
+    """The first message of a worker (or zygote): protocol version, Python version, machine, process id."""
+    return {
+        "op": "hello",
+        "protocol": wire.PROTOCOL_VERSION,
+        "python": list(sys.version_info[:3]),
+        "machine": os.uname().machine,
+        "pid": os.getpid(),
+    }
+
+
+def serve_worker(reader: BinaryIO, out_fd: int, max_bytes: int, init: dict[str, Any] | None = None) -> None:
+    """Say hello, apply the host's ``init`` (received, or given: a zygote's worker gets the one its zygote was
+    given for it), then serve steps until the host goes away (returns then)."""
     channel = _Channel(reader, out_fd, max_bytes)
     worker = _Worker(channel)
     try:
         with channel.call_lock:
-            channel.send(
-                {
-                    "op": "hello",
-                    "protocol": wire.PROTOCOL_VERSION,
-                    "python": list(sys.version_info[:3]),
-                    "machine": os.uname().machine,
-                    "pid": os.getpid(),
-                }
-            )
-            message = channel.receive()
+            channel.send(hello_message())
+            message = channel.receive() if init is None else init
         if message["op"] != "init":
             raise _ProtocolBroken(f"expected init, got {message['op']!r}")
         channel.send(worker.initialize(message))
         _serve(worker, channel)
     except (_ProtocolBroken, BrokenPipeError):
         pass
-    os._exit(0)
 
 
 def _serve(worker: _Worker, channel: _Channel) -> None:

@@ -31,7 +31,7 @@ from . import protocol as wire
 from .bundle import worker_bundle
 from .channels import Channel
 
-__all__ = ["standard_init", "WorkerExecutor", "WorkerStartError"]
+__all__ = ["standard_init", "WorkerExecutor", "WorkerStartError", "Connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def standard_init(
 # --- the executor -----------------------------------------------------------------------------------------------
 
 
-class _Connection:
+class Connection:
     """Message framing over a channel: size-limited lines in, JSON lines out."""
 
     def __init__(self, channel: Channel, max_bytes: int) -> None:
@@ -179,7 +179,7 @@ class WorkerExecutor(ABC):
         self.worker_info: dict[str, Any] = {}
         self._tools: dict[str, Any] = {}
         self._variables: dict[str, Any] = {}
-        self._connection: _Connection | None = None
+        self._connection: Connection | None = None
         self._finalizer: weakref.finalize | None = None
         self._lock = threading.RLock()
         self._closed = False
@@ -204,31 +204,17 @@ class WorkerExecutor(ABC):
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
 
-    def _connect(self) -> _Connection:
+    def _connect(self) -> Connection:
         if self._closed:
             raise ExecutionError("This executor is closed; create a new one.")
         if self._connection is not None:
             return self._connection
-        try:
-            channel = self._open_channel()
-        except OSError as exc:
-            raise WorkerStartError(f"The code worker could not be started: {exc}") from None
-        self._finalizer = weakref.finalize(self, channel.close)
-        connection = _Connection(channel, self.max_message_bytes)
+        connection = self._open_connection()
+        self._finalizer = weakref.finalize(self, connection.channel.close)
         deadline = time.monotonic() + self.startup_timeout
         try:
-            connection.send_raw(worker_bundle(self.bundle_kind), deadline)
-            hello = connection.receive(deadline)
-            if hello.get("op") != "hello" or hello.get("protocol") != wire.PROTOCOL_VERSION:
-                raise _ProtocolViolation(f"expected hello for protocol {wire.PROTOCOL_VERSION}, got {hello}")
-            connection.send(
-                {**self._init_message(hello), "max_message_bytes": self.max_message_bytes}, deadline
-            )
-            ready = connection.receive(deadline)
-            if ready.get("op") != "ready":
-                raise _ProtocolViolation(f"expected ready, got {ready.get('op')!r}")
-            self.worker_info = {**hello, **ready}
-            self._on_ready(ready)
+            self.worker_info = self._handshake(connection, deadline)
+            self._on_ready(self.worker_info)
             self._connection = connection
             if self._tools:
                 self._push_tools(self._tools, deadline)
@@ -244,6 +230,32 @@ class WorkerExecutor(ABC):
             self._discard()
             raise
         return connection
+
+    def _open_connection(self) -> Connection:
+        """A connection to a new worker process (not yet set up: see `_handshake`)."""
+        try:
+            channel = self._open_channel()
+        except OSError as exc:
+            raise WorkerStartError(f"The code worker could not be started: {exc}") from None
+        return Connection(channel, self.max_message_bytes)
+
+    def _bundle(self) -> bytes | None:
+        """The worker's code to send first, or None when the other end already runs it (a forked worker)."""
+        return worker_bundle(self.bundle_kind)
+
+    def _handshake(self, connection: Connection, deadline: float) -> dict[str, Any]:
+        """Bring a new worker to ``ready``: send its code, answer its ``hello`` with ``init``; both replies merged."""
+        bundle = self._bundle()
+        if bundle is not None:
+            connection.send_raw(bundle, deadline)
+        hello = connection.receive(deadline)
+        if hello.get("op") != "hello" or hello.get("protocol") != wire.PROTOCOL_VERSION:
+            raise _ProtocolViolation(f"expected hello for protocol {wire.PROTOCOL_VERSION}, got {hello}")
+        connection.send({**self._init_message(hello), "max_message_bytes": self.max_message_bytes}, deadline)
+        ready = connection.receive(deadline)
+        if ready.get("op") != "ready":
+            raise _ProtocolViolation(f"expected ready, got {ready.get('op')!r}")
+        return {**hello, **ready}
 
     def _discard(self) -> None:
         """Kill the current worker (if any); the next step starts a fresh one."""
@@ -377,11 +389,11 @@ class WorkerExecutor(ABC):
             batches.append(wire.dump_message({"op": "vars", "v": pending}))
         return batches
 
-    def _connect_for_push(self) -> _Connection:
+    def _connect_for_push(self) -> Connection:
         assert self._connection is not None
         return self._connection
 
-    def _expect(self, connection: _Connection, op: str, deadline: float | None) -> dict[str, Any]:
+    def _expect(self, connection: Connection, op: str, deadline: float | None) -> dict[str, Any]:
         while True:
             message = connection.receive(deadline)
             kind = message["op"]
@@ -512,7 +524,7 @@ class WorkerExecutor(ABC):
             except Exception:
                 logger.exception("on_output callback failed; output streaming continues")
 
-    def _finish(self, connection: _Connection, message: dict[str, Any]) -> ExecutionResult:
+    def _finish(self, connection: Connection, message: dict[str, Any]) -> ExecutionResult:
         rest = _text(message.get("rest"))
         if rest and self.on_output is not None:
             self._emit(rest, OutputBuffer(0))
@@ -553,7 +565,7 @@ class WorkerExecutor(ABC):
         return ExecutionResult(decoded, logs, False)
 
     def _answer_call(
-        self, connection: _Connection, message: dict[str, Any], deadline: Callable[[], float | None]
+        self, connection: Connection, message: dict[str, Any], deadline: Callable[[], float | None]
     ) -> None:
         """Run a tool (or the final answer) the code asked for, here on the host, and send back the outcome.
 
@@ -623,7 +635,7 @@ class WorkerExecutor(ABC):
 
     # --- messages for the model ----------------------------------------------------------------------------------
 
-    def _death_detail(self, connection: _Connection, exc: BaseException) -> str:
+    def _death_detail(self, connection: Connection, exc: BaseException) -> str:
         """Why the worker is gone (its exit status) and its last words on stderr; closes the channel."""
         channel = connection.channel
         reason = channel.exit_reason() if isinstance(exc, (_WorkerGone, BrokenPipeError)) else None

@@ -11,6 +11,9 @@ subprocess fallback. What it refuses, and why:
   `chroot`), kernel attack surface with no use in agent code (`bpf`, `perf_event_open`, `userfaultfd`,
   `io_uring_*`, `keyctl` and friends, module and kexec loading, `name_to_handle_at`/`open_by_handle_at`,
   `ptrace`, `process_vm_*`, `pidfd_getfd`, `syslog`, `memfd_create`).
+- creating System V IPC objects and POSIX message queues (`shmget`, `semget`, `msgget`, `mq_open`): they outlive
+  the process that made them, so in a pooled sandbox (`SandboxPool`) they would carry state from one run into the
+  next; nothing in agent code needs them (no fork means no one to share them with).
 - sockets other than Unix, IPv4, IPv6 and netlink (notably AF_VSOCK, which a network namespace does not isolate:
   in a VM it can reach the hypervisor's agents).
 - any system call made through another ABI (x32, or 32-bit `int 0x80` on x86_64).
@@ -50,7 +53,8 @@ _DENIED_COMMON = (
     "execve execveat ptrace process_vm_readv process_vm_writev unshare setns mount umount2 pivot_root chroot "
     "mount_setattr move_mount open_tree fsopen fsconfig fsmount fspick keyctl add_key request_key bpf userfaultfd "
     "perf_event_open io_uring_setup io_uring_enter io_uring_register kexec_load kexec_file_load init_module "
-    "finit_module delete_module name_to_handle_at open_by_handle_at pidfd_getfd syslog acct swapon swapoff reboot"
+    "finit_module delete_module name_to_handle_at open_by_handle_at pidfd_getfd syslog acct swapon swapoff reboot "
+    "shmget semget msgget mq_open"
 ).split()
 
 _SYSCALLS: dict[str, dict[str, int]] = {
@@ -63,7 +67,8 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "io_uring_register": 427, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
         "finit_module": 313, "delete_module": 176, "name_to_handle_at": 303, "open_by_handle_at": 304,
         "pidfd_getfd": 438, "syslog": 103, "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169,
-        "memfd_create": 319, "clone": 56, "clone3": 435, "socket": 41, "socketpair": 53,
+        "memfd_create": 319, "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240, "clone": 56, "clone3": 435,
+        "socket": 41, "socketpair": 53,
     },
     "aarch64": {
         "execve": 221, "execveat": 281, "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
@@ -73,7 +78,8 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "perf_event_open": 241, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
         "kexec_load": 104, "kexec_file_load": 294, "init_module": 105, "finit_module": 273, "delete_module": 106,
         "name_to_handle_at": 264, "open_by_handle_at": 265, "pidfd_getfd": 438, "syslog": 116, "acct": 89,
-        "swapon": 224, "swapoff": 225, "reboot": 142, "memfd_create": 279, "clone": 220, "clone3": 435,
+        "swapon": 224, "swapoff": 225, "reboot": 142, "memfd_create": 279, "shmget": 194, "semget": 190,
+        "msgget": 186, "mq_open": 180, "clone": 220, "clone3": 435,
         "socket": 198, "socketpair": 199,
     },
 }  # fmt: skip
