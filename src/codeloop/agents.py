@@ -107,7 +107,7 @@ class MultiStepAgent:
         max_duration_s: float | None = None,
         listeners: Sequence[Callable[[ev.Event], None]] = (),
         add_base_tools: bool = False,
-        tools_before_answer: bool = True,
+        tools_before_answer: bool = False,
     ) -> None:
         if model is None:
             raise ValueError(

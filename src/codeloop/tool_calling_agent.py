@@ -205,7 +205,9 @@ class ToolCallingAgent(MultiStepAgent):
             calls = []
         if len(calls) == 1 and calls[0].name == "final_answer" and isinstance(calls[0].arguments, dict):
             if "answer" in calls[0].arguments:
-                return calls[0].arguments["answer"], usage
+                text = calls[0].arguments["answer"]
+        if _echoes_an_error(text, self.memory.action_steps):
+            return None, usage  # no answer beats the framework's own error message reported as one
         return text, usage
 
 
