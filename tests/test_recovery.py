@@ -159,3 +159,52 @@ def test_repeated_code_with_new_output_is_not_called_out() -> None:
     agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=3)
     result = agent.run("t", return_full_result=True)
     assert result.output == 2 and "same code" not in result.steps[2].observations
+
+
+def test_an_answer_before_any_tool_call_is_refused_once_then_accepted() -> None:
+    model = ScriptedModel([code("final_answer('13:00')"), code("final_answer('13:00')")])
+    agent = CodeAgent(tools=[get_flight], model=model, executor="local", verbosity_level=0, max_steps=3,
+                      tools_before_answer=True)  # fmt: skip
+    result = agent.run("t", return_full_result=True)
+    assert result.output == "13:00" and result.state == "success"
+    assert (
+        "no tool has been called in this run" in result.steps[1].error
+        and "get_flight" in result.steps[1].error
+    )
+
+
+def test_an_answer_after_a_tool_call_is_accepted_at_once_and_the_check_can_be_turned_off() -> None:
+    model = ScriptedModel([code("final_answer(get_flight('QX 1')['to'])")])
+    agent = CodeAgent(tools=[get_flight], model=model, executor="local", verbosity_level=0)
+    assert agent.run("t", return_full_result=True).steps[1].error is None
+    model = ScriptedModel([code("final_answer(1)")])
+    agent = CodeAgent(
+        tools=[get_flight], model=model, executor="local", verbosity_level=0, tools_before_answer=False
+    )
+    assert agent.run("t") == 1
+    model = ScriptedModel([code("final_answer(1)")])  # no tools: nothing to fetch
+    assert CodeAgent(tools=[], model=model, executor="local", verbosity_level=0).run("t") == 1
+
+
+def test_a_tool_calling_answer_before_any_tool_call_is_refused_once() -> None:
+    from codeloop import ToolCallingAgent
+
+    answer = '{"name": "final_answer", "arguments": {"answer": "13:00"}}'
+    model = ScriptedModel([answer, '{"name": "get_flight", "arguments": {"number": "QX 1"}}',
+                           '{"name": "final_answer", "arguments": {"answer": "14:05"}}'])  # fmt: skip
+    agent = ToolCallingAgent(tools=[get_flight], model=model, verbosity_level=0, tools_before_answer=True)
+    assert agent.run("t") == "14:05"
+    assert "no tool has been called" in (agent.memory.action_steps[0].error or "")
+
+
+def test_a_forced_tool_calling_answer_that_copies_an_error_gives_no_answer() -> None:
+    from codeloop import ToolCallingAgent
+    from codeloop.tool_calling_agent import FINAL_ANSWER_NOT_ALONE
+
+    script = [
+        '{"name": "get_flight", "arguments": {"number": "QX 1"}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
+        '{"name": "final_answer", "arguments": {"answer": "' + FINAL_ANSWER_NOT_ALONE + '"}}',
+    ]
+    agent = ToolCallingAgent(tools=[get_flight], model=ScriptedModel(script), verbosity_level=0, max_steps=1)
+    result = agent.run("t", return_full_result=True)
+    assert result.state == "max_steps" and result.output is None

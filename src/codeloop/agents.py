@@ -108,6 +108,7 @@ class MultiStepAgent:
         listeners: Sequence[Callable[[ev.Event], None]] = (),
         add_base_tools: bool = False,
         store: Any = "default",
+        tools_before_answer: bool = False,
     ) -> None:
         if model is None:
             raise ValueError(
@@ -145,6 +146,8 @@ class MultiStepAgent:
         self._error: BaseException | None = None
         self._run_id = ""
         self._last_step = 0
+        self.tools_before_answer = tools_before_answer
+        self._answer_refused_for_tools = False
         self._last_result: RunResult | None = None
         self._stop_error: BaseException | None = None
         # Recording is a listener (store/recorder.py); an explicit store is opened now so a bad one fails here.
@@ -444,6 +447,11 @@ class MultiStepAgent:
     def _prepare_run(self) -> None:
         """Hook for subclasses: called once a run starts (e.g. to push tools and variables to an executor)."""
         self._error = None
+        self._answer_refused_for_tools = False
+
+    def _called_no_tool(self) -> bool:
+        """Whether no tool (other than final_answer) has run in this run; subclasses that can tell override it."""
+        return False
 
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
         """Take one action step, filling `step`; return the final answer or `NO_ANSWER`."""
@@ -483,6 +491,16 @@ class MultiStepAgent:
         return message.text, message.token_usage
 
     def _check_final_answer(self, answer: Any) -> None:
+        names = [name for name in self.tools if name != "final_answer"]
+        if (
+            self.tools_before_answer
+            and names
+            and not self._answer_refused_for_tools
+            and self._called_no_tool()
+        ):
+            # Small models answer from invented data; asked once to fetch it, they usually call the tools.
+            self._answer_refused_for_tools = True
+            raise AgentError(render(load_prompt("answer_before_tools"), tools=", ".join(names)).strip())
         for check in self.final_answer_checks:
             name = getattr(check, "__name__", repr(check))
             try:
@@ -741,9 +759,13 @@ class CodeAgent(MultiStepAgent):
             self._executor = create_executor(self.executor_spec, **kwargs)
         return self._executor
 
+    def _called_no_tool(self) -> bool:
+        return self._tool_log.calls_in_run == 0
+
     def _prepare_run(self) -> None:
         super()._prepare_run()
         log = self._tool_log
+        log.start_run()
         self.executor.send_tools(
             {
                 name: tool if name == "final_answer" else log.wrap(name, tool)

@@ -112,9 +112,17 @@ class ToolCallingAgent(MultiStepAgent):
             )
         self.tool_call_format: ToolCallFormat = tool_call_format
         self._text_calls = tool_call_format == "text"
+        self._tools_called_in_run = 0
         super().__init__(tools, model, **kwargs)
         self.tools.setdefault("final_answer", FinalAnswerTool())
         self.memory = AgentMemory(self.system_prompt())
+
+    def _prepare_run(self) -> None:
+        super()._prepare_run()
+        self._tools_called_in_run = 0
+
+    def _called_no_tool(self) -> bool:
+        return self._tools_called_in_run == 0
 
     @property
     def text_calls(self) -> bool:
@@ -177,6 +185,7 @@ class ToolCallingAgent(MultiStepAgent):
                 answer = output
                 results[call.id] = ToolResult(call.id, call.name, f"Final answer: {short_repr(output)}")
             else:
+                self._tools_called_in_run += 1
                 results[call.id] = ToolResult(call.id, call.name, _as_observation(output))
         ordered = [results[c.id] for c in calls]
         step.observations = "\n".join(f"[{r.name}] {r.output}" for r in ordered)
@@ -196,7 +205,9 @@ class ToolCallingAgent(MultiStepAgent):
             calls = []
         if len(calls) == 1 and calls[0].name == "final_answer" and isinstance(calls[0].arguments, dict):
             if "answer" in calls[0].arguments:
-                return calls[0].arguments["answer"], usage
+                text = calls[0].arguments["answer"]
+        if _echoes_an_error(text, self.memory.action_steps):
+            return None, usage  # no answer beats the framework's own error message reported as one
         return text, usage
 
 

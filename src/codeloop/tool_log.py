@@ -74,6 +74,14 @@ class ToolCallLog:
     def __init__(self) -> None:
         self._lines: list[str] = []
         self._lock = threading.Lock()  # tools called from threads in agent code log concurrently
+        self.calls_in_run = 0
+        """Tool calls made since `start_run` (every call, repeated ones too)."""
+
+    def start_run(self) -> None:
+        """Forget the previous run: its calls and its last step."""
+        with self._lock:
+            self._lines.clear()
+            self.calls_in_run = 0
 
     def clear(self) -> None:
         """Forget the calls of the previous step."""
@@ -104,6 +112,7 @@ class ToolCallLog:
 
     def _add(self, line: str) -> None:
         with self._lock:
+            self.calls_in_run += 1
             if line not in self._lines and len(self._lines) < self.MAX_CALLS:
                 self._lines.append(line)
 
