@@ -1,0 +1,286 @@
+"""The run store's contract: the `Store` protocol, its record types, the schema and its version.
+
+Every backend (SQLite in `sqlite.py`, PostgreSQL in `postgres.py`) implements `Store` over the same tables
+(`schema_statements`), so a run recorded by one reads the same from the other. Large strings inside steps,
+events and journal results are kept once in the content-addressed `blobs` table (`externalize`/`internalize`),
+not copied wherever they appear.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ..journal import Journal
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BLOB_THRESHOLD",
+    "RunRecord",
+    "EventRecord",
+    "Store",
+    "StoreError",
+    "StoreFullError",
+    "RunNotFound",
+    "schema_statements",
+    "externalize",
+    "internalize",
+    "blob_digest",
+    "dumps",
+]
+
+SCHEMA_VERSION = 1
+"""The schema this code writes. A store stamped with a newer one is refused; an older one is migrated forward."""
+
+BLOB_THRESHOLD = 1024
+"""Strings at least this long (characters) are stored once in `blobs` and referenced by their sha256."""
+
+_BLOB_KEY = "__codeloop_blob__"
+
+
+class StoreError(Exception):
+    """The store cannot be used: corrupt or foreign file, newer schema, unreachable server. Names what and why."""
+
+
+class StoreFullError(StoreError):
+    """A write failed for lack of space (disk full, size limit). The run stops with state "error"."""
+
+
+class RunNotFound(StoreError, KeyError):
+    """No run with this id in the store."""
+
+    def __str__(self) -> str:  # KeyError's str() would quote the whole message
+        return str(self.args[0]) if self.args else "run not found"
+
+
+@dataclass
+class RunRecord:
+    """One run as the store keeps it (a row of `runs`); steps and events are read separately."""
+
+    run_id: str
+    agent: str = ""
+    """The agent's name, or its class name when it has none."""
+    agent_class: str = ""
+    task: str = ""
+    state: str = "running"
+    """"running" while it goes on (or when its process died), then the `RunState` it ended with."""
+    model_id: str = ""
+    session: str | None = None
+    parent_run_id: str | None = None
+    """The manager's run, for a run of a managed agent."""
+    started_at: float = 0.0
+    ended_at: float | None = None
+    step_count: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float | None = None
+    error: str | None = None
+    output: Any = None
+    """The final answer, JSON-able (a marked repr when JSON cannot hold it)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The agent's configuration, never secrets (no API keys, no headers)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the `run` object of the export format)."""
+        return {
+            "run_id": self.run_id,
+            "agent": self.agent,
+            "agent_class": self.agent_class,
+            "task": self.task,
+            "state": self.state,
+            "model_id": self.model_id,
+            "session": self.session,
+            "parent_run_id": self.parent_run_id,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "step_count": self.step_count,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "error": self.error,
+            "output": self.output,
+            "config": self.config,
+        }
+
+
+@dataclass
+class EventRecord:
+    """One event of a run, in the order it was emitted."""
+
+    run_id: str
+    seq: int
+    type: str
+    """The event class name, e.g. "StepStarted"."""
+    at: float
+    data: dict[str, Any]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where runs are recorded. Every method is safe to call from many processes on one store at once.
+
+    Writes are durable when they return. A write that fails for lack of space raises `StoreFullError`;
+    other failures raise `StoreError` (the recorder warns and goes on, so a store never breaks a run).
+    """
+
+    url: str
+    """Where the store lives, for messages (a path or a URL without password)."""
+
+    # --- writing a run ---
+    def start_run(self, run: RunRecord) -> None:
+        """Insert the run (state "running"); its id must be new."""
+        ...
+
+    def add_step(self, run_id: str, index: int, step: dict[str, Any]) -> None:
+        """Record the run's `index`-th memory step (`MemoryStep.to_dict()`); re-adding an index replaces it."""
+        ...
+
+    def add_events(self, run_id: str, events: list[EventRecord]) -> None:
+        """Append events (their `seq` is unique per run)."""
+        ...
+
+    def finish_run(self, run: RunRecord) -> None:
+        """Update the run's row with its end: state, ended_at, usage, cost, error, output, step_count."""
+        ...
+
+    # --- reading ---
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run with this id, or a unique id prefix; raises `RunNotFound`."""
+        ...
+
+    def list_runs(
+        self, *, session: str | None = None, state: str | None = None, limit: int | None = None
+    ) -> list[RunRecord]:
+        """Runs, newest first, optionally only one session's or one state's."""
+        ...
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's memory steps as dicts, in order (blobs already put back)."""
+        ...
+
+    def events(self, run_id: str) -> list[EventRecord]:
+        """The run's events in order (blobs already put back)."""
+        ...
+
+    def children(self, run_id: str) -> list[RunRecord]:
+        """Runs whose parent is this run (managed agents' runs), oldest first."""
+        ...
+
+    def delete_run(self, run_id: str) -> int:
+        """Delete the run, its steps, events, journal and child runs; the number of runs deleted."""
+        ...
+
+    # --- blobs, journal ---
+    def put_blob(self, data: str) -> str:
+        """Keep `data` once under its sha256 hex digest (returned); storing it again costs nothing."""
+        ...
+
+    def get_blob(self, digest: str) -> str:
+        """The string stored under `digest`; raises `StoreError` when missing."""
+        ...
+
+    def journal(self, run_id: str) -> Journal:
+        """The run's effect journal (see `codeloop.journal`), backed by the `journal` table."""
+        ...
+
+    def schema_version(self) -> int:
+        """The schema version the store is stamped with."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
+        ...
+
+
+def schema_statements(dialect: str) -> list[str]:
+    """CREATE TABLE/INDEX statements for the current schema, for `dialect` "sqlite" or "postgres".
+
+    JSON columns are TEXT holding JSON (portable, and what `export` emits); times are seconds since the epoch.
+    """
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    big = "BIGINT" if dialect == "postgres" else "INTEGER"
+    return [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"""CREATE TABLE IF NOT EXISTS runs (
+            run_id TEXT PRIMARY KEY,
+            agent TEXT NOT NULL,
+            agent_class TEXT NOT NULL,
+            task TEXT NOT NULL,
+            state TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            session TEXT,
+            parent_run_id TEXT,
+            started_at {real} NOT NULL,
+            ended_at {real},
+            step_count {big} NOT NULL DEFAULT 0,
+            input_tokens {big} NOT NULL DEFAULT 0,
+            output_tokens {big} NOT NULL DEFAULT 0,
+            cost_usd {real},
+            error TEXT,
+            output TEXT,
+            config TEXT NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS runs_session ON runs (session, started_at)",
+        "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
+        "CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run_id)",
+        f"""CREATE TABLE IF NOT EXISTS steps (
+            run_id TEXT NOT NULL,
+            idx {big} NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (run_id, idx))""",
+        f"""CREATE TABLE IF NOT EXISTS events (
+            run_id TEXT NOT NULL,
+            seq {big} NOT NULL,
+            type TEXT NOT NULL,
+            at {real} NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq))""",
+        f"""CREATE TABLE IF NOT EXISTS journal (
+            run_id TEXT NOT NULL,
+            seq {big} NOT NULL,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT,
+            parent {big},
+            PRIMARY KEY (run_id, seq))""",
+        "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    ]
+
+
+def blob_digest(data: str) -> str:
+    """The sha256 hex digest a blob is stored under."""
+    return hashlib.sha256(data.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def externalize(value: Any, put: Callable[[str], str], threshold: int = BLOB_THRESHOLD) -> Any:
+    """`value` with every string of `threshold`+ characters replaced by a blob reference (`put` stores it)."""
+    if isinstance(value, str):
+        return {_BLOB_KEY: put(value)} if len(value) >= threshold else value
+    if isinstance(value, list):
+        return [externalize(v, put, threshold) for v in value]
+    if isinstance(value, dict):
+        return {k: externalize(v, put, threshold) for k, v in value.items()}
+    return value
+
+
+def internalize(value: Any, get: Callable[[str], str]) -> Any:
+    """Inverse of `externalize`: blob references replaced by their strings."""
+    if isinstance(value, list):
+        return [internalize(v, get) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and _BLOB_KEY in value:
+            return get(value[_BLOB_KEY])
+        return {k: internalize(v, get) for k, v in value.items()}
+    return value
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for a column; anything JSON cannot hold becomes its marked repr (never dropped)."""
+    from ..memory import to_jsonable
+
+    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
