@@ -49,6 +49,9 @@ class StoreError(Exception):
 class StoreFullError(StoreError):
     """A write failed for lack of space (disk full, size limit). The run stops with state "error"."""
 
+    stops_run = True
+    """Read by the agent: a listener raising this ends the run (as an error) instead of being warned about."""
+
 
 class RunNotFound(StoreError, KeyError):
     """No run with this id in the store."""
