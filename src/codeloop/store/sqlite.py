@@ -12,6 +12,7 @@ import json
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -134,9 +135,11 @@ class SQLiteStore:
     # --- plumbing -------------------------------------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, durable: bool = False) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
+                if durable:  # the journal decides what a resume repeats: sync it to the disk at commit
+                    self._db.execute("PRAGMA synchronous = FULL")
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     yield self._db
@@ -152,6 +155,9 @@ class SQLiteStore:
                     except sqlite3.Error:
                         pass
                 raise _translate(exc, self.path) from exc
+            finally:
+                if durable:
+                    self._db.execute("PRAGMA synchronous = NORMAL")
 
     def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         with self._lock:
@@ -309,7 +315,7 @@ class SQLiteStore:
             for table, column in _BLOB_HOLDERS:
                 for (text,) in db.execute(f"SELECT {column} FROM {table} WHERE run_id IN ({marks})", ids):
                     candidates.update(_BLOB_REF.findall(text or ""))
-            for table in ("steps", "events", "journal", "runs"):
+            for table in ("steps", "events", "journal", "leases", "runs"):
                 db.execute(f"DELETE FROM {table} WHERE run_id IN ({marks})", ids)
             _drop_unused_blobs(db, candidates)
         return len(ids)
@@ -344,8 +350,12 @@ class SQLiteStore:
         )
 
     def journal_append(self, run_id: str, entry: JournalEntry) -> None:
-        """Write `entry`, superseding an earlier entry for its seq; durable on return."""
-        with self._transaction() as db:
+        """Write `entry`, superseding an earlier entry for its seq; durable on return, even across a power cut."""
+        from ..journal import STATUSES
+
+        if entry.status not in STATUSES:
+            raise ValueError(f"journal entry status must be one of {STATUSES}, got {entry.status!r}")
+        with self._transaction(durable=True) as db:
             db.execute(
                 "INSERT OR REPLACE INTO journal (run_id, seq, kind, key, status, result, parent) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -359,6 +369,24 @@ class SQLiteStore:
                     entry.parent,
                 ),
             )
+
+    def acquire_lease(self, run_id: str, owner: str, ttl_s: float, replace: str | None = None) -> str | None:
+        """Take or renew `run_id`'s lease for `owner` (see `codeloop.journal.Leases`); None, or the holder."""
+        now = time.time()
+        with self._transaction(durable=True) as db:
+            row = db.execute("SELECT owner, expires FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+            if row is not None and row[1] > now and row[0] not in (owner, replace):
+                return str(row[0])
+            db.execute(
+                "INSERT OR REPLACE INTO leases (run_id, owner, expires) VALUES (?, ?, ?)",
+                (run_id, owner, now + ttl_s),
+            )
+            return None
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        """Give `run_id`'s lease up if `owner` holds it."""
+        with self._transaction(durable=True) as db:
+            db.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, owner))
 
     def close(self) -> None:
         """Close the connection; safe to call twice."""
@@ -380,6 +408,17 @@ class SQLiteJournal:
     def append(self, entry: JournalEntry) -> None:
         """Durable when it returns; a later entry for a seq supersedes."""
         self.store.journal_append(self.run_id, entry)
+
+    def acquire_lease(self, owner: str, ttl_s: float, *, replace: str | None = None) -> str | None:
+        """Take or renew this run's lease (see `codeloop.journal.Leases`), across processes and machines."""
+        return self.store.acquire_lease(self.run_id, owner, ttl_s, replace)
+
+    def release_lease(self, owner: str) -> None:
+        """Give the lease up if `owner` holds it."""
+        self.store.release_lease(self.run_id, owner)
+
+    def __repr__(self) -> str:
+        return f"SQLiteJournal({self.store.url!r}, run_id={self.run_id!r})"
 
 
 def _check_file(path: Path) -> None:
