@@ -13,6 +13,14 @@ def _no_provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _runs_recorded_in_a_tmp_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Agents record every run by default into $CODELOOP_HOME/runs.db; the suite must never write the user's.
+    import os
+
+    os.environ["CODELOOP_HOME"] = str(tmp_path_factory.mktemp("codeloop_home"))
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _ctrl_c_is_deliverable() -> None:
     # A shell starts background jobs (`make test &`, some CI runners) with SIGINT ignored, and Python keeps
     # it ignored, which children then inherit. Tests that press Ctrl-C need the normal handler; installing it

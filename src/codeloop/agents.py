@@ -106,6 +106,7 @@ class MultiStepAgent:
         max_duration_s: float | None = None,
         listeners: Sequence[Callable[[ev.Event], None]] = (),
         add_base_tools: bool = False,
+        store: Any = "default",
     ) -> None:
         if model is None:
             raise ValueError(
@@ -143,6 +144,12 @@ class MultiStepAgent:
         self._error: BaseException | None = None
         self._run_id = ""
         self._last_result: RunResult | None = None
+        self._stop_error: BaseException | None = None
+        # Recording is a listener (store/recorder.py); an explicit store is opened now so a bad one fails here.
+        from .store.binding import AgentStore
+
+        self._store = AgentStore(store)
+        self._recorder: Callable[[ev.Event], None] | None = None
 
         self.managed_agents: dict[str, MultiStepAgent] = {}
         self.tools: dict[str, Any] = {}
@@ -212,14 +219,17 @@ class MultiStepAgent:
         additional_args: dict[str, Any] | None = None,
         max_steps: int | None = None,
         return_full_result: bool = False,
+        session: str | None = None,
     ) -> Any:
         """Run the agent on `task` and return the final answer (or a `RunResult`, or an event iterator).
 
-        `reset=False` continues the previous conversation. `additional_args` become variables the code can use.
+        `reset=False` continues the previous conversation. `session="user-42"` continues that session's
+        conversation as the run store holds it (from any process) and records this run in it.
+        `additional_args` become variables the code can use.
         An error that ends the run is raised with `.result` (a `RunResult` holding every step so far) unless
         `return_full_result=True`, which returns that result instead.
         """
-        loop = self._start(task, reset, images, additional_args, max_steps)
+        loop = self._start(task, reset, images, additional_args, max_steps, session)
         if stream:
             return self._drive(loop)
         for _ in self._drive(loop):
@@ -235,9 +245,10 @@ class MultiStepAgent:
         additional_args: dict[str, Any] | None = None,
         max_steps: int | None = None,
         return_full_result: bool = False,
+        session: str | None = None,
     ) -> Any:
         """Async twin of `run`: model calls are awaited, code and sync tools run in worker threads."""
-        loop = self._start(task, reset, images, additional_args, max_steps)
+        loop = self._start(task, reset, images, additional_args, max_steps, session)
         async for _ in self._adrive(loop):
             pass
         return self._finish(return_full_result)
@@ -250,9 +261,10 @@ class MultiStepAgent:
         images: Sequence[Any] | None = None,
         additional_args: dict[str, Any] | None = None,
         max_steps: int | None = None,
+        session: str | None = None,
     ) -> AsyncIterator[ev.Event]:
         """The run's events as an async iterator; the last one is `RunFinished`."""
-        return self._adrive(self._start(task, reset, images, additional_args, max_steps))
+        return self._adrive(self._start(task, reset, images, additional_args, max_steps, session))
 
     def __call__(self, task: str, **kwargs: Any) -> Any:
         """Run as a managed agent would be run: returns the answer."""
@@ -282,13 +294,23 @@ class MultiStepAgent:
         """Ask the run to stop before its next step; the steps so far are kept."""
         self._interrupt.set()
 
-    def replay(self, detailed: bool = False) -> None:
-        """Print the steps of the last run again."""
+    def replay(self, detailed: bool = False, run_id: str | None = None) -> None:
+        """Print the steps of a run again: `run_id` (default: the last run) as the run store holds it.
+
+        Without a store, the agent's memory is printed.
+        """
         from .console import ConsoleRenderer
 
-        ConsoleRenderer(level=2 if detailed else 1).replay(
-            self.memory.steps, self.name or type(self).__name__
-        )
+        steps: list[MemoryStep] = self.memory.steps
+        store = self._store.store
+        if store is not None and (run_id or self._run_id):
+            steps = [MemoryStep.from_dict(d) for d in store.steps(run_id or self._run_id)]
+        ConsoleRenderer(level=2 if detailed else 1).replay(steps, self.name or type(self).__name__)
+
+    @property
+    def store(self) -> Any:
+        """The run store this agent records into (`codeloop.store.Store`), or None when recording is off."""
+        return self._store.store
 
     # --- sharing: the logic lives in agent_io.py ----------------------------------------------------------
 
@@ -333,6 +355,7 @@ class MultiStepAgent:
         images: Sequence[Any] | None,
         additional_args: dict[str, Any] | None,
         max_steps: int | None,
+        session: str | None = None,
     ) -> _Loop:
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the task is empty: pass the agent a non-empty string describing what to do")
@@ -343,9 +366,19 @@ class MultiStepAgent:
                 "\nYou have been given these additional arguments; use them directly as variables by name:\n"
                 + "\n".join(f"- {k}: {type(v).__name__}" for k, v in additional_args.items())
             )
-        if reset:
+        if session is not None and (not isinstance(session, str) or not session.strip()):
+            raise ValueError(f"session={session!r}: give a non-empty name, e.g. session='user-42'")
+        self._recorder = self._store.begin(self, session)
+        if session is not None:
+            from .store.binding import session_steps
+
+            assert self._recorder is not None  # begin() refuses a session without a store
+            self.memory = AgentMemory(self.system_prompt())
+            self.memory.steps = session_steps(self._store.store, session)  # type: ignore[arg-type]
+        elif reset:
             self.memory = AgentMemory(self.system_prompt())
         self._interrupt.clear()
+        self._stop_error = None
         self._last_result = None
         self._failed_listeners.clear()
         return self._loop(task, image_parts(images or ()), self.max_steps if max_steps is None else max_steps)
@@ -516,10 +549,16 @@ class MultiStepAgent:
         (`RuntimeWarning`); every failure is logged on the `codeloop` logger with its traceback.
         """
         event.agent = self.name or type(self).__name__
-        for listener in [self._console, *self.listeners] if self._console else self.listeners:
+        listeners = [self._console, *self.listeners] if self._console else list(self.listeners)
+        if self._recorder is not None:  # first: the record is written before anyone else sees the event
+            listeners.insert(0, self._recorder)
+        for listener in listeners:
             try:
                 listener(event)
             except Exception as exc:
+                if getattr(exc, "stops_run", False):  # e.g. the run store is full: end the run as an error
+                    self._stop_error = exc
+                    continue
                 name = getattr(listener, "__qualname__", None) or type(listener).__name__
                 _log.debug("listener %s failed on %s", name, type(event).__name__, exc_info=True)
                 if id(listener) not in self._failed_listeners:
@@ -545,6 +584,8 @@ class MultiStepAgent:
                 self._emit(item)
                 yield item
                 continue
+            if (error := self._take_stop_error()) is not None:  # not performed: thrown where it was asked for
+                continue
             try:
                 for out in perform(item, self.model, self._run_code):
                     if isinstance(out, Done):
@@ -569,6 +610,8 @@ class MultiStepAgent:
                 self._emit(item)
                 yield item
                 continue
+            if (error := self._take_stop_error()) is not None:
+                continue
             try:
                 async for out in aperform(item, self.model, self._run_code):
                     if isinstance(out, Done):
@@ -578,6 +621,10 @@ class MultiStepAgent:
                         yield out
             except (Exception, KeyboardInterrupt) as exc:
                 error = exc
+
+    def _take_stop_error(self) -> BaseException | None:
+        error, self._stop_error = self._stop_error, None
+        return error
 
     def _run_code(self, code: str) -> Any:
         raise AgentError(f"{type(self).__name__} does not run code")

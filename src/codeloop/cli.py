@@ -200,16 +200,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
     listeners.append(waiting)
     if not args.json:
         listeners.append(_console_without_summary())
-    common: dict[str, Any] = {"max_steps": args.max_steps, "verbosity_level": 0, "listeners": listeners}
-    if args.agent == "code":
-        agent: Any = CodeAgent(
-            tools, model, executor=args.executor, additional_authorized_imports=args.imports or (), **common
-        )
-    else:
-        agent = ToolCallingAgent(tools, model, **common)
+    from .store import StoreError
+    from .store.cli import store_from_argument
+
+    common: dict[str, Any] = {
+        "max_steps": args.max_steps,
+        "verbosity_level": 0,
+        "listeners": listeners,
+        "store": store_from_argument(args.store),
+    }
+    if args.session is not None and common["store"] is None:
+        raise UsageError("--session needs a run store to keep the conversation in; drop --store none")
+    try:
+        if args.agent == "code":
+            agent: Any = CodeAgent(
+                tools, model, executor=args.executor, additional_authorized_imports=args.imports or (), **common
+            )
+        else:
+            agent = ToolCallingAgent(tools, model, **common)
+    except StoreError as exc:  # a corrupt, foreign or newer store: refused before any model call
+        raise UsageError(str(exc)) from exc
     waiting.start()
     try:
-        result = agent.run(task, return_full_result=True)
+        result = agent.run(task, return_full_result=True, session=args.session)
     except KeyboardInterrupt:
         result = agent._last_result
     finally:
@@ -225,6 +238,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
+                    "run_id": result.run_id,
                     "output": result.to_dict()["output"],
                     "state": result.state,
                     "steps": result.to_dict()["steps"],
@@ -456,7 +470,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="steps before the run stops (default: 20; exit code 3)",
     )
-    run.add_argument("--json", action="store_true", help="print one JSON object instead of the live run")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object (with run_id and state) instead of the live run",
+    )
+    from .store.cli import add_runs_parser, add_store_argument
+
+    add_store_argument(run)
+    run.add_argument(
+        "--session", metavar="NAME", help="continue this session's conversation (kept in the store)"
+    )
     run.set_defaults(handler=_cmd_run)
 
     demo = sub.add_parser("demo", help="an offline run with recorded model replies")
@@ -475,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(serve)
     serve.set_defaults(handler=_cmd_mcp_serve)
+    add_runs_parser(sub)
     return parser
 
 

@@ -49,6 +49,9 @@ class StoreError(Exception):
 class StoreFullError(StoreError):
     """A write failed for lack of space (disk full, size limit). The run stops with state "error"."""
 
+    stops_run = True
+    """Read by the agent: a listener raising this ends the run (as an error) instead of being warned about."""
+
 
 class RunNotFound(StoreError, KeyError):
     """No run with this id in the store."""
@@ -184,7 +187,11 @@ class Store(Protocol):
         ...
 
     def journal(self, run_id: str) -> Journal:
-        """The run's effect journal (see `codeloop.journal`), backed by the `journal` table."""
+        """The run's effect journal (see `codeloop.journal`), backed by the `journal` table.
+
+        It also implements `codeloop.journal.Leases` over the `leases` table (take/renew/replace atomically in
+        one transaction), so two processes never resume one run at once.
+        """
         ...
 
     def schema_version(self) -> int:
@@ -249,6 +256,11 @@ def schema_statements(dialect: str) -> list[str]:
             parent {big},
             PRIMARY KEY (run_id, seq))""",
         "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data TEXT NOT NULL)",
+        # Who may resume a run (codeloop.journal.Leases): one row per leased run, expiring.
+        f"""CREATE TABLE IF NOT EXISTS leases (
+            run_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires {real} NOT NULL)""",
     ]
 
 

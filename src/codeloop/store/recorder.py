@@ -1,0 +1,199 @@
+"""The recording listener: turns an agent's events into rows of a store, as the run goes.
+
+The loop never persists anything; this listener does, from the events the loop emits anyway. Each action or
+planning step is written with the events that led to it in one transaction, so the store holds every step the
+run completed even if its process is killed. A store that fails is warned about by the agent (a listener never
+breaks a run), except a full store: `StoreFullError` stops the run with state "error", keeping what was written.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from .. import events as ev
+from ..memory import to_jsonable
+from .base import EventRecord, RunRecord, Store
+
+if TYPE_CHECKING:
+    from ..agents import MultiStepAgent
+
+__all__ = ["StoreRecorder", "agent_config", "event_data"]
+
+_active_run: ContextVar[str | None] = ContextVar("codeloop_active_run", default=None)
+_running: set[str] = set()
+_running_lock = threading.Lock()
+# Streamed chunks: the whole text is recorded with the step (ModelOutput, Observation), so the pieces are not.
+_NOT_RECORDED = (ev.ModelTextDelta, ev.ExecutionLog)
+
+
+class StoreRecorder:
+    """A listener recording `agent`'s runs into `store` (attached by the agent for `store=`)."""
+
+    def __init__(self, store: Store, agent: MultiStepAgent) -> None:
+        self.store = store
+        self.agent = agent
+        self.session: str | None = None
+        """The session the next run belongs to (set by `agent.run(..., session=...)`)."""
+        self._lock = threading.Lock()
+        self._run: RunRecord | None = None
+        self._parent_token: str | None = None
+        self._first = 0
+        self._written = 0
+        self._seq = 0
+        self._pending: list[EventRecord] = []
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, _NOT_RECORDED):
+            return
+        if isinstance(event, ev.RunStarted):
+            self._start(event)
+            return
+        with self._lock:
+            if self._run is None:
+                return
+            self._pending.append(self._record(event))
+        if isinstance(event, ev.RunFinished):
+            self._finish(event)
+        elif isinstance(event, ev.StepFinished | ev.PlanCreated):
+            self._flush()
+
+    def _record(self, event: ev.Event) -> EventRecord:
+        assert self._run is not None
+        record = EventRecord(
+            self._run.run_id, self._seq, type(event).__name__, time.time(), event_data(event)
+        )
+        self._seq += 1
+        return record
+
+    def _start(self, event: ev.RunStarted) -> None:
+        parent = _active_run.get()
+        with _running_lock:
+            if parent not in _running:  # a run left unfinished (abandoned stream) is no one's parent
+                parent = None
+            _running.add(event.run_id)
+        agent = self.agent
+        steps = agent.memory.steps
+        self._first = max(len(steps) - 1, 0)  # the TaskStep the loop appended just before RunStarted
+        self._written = 0
+        self._seq = 0
+        self._pending = []
+        self._run = RunRecord(
+            run_id=event.run_id,
+            agent=agent.name or type(agent).__name__,
+            agent_class=type(agent).__name__,
+            task=event.task,
+            model_id=event.model_id,
+            session=self.session,
+            parent_run_id=parent,
+            started_at=time.time(),
+            config=agent_config(agent),
+        )
+        self._parent_token = parent
+        _active_run.set(event.run_id)
+        with self._lock:
+            self._pending.append(self._record(event))
+        self.store.start_run(self._run)
+
+    def _flush(self, final: bool = False) -> None:
+        run = self._run
+        if run is None:
+            return
+        steps = self.agent.memory.steps[self._first :]
+        # The loop marks the last action step final after StepFinished: rewrite it at the end.
+        start = max(self._written - 1, 0) if final else self._written
+        new = [(i, steps[i].to_dict()) for i in range(start, len(steps))]
+        with self._lock:
+            events, self._pending = self._pending, []
+        if not new and not events:
+            return
+        try:
+            record = getattr(self.store, "record", None)
+            if record is not None:
+                record(run.run_id, new, events)
+            else:
+                for index, step in new:
+                    self.store.add_step(run.run_id, index, step)
+                self.store.add_events(run.run_id, events)
+        except BaseException:
+            with self._lock:  # not written: try again with the next flush
+                self._pending[:0] = events
+            raise
+        self._written = len(steps)
+
+    def _finish(self, event: ev.RunFinished) -> None:
+        run = self._run
+        assert run is not None
+        result = event.result
+        try:
+            try:
+                self._flush(final=True)
+            finally:
+                run.state = result.state
+                run.ended_at = time.time()
+                run.step_count = sum(1 for s in result.steps if type(s).__name__ == "ActionStep")
+                run.input_tokens = result.token_usage.input_tokens
+                run.output_tokens = result.token_usage.output_tokens
+                run.cost_usd = result.cost_usd
+                run.error = result.error
+                run.output = to_jsonable(result.output)
+                self.store.finish_run(run)
+        finally:
+            self._run = None
+            with _running_lock:
+                _running.discard(run.run_id)
+            _active_run.set(self._parent_token)
+
+
+def agent_config(agent: Any) -> dict[str, Any]:
+    """The agent's configuration as recorded with each run: class, name, model (no keys), tools, settings."""
+    from ..agent_io import _settings, describe_model
+
+    try:
+        settings, _ = _settings(agent)
+    except Exception:  # a subclass with an unusual constructor: record what is certain
+        settings = {}
+    return {
+        "class": f"{type(agent).__module__}:{type(agent).__qualname__}",
+        "name": agent.name,
+        "model": describe_model(agent.model),
+        "tools": sorted(n for n in agent.tools if n not in agent.managed_agents),
+        "managed_agents": sorted(agent.managed_agents),
+        "settings": settings,
+    }
+
+
+def event_data(event: ev.Event) -> dict[str, Any]:
+    """What the store keeps of an event (JSON-able; large texts become shared blobs when written)."""
+    data: dict[str, Any] = {"agent": event.agent}
+    if isinstance(event, ev.RunStarted):
+        data.update(task=event.task, model_id=event.model_id, run_id=event.run_id)
+    elif isinstance(event, ev.ModelOutput):
+        data.update(step_number=event.step_number, message=event.message.to_dict())
+    elif isinstance(event, ev.CodeAction):
+        data.update(step_number=event.step_number, code=event.code)
+    elif isinstance(event, ev.ToolCallStarted):
+        data.update(step_number=event.step_number, call=event.call.to_dict())
+    elif isinstance(event, ev.Observation):
+        data.update(step_number=event.step_number, text=event.text)
+    elif isinstance(event, ev.StepStarted):
+        data.update(step_number=event.step_number)
+    elif isinstance(event, ev.StepFinished):
+        data.update(step_number=event.step.step_number, error=event.step.error)
+    elif isinstance(event, ev.StepError):
+        data.update(
+            step_number=event.step_number, error_type=type(event.error).__name__, error=str(event.error)
+        )
+    elif isinstance(event, ev.PlanCreated):
+        data.update(plan=event.plan.plan)
+    elif isinstance(event, ev.FinalAnswer):
+        data.update(output=event.output)
+    elif isinstance(event, ev.RunFinished):
+        data.update(state=event.result.state, error=event.result.error)
+    elif isinstance(event, ev.ToolProgress | ev.ModelRetry):
+        data.update(text=event.describe())
+    else:  # an event type added later: keep its fields rather than nothing
+        data.update({k: v for k, v in vars(event).items() if k != "agent"})
+    return {k: to_jsonable(v) for k, v in data.items()}
