@@ -87,13 +87,15 @@ def test_a_run_round_trips_with_steps_events_and_children(store: PostgresStore) 
     assert [r.run_id for r in store.list_runs(session="user-42")] == [parent_id]
     assert [r.run_id for r in store.list_runs(state="running")] == [child_id]
     assert [r.run_id for r in store.list_runs(limit=1)] == [child_id]
-    with pytest.raises(StoreError, match="ambiguous"):
+    with pytest.raises(RunNotFound, match="matches several runs"):
         store.get_run("0000")
 
     assert store.delete_run(parent_id) == 2
     assert store.list_runs() == [] and store.steps(parent_id) == [] and store.events(parent_id) == []
     with pytest.raises(RunNotFound, match=parent_id):
         store.get_run(parent_id)
+    with pytest.raises(RunNotFound, match=parent_id):
+        store.delete_run(parent_id)
 
 
 def test_large_strings_are_stored_once(store: PostgresStore, postgres_url: str) -> None:
@@ -107,6 +109,106 @@ def test_large_strings_are_stored_once(store: PostgresStore, postgres_url: str) 
     assert _count(postgres_url, "SELECT count(*) FROM blobs") == 1
     assert _count(postgres_url, "SELECT max(length(data)) FROM steps") < 200
     assert [step["observations"] for step in store.steps(run_id)] == [BIG] * 5
+
+
+def test_deleting_a_run_drops_the_blobs_only_it_used(store: PostgresStore, postgres_url: str) -> None:
+    keep, drop = "2" * 32, "3" * 32
+    own = "only the deleted run has this\n" * 100
+    for run_id in (keep, drop):
+        store.start_run(_run(run_id))
+        store.record(run_id, [(0, {"type": "action", "observations": BIG})], [])
+    store.record(
+        drop, [(1, {"type": "action", "observations": own})], [EventRecord(drop, 0, "E", 1.0, {"o": own})]
+    )
+    store.journal(drop).append(JournalEntry(0, "tools", "k", "done", result=own))
+    assert _count(postgres_url, "SELECT count(*) FROM blobs") == 2
+    assert store.delete_run(drop[:8]) == 1
+    assert _count(postgres_url, "SELECT count(*) FROM blobs") == 1
+    assert store.get_blob(store_base.blob_digest(BIG)) == BIG
+    with pytest.raises(StoreError, match="no blob"):
+        store.get_blob(store_base.blob_digest(own))
+    assert store.steps(keep) == [{"type": "action", "observations": BIG}]
+
+
+def test_one_lease_per_run_taken_atomically(store: PostgresStore, postgres_url: str) -> None:
+    run_id = "4" * 32
+    store.start_run(_run(run_id))
+    journal = store.journal(run_id)
+    assert journal.acquire_lease("alpha", 60) is None
+    assert journal.acquire_lease("alpha", 60) is None  # renewing one's own lease
+    with PostgresStore(postgres_url) as other:
+        assert other.journal(run_id).acquire_lease("beta", 60) == "alpha"
+        assert other.journal(run_id).acquire_lease("beta", 60, replace="alpha") is None  # alpha found dead
+        assert journal.acquire_lease("alpha", 60) == "beta"
+        other.journal(run_id).release_lease("alpha")  # not the holder: changes nothing
+        assert journal.acquire_lease("alpha", 60) == "beta"
+        other.journal(run_id).release_lease("beta")
+    assert journal.acquire_lease("alpha", 0.5) is None
+    time.sleep(1.0)
+    with PostgresStore(postgres_url) as other:
+        assert other.journal(run_id).acquire_lease("gamma", 60) is None  # alpha's lease expired
+
+
+LEASE_TAKER = textwrap.dedent(
+    """
+    import sys
+    from codeloop.store.postgres import PostgresStore
+
+    store = PostgresStore(sys.argv[1])
+    journal = store.journal(sys.argv[2])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print("holder:" + str(journal.acquire_lease(sys.argv[3], 60)), flush=True)
+    """
+)
+
+
+def test_of_many_processes_racing_for_a_lease_exactly_one_wins(
+    store: PostgresStore, postgres_url: str, tmp_path: Path
+) -> None:
+    run_id = "5" * 32
+    store.start_run(_run(run_id))
+    script = tmp_path / "lease.py"
+    script.write_text(LEASE_TAKER)
+    outputs = _run_together(
+        [[sys.executable, str(script), postgres_url, run_id, f"owner-{index}"] for index in range(8)]
+    )
+    holders = [line.split(":", 1)[1] for line in outputs]
+    winners = [index for index, holder in enumerate(holders) if holder == "None"]
+    assert len(winners) == 1
+    assert set(holders) - {"None"} == {f"owner-{winners[0]}"}
+
+
+def _run_together(commands: list[list[str]], timeout: float = 90) -> list[str]:
+    """Start every command, let them all go at once (each prints "ready" and waits for a line on stdin), and
+    return the last line each printed; any failure fails the test with its stderr."""
+    processes = [
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for command in commands
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            ready = process.stdout.readline()
+            assert ready == "ready\n", process.communicate(timeout=timeout)[1]
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        results, failures = [], []
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=timeout)
+            results.append(stdout.strip().splitlines()[-1] if stdout.strip() else "")
+            if process.returncode != 0:
+                failures.append(stderr)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert failures == []
+    return results
 
 
 def test_text_postgres_cannot_hold_as_is_round_trips(store: PostgresStore) -> None:
@@ -267,7 +369,7 @@ WRITER = textwrap.dedent(
     for step in range(steps):
         journal = store.journal(run_id)
         journal.append(JournalEntry(step, "model", f"k{step}", "started"))
-        store.add_step(run_id, step, {"kind": "action", "shared": shared, "own": f"{index}-{step}" * 400})
+        store.add_step(run_id, step, {"type": "action", "shared": shared, "own": f"{index}-{step}" * 400})
         store.add_events(run_id, [EventRecord(run_id, step, "StepFinished", time.time(), {"step": step})])
         journal.append(JournalEntry(step, "model", f"k{step}", "done", result={"shared": shared}))
     store.finish_run(RunRecord(run_id=run_id, state="success", ended_at=time.time(), step_count=steps))
@@ -280,33 +382,9 @@ def test_many_processes_writing_one_store_lose_nothing(postgres_url: str, tmp_pa
     writers, steps = 16, 10
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, str(script), postgres_url, str(index), str(steps)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for index in range(writers)
-    ]
-    try:
-        for process in processes:
-            assert process.stdout is not None and process.stdout.readline() == "ready\n"
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        failures = []
-        for process in processes:
-            _, stderr = process.communicate(timeout=90)
-            if process.returncode != 0:
-                failures.append(stderr)
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-    assert failures == []
+    _run_together(
+        [[sys.executable, str(script), postgres_url, str(index), str(steps)] for index in range(writers)]
+    )
 
     with PostgresStore(postgres_url) as store:
         runs = store.list_runs()

@@ -39,6 +39,10 @@ MIGRATIONS: dict[int, list[str]] = {}
 
 # pg_advisory_xact_lock key under which the schema is created or migrated (any constant; "codeloop" in ASCII).
 _SCHEMA_LOCK_KEY = 0x636F64656C6F6F70
+_BLOB_GC_LOCK_KEY = _SCHEMA_LOCK_KEY + 1
+# Where blob references live (`base.externalize` writes them as {"__codeloop_blob__": digest} in JSON text).
+_BLOB_HOLDERS = (("steps", "data"), ("events", "data"), ("journal", "result"))
+_BLOB_REFERENCE = re.compile(r'"__codeloop_blob__":"([0-9a-f]{64})"')
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # A text value PostgreSQL cannot hold as-is (NUL, lone surrogates) is kept as JSON behind this mark; a value that
 # happens to start with the mark is escaped too, so reading back is unambiguous.
@@ -219,8 +223,11 @@ class PostgresStore:
 
     @staticmethod
     def _write_blobs(cursor: psycopg.Cursor[Any], pending: dict[str, str]) -> None:
+        # Shared lock: `delete_run` drops blobs no row refers to under the exclusive one, so it never drops a blob
+        # that a transaction still in flight has found present and is about to refer to.
         # Sorted: two transactions inserting overlapping blobs take the index locks in the same order.
         if pending:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_BLOB_GC_LOCK_KEY,))
             cursor.executemany(
                 "INSERT INTO blobs (digest, data) VALUES (%s, %s) ON CONFLICT (digest) DO NOTHING",
                 [(digest, _to_db(pending[digest])) for digest in sorted(pending)],
@@ -303,23 +310,22 @@ class PostgresStore:
 
     def add_step(self, run_id: str, index: int, step: dict[str, Any]) -> None:
         """Record the run's `index`-th memory step (`MemoryStep.to_dict()`); re-adding an index replaces it."""
-        pending: dict[str, str] = {}
-        data = _json_to_db(self._externalize(step, pending))
-        kind = str(step.get("kind", "step"))
-        with self._transaction() as cursor:
-            self._write_blobs(cursor, pending)
-            cursor.execute(
-                """INSERT INTO steps (run_id, idx, kind, data) VALUES (%s, %s, %s, %s)
-                ON CONFLICT (run_id, idx) DO UPDATE SET kind = EXCLUDED.kind, data = EXCLUDED.data""",
-                (run_id, index, _to_db(kind), data),
-            )
+        self.record(run_id, [(index, step)], [])
 
     def add_events(self, run_id: str, events: list[EventRecord]) -> None:
         """Append events (their `seq` is unique per run)."""
-        if not events:
+        self.record(run_id, [], events)
+
+    def record(self, run_id: str, steps: list[tuple[int, dict[str, Any]]], events: list[EventRecord]) -> None:
+        """Steps (by index, replacing) and events in one transaction, with the blobs they refer to."""
+        if not steps and not events:
             return
         pending: dict[str, str] = {}
-        rows = [
+        step_rows = [
+            (run_id, index, _to_db(str(step.get("type", ""))), _json_to_db(self._externalize(step, pending)))
+            for index, step in steps
+        ]
+        event_rows = [
             (
                 run_id,
                 event.seq,
@@ -331,9 +337,16 @@ class PostgresStore:
         ]
         with self._transaction() as cursor:
             self._write_blobs(cursor, pending)
-            cursor.executemany(
-                "INSERT INTO events (run_id, seq, type, at, data) VALUES (%s, %s, %s, %s, %s)", rows
-            )
+            if step_rows:
+                cursor.executemany(
+                    """INSERT INTO steps (run_id, idx, kind, data) VALUES (%s, %s, %s, %s)
+                    ON CONFLICT (run_id, idx) DO UPDATE SET kind = EXCLUDED.kind, data = EXCLUDED.data""",
+                    step_rows,
+                )
+            if event_rows:
+                cursor.executemany(
+                    "INSERT INTO events (run_id, seq, type, at, data) VALUES (%s, %s, %s, %s, %s)", event_rows
+                )
 
     def finish_run(self, run: RunRecord) -> None:
         """Update the run's row with its end: state, ended_at, usage, cost, error, output, step_count."""
@@ -353,8 +366,6 @@ class PostgresStore:
                     run.run_id,
                 ),
             )
-            if cursor.rowcount == 0:
-                raise RunNotFound(f"no run {run.run_id} in the store {self.url}")
 
     # --- reading ---
     _RUN_COLUMNS = (
@@ -386,22 +397,19 @@ class PostgresStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with this id, or a unique id prefix; raises `RunNotFound`."""
-        with self._transaction() as cursor:
-            cursor.execute(
-                f"SELECT {self._RUN_COLUMNS} FROM runs WHERE starts_with(run_id, %s) ORDER BY run_id LIMIT 2",
-                (run_id,),
-            )
-            rows = cursor.fetchall()
+        rows: list[Any] = []
+        if run_id:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    f"SELECT {self._RUN_COLUMNS} FROM runs WHERE starts_with(run_id, %s) ORDER BY run_id LIMIT 2",
+                    (run_id,),
+                )
+                rows = cursor.fetchall()
         exact = [row for row in rows if row[0] == run_id]
-        if exact:
-            return self._run_from_row(exact[0])
-        if not rows:
-            raise RunNotFound(f"no run {run_id!r} in the store {self.url}")
-        if len(rows) > 1:
-            raise StoreError(
-                f"run id prefix {run_id!r} is ambiguous in the store {self.url}: give more digits"
-            )
-        return self._run_from_row(rows[0])
+        if len(exact) == 1 or len(rows) == 1:
+            return self._run_from_row((exact or rows)[0])
+        what = "matches several runs; give more of it" if rows else "is not in"
+        raise RunNotFound(f"run {run_id!r} {what} the store {self.url}")
 
     def list_runs(
         self, *, session: str | None = None, state: str | None = None, limit: int | None = None
@@ -452,7 +460,9 @@ class PostgresStore:
             return [self._run_from_row(row) for row in cursor.fetchall()]
 
     def delete_run(self, run_id: str) -> int:
-        """Delete the run, its steps, events, journal and child runs; the number of runs deleted."""
+        """Delete the run (id or unique prefix), its steps, events, journal, lease and child runs, and the blobs
+        no remaining row refers to; the number of runs deleted. Raises `RunNotFound`."""
+        run_id = self.get_run(run_id).run_id
         with self._transaction() as cursor:
             cursor.execute(
                 """WITH RECURSIVE doomed(run_id) AS (
@@ -462,10 +472,23 @@ class PostgresStore:
                 (run_id,),
             )
             doomed = [row[0] for row in cursor.fetchall()]
-            if not doomed:
-                return 0
-            for table in ("steps", "events", "journal", "runs"):
+            # Taken before reading what the doomed rows refer to: writers of blob references wait until we commit.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_BLOB_GC_LOCK_KEY,))
+            candidates: set[str] = set()
+            for table, column in _BLOB_HOLDERS:
+                cursor.execute(f"SELECT {column} FROM {table} WHERE run_id = ANY(%s)", (doomed,))
+                for (text,) in cursor.fetchall():
+                    candidates.update(_BLOB_REFERENCE.findall(text or ""))
+            for table in ("steps", "events", "journal", "leases", "runs"):
                 cursor.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", (doomed,))
+            for digest in sorted(candidates):
+                still_used = " OR ".join(
+                    f"EXISTS (SELECT 1 FROM {table} WHERE strpos({column}, %(digest)s) > 0)"
+                    for table, column in _BLOB_HOLDERS
+                )
+                cursor.execute(
+                    f"DELETE FROM blobs WHERE digest = %(digest)s AND NOT ({still_used})", {"digest": digest}
+                )
         return len(doomed)
 
     # --- journal, schema, lifetime ---
@@ -527,6 +550,9 @@ class PostgresStore:
         pending: dict[str, str] = {}
         result = _json_to_db(self._externalize(entry.result, pending))
         with self._transaction() as cursor:
+            # The journal decides what a resume repeats: its commit waits for the server's disk whatever the
+            # server's or the role's synchronous_commit default says.
+            cursor.execute("SET LOCAL synchronous_commit = on")
             self._write_blobs(cursor, pending)
             cursor.execute(
                 """INSERT INTO journal (run_id, seq, kind, key, status, result, parent)
@@ -535,6 +561,35 @@ class PostgresStore:
                 status = EXCLUDED.status, result = EXCLUDED.result, parent = EXCLUDED.parent""",
                 (run_id, entry.seq, _to_db(entry.kind), entry.key, entry.status, result, entry.parent),
             )
+
+    def _acquire_lease(self, run_id: str, owner: str, ttl_s: float, replace: str | None) -> str | None:
+        # One statement, atomic under concurrency: the row lock ON CONFLICT takes serializes competing takers.
+        # Expiry is the server's clock, so that resumers on machines whose clocks disagree still agree.
+        with self._transaction() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = on")
+            cursor.execute(
+                """INSERT INTO leases (run_id, owner, expires)
+                VALUES (%(run)s, %(owner)s, extract(epoch FROM clock_timestamp()) + %(ttl)s)
+                ON CONFLICT (run_id) DO UPDATE SET owner = EXCLUDED.owner, expires = EXCLUDED.expires
+                WHERE leases.expires <= extract(epoch FROM clock_timestamp())
+                    OR leases.owner = %(owner)s OR leases.owner = %(replace)s
+                RETURNING owner""",
+                {
+                    "run": run_id,
+                    "owner": _to_db(owner),
+                    "ttl": float(ttl_s),
+                    "replace": None if replace is None else _to_db(replace),
+                },
+            )
+            if cursor.fetchone() is not None:
+                return None
+            cursor.execute("SELECT owner FROM leases WHERE run_id = %s", (run_id,))
+            row = cursor.fetchone()
+        return (_from_db(row[0]) or "") if row is not None else ""
+
+    def _release_lease(self, run_id: str, owner: str) -> None:
+        with self._transaction() as cursor:
+            cursor.execute("DELETE FROM leases WHERE run_id = %s AND owner = %s", (run_id, _to_db(owner)))
 
 
 class PostgresJournal:
@@ -551,6 +606,15 @@ class PostgresJournal:
     def append(self, entry: JournalEntry) -> None:
         """Record `entry`, superseding an earlier entry with the same `seq`; committed when this returns."""
         self._store._journal_append(self.run_id, entry)
+
+    def acquire_lease(self, owner: str, ttl_s: float, *, replace: str | None = None) -> str | None:
+        """Take or renew this run's lease for `owner` for `ttl_s` seconds (see `codeloop.journal.Leases`),
+        atomically across processes and machines; None when taken, else the current holder."""
+        return self._store._acquire_lease(self.run_id, owner, ttl_s, replace)
+
+    def release_lease(self, owner: str) -> None:
+        """Give the lease up if `owner` holds it."""
+        self._store._release_lease(self.run_id, owner)
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self.run_id!r}, store={self._store.url!r})"
