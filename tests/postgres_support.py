@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -205,15 +205,20 @@ class PostgresServer:
             if attempt == _START_ATTEMPTS - 1 or "could not bind" not in self.log.read_text(errors="replace"):
                 self._check(started, "pg_ctl start")
 
-    def stop(self) -> None:
-        """Stop the server (fast: open connections are cut) and delete its directory."""
+    def stop(self, mode: str = "fast", *, before_removal: Callable[[], object] | None = None) -> None:
+        """Stop the server ("fast": open connections are cut; "immediate": without a last checkpoint) and delete
+        its directory (after `before_removal`, e.g. unmounting something inside it)."""
         try:
             if (self.data / "postmaster.pid").exists():
                 self._run(
-                    "pg_ctl", "stop", "--pgdata", str(self.data), "--mode", "fast", "--wait", as_server=True
+                    "pg_ctl", "stop", "--pgdata", str(self.data), "--mode", mode, "--wait", as_server=True
                 )
         finally:
-            shutil.rmtree(self.base, ignore_errors=True)
+            try:
+                if before_removal is not None:
+                    before_removal()
+            finally:
+                shutil.rmtree(self.base, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
         """The `postgresql://` URL of `database` on this server (TCP, with the password)."""

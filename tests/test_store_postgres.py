@@ -275,7 +275,7 @@ def test_an_older_store_is_migrated_forward_keeping_its_runs(
     monkeypatch.setattr(store_base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     monkeypatch.setitem(
         postgres_module.MIGRATIONS,
-        SCHEMA_VERSION + 1,
+        SCHEMA_VERSION,
         ["ALTER TABLE runs ADD COLUMN migrated TEXT DEFAULT 'yes'"],
     )
     with PostgresStore(postgres_url) as migrated:
@@ -296,6 +296,12 @@ def test_a_foreign_schema_is_refused_not_reset(postgres_url: str) -> None:
     with pytest.raises(StoreError, match=r"not a codeloop run store: it holds tables \(runs\)"):
         PostgresStore(postgres_url)
     assert _count(postgres_url, "SELECT count(*) FROM runs") == 1
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("CREATE SCHEMA theirs")
+        connection.execute("CREATE TABLE theirs.meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        connection.execute("INSERT INTO theirs.meta VALUES ('schema_version', '1')")
+    with pytest.raises(StoreError, match=r"\(schema theirs\) is not a codeloop run store: its `meta` table"):
+        PostgresStore(postgres_url, schema="theirs")
     # Another schema in the same database is fine.
     with PostgresStore(postgres_url, schema="agents") as elsewhere:
         assert elsewhere.schema_version() == SCHEMA_VERSION

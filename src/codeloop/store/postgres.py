@@ -33,12 +33,14 @@ __all__ = ["PostgresStore", "PostgresJournal", "redact_url"]
 
 DEFAULT_SCHEMA = "codeloop"
 
-# Forward migrations: MIGRATIONS[n] turns a store at version n - 1 into version n (PostgreSQL dialect).
-# Version 1 is the schema `base.schema_statements` creates; later versions add their steps here.
 MIGRATIONS: dict[int, list[str]] = {}
+"""Statements (PostgreSQL dialect) that take a store from schema version N to N+1, keyed by N; applied in order,
+in the transaction that opens the store, like `codeloop.store.sqlite.MIGRATIONS`."""
+_APPLICATION = "codeloop-runs"  # meta's "application": what tells a codeloop store from someone else's tables
 
 # pg_advisory_xact_lock key under which the schema is created or migrated (any constant; "codeloop" in ASCII).
 _SCHEMA_LOCK_KEY = 0x636F64656C6F6F70
+_DISK_FULL = "53100"  # SQLSTATE disk_full, e.g. "could not extend file ...: No space left on device"
 _BLOB_GC_LOCK_KEY = _SCHEMA_LOCK_KEY + 1
 # Where blob references live (`base.externalize` writes them as {"__codeloop_blob__": digest} in JSON text).
 _BLOB_HOLDERS = (("steps", "data"), ("events", "data"), ("journal", "result"))
@@ -171,9 +173,12 @@ class PostgresStore:
                             raise
                 with stack:
                     yield stack.enter_context(connection.cursor())
-            except psycopg.errors.InsufficientResources as exc:  # SQLSTATE class 53: disk full, out of memory
-                raise StoreFullError(f"the PostgreSQL store {self.url} is full: {_first_line(exc)}") from exc
             except psycopg.Error as exc:
+                # By SQLSTATE: psycopg's DiskFull is not a subclass of its class-53 InsufficientResources.
+                if exc.sqlstate == _DISK_FULL:
+                    raise StoreFullError(
+                        f"the PostgreSQL store {self.url} is full: {_first_line(exc)}"
+                    ) from exc
                 raise StoreError(f"the PostgreSQL store {self.url} failed: {_first_line(exc)}") from exc
 
     def _ensure_schema(self, cursor: psycopg.Cursor[Any]) -> None:
@@ -188,8 +193,9 @@ class PostgresStore:
         if not tables:
             for statement in base.schema_statements("postgres"):
                 cursor.execute(statement)
-            cursor.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', %s)", (str(base.SCHEMA_VERSION),)
+            cursor.executemany(
+                "INSERT INTO meta (key, value) VALUES (%s, %s)",
+                [("application", _APPLICATION), ("schema_version", str(base.SCHEMA_VERSION))],
             )
             return
         if "meta" not in tables:
@@ -197,20 +203,26 @@ class PostgresStore:
                 f"{where} is not a codeloop run store: it holds tables ({', '.join(tables)}) but no codeloop "
                 "`meta` table; point the store at another database or pass another schema="
             )
-        cursor.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        row = cursor.fetchone()
-        if row is None or not str(row[0]).isdigit():
-            raise StoreError(f"{where} is not a codeloop run store: its `meta` table has no schema version")
-        found = int(row[0])
+        cursor.execute("SELECT key, value FROM meta")
+        meta = dict(cursor.fetchall())
+        version = meta.get("schema_version", "")
+        if meta.get("application") != _APPLICATION or not version.isdigit():
+            raise StoreError(
+                f"{where} is not a codeloop run store: its `meta` table does not name codeloop's run store "
+                "and a schema version; point the store at another database or pass another schema="
+            )
+        found = int(version)
         if found > base.SCHEMA_VERSION:
             raise StoreError(
                 f"{where} was written by a newer codeloop: schema version {found}, and this codeloop knows "
                 f"version {base.SCHEMA_VERSION} at most; upgrade codeloop to use this store"
             )
-        for version in range(found + 1, base.SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS.get(version, []):
+        for version_before in range(found, base.SCHEMA_VERSION):
+            for statement in MIGRATIONS[version_before]:
                 cursor.execute(statement)
-            cursor.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+            cursor.execute(
+                "UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version_before + 1),)
+            )
 
     # --- blobs ---
     def _externalize(self, value: Any, pending: dict[str, str]) -> Any:
