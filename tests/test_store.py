@@ -328,7 +328,7 @@ def test_a_full_store_stops_the_run_as_an_error_keeping_what_was_written(db: Pat
     pages = sqlite3.connect(db).execute("PRAGMA page_count").fetchone()[0]
     # Room for a few small steps, not for step 2's 150 KB of incompressible model output.
     spec = f"sqlite:///{db}?max_page_count={pages + 25}"
-    noise = "".join(random.Random(0).choice("abcdefghij") for _ in range(300_000))
+    noise = "".join(random.Random(0).choice("abcdefghij") for _ in range(150_000))
     script = [
         code("print('step one is small')"),
         code(f"# {noise}\nprint(2)"),

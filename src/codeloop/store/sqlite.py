@@ -41,7 +41,8 @@ _HEADER = b"SQLite format 3\x00"
 _APPLICATION = "codeloop-runs"
 _T = TypeVar("_T")
 # SQLite result codes (sqlite3 exposes them only from Python 3.11, untyped).
-_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
+_SQLITE_IOERR_WRITE = 10 | (3 << 8)
 
 MIGRATIONS: dict[int, list[str]] = {}
 """Statements that take a store from schema version N to N+1, keyed by N (applied in order, in one transaction)."""
@@ -442,9 +443,12 @@ def _check_file(path: Path) -> None:
 
 
 def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code == _SQLITE_FULL or (code == _SQLITE_IOERR and "full" in str(exc).lower()):
+    extended = getattr(exc, "sqlite_errorcode", 0)
+    code = extended & 0xFF
+    if code == _SQLITE_FULL:
         return StoreFullError(f"the run store {path} is full: {exc}")
+    if extended == _SQLITE_IOERR_WRITE:  # how SQLite reports ENOSPC after a short write, or EFBIG (RLIMIT_FSIZE)
+        return StoreFullError(f"the run store {path} is full (disk full or over a file size limit): {exc}")
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StoreError(f"the run store {path} is corrupt: {exc}")
     return StoreError(f"the run store {path} failed: {exc}")
