@@ -18,6 +18,9 @@ from codeloop.store.opening import codeloop_home, default_store_path, open_store
 from codeloop.store.sqlite import SQLiteStore
 from codeloop.testing import ScriptedModel
 
+# A recorder that fails is only warned about by the agent: here any such warning fails the test.
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 
 def code(snippet: str) -> str:
     return f"Thought: go on.\n```python\n{snippet}\n```"
@@ -73,6 +76,10 @@ def test_runs_steps_events_usage_and_config_are_recorded(db: Path) -> None:
     types = [e.type for e in store.events(result.run_id)]
     assert types[0] == "RunStarted" and types[-2:] == ["FinalAnswer", "RunFinished"]
     assert types.count("StepFinished") == 3 and "StepError" in types
+    assert "ModelOutput" not in types  # held by the step; its time is a mark of the step's StepFinished row
+    finished = [e.data for e in store.events(result.run_id) if e.type == "StepFinished"]
+    marks = finished[0]["marks"]
+    assert marks["StepStarted"] <= marks["ModelOutput"] <= marks["CodeAction"] <= marks["Observation"]
     assert [e.seq for e in store.events(result.run_id)] == list(range(len(types)))
 
 
@@ -132,7 +139,7 @@ def test_large_observations_are_stored_once(db: Path) -> None:
     store = SQLiteStore(db)
     con = sqlite3.connect(db)
     blobs = con.execute("SELECT data FROM blobs").fetchall()
-    assert sum(1 for (data,) in blobs if data.startswith("z" * 20000)) == 1  # 3 steps + 3 events share it
+    assert sum(1 for (data,) in blobs if data.startswith("z" * 20000)) == 1  # the 3 steps share one copy
     assert con.execute("SELECT max(length(data)) FROM steps").fetchone()[0] < 5000
     observations = [
         s["observations"]
@@ -144,16 +151,18 @@ def test_large_observations_are_stored_once(db: Path) -> None:
 
 
 def test_a_value_json_cannot_hold_is_stored_as_a_flagged_repr(db: Path) -> None:
-    from codeloop import events as ev
+    from codeloop.memory import ActionStep
     from codeloop.models.base import ToolCall
-    from codeloop.store.recorder import event_data
 
-    data = event_data(ev.ToolCallStarted(ToolCall("c1", "lookup", {"when": {1, 2}, "n": 3}), 1))
-    assert data["call"]["arguments"] == {"when": {"__codeloop_repr__": "{1, 2}", "type": "set"}, "n": 3}
     store = SQLiteStore(db)
-    store.journal("r1").append(JournalEntry(0, "tool_in_code", "k", "done", {"value": {1, 2}, "ok": True}))
+    step = ActionStep(step_number=1, tool_calls=[ToolCall("c1", "lookup", {"when": {1, 2}, "n": 3})])
+    store.add_step("r1", 1, step.to_dict())
+    [stored] = store.steps("r1")
+    flagged = {"__codeloop_repr__": "{1, 2}", "type": "set"}
+    assert stored["tool_calls"][0]["arguments"] == {"when": flagged, "n": 3}
+    store.journal("r1").append(JournalEntry(0, "tool_in_code", "k", "done", {"value": {1, 2}, "ok": (1,)}))
     [entry] = store.journal("r1").entries()
-    assert entry.result == {"value": {"__codeloop_repr__": "{1, 2}", "type": "set"}, "ok": True}
+    assert entry.result == {"value": flagged, "ok": [1]}  # a tuple is stored as JSON stores it: an array
 
 
 def test_a_failing_store_warns_and_the_run_goes_on(db: Path) -> None:
@@ -415,7 +424,7 @@ def test_tool_calling_runs_are_recorded_with_their_calls(db: Path) -> None:
     steps = store.steps(result.run_id)
     assert steps[1]["tool_calls"][0]["arguments"] == {"a": 2, "b": 3}
     assert steps[1]["tool_results"][0]["output"] == "5"
-    calls = [e.data["call"]["name"] for e in store.events(result.run_id) if e.type == "ToolCallStarted"]
+    calls = [e.data["tool"] for e in store.events(result.run_id) if e.type == "ToolCallStarted"]
     assert calls == ["add", "final_answer"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -14,6 +14,8 @@ from codeloop.store.sqlite import SQLiteStore
 from codeloop.testing import ScriptedModel
 from codeloop.testing.server import ScriptedLLMServer
 
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
 
 def code(snippet: str) -> str:
     return f"```python\n{snippet}\n```"

@@ -132,8 +132,8 @@ def test_a_run_killed_with_sigkill_keeps_every_completed_step(tmp_path: Path) ->
     steps = store.steps(run.run_id)
     assert [s["type"] for s in steps] == ["task", "action", "action", "action"]
     assert [s["observations"].strip() for s in steps[1:]] == [f"done step {n}" for n in (1, 2, 3)]
-    started = [e.data["step_number"] for e in store.events(run.run_id) if e.type == "StepStarted"]
-    assert started == [1, 2, 3]  # step 4's events were not flushed with a step: nothing half-written
+    finished = [e.data["step_number"] for e in store.events(run.run_id) if e.type == "StepFinished"]
+    assert finished == [1, 2, 3]  # step 4's events were not flushed with a step: nothing half-written
 
 
 def test_a_session_continues_across_processes_from_the_cli(tmp_path: Path) -> None:

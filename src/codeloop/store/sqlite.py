@@ -27,9 +27,9 @@ from .base import (
     StoreFullError,
     blob_digest,
     dumps,
-    externalize,
     internalize,
     schema_statements,
+    to_column,
 )
 
 if TYPE_CHECKING:
@@ -205,11 +205,11 @@ class SQLiteStore:
             put = self._put(db)
             db.executemany(
                 "INSERT OR REPLACE INTO steps (run_id, idx, kind, data) VALUES (?, ?, ?, ?)",
-                [(run_id, i, s.get("type", ""), dumps(externalize(s, put))) for i, s in steps],
+                [(run_id, i, s.get("type", ""), to_column(s, put)) for i, s in steps],
             )
             db.executemany(
                 "INSERT INTO events (run_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, e.seq, e.type, e.at, dumps(externalize(e.data, put))) for e in events],
+                [(run_id, e.seq, e.type, e.at, to_column(e.data, put)) for e in events],
             )
 
     def finish_run(self, run: RunRecord) -> None:
@@ -366,7 +366,7 @@ class SQLiteStore:
                     entry.kind,
                     entry.key,
                     entry.status,
-                    dumps(externalize(entry.result, self._put(db))),
+                    to_column(entry.result, self._put(db)),
                     entry.parent,
                 ),
             )
@@ -447,7 +447,9 @@ def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
     code = extended & 0xFF
     if code == _SQLITE_FULL:
         return StoreFullError(f"the run store {path} is full: {exc}")
-    if extended == _SQLITE_IOERR_WRITE:  # how SQLite reports ENOSPC after a short write, or EFBIG (RLIMIT_FSIZE)
+    if (
+        extended == _SQLITE_IOERR_WRITE
+    ):  # how SQLite reports ENOSPC after a short write, or EFBIG (RLIMIT_FSIZE)
         return StoreFullError(f"the run store {path} is full (disk full or over a file size limit): {exc}")
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StoreError(f"the run store {path} is corrupt: {exc}")
