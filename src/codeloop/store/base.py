@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -31,6 +32,7 @@ __all__ = [
     "internalize",
     "blob_digest",
     "dumps",
+    "to_column",
 ]
 
 SCHEMA_VERSION = 1
@@ -210,6 +212,8 @@ def schema_statements(dialect: str) -> list[str]:
     """
     real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
     big = "BIGINT" if dialect == "postgres" else "INTEGER"
+    # SQLite: rows kept in the primary key's b-tree, not a second copy of (run_id, seq) in an index.
+    clustered = "" if dialect == "postgres" else " WITHOUT ROWID"
     return [
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         f"""CREATE TABLE IF NOT EXISTS runs (
@@ -238,14 +242,14 @@ def schema_statements(dialect: str) -> list[str]:
             idx {big} NOT NULL,
             kind TEXT NOT NULL,
             data TEXT NOT NULL,
-            PRIMARY KEY (run_id, idx))""",
+            PRIMARY KEY (run_id, idx)){clustered}""",
         f"""CREATE TABLE IF NOT EXISTS events (
             run_id TEXT NOT NULL,
             seq {big} NOT NULL,
             type TEXT NOT NULL,
             at {real} NOT NULL,
             data TEXT NOT NULL,
-            PRIMARY KEY (run_id, seq))""",
+            PRIMARY KEY (run_id, seq)){clustered}""",
         f"""CREATE TABLE IF NOT EXISTS journal (
             run_id TEXT NOT NULL,
             seq {big} NOT NULL,
@@ -254,7 +258,7 @@ def schema_statements(dialect: str) -> list[str]:
             status TEXT NOT NULL,
             result TEXT,
             parent {big},
-            PRIMARY KEY (run_id, seq))""",
+            PRIMARY KEY (run_id, seq)){clustered}""",
         "CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, data TEXT NOT NULL)",
         # Who may resume a run (codeloop.journal.Leases): one row per leased run, expiring.
         f"""CREATE TABLE IF NOT EXISTS leases (
@@ -270,14 +274,45 @@ def blob_digest(data: str) -> str:
 
 
 def externalize(value: Any, put: Callable[[str], str], threshold: int = BLOB_THRESHOLD) -> Any:
-    """`value` with every string of `threshold`+ characters replaced by a blob reference (`put` stores it)."""
+    """`value` made JSON-ready for a column, in one walk.
+
+    Strings of `threshold`+ characters become blob references (`put` stores them once); anything JSON cannot
+    hold (a set, a tuple, a dict with non-string keys, an object) becomes its repr, flagged as such
+    (`{"__codeloop_repr__": ..., "type": ...}`, as `codeloop.memory.to_jsonable` does): never dropped.
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, str):
         return {_BLOB_KEY: put(value)} if len(value) >= threshold else value
+    if isinstance(value, tuple):  # what json.dumps does with a tuple: an array
+        value = list(value)
     if isinstance(value, list):
         return [externalize(v, put, threshold) for v in value]
-    if isinstance(value, dict):
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {k: externalize(v, put, threshold) for k, v in value.items()}
-    return value
+    from ..memory import to_jsonable
+
+    return to_jsonable(value)
+
+
+def to_column(value: Any, put: Callable[[str], str], threshold: int = BLOB_THRESHOLD) -> str:
+    """`value` as the JSON text of a column: `externalize`d, compact.
+
+    Recording must stay under a millisecond a step, so the common case takes a fast path: JSON text shorter
+    than `threshold` cannot hold a string that long, and the C encoder refusing nothing means nothing needs a
+    flag; only otherwise is the value walked.
+    """
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_refuse)
+    except (TypeError, ValueError):
+        text = None
+    if text is not None and len(text) < threshold:
+        return text
+    return json.dumps(externalize(value, put, threshold), separators=(",", ":"), ensure_ascii=False)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
 
 
 def internalize(value: Any, get: Callable[[str], str]) -> Any:
@@ -292,7 +327,11 @@ def internalize(value: Any, get: Callable[[str], str]) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON for a column; anything JSON cannot hold becomes its marked repr (never dropped)."""
-    from ..memory import to_jsonable
+    """Compact JSON for a column; anything JSON cannot hold becomes its flagged repr (never dropped)."""
+    return json.dumps(
+        externalize(value, _no_blobs, threshold=sys.maxsize), separators=(",", ":"), ensure_ascii=False
+    )
 
-    return json.dumps(to_jsonable(value), separators=(",", ":"), ensure_ascii=False)
+
+def _no_blobs(data: str) -> str:
+    raise AssertionError("unreachable: dumps() externalizes with an infinite threshold")

@@ -25,8 +25,11 @@ __all__ = ["StoreRecorder", "agent_config", "event_data"]
 _active_run: ContextVar[str | None] = ContextVar("codeloop_active_run", default=None)
 _running: set[str] = set()
 _running_lock = threading.Lock()
-# Streamed chunks: the whole text is recorded with the step (ModelOutput, Observation), so the pieces are not.
+# Streamed chunks: the whole text is recorded with the step, so the pieces are not.
 _NOT_RECORDED = (ev.ModelTextDelta, ev.ExecutionLog)
+# Events whose content the step holds: only their time is kept, in the `marks` of the StepFinished row (one
+# row a step instead of five keeps recording under a millisecond a step).
+_FOLDED = (ev.StepStarted, ev.ModelOutput, ev.CodeAction, ev.Observation)
 
 
 class StoreRecorder:
@@ -44,6 +47,7 @@ class StoreRecorder:
         self._written = 0
         self._seq = 0
         self._pending: list[EventRecord] = []
+        self._marks: dict[str, float] = {}
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, _NOT_RECORDED):
@@ -54,7 +58,13 @@ class StoreRecorder:
         with self._lock:
             if self._run is None:
                 return
-            self._pending.append(self._record(event))
+            if isinstance(event, _FOLDED):
+                self._marks[type(event).__name__] = time.time()
+                return
+            record = self._record(event)
+            if isinstance(event, ev.StepFinished):
+                record.data["marks"], self._marks = self._marks, {}
+            self._pending.append(record)
         if isinstance(event, ev.RunFinished):
             self._finish(event)
         elif isinstance(event, ev.StepFinished | ev.PlanCreated):
@@ -80,6 +90,7 @@ class StoreRecorder:
         self._written = 0
         self._seq = 0
         self._pending = []
+        self._marks = {}
         self._run = RunRecord(
             run_id=event.run_id,
             agent=agent.name or type(agent).__name__,
@@ -166,34 +177,29 @@ def agent_config(agent: Any) -> dict[str, Any]:
 
 
 def event_data(event: ev.Event) -> dict[str, Any]:
-    """What the store keeps of an event (JSON-able; large texts become shared blobs when written)."""
+    """What the store keeps of an event: the run's timeline.
+
+    What a step holds (the model's reply, the code, the observation, tool calls, the plan, the answer) is
+    recorded once, with the step; its events keep the step number and what the steps do not hold. StepStarted,
+    ModelOutput, CodeAction and Observation get no row: their times are the `marks` of the StepFinished row.
+    """
     data: dict[str, Any] = {"agent": event.agent}
     if isinstance(event, ev.RunStarted):
-        data.update(task=event.task, model_id=event.model_id, run_id=event.run_id)
-    elif isinstance(event, ev.ModelOutput):
-        data.update(step_number=event.step_number, message=event.message.to_dict())
-    elif isinstance(event, ev.CodeAction):
-        data.update(step_number=event.step_number, code=event.code)
-    elif isinstance(event, ev.ToolCallStarted):
-        data.update(step_number=event.step_number, call=event.call.to_dict())
-    elif isinstance(event, ev.Observation):
-        data.update(step_number=event.step_number, text=event.text)
-    elif isinstance(event, ev.StepStarted):
-        data.update(step_number=event.step_number)
-    elif isinstance(event, ev.StepFinished):
-        data.update(step_number=event.step.step_number, error=event.step.error)
+        data.update(model_id=event.model_id, run_id=event.run_id)
     elif isinstance(event, ev.StepError):
         data.update(
             step_number=event.step_number, error_type=type(event.error).__name__, error=str(event.error)
         )
-    elif isinstance(event, ev.PlanCreated):
-        data.update(plan=event.plan.plan)
-    elif isinstance(event, ev.FinalAnswer):
-        data.update(output=event.output)
+    elif isinstance(event, ev.ToolCallStarted):
+        data.update(step_number=event.step_number, call_id=event.call.id, tool=event.call.name)
+    elif isinstance(event, ev.StepFinished):
+        data.update(step_number=event.step.step_number)
     elif isinstance(event, ev.RunFinished):
         data.update(state=event.result.state, error=event.result.error)
     elif isinstance(event, ev.ToolProgress | ev.ModelRetry):
         data.update(text=event.describe())
-    else:  # an event type added later: keep its fields rather than nothing
+    elif not isinstance(
+        event, (ev.PlanCreated, ev.FinalAnswer, *_FOLDED)
+    ):  # a later event type: keep its fields
         data.update({k: v for k, v in vars(event).items() if k != "agent"})
-    return {k: to_jsonable(v) for k, v in data.items()}
+    return data

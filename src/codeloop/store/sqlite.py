@@ -27,9 +27,9 @@ from .base import (
     StoreFullError,
     blob_digest,
     dumps,
-    externalize,
     internalize,
     schema_statements,
+    to_column,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +41,8 @@ _HEADER = b"SQLite format 3\x00"
 _APPLICATION = "codeloop-runs"
 _T = TypeVar("_T")
 # SQLite result codes (sqlite3 exposes them only from Python 3.11, untyped).
-_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 10, 11, 13, 26
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
+_SQLITE_IOERR_WRITE = 10 | (3 << 8)
 
 MIGRATIONS: dict[int, list[str]] = {}
 """Statements that take a store from schema version N to N+1, keyed by N (applied in order, in one transaction)."""
@@ -204,11 +205,11 @@ class SQLiteStore:
             put = self._put(db)
             db.executemany(
                 "INSERT OR REPLACE INTO steps (run_id, idx, kind, data) VALUES (?, ?, ?, ?)",
-                [(run_id, i, s.get("type", ""), dumps(externalize(s, put))) for i, s in steps],
+                [(run_id, i, s.get("type", ""), to_column(s, put)) for i, s in steps],
             )
             db.executemany(
                 "INSERT INTO events (run_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, e.seq, e.type, e.at, dumps(externalize(e.data, put))) for e in events],
+                [(run_id, e.seq, e.type, e.at, to_column(e.data, put)) for e in events],
             )
 
     def finish_run(self, run: RunRecord) -> None:
@@ -365,7 +366,7 @@ class SQLiteStore:
                     entry.kind,
                     entry.key,
                     entry.status,
-                    dumps(externalize(entry.result, self._put(db))),
+                    to_column(entry.result, self._put(db)),
                     entry.parent,
                 ),
             )
@@ -442,9 +443,14 @@ def _check_file(path: Path) -> None:
 
 
 def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    if code == _SQLITE_FULL or (code == _SQLITE_IOERR and "full" in str(exc).lower()):
+    extended = getattr(exc, "sqlite_errorcode", 0)
+    code = extended & 0xFF
+    if code == _SQLITE_FULL:
         return StoreFullError(f"the run store {path} is full: {exc}")
+    if (
+        extended == _SQLITE_IOERR_WRITE
+    ):  # how SQLite reports ENOSPC after a short write, or EFBIG (RLIMIT_FSIZE)
+        return StoreFullError(f"the run store {path} is full (disk full or over a file size limit): {exc}")
     if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
         return StoreError(f"the run store {path} is corrupt: {exc}")
     return StoreError(f"the run store {path} failed: {exc}")
