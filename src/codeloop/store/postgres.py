@@ -225,13 +225,16 @@ class PostgresStore:
             )
 
     # --- blobs ---
-    def _externalize(self, value: Any, pending: dict[str, str]) -> Any:
+    @staticmethod
+    def _column(value: Any, pending: dict[str, str]) -> str:
+        """`value` as a JSON text column (`base.to_column`), its large strings collected into `pending`."""
+
         def put(data: str) -> str:
             digest = base.blob_digest(data)
             pending[digest] = data
             return digest
 
-        return base.externalize(value, put)
+        return _to_db(base.to_column(value, put))
 
     @staticmethod
     def _write_blobs(cursor: psycopg.Cursor[Any], pending: dict[str, str]) -> None:
@@ -334,7 +337,7 @@ class PostgresStore:
             return
         pending: dict[str, str] = {}
         step_rows = [
-            (run_id, index, _to_db(str(step.get("type", ""))), _json_to_db(self._externalize(step, pending)))
+            (run_id, index, _to_db(str(step.get("type", ""))), self._column(step, pending))
             for index, step in steps
         ]
         event_rows = [
@@ -343,7 +346,7 @@ class PostgresStore:
                 event.seq,
                 _to_db(event.type),
                 event.at,
-                _json_to_db(self._externalize(event.data, pending)),
+                self._column(event.data, pending),
             )
             for event in events
         ]
@@ -560,7 +563,7 @@ class PostgresStore:
         if entry.status not in STATUSES:
             raise ValueError(f"journal entry status must be one of {STATUSES}, got {entry.status!r}")
         pending: dict[str, str] = {}
-        result = _json_to_db(self._externalize(entry.result, pending))
+        result = self._column(entry.result, pending)
         with self._transaction() as cursor:
             # The journal decides what a resume repeats: its commit waits for the server's disk whatever the
             # server's or the role's synchronous_commit default says.
