@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -404,3 +405,37 @@ def test_many_processes_writing_one_store_lose_nothing(postgres_url: str, tmp_pa
             assert [entry.status for entry in store.journal(run.run_id).entries()] == ["done"] * steps
     # One shared blob for every writer's copies, plus each writer's own per-step blobs.
     assert _count(postgres_url, "SELECT count(*) FROM blobs") == 1 + writers * steps
+
+
+def test_deleting_a_run_never_drops_a_blob_a_writer_in_flight_refers_to(postgres_url: str) -> None:
+    # The interleaving that loses a blob without the lock, made deterministic: a writer finds the blob present
+    # (so inserts nothing) and refers to it, then a deleter removes the blob's only committed reference.
+    shared = "a blob two runs refer to\n" * 100
+    deleter, writer = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    deleter.start_run(_run("6" * 32))
+    deleter.add_step("6" * 32, 0, {"type": "action", "observations": shared})
+    writer.start_run(_run("7" * 32))
+    referred, deleted_at = threading.Event(), []
+
+    def delete_when_referred() -> None:
+        assert referred.wait(timeout=30)
+        deleter.delete_run("6" * 32)
+        deleted_at.append(time.monotonic())
+
+    thread = threading.Thread(target=delete_when_referred)
+    thread.start()
+    pending: dict[str, str] = {}
+    data = writer._column({"type": "action", "observations": shared}, pending)
+    with writer._transaction() as cursor:  # what `record` sends, with a pause before COMMIT
+        writer._write_blobs(cursor, pending)
+        cursor.execute(
+            "INSERT INTO steps (run_id, idx, kind, data) VALUES (%s, 0, 'action', %s)", ("7" * 32, data)
+        )
+        referred.set()
+        time.sleep(1.0)
+        committed_at = time.monotonic()
+    thread.join(timeout=30)
+    assert deleted_at and deleted_at[0] >= committed_at  # the deleter waited for the writer
+    assert writer.steps("7" * 32) == [{"type": "action", "observations": shared}]
+    deleter.close()
+    writer.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -143,35 +144,32 @@ class PostgresStore:
             if self._connection is not None:
                 _INHERITED.append(self._connection)
             self._connection, self._pid = None, os.getpid()
-        if self._connection is not None and (self._connection.closed or self._connection.broken):
+        connection = self._connection
+        if connection is not None and (connection.closed or connection.broken or _server_spoke(connection)):
+            # Closed by the server while idle (restart, pg_terminate_backend, idle timeout): replaced before
+            # anything of the next transaction is sent, so nothing is written twice.
+            connection.close()
             self._connection = None
         if self._connection is None:
             self._connection = self._connect()
         return self._connection
 
     @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+    def _transaction(self, *, pipelined: bool = False) -> Iterator[psycopg.Cursor[Any]]:
         """One transaction on this process's connection, its psycopg errors turned into `StoreError`s.
 
-        A connection found dead when the transaction begins (server restarted, idle session ended) is replaced
-        once: nothing of this transaction had reached the server, so trying again cannot write anything twice.
+        `pipelined`: for a transaction that only writes, everything (BEGIN ... COMMIT) goes to the server in one
+        round trip instead of one per statement; its errors surface when the block ends.
         """
         import psycopg
 
         with self._lock:
             try:
-                for attempt in (1, 2):
-                    connection = self._live_connection()
-                    stack = ExitStack()
-                    try:
-                        stack.enter_context(connection.transaction())
-                        break
-                    except psycopg.OperationalError:
-                        stack.close()
-                        self._connection = None
-                        if attempt == 2:
-                            raise
-                with stack:
+                connection = self._live_connection()
+                with ExitStack() as stack:
+                    if pipelined:
+                        stack.enter_context(connection.pipeline())
+                    stack.enter_context(connection.transaction())
                     yield stack.enter_context(connection.cursor())
             except psycopg.Error as exc:
                 # By SQLSTATE: psycopg's DiskFull is not a subclass of its class-53 InsufficientResources.
@@ -273,7 +271,7 @@ class PostgresStore:
     def put_blob(self, data: str) -> str:
         """Keep `data` once under its sha256 hex digest (returned); storing it again costs nothing."""
         digest = base.blob_digest(data)
-        with self._transaction() as cursor:
+        with self._transaction(pipelined=True) as cursor:
             self._write_blobs(cursor, {digest: data})
         return digest
 
@@ -292,7 +290,7 @@ class PostgresStore:
         import psycopg
 
         try:
-            with self._transaction() as cursor:
+            with self._transaction(pipelined=True) as cursor:
                 cursor.execute(
                     """INSERT INTO runs (run_id, agent, agent_class, task, state, model_id, session,
                     parent_run_id, started_at, ended_at, step_count, input_tokens, output_tokens, cost_usd,
@@ -350,7 +348,7 @@ class PostgresStore:
             )
             for event in events
         ]
-        with self._transaction() as cursor:
+        with self._transaction(pipelined=True) as cursor:
             self._write_blobs(cursor, pending)
             if step_rows:
                 cursor.executemany(
@@ -360,12 +358,14 @@ class PostgresStore:
                 )
             if event_rows:
                 cursor.executemany(
-                    "INSERT INTO events (run_id, seq, type, at, data) VALUES (%s, %s, %s, %s, %s)", event_rows
+                    "INSERT INTO events (run_id, seq, type, at, data) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (run_id, seq) DO NOTHING",
+                    event_rows,
                 )
 
     def finish_run(self, run: RunRecord) -> None:
         """Update the run's row with its end: state, ended_at, usage, cost, error, output, step_count."""
-        with self._transaction() as cursor:
+        with self._transaction(pipelined=True) as cursor:
             cursor.execute(
                 """UPDATE runs SET state = %s, ended_at = %s, step_count = %s, input_tokens = %s,
                 output_tokens = %s, cost_usd = %s, error = %s, output = %s WHERE run_id = %s""",
@@ -564,7 +564,7 @@ class PostgresStore:
             raise ValueError(f"journal entry status must be one of {STATUSES}, got {entry.status!r}")
         pending: dict[str, str] = {}
         result = self._column(entry.result, pending)
-        with self._transaction() as cursor:
+        with self._transaction(pipelined=True) as cursor:
             # The journal decides what a resume repeats: its commit waits for the server's disk whatever the
             # server's or the role's synchronous_commit default says.
             cursor.execute("SET LOCAL synchronous_commit = on")
@@ -603,7 +603,7 @@ class PostgresStore:
         return (_from_db(row[0]) or "") if row is not None else ""
 
     def _release_lease(self, run_id: str, owner: str) -> None:
-        with self._transaction() as cursor:
+        with self._transaction(pipelined=True) as cursor:
             cursor.execute("DELETE FROM leases WHERE run_id = %s AND owner = %s", (run_id, _to_db(owner)))
 
 
@@ -633,6 +633,17 @@ class PostgresJournal:
 
     def __repr__(self) -> str:
         return f"PostgresJournal({self.run_id!r}, store={self._store.url!r})"
+
+
+def _server_spoke(connection: psycopg.Connection[Any]) -> bool:
+    """Whether an idle connection has something to read: from an idle session that is only ever the server's
+    goodbye (an error and end of file) — asked without a round trip."""
+    try:
+        poller = select.poll()
+    except AttributeError:  # Windows: no poll(); a dead connection then shows as an error on its next use
+        return False
+    poller.register(connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _first_line(exc: BaseException) -> str:
