@@ -429,3 +429,15 @@ def test_tool_calling_runs_are_recorded_with_their_calls(db: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert store.get_run(result.run_id).output == "5"
+
+
+def test_text_with_lone_surrogates_is_recorded_and_reads_back_the_same(db: Path) -> None:
+    # Agent code printing undecodable bytes gives observations with lone surrogates, which UTF-8 cannot hold.
+    odd = "bad \udcff byte"
+    agent = make_agent([code(f"print({odd!r} * 200)"), code(f"final_answer({odd!r})")], db)
+    result = agent.run(f"task with {odd}", return_full_result=True)
+    store = SQLiteStore(db)
+    run = store.get_run(result.run_id)
+    assert run.output == odd  # JSON columns: exactly
+    assert run.task == "task with bad \\udcff byte"  # plain text columns: escaped, visibly
+    assert store.steps(result.run_id)[1]["observations"].startswith(odd * 200)

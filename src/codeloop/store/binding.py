@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from .base import Store, StoreError
 
 if TYPE_CHECKING:
-    from ..agents import MultiStepAgent
     from ..memory import MemoryStep
     from .recorder import StoreRecorder
 
@@ -72,7 +71,7 @@ class AgentStore:
                 )
         return self._store
 
-    def begin(self, agent: MultiStepAgent, session: str | None) -> StoreRecorder | None:
+    def begin(self, agent: Any, session: str | None) -> StoreRecorder | None:
         """The recorder for the run about to start (None when not recording)."""
         store = self.store
         if store is None:

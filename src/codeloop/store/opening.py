@@ -65,14 +65,16 @@ def open_store(spec: str | os.PathLike[str] | Store | None = "default") -> Store
         return SQLiteStore(default_store_path())
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        import importlib
+
+        try:  # by name: the backend and its driver (psycopg 3) load only for a postgresql:// store
+            backend: Any = importlib.import_module("codeloop.store.postgres")
         except ImportError as exc:
             raise StoreError(
                 f"a PostgreSQL store needs psycopg 3: pip install 'codeloop[postgres]' ({exc})"
             ) from exc
-        store: Any = PostgresStore(text)
-        return store  # type: ignore[no-any-return,unused-ignore]
+        store: Store = backend.PostgresStore(text)
+        return store
     if scheme == "sqlite":
         parts = urlsplit(text)
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)

@@ -29,6 +29,7 @@ from .base import (
     dumps,
     internalize,
     schema_statements,
+    text_for_column,
     to_column,
 )
 
@@ -225,7 +226,7 @@ class SQLiteStore:
                     run.input_tokens,
                     run.output_tokens,
                     run.cost_usd,
-                    run.error,
+                    None if run.error is None else text_for_column(run.error),
                     dumps(run.output),
                     run.run_id,
                 ),
@@ -475,12 +476,12 @@ def _drop_unused_blobs(db: sqlite3.Connection, candidates: set[str]) -> None:
 def _run_row(run: RunRecord) -> tuple[Any, ...]:
     return (
         run.run_id,
-        run.agent,
+        text_for_column(run.agent),
         run.agent_class,
-        run.task,
+        text_for_column(run.task),
         run.state,
-        run.model_id,
-        run.session,
+        text_for_column(run.model_id),
+        None if run.session is None else text_for_column(run.session),
         run.parent_run_id,
         run.started_at,
         run.ended_at,
@@ -488,7 +489,7 @@ def _run_row(run: RunRecord) -> tuple[Any, ...]:
         run.input_tokens,
         run.output_tokens,
         run.cost_usd,
-        run.error,
+        None if run.error is None else text_for_column(run.error),
         dumps(run.output),
         dumps(run.config),
     )
