@@ -441,3 +441,34 @@ def test_text_with_lone_surrogates_is_recorded_and_reads_back_the_same(db: Path)
     assert run.output == odd  # JSON columns: exactly
     assert run.task == "task with bad \\udcff byte"  # plain text columns: escaped, visibly
     assert store.steps(result.run_id)[1]["observations"].startswith(odd * 200)
+
+
+def test_async_runs_and_runs_in_many_threads_are_all_recorded(db: Path) -> None:
+    import asyncio
+    import threading
+
+    agent = make_agent([code("final_answer('async')")], db)
+    result = asyncio.run(agent.arun("async run", return_full_result=True))
+    store = SQLiteStore(db)
+    assert store.get_run(result.run_id).output == "async"
+
+    answers: dict[int, Any] = {}
+
+    def work(n: int) -> None:
+        worker = make_agent([code(f"print({n})"), code(f"final_answer({n})")], db)
+        answers[n] = worker.run(f"thread {n}", return_full_result=True)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(answers) == list(range(8))
+    for n, res in answers.items():
+        run = store.get_run(res.run_id)
+        assert (run.output, run.state, run.parent_run_id) == (
+            n,
+            "success",
+            None,
+        )  # no thread is another's child
+        assert [s["type"] for s in store.steps(res.run_id)] == ["task", "action", "action", "final_answer"]

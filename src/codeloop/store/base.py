@@ -131,6 +131,9 @@ class Store(Protocol):
 
     Writes are durable when they return. A write that fails for lack of space raises `StoreFullError`;
     other failures raise `StoreError` (the recorder warns and goes on, so a store never breaks a run).
+
+    Optional: `record(run_id, steps: list[tuple[int, dict]], events: list[EventRecord])` writing a step's rows
+    in one transaction; the recorder uses it when present (one commit a step), else `add_step` and `add_events`.
     """
 
     url: str
