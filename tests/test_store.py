@@ -289,6 +289,11 @@ def test_open_store_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         open_store("mysql://x/y")
     with pytest.raises(ValueError, match="unknown option"):
         open_store("sqlite:///e.db?cache=1")
+    full = open_store("sqlite:///f.db?synchronous=full")
+    assert full._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # type: ignore[union-attr]  # FULL
+    assert SQLiteStore(tmp_path / "g.db")._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with pytest.raises(ValueError, match="synchronous='sometimes'"):
+        open_store("sqlite:///h.db?synchronous=sometimes")
     with pytest.raises(ValueError, match="is not a store"):
         open_store(42)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match="is a folder"):
