@@ -289,6 +289,11 @@ def test_open_store_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         open_store("mysql://x/y")
     with pytest.raises(ValueError, match="unknown option"):
         open_store("sqlite:///e.db?cache=1")
+    full = open_store("sqlite:///f.db?synchronous=full")
+    assert full._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # type: ignore[union-attr]  # FULL
+    assert SQLiteStore(tmp_path / "g.db")._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    with pytest.raises(ValueError, match="synchronous='sometimes'"):
+        open_store("sqlite:///h.db?synchronous=sometimes")
     with pytest.raises(ValueError, match="is not a store"):
         open_store(42)  # type: ignore[arg-type]
     with pytest.raises(StoreError, match="is a folder"):
@@ -429,3 +434,46 @@ def test_tool_calling_runs_are_recorded_with_their_calls(db: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert store.get_run(result.run_id).output == "5"
+
+
+def test_text_with_lone_surrogates_is_recorded_and_reads_back_the_same(db: Path) -> None:
+    # Agent code printing undecodable bytes gives observations with lone surrogates, which UTF-8 cannot hold.
+    odd = "bad \udcff byte"
+    agent = make_agent([code(f"print({odd!r} * 200)"), code(f"final_answer({odd!r})")], db)
+    result = agent.run(f"task with {odd}", return_full_result=True)
+    store = SQLiteStore(db)
+    run = store.get_run(result.run_id)
+    assert run.output == odd  # JSON columns: exactly
+    assert run.task == "task with bad \\udcff byte"  # plain text columns: escaped, visibly
+    assert store.steps(result.run_id)[1]["observations"].startswith(odd * 200)
+
+
+def test_async_runs_and_runs_in_many_threads_are_all_recorded(db: Path) -> None:
+    import asyncio
+    import threading
+
+    agent = make_agent([code("final_answer('async')")], db)
+    result = asyncio.run(agent.arun("async run", return_full_result=True))
+    store = SQLiteStore(db)
+    assert store.get_run(result.run_id).output == "async"
+
+    answers: dict[int, Any] = {}
+
+    def work(n: int) -> None:
+        worker = make_agent([code(f"print({n})"), code(f"final_answer({n})")], db)
+        answers[n] = worker.run(f"thread {n}", return_full_result=True)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(answers) == list(range(8))
+    for n, res in answers.items():
+        run = store.get_run(res.run_id)
+        assert (run.output, run.state, run.parent_run_id) == (
+            n,
+            "success",
+            None,
+        )  # no thread is another's child
+        assert [s["type"] for s in store.steps(res.run_id)] == ["task", "action", "action", "final_answer"]

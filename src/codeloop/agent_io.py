@@ -41,7 +41,8 @@ __all__ = [
 
 AGENT_FORMAT = "codeloop-agent/1"
 _SECRET_WORDS = ("key", "token", "secret", "password", "auth", "credential")
-_HANDLED = {"tools", "model", "managed_agents", "add_base_tools", "kwargs", "self"}
+# `store` is where runs are recorded, a choice of the machine running the agent, not part of the agent.
+_HANDLED = {"tools", "model", "managed_agents", "add_base_tools", "kwargs", "self", "store"}
 _FUNCTIONS = ("step_callbacks", "final_answer_checks", "listeners")
 _BUDGET = ("max_tokens", "max_cost_usd", "max_duration_s")
 

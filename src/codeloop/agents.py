@@ -366,15 +366,12 @@ class MultiStepAgent:
                 "\nYou have been given these additional arguments; use them directly as variables by name:\n"
                 + "\n".join(f"- {k}: {type(v).__name__}" for k, v in additional_args.items())
             )
-        if session is not None and (not isinstance(session, str) or not session.strip()):
-            raise ValueError(f"session={session!r}: give a non-empty name, e.g. session='user-42'")
-        self._recorder = self._store.begin(self, session)
-        if session is not None:
-            from .store.binding import session_steps
-
-            assert self._recorder is not None  # begin() refuses a session without a store
+        self._recorder = self._store.begin(
+            self, session
+        )  # None when not recording (then a session is refused)
+        if session is not None:  # the session's conversation as the store holds it, written by any process
             self.memory = AgentMemory(self.system_prompt())
-            self.memory.steps = session_steps(self._store.store, session)  # type: ignore[arg-type]
+            self.memory.steps = self._store.session_steps(session)
         elif reset:
             self.memory = AgentMemory(self.system_prompt())
         self._interrupt.clear()

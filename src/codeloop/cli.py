@@ -214,7 +214,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         if args.agent == "code":
             agent: Any = CodeAgent(
-                tools, model, executor=args.executor, additional_authorized_imports=args.imports or (), **common
+                tools,
+                model,
+                executor=args.executor,
+                additional_authorized_imports=args.imports or (),
+                **common,
             )
         else:
             agent = ToolCallingAgent(tools, model, **common)

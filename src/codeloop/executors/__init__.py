@@ -47,6 +47,7 @@ _LAZY = {
     "OpaqueValue": ".worker.protocol",
 }
 
+
 def create_executor(kind: str | Executor, **kwargs: Any) -> Executor:
     """An executor from its name ("sandbox", "local", "docker", "e2b", "modal"), built with `kwargs`.
 

@@ -55,7 +55,9 @@ def check_executor_choice(spec: Any, kwargs: dict[str, Any]) -> str | Executor:
     if kind not in EXECUTOR_KINDS:
         close = difflib.get_close_matches(kind, EXECUTOR_KINDS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else "."
-        raise ValueError(f"unknown executor {spec!r}{hint} Valid names: {', '.join(map(repr, EXECUTOR_KINDS))}.")
+        raise ValueError(
+            f"unknown executor {spec!r}{hint} Valid names: {', '.join(map(repr, EXECUTOR_KINDS))}."
+        )
     stand_in = _SDKS[kind][1] if kind in _SDKS else None
     if stand_in is None or kwargs.get(stand_in) is None:
         require_sdk(kind, who=f"executor={spec!r}")
@@ -71,4 +73,6 @@ def require_sdk(kind: str, *, who: str | None = None) -> None:
         return
     module = _SDKS[kind][0]
     if not is_installed(module):
-        raise MissingExtraError(f"{who or EXECUTOR_KINDS[kind]} needs the `{module}` SDK: {install_hint(kind)}")
+        raise MissingExtraError(
+            f"{who or EXECUTOR_KINDS[kind]} needs the `{module}` SDK: {install_hint(kind)}"
+        )

@@ -116,7 +116,9 @@ def model(spec: str, **kwargs: Any) -> Model:
         )
     entry = _PROVIDERS.get(provider.lower())
     if entry is None:
-        raise ModelConfigurationError(f"unknown model provider {provider!r} in {spec!r}; known providers: {known}")
+        raise ModelConfigurationError(
+            f"unknown model provider {provider!r} in {spec!r}; known providers: {known}"
+        )
     module, name = entry
     cls = getattr(importlib.import_module(module, __name__), name)
     instance: Model = cls(model_id, **kwargs)

@@ -28,7 +28,9 @@ def _import_anthropic() -> Any:
     try:
         import anthropic
     except ImportError as exc:
-        raise ModelConfigurationError(f"AnthropicModel needs the `anthropic` package: {install_hint('anthropic')}") from exc
+        raise ModelConfigurationError(
+            f"AnthropicModel needs the `anthropic` package: {install_hint('anthropic')}"
+        ) from exc
     return anthropic
 
 
@@ -37,7 +39,11 @@ def _image_block(part: dict[str, Any]) -> dict[str, Any]:
         return {"type": "image", "source": {"type": "url", "url": part["url"]}}
     return {
         "type": "image",
-        "source": {"type": "base64", "media_type": part.get("mime_type") or "image/png", "data": part["data"]},
+        "source": {
+            "type": "base64",
+            "media_type": part.get("mime_type") or "image/png",
+            "data": part["data"],
+        },
     }
 
 
@@ -79,7 +85,12 @@ def to_anthropic_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, A
             "tool_use_id": msg.tool_call_id or "",
             "content": _content_blocks(msg.content) or [{"type": "text", "text": "(no output)"}],
         },
-        tool_use=lambda call, arguments: {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments},
+        tool_use=lambda call, arguments: {
+            "type": "tool_use",
+            "id": call.id,
+            "name": call.name,
+            "input": arguments,
+        },
         assistant_prefix=_thinking_blocks,
     )
 
@@ -140,7 +151,11 @@ class AnthropicModel(RemoteModel):
         self.client_kwargs = dict(client_kwargs or {})
 
     def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"api_key": self.api_key or "not-needed", "max_retries": 0, "timeout": self.timeout}
+        options: dict[str, Any] = {
+            "api_key": self.api_key or "not-needed",
+            "max_retries": 0,
+            "timeout": self.timeout,
+        }
         if self.api_base:
             options["base_url"] = self.api_base
         options.update(self.client_kwargs)
@@ -212,7 +227,9 @@ class AnthropicModel(RemoteModel):
                 retry_after=retry_after_seconds(exc.response.headers),
             )
         if isinstance(exc, (anthropic.APIConnectionError, anthropic.APITimeoutError)):
-            return ProviderFailure(None, f"{exc} ({type(exc.__cause__).__name__}: {exc.__cause__})", retryable=True)
+            return ProviderFailure(
+                None, f"{exc} ({type(exc.__cause__).__name__}: {exc.__cause__})", retryable=True
+            )
         if isinstance(exc, (json.JSONDecodeError, anthropic.APIResponseValidationError)):
             return ProviderFailure(None, f"malformed response: {exc}", retryable=True)
         return super().classify_error(exc)
@@ -347,7 +364,9 @@ class _EventReader:
                 return StreamDelta(reasoning=delta.thinking)
             if delta.type == "input_json_delta" and event.index in self.tool_index:
                 return StreamDelta(
-                    tool_calls=[ToolCallDelta(index=self.tool_index[event.index], arguments=delta.partial_json)]
+                    tool_calls=[
+                        ToolCallDelta(index=self.tool_index[event.index], arguments=delta.partial_json)
+                    ]
                 )
         elif kind == "message_delta":
             usage = getattr(event, "usage", None)

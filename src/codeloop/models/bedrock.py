@@ -86,9 +86,14 @@ def to_converse_messages(messages: list[ChatMessage]) -> tuple[list[dict[str, An
         messages,
         _blocks,
         tool_result=lambda msg: {
-            "toolResult": {"toolUseId": msg.tool_call_id or "", "content": _blocks(msg.content) or [{"text": "(no output)"}]}
+            "toolResult": {
+                "toolUseId": msg.tool_call_id or "",
+                "content": _blocks(msg.content) or [{"text": "(no output)"}],
+            }
         },
-        tool_use=lambda call, arguments: {"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}},
+        tool_use=lambda call, arguments: {
+            "toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments}
+        },
     )
 
 
@@ -133,7 +138,9 @@ class BedrockModel(RemoteModel):
         **kwargs: Any,
     ) -> None:
         super().__init__(model_id, **kwargs)
-        self.region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.region = (
+            region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        )
         self.endpoint_url = endpoint_url
         self.max_tokens = max_tokens
         self.prompt_caching = prompt_caching
@@ -172,7 +179,9 @@ class BedrockModel(RemoteModel):
         system, turns = to_converse_messages(messages)
         request: dict[str, Any] = {"modelId": self.model_id, "messages": turns}
         if system:
-            request["system"] = system + ([{"cachePoint": {"type": "default"}}] if self.prompt_caching else [])
+            request["system"] = system + (
+                [{"cachePoint": {"type": "default"}}] if self.prompt_caching else []
+            )
         inference: dict[str, Any] = {}
         for key, value in self.generate_kwargs.items():
             if key in _INFERENCE_KEYS:
@@ -304,7 +313,9 @@ class BedrockModel(RemoteModel):
                         yield StreamDelta(content=delta["text"])
                     elif "toolUse" in delta and block["contentBlockIndex"] in tool_index:
                         index = tool_index[block["contentBlockIndex"]]
-                        yield StreamDelta(tool_calls=[ToolCallDelta(index, arguments=delta["toolUse"].get("input", ""))])
+                        yield StreamDelta(
+                            tool_calls=[ToolCallDelta(index, arguments=delta["toolUse"].get("input", ""))]
+                        )
                     elif "reasoningContent" in delta and delta["reasoningContent"].get("text"):
                         yield StreamDelta(reasoning=delta["reasoningContent"]["text"])
                 elif "messageStop" in event:

@@ -114,7 +114,9 @@ class FallbackModel:
                 failures.append((candidate, exc))
         raise self._exhausted(failures)
 
-    async def agenerate_stream(self, messages: list[ChatMessage], **options: Any) -> AsyncIterator[StreamDelta]:
+    async def agenerate_stream(
+        self, messages: list[ChatMessage], **options: Any
+    ) -> AsyncIterator[StreamDelta]:
         """Async twin of `generate_stream`."""
         failures: list[tuple[Model, AgentGenerationError]] = []
         for candidate in self.models:

@@ -36,7 +36,9 @@ def _import_litellm() -> Any:
     try:
         import litellm
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ModelConfigurationError('LiteLLMModel needs `litellm`: pip install "codeloop[litellm]"') from exc
+        raise ModelConfigurationError(
+            'LiteLLMModel needs `litellm`: pip install "codeloop[litellm]"'
+        ) from exc
     from importlib.metadata import version
 
     litellm.suppress_debug_info = True  # its "Give Feedback" banner on every error is noise in an agent log
@@ -61,7 +63,9 @@ class LiteLLMModel(ChatCompletionsModel):
 
     provider = "litellm"
 
-    def __init__(self, model_id: str, api_base: str | None = None, api_key: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, model_id: str, api_base: str | None = None, api_key: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(model_id, **kwargs)
         self.api_base = api_base
         self.api_key = api_key
@@ -150,4 +154,3 @@ class LiteLLMModel(ChatCompletionsModel):
     def acreate_completion(self, request: dict[str, Any]) -> Any:
         """`litellm.acompletion`."""
         return self._litellm.acompletion(**request)
-

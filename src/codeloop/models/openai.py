@@ -34,7 +34,9 @@ def import_openai() -> Any:
     try:
         import openai
     except ImportError as exc:
-        raise ModelConfigurationError(f"this model needs the `openai` package: {install_hint('openai')}") from exc
+        raise ModelConfigurationError(
+            f"this model needs the `openai` package: {install_hint('openai')}"
+        ) from exc
     return openai
 
 
@@ -76,12 +78,15 @@ class OpenAIModel(ChatCompletionsModel):
         super().__init__(model_id, **generate_kwargs)
         self.api_base = api_base or self.default_api_base
         custom_endpoint = api_base is not None
-        self.api_key = resolve_api_key(
-            api_key,
-            self.api_key_env,
-            self.provider,
-            required=self.key_required_by_default and not custom_endpoint,
-        ) or "not-needed"
+        self.api_key = (
+            resolve_api_key(
+                api_key,
+                self.api_key_env,
+                self.provider,
+                required=self.key_required_by_default and not custom_endpoint,
+            )
+            or "not-needed"
+        )
         self.client_kwargs = dict(client_kwargs or {})
         self.supports_stop = (not rejects_stop(model_id)) if supports_stop is None else supports_stop
 
@@ -168,4 +173,3 @@ class OpenAIModel(ChatCompletionsModel):
     async def aclose_stream(self, stream: Any) -> None:
         """Async twin of `close_stream`."""
         await stream.close()
-

@@ -63,7 +63,12 @@ class Price:
         fresh = max(0, usage.input_tokens - cache_read - cache_write)
         read_rate = self.input if self.cache_read is None else self.cache_read
         write_rate = self.input if self.cache_write is None else self.cache_write
-        total = fresh * self.input + cache_read * read_rate + cache_write * write_rate + usage.output_tokens * self.output
+        total = (
+            fresh * self.input
+            + cache_read * read_rate
+            + cache_write * write_rate
+            + usage.output_tokens * self.output
+        )
         return total / 1_000_000
 
 
@@ -84,7 +89,9 @@ class _Table:
     def load(self) -> dict[str, Price]:
         with self.lock:
             if self.prices is None:
-                data = json.loads(resources.files("codeloop.models").joinpath("pricing.json").read_text("utf-8"))
+                data = json.loads(
+                    resources.files("codeloop.models").joinpath("pricing.json").read_text("utf-8")
+                )
                 self.as_of = str(data.get("as_of", ""))
                 self.prices = _parse(data, "pricing.json")
                 override = os.environ.get(PRICES_ENV)
@@ -139,7 +146,12 @@ def load_prices(path: str | Path) -> None:
 
 
 def set_price(
-    model_id: str, *, input: float, output: float, cache_read: float | None = None, cache_write: float | None = None
+    model_id: str,
+    *,
+    input: float,
+    output: float,
+    cache_read: float | None = None,
+    cache_write: float | None = None,
 ) -> None:
     """Set (or replace) one model's price, USD per million tokens."""
     table = _TABLE.load()

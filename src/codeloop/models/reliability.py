@@ -314,7 +314,9 @@ class Retrier:
             self.sleep(wait)
             retries += 1
 
-    async def astream(self, open_stream: Callable[[], AsyncIterator[StreamDelta]]) -> AsyncIterator[StreamDelta]:
+    async def astream(
+        self, open_stream: Callable[[], AsyncIterator[StreamDelta]]
+    ) -> AsyncIterator[StreamDelta]:
         """Async twin of `stream`."""
         started = time.monotonic()
         retries = 0

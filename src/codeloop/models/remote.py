@@ -133,7 +133,9 @@ class RemoteModel(ApiModel):
         check_limit("retry_base_delay", retry_base_delay, allow_zero=True, optional=False)
         super().__init__(model_id, **generate_kwargs)
         if not model_id:
-            raise ModelConfigurationError(f"{self.provider}: a model id is required, e.g. '{self.provider}:<model>'")
+            raise ModelConfigurationError(
+                f"{self.provider}: a model id is required, e.g. '{self.provider}:<model>'"
+            )
         self.timeout = timeout
         self.generate_kwargs = generate_kwargs
         self.retry_policy = RetryPolicy(
@@ -255,7 +257,9 @@ def trim_stream(deltas: Iterator[StreamDelta], stop: list[str] | None) -> Iterat
         yield StreamDelta(content=rest)
 
 
-async def atrim_stream(deltas: AsyncIterator[StreamDelta], stop: list[str] | None) -> AsyncIterator[StreamDelta]:
+async def atrim_stream(
+    deltas: AsyncIterator[StreamDelta], stop: list[str] | None
+) -> AsyncIterator[StreamDelta]:
     """Async twin of `trim_stream`."""
     trimmer = StopTrimmer(stop)
     async for delta in deltas:

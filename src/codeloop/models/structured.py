@@ -35,7 +35,9 @@ CODE_ACTION_SCHEMA: dict[str, Any] = {
 """What `CodeAgent(use_structured_outputs=True)` asks for: `{"thought": ..., "code": ...}`."""
 
 
-def json_schema_response_format(schema: dict[str, Any], name: str = "response", strict: bool = True) -> dict[str, Any]:
+def json_schema_response_format(
+    schema: dict[str, Any], name: str = "response", strict: bool = True
+) -> dict[str, Any]:
     """A `response_format` asking for JSON that fits `schema`."""
     return {"type": "json_schema", "json_schema": {"name": name, "strict": strict, "schema": schema}}
 

@@ -54,7 +54,9 @@ def parse_tool_call_blocks(text: str) -> tuple[str, list[ToolCall]]:
                 ToolCall(
                     id=f"call_{i}",
                     name=data["name"],
-                    arguments=parse_arguments(arguments) if isinstance(arguments, str) else dict(arguments or {}),
+                    arguments=parse_arguments(arguments)
+                    if isinstance(arguments, str)
+                    else dict(arguments or {}),
                 )
             )
         else:
@@ -119,7 +121,9 @@ class TransformersModel(ApiModel):
         self._lock = threading.Lock()
 
     # -- prompt ------------------------------------------------------------------------------------------------
-    def _template_messages(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    def _template_messages(
+        self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None
+    ) -> list[dict[str, Any]]:
         rendered: list[dict[str, Any]] = []
         for msg in messages:
             if isinstance(msg.content, list) and any(p.get("type") == "image" for p in msg.content):
@@ -157,7 +161,9 @@ class TransformersModel(ApiModel):
 
     def _inputs(self, messages: list[ChatMessage], tools: list[dict[str, Any]] | None) -> Any:
         template_tools = (
-            [{"type": "function", "function": t} for t in tools] if tools and self.template_renders_tools else None
+            [{"type": "function", "function": t} for t in tools]
+            if tools and self.template_renders_tools
+            else None
         )
         inputs = self.tokenizer.apply_chat_template(
             self._template_messages(messages, tools),
@@ -207,7 +213,9 @@ class TransformersModel(ApiModel):
             output = self.model.generate(**self._generate_options(inputs, stop))
         new_tokens = output[0][prompt_length:]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
-        return self._reply(text, stop, TokenUsage(input_tokens=prompt_length, output_tokens=int(new_tokens.shape[-1])))
+        return self._reply(
+            text, stop, TokenUsage(input_tokens=prompt_length, output_tokens=int(new_tokens.shape[-1]))
+        )
 
     def generate_stream(
         self,
@@ -229,7 +237,9 @@ class TransformersModel(ApiModel):
         def run() -> None:
             try:
                 with self._lock:
-                    result["output"] = self.model.generate(**self._generate_options(inputs, stop), streamer=streamer)
+                    result["output"] = self.model.generate(
+                        **self._generate_options(inputs, stop), streamer=streamer
+                    )
             except BaseException as exc:  # handed to the consuming side
                 result["error"] = exc
                 streamer.end()

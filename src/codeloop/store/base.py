@@ -33,6 +33,7 @@ __all__ = [
     "blob_digest",
     "dumps",
     "to_column",
+    "text_for_column",
 ]
 
 SCHEMA_VERSION = 1
@@ -130,6 +131,9 @@ class Store(Protocol):
 
     Writes are durable when they return. A write that fails for lack of space raises `StoreFullError`;
     other failures raise `StoreError` (the recorder warns and goes on, so a store never breaks a run).
+
+    Optional: `record(run_id, steps: list[tuple[int, dict]], events: list[EventRecord])` writing a step's rows
+    in one transaction; the recorder uses it when present (one commit a step), else `add_step` and `add_events`.
     """
 
     url: str
@@ -282,8 +286,10 @@ def externalize(value: Any, put: Callable[[str], str], threshold: int = BLOB_THR
     """
     if value is None or isinstance(value, bool | int | float):
         return value
-    if isinstance(value, str):
-        return {_BLOB_KEY: put(value)} if len(value) >= threshold else value
+    if isinstance(
+        value, str
+    ):  # a blob is TEXT: one with lone surrogates stays inline, where JSON escapes them
+        return {_BLOB_KEY: put(value)} if len(value) >= threshold and _is_utf8(value) else value
     if isinstance(value, tuple):  # what json.dumps does with a tuple: an array
         value = list(value)
     if isinstance(value, list):
@@ -306,9 +312,24 @@ def to_column(value: Any, put: Callable[[str], str], threshold: int = BLOB_THRES
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=_refuse)
     except (TypeError, ValueError):
         text = None
-    if text is not None and len(text) < threshold:
-        return text
-    return json.dumps(externalize(value, put, threshold), separators=(",", ":"), ensure_ascii=False)
+    if text is None or len(text) >= threshold:
+        text = json.dumps(externalize(value, put, threshold), separators=(",", ":"), ensure_ascii=False)
+    return text if text.isascii() or _is_utf8(text) else json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def text_for_column(text: str) -> str:
+    """`text` as a TEXT column can hold it: a lone surrogate (undecodable bytes a program printed) escaped."""
+    return text if text.isascii() or _is_utf8(text) else text.encode("utf-8", "backslashreplace").decode()
+
+
+def _is_utf8(text: str) -> bool:
+    # Lone surrogates (e.g. from bytes decoded with surrogateescape) have no UTF-8 form; JSON escapes them
+    # exactly as \udcff, and they read back the same.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _refuse(value: Any) -> Any:
@@ -328,9 +349,7 @@ def internalize(value: Any, get: Callable[[str], str]) -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON for a column; anything JSON cannot hold becomes its flagged repr (never dropped)."""
-    return json.dumps(
-        externalize(value, _no_blobs, threshold=sys.maxsize), separators=(",", ":"), ensure_ascii=False
-    )
+    return to_column(value, _no_blobs, threshold=sys.maxsize)
 
 
 def _no_blobs(data: str) -> str:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from .base import Store, StoreError
 
 if TYPE_CHECKING:
-    from ..agents import MultiStepAgent
     from ..memory import MemoryStep
     from .recorder import StoreRecorder
 
@@ -72,8 +71,10 @@ class AgentStore:
                 )
         return self._store
 
-    def begin(self, agent: MultiStepAgent, session: str | None) -> StoreRecorder | None:
+    def begin(self, agent: Any, session: str | None) -> StoreRecorder | None:
         """The recorder for the run about to start (None when not recording)."""
+        if session is not None and (not isinstance(session, str) or not session.strip()):
+            raise ValueError(f"session={session!r}: give a non-empty name, e.g. session='user-42'")
         store = self.store
         if store is None:
             if session is not None:
@@ -89,13 +90,14 @@ class AgentStore:
         self.recorder.session = session
         return self.recorder
 
+    def session_steps(self, session: str) -> list[MemoryStep]:
+        """The memory steps of every top-level run of `session`, oldest run first: the conversation so far."""
+        from ..memory import MemoryStep
 
-def session_steps(store: Store, session: str) -> list[MemoryStep]:
-    """The memory steps of every top-level run of `session`, oldest run first: the conversation so far."""
-    from ..memory import MemoryStep
-
-    steps: list[MemoryStep] = []
-    for run in reversed(store.list_runs(session=session)):
-        if run.parent_run_id is None:
-            steps += [MemoryStep.from_dict(d) for d in store.steps(run.run_id)]
-    return steps
+        store = self.store
+        assert store is not None, "begin() refuses a session without a store"
+        steps: list[MemoryStep] = []
+        for run in reversed(store.list_runs(session=session)):
+            if run.parent_run_id is None:
+                steps += [MemoryStep.from_dict(d) for d in store.steps(run.run_id)]
+        return steps

@@ -39,7 +39,8 @@ def open_store(spec: str | os.PathLike[str] | Store | None = "default") -> Store
     """The store `spec` names, opened (and created or migrated when needed).
 
     - `"default"`: SQLite at `$CODELOOP_HOME/runs.db` (see `codeloop_home`);
-    - a path, or `sqlite:///relative.db`, `sqlite:////absolute.db` (`?max_page_count=N` caps its size);
+    - a path, or `sqlite:///relative.db`, `sqlite:////absolute.db` (options: `?max_page_count=N` caps its
+      size, `?synchronous=full` syncs every commit to the disk: see `SQLiteStore`);
     - `postgresql://user:pass@host/db` (needs `pip install 'codeloop[postgres]'`);
     - a `Store` object: returned as is; `None`: no store (recording off).
 
@@ -65,14 +66,16 @@ def open_store(spec: str | os.PathLike[str] | Store | None = "default") -> Store
         return SQLiteStore(default_store_path())
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
     if scheme in ("postgresql", "postgres"):
-        try:
-            from .postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        import importlib
+
+        try:  # by name: the backend and its driver (psycopg 3) load only for a postgresql:// store
+            backend: Any = importlib.import_module("codeloop.store.postgres")
         except ImportError as exc:
             raise StoreError(
                 f"a PostgreSQL store needs psycopg 3: pip install 'codeloop[postgres]' ({exc})"
             ) from exc
-        store: Any = PostgresStore(text)
-        return store  # type: ignore[no-any-return,unused-ignore]
+        store: Store = backend.PostgresStore(text)
+        return store
     if scheme == "sqlite":
         parts = urlsplit(text)
         path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
@@ -81,13 +84,19 @@ def open_store(spec: str | os.PathLike[str] | Store | None = "default") -> Store
                 f"store={spec!r}: write sqlite:///relative/path.db or sqlite:////absolute/path.db"
             )
         options = parse_qs(parts.query)
-        unknown = set(options) - {"max_page_count"}
+        unknown = set(options) - {"max_page_count", "synchronous"}
         if unknown:
-            raise ValueError(f"store={spec!r}: unknown option(s) {sorted(unknown)}; known: max_page_count")
+            raise ValueError(
+                f"store={spec!r}: unknown option(s) {sorted(unknown)}; known: max_page_count, synchronous"
+            )
         pages = options.get("max_page_count")
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(path, max_page_count=int(pages[0]) if pages else None)
+        return SQLiteStore(
+            path,
+            max_page_count=int(pages[0]) if pages else None,
+            synchronous=options.get("synchronous", ["normal"])[0].lower(),
+        )
     if scheme:
         raise ValueError(
             f"store={spec!r}: unknown scheme {scheme!r}; use a path, sqlite:///..., postgresql://... or None"

@@ -11,14 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import events as ev
 from ..memory import to_jsonable
 from .base import EventRecord, RunRecord, Store
-
-if TYPE_CHECKING:
-    from ..agents import MultiStepAgent
 
 __all__ = ["StoreRecorder", "agent_config", "event_data"]
 
@@ -35,7 +32,7 @@ _FOLDED = (ev.StepStarted, ev.ModelOutput, ev.CodeAction, ev.Observation)
 class StoreRecorder:
     """A listener recording `agent`'s runs into `store` (attached by the agent for `store=`)."""
 
-    def __init__(self, store: Store, agent: MultiStepAgent) -> None:
+    def __init__(self, store: Store, agent: Any) -> None:  # agent: a MultiStepAgent (not imported: no cycle)
         self.store = store
         self.agent = agent
         self.session: str | None = None

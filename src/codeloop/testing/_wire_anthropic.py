@@ -39,7 +39,8 @@ def simplify_parts(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 
 
 def messages_from_turns(
-    turns: list[dict[str, Any]], read_block: Callable[[dict[str, Any]], ChatMessage | ToolCall | dict[str, Any] | None]
+    turns: list[dict[str, Any]],
+    read_block: Callable[[dict[str, Any]], ChatMessage | ToolCall | dict[str, Any] | None],
 ) -> list[ChatMessage]:
     """The neutral messages of block-based turns (Anthropic Messages, Bedrock Converse), system prompt aside.
 
@@ -60,7 +61,9 @@ def messages_from_turns(
                 parts.append(item)
         if parts or calls:
             role = message.get("role", "user")
-            out.append(ChatMessage(role=role, content=simplify_parts(parts) if parts else None, tool_calls=calls))
+            out.append(
+                ChatMessage(role=role, content=simplify_parts(parts) if parts else None, tool_calls=calls)
+            )
     return out
 
 
@@ -121,7 +124,11 @@ class AnthropicWire:
             else None
         )
         tools = [
-            {"name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema", {})}
+            {
+                "name": t["name"],
+                "description": t.get("description", ""),
+                "parameters": t.get("input_schema", {}),
+            }
             for t in body.get("tools") or []
             if "name" in t
         ]
@@ -152,7 +159,9 @@ class AnthropicWire:
         if msg.text:
             content.append({"type": "text", "text": msg.text})
         for call in msg.tool_calls:
-            content.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_dict(call)})
+            content.append(
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_dict(call)}
+            )
         stop_reason, stop_sequence = self._stop(msg, params)
         body = {
             "id": f"msg_{uuid.uuid4().hex[:24]}",
@@ -166,7 +175,9 @@ class AnthropicWire:
         }
         return json.dumps(body).encode()
 
-    def stream(self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]) -> tuple[str, list[bytes]]:
+    def stream(
+        self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]
+    ) -> tuple[str, list[bytes]]:
         usage = _usage(msg.token_usage)
         events: list[tuple[str, dict[str, Any]]] = []
         start_usage = {**usage, "output_tokens": 1}
@@ -193,14 +204,23 @@ class AnthropicWire:
 
         def block(start: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
             nonlocal index
-            events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": start},
+                )
+            )
             for delta in deltas:
-                events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}))
+                events.append(
+                    ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                )
             events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
             index += 1
 
         if msg.reasoning:
-            deltas = [{"type": "thinking_delta", "thinking": p} for p in split_text(msg.reasoning, self.chunk_size)]
+            deltas = [
+                {"type": "thinking_delta", "thinking": p} for p in split_text(msg.reasoning, self.chunk_size)
+            ]
             deltas.append({"type": "signature_delta", "signature": "scripted-signature"})
             block({"type": "thinking", "thinking": "", "signature": ""}, deltas)
         if msg.text:
@@ -232,6 +252,11 @@ class AnthropicWire:
         return "text/event-stream", frames
 
     def error(self, status: int, message: str, error_type: str) -> bytes:
-        kinds = {429: "rate_limit_error", 529: "overloaded_error", 404: "not_found_error", 400: "invalid_request_error"}
+        kinds = {
+            429: "rate_limit_error",
+            529: "overloaded_error",
+            404: "not_found_error",
+            400: "invalid_request_error",
+        }
         kind = kinds.get(status, "api_error" if status >= 500 else error_type)
         return json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()

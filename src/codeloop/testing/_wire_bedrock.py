@@ -18,9 +18,19 @@ __all__ = ["BedrockWire", "encode_event"]
 def encode_event(event_type: str, payload: dict[str, Any]) -> bytes:
     """One AWS event-stream message: prelude, CRC, string headers, JSON payload, CRC."""
     headers = b""
-    for name, value in ((":event-type", event_type), (":content-type", "application/json"), (":message-type", "event")):
+    for name, value in (
+        (":event-type", event_type),
+        (":content-type", "application/json"),
+        (":message-type", "event"),
+    ):
         raw_name, raw_value = name.encode(), value.encode()
-        headers += struct.pack("!B", len(raw_name)) + raw_name + b"\x07" + struct.pack("!H", len(raw_value)) + raw_value
+        headers += (
+            struct.pack("!B", len(raw_name))
+            + raw_name
+            + b"\x07"
+            + struct.pack("!H", len(raw_value))
+            + raw_value
+        )
     body = json.dumps(payload).encode()
     total = 12 + len(headers) + len(body) + 4
     prelude = struct.pack("!II", total, len(headers))
@@ -119,11 +129,15 @@ class BedrockWire:
     def response(self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]) -> bytes:
         content: list[dict[str, Any]] = []
         if msg.reasoning:
-            content.append({"reasoningContent": {"reasoningText": {"text": msg.reasoning, "signature": "sig"}}})
+            content.append(
+                {"reasoningContent": {"reasoningText": {"text": msg.reasoning, "signature": "sig"}}}
+            )
         if msg.text:
             content.append({"text": msg.text})
         for call in msg.tool_calls:
-            content.append({"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments_dict(call)}})
+            content.append(
+                {"toolUse": {"toolUseId": call.id, "name": call.name, "input": arguments_dict(call)}}
+            )
         body = {
             "output": {"message": {"role": "assistant", "content": content}},
             "stopReason": self._stop_reason(msg, params),
@@ -132,7 +146,9 @@ class BedrockWire:
         }
         return json.dumps(body).encode()
 
-    def stream(self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]) -> tuple[str, list[bytes]]:
+    def stream(
+        self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]
+    ) -> tuple[str, list[bytes]]:
         events: list[tuple[str, dict[str, Any]]] = [("messageStart", {"role": "assistant"})]
         index = 0
         if msg.reasoning:
@@ -168,4 +184,3 @@ class BedrockWire:
         }
         code = codes.get(status, "InternalServerException" if status >= 500 else "ValidationException")
         return json.dumps({"__type": code, "message": message}).encode()
-

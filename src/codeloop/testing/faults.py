@@ -35,12 +35,18 @@ class Fault:
     """For a cut stream: how many stream frames (SSE events, including the opening ones) go out first."""
 
     @classmethod
-    def rate_limit(cls, retry_after: float | None = 1.0, message: str = "Rate limit reached, retry later") -> Fault:
+    def rate_limit(
+        cls, retry_after: float | None = 1.0, message: str = "Rate limit reached, retry later"
+    ) -> Fault:
         """HTTP 429, with `Retry-After` when `retry_after` is given."""
-        return cls("status", status=429, message=message, error_type="rate_limit_error", retry_after=retry_after)
+        return cls(
+            "status", status=429, message=message, error_type="rate_limit_error", retry_after=retry_after
+        )
 
     @classmethod
-    def server_error(cls, status: int = 500, message: str = "The server had an error processing your request") -> Fault:
+    def server_error(
+        cls, status: int = 500, message: str = "The server had an error processing your request"
+    ) -> Fault:
         """An HTTP 5xx answer."""
         return cls("status", status=status, message=message, error_type="server_error")
 

@@ -142,4 +142,3 @@ class ScriptedModel(ApiModel):
             yield StreamDelta(content=text[start : start + size])
         # Tool calls, usage and reasoning come last, as real APIs send them.
         yield message_to_delta(msg)
-

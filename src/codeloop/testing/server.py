@@ -66,7 +66,9 @@ class WireProtocol(Protocol):
         """The complete JSON body of a non-streaming reply."""
         ...
 
-    def stream(self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]) -> tuple[str, list[bytes]]:
+    def stream(
+        self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]
+    ) -> tuple[str, list[bytes]]:
         """The content type and the frames of a streamed reply, in order."""
         ...
 
@@ -91,7 +93,9 @@ class _OpenAIWire:
     def response(self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]) -> bytes:
         return _dump(openai_wire.completion_body(msg, self.model_name(request.raw, params)))
 
-    def stream(self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]) -> tuple[str, list[bytes]]:
+    def stream(
+        self, msg: ChatMessage, request: ScriptRequest, params: dict[str, str]
+    ) -> tuple[str, list[bytes]]:
         include_usage = bool((request.raw.get("stream_options") or {}).get("include_usage"))
         chunks = openai_wire.completion_chunks(
             msg, self.model_name(request.raw, params), include_usage=include_usage, chunk_size=self.chunk_size
@@ -128,7 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- writing helpers -------------------------------------------------------------------------------------
     def send_body(
-        self, status: int, data: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+        self,
+        status: int,
+        data: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -206,7 +214,10 @@ class ScriptedLLMServer:
         self.host = bound_host if isinstance(bound_host, str) else bound_host.decode()
         self.port = int(bound_port)
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="scripted-llm-server", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="scripted-llm-server",
+            daemon=True,
         )
         self._thread.start()
 
@@ -250,10 +261,16 @@ class ScriptedLLMServer:
             return None
         if parts in (["v1", "chat", "completions"], ["chat", "completions"]):
             return _Route(self._wires["openai"])
-        if len(parts) == 5 and parts[0] == "openai" and parts[1] == "deployments" and parts[3:] == [
-            "chat",
-            "completions",
-        ]:
+        if (
+            len(parts) == 5
+            and parts[0] == "openai"
+            and parts[1] == "deployments"
+            and parts[3:]
+            == [
+                "chat",
+                "completions",
+            ]
+        ):
             return _Route(self._wires["openai"], {"deployment": parts[2]})
         if parts == ["v1", "messages"] and "anthropic" in self._wires:
             return _Route(self._wires["anthropic"])
@@ -281,7 +298,9 @@ class ScriptedLLMServer:
                 self.requests.append(body)
 
         if method == "GET" and split.path.rstrip("/") in ("/v1/models", "/models"):
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "codeloop"} for m in self.model_ids]
+            data = [
+                {"id": m, "object": "model", "created": 0, "owned_by": "codeloop"} for m in self.model_ids
+            ]
             handler.send_body(200, _dump({"object": "list", "data": data}))
             return
         route = self._route(method, split.path)
@@ -306,7 +325,9 @@ class ScriptedLLMServer:
             return
         if wire is self._wires["openai"] and "tool_choice" in body and not body.get("tools"):
             # OpenAI's own answer to a tool_choice without tools.
-            message = "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
+            message = (
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
+            )
             handler.send_body(400, wire.error(400, message, "invalid_request_error"))
             return
         with self._lock:
@@ -316,7 +337,9 @@ class ScriptedLLMServer:
         try:
             item = self._script_item(request)
         except Exception as exc:  # a broken script is reported to the client, in the provider's error shape
-            handler.send_body(500, wire.error(500, f"scripted server: {type(exc).__name__}: {exc}", "script_error"))
+            handler.send_body(
+                500, wire.error(500, f"scripted server: {type(exc).__name__}: {exc}", "script_error")
+            )
             return
         if isinstance(item, Fault):
             self._inject(handler, wire, item, request, params)
@@ -358,14 +381,21 @@ class ScriptedLLMServer:
         return msg, params
 
     def _inject(
-        self, handler: _Handler, wire: WireProtocol, fault: Fault, request: ScriptRequest, params: dict[str, str]
+        self,
+        handler: _Handler,
+        wire: WireProtocol,
+        fault: Fault,
+        request: ScriptRequest,
+        params: dict[str, str],
     ) -> None:
         if fault.kind == "status":
             headers: dict[str, str] = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = str(max(0, int(-(-fault.retry_after // 1))))
                 headers["retry-after-ms"] = str(int(fault.retry_after * 1000))
-            handler.send_body(fault.status, wire.error(fault.status, fault.message, fault.error_type), headers=headers)
+            handler.send_body(
+                fault.status, wire.error(fault.status, fault.message, fault.error_type), headers=headers
+            )
         elif fault.kind == "hang":
             self._closing.wait(fault.seconds)
             handler.close_connection = True

@@ -112,7 +112,9 @@ class ScriptedLogits:
         elif index < len(self.script):
             reply = self.script[index]
         else:
-            raise ScriptExhausted(f"the script has {len(self.script)} replies; generation {index + 1} asked for another")
+            raise ScriptExhausted(
+                f"the script has {len(self.script)} replies; generation {index + 1} asked for another"
+            )
         text = reply_as_text(normalize_reply(reply, index))
         self._targets = [*self.tokenizer.encode(text, add_special_tokens=False), self.tokenizer.eos_token_id]
         self._prompt_length = int(input_ids.shape[-1])

@@ -183,7 +183,11 @@ class DockerExecutor(HostedWorkerExecutor):
     ) -> None:
         if client is None:
             require_sdk("docker")
-        for name, value in (("max_memory_mb", max_memory_mb), ("pids_limit", pids_limit), ("tmpfs_mb", tmpfs_mb)):
+        for name, value in (
+            ("max_memory_mb", max_memory_mb),
+            ("pids_limit", pids_limit),
+            ("tmpfs_mb", tmpfs_mb),
+        ):
             # Docker reads 0 or -1 as "no limit" for some of these: a typo must not remove a bound.
             check_limit(name, value, integer=True, optional=False)
         check_limit("cpus", cpus, optional=False)
@@ -258,7 +262,6 @@ class DockerExecutor(HostedWorkerExecutor):
         return standard_init(
             hello, cwd="/tmp", max_memory_mb=self.max_memory_mb, output_limit=self.max_print_outputs_length
         )
-
 
 
 def _remove_quietly(container: Any) -> None:

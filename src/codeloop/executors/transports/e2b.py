@@ -113,8 +113,9 @@ class E2BExecutor(HostedWorkerExecutor):
         return channel
 
     def _init_message(self, hello: dict[str, Any]) -> dict[str, Any]:
-        return standard_init(hello, cwd=None, max_memory_mb=self.max_memory_mb, output_limit=self.max_print_outputs_length)
-
+        return standard_init(
+            hello, cwd=None, max_memory_mb=self.max_memory_mb, output_limit=self.max_print_outputs_length
+        )
 
 
 def _kill_quietly(sandbox: Any) -> None:

@@ -85,7 +85,9 @@ class ModalExecutor(HostedWorkerExecutor):
         import modal
 
         app = modal.App.lookup(self.app_name, create_if_missing=True)
-        image = self.image or modal.Image.debian_slim(python_version=f"{sys.version_info[0]}.{sys.version_info[1]}")
+        image = self.image or modal.Image.debian_slim(
+            python_version=f"{sys.version_info[0]}.{sys.version_info[1]}"
+        )
         options: dict[str, Any] = {
             "app": app,
             "image": image,
@@ -122,6 +124,6 @@ class ModalExecutor(HostedWorkerExecutor):
         return channel
 
     def _init_message(self, hello: dict[str, Any]) -> dict[str, Any]:
-        return standard_init(hello, cwd=None, max_memory_mb=self.memory_mb, output_limit=self.max_print_outputs_length)
-
-
+        return standard_init(
+            hello, cwd=None, max_memory_mb=self.memory_mb, output_limit=self.max_print_outputs_length
+        )

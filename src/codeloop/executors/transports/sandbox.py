@@ -182,7 +182,7 @@ class SandboxExecutor(WorkerExecutor):
 
     @property
     def isolation(self) -> str:
-        """"bubblewrap" when code runs in the isolated sandbox, "subprocess" in the reduced fallback."""
+        """ "bubblewrap" when code runs in the isolated sandbox, "subprocess" in the reduced fallback."""
         if self._isolation == "subprocess":
             return "subprocess"
         return "subprocess" if isolation_problem(self.bwrap) is not None else "bubblewrap"

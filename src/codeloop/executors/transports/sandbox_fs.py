@@ -138,7 +138,9 @@ def _parse_elf(data: mmap.mmap, order: str, is64: bool, elf_class: int) -> ElfIn
     def paths(offsets: list[int]) -> tuple[str, ...]:
         return tuple(part for text in strings(offsets) for part in text.split(":") if part)
 
-    return ElfInfo(machine, elf_class, interpreter, strings(needed_offsets), paths(rpath_offsets), paths(runpath_offsets))
+    return ElfInfo(
+        machine, elf_class, interpreter, strings(needed_offsets), paths(rpath_offsets), paths(runpath_offsets)
+    )
 
 
 _realpath = functools.lru_cache(maxsize=8192)(os.path.realpath)
@@ -339,7 +341,9 @@ def plan_mounts(
     resolver = _Resolver(info.machine, info.elf_class)
     roots = [interpreter]
     for directory in stdlib:
-        roots += glob.glob(os.path.join(directory, "lib-dynload", "*.so")) + glob.glob(os.path.join(directory, "*.so"))
+        roots += glob.glob(os.path.join(directory, "lib-dynload", "*.so")) + glob.glob(
+            os.path.join(directory, "*.so")
+        )
     for name in _MANYLINUX_SYSTEM_LIBS:
         found = resolver.resolve(name, info, interpreter)
         if found is not None:

@@ -98,7 +98,13 @@ def describe_exit(returncode: int | None, signal_offset: int = 0) -> str | None:
     """Human wording for a process's exit status; `signal_offset` = 128 for wrappers that report 128+signal."""
     if returncode is None:
         return None
-    number = -returncode if returncode < 0 else returncode - signal_offset if signal_offset and returncode > signal_offset else 0
+    number = (
+        -returncode
+        if returncode < 0
+        else returncode - signal_offset
+        if signal_offset and returncode > signal_offset
+        else 0
+    )
     if number > 0:
         try:
             name = signal.Signals(number).name
@@ -292,7 +298,11 @@ class QueueChannel:
         self._chunks.put(b"")
 
     def pump(
-        self, iterator: Callable[[], Any], split: Callable[[Any], tuple[Any, Any]], *, ends_stream: bool = True
+        self,
+        iterator: Callable[[], Any],
+        split: Callable[[Any], tuple[Any, Any]],
+        *,
+        ends_stream: bool = True,
     ) -> threading.Thread:
         """Start a daemon thread that feeds this channel from `iterator()`; `split(item)` gives (stdout, stderr).
 
@@ -340,7 +350,9 @@ class QueueChannel:
             return self._diagnostics.decode("utf-8", "replace")
 
     def exit_reason(self) -> str | None:
-        deadline = time.monotonic() + _EXIT_WAIT_SECONDS  # the stream can end a moment before the process does
+        deadline = (
+            time.monotonic() + _EXIT_WAIT_SECONDS
+        )  # the stream can end a moment before the process does
         while True:
             try:
                 status = self._exit_status()

@@ -28,7 +28,9 @@ import os
 import sys
 import time
 
-TYPE_CHECKING = False  # typing and collections.abc are slow to import; the sandbox imports this on every start
+TYPE_CHECKING = (
+    False  # typing and collections.abc are slow to import; the sandbox imports this on every start
+)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, BinaryIO
@@ -48,7 +50,9 @@ _CODE_CACHE_SIZE = 128
 _STREAM_CHUNK = 8192
 _MEMORY_HEADROOM = 64 * 1024 * 1024
 _BUSY_SAMPLE_SECONDS = 0.05
-_BUSY_FRACTION = 0.2  # blocked or sleeping threads use no CPU; a spinning one gets far more, even on a busy host
+_BUSY_FRACTION = (
+    0.2  # blocked or sleeping threads use no CPU; a spinning one gets far more, even on a busy host
+)
 _OTHER_THREADS_CPU = 0.005
 _SLOW_COLLECTION_SECONDS = 0.00025
 _SLOW_COLLECTION_SKIPS = 10
@@ -87,7 +91,9 @@ class _Channel:
     def send(self, message: dict[str, Any]) -> None:
         data = wire.dump_message(message)
         if len(data) > self.max_bytes:
-            raise wire.MessageTooLarge(wire.too_large(_WHAT_IS_SENT.get(message["op"], "the data"), len(data), self.max_bytes))
+            raise wire.MessageTooLarge(
+                wire.too_large(_WHAT_IS_SENT.get(message["op"], "the data"), len(data), self.max_bytes)
+            )
         view = memoryview(data)
         with self.send_lock:
             while view:
@@ -237,7 +243,11 @@ class _Worker:
         self.channel = channel
         self.capture = _Capture(channel, 50_000, 500_000, 0.05)
         self.builtins: dict[str, Any] = dict(vars(builtins))
-        self.namespace: dict[str, Any] = {"__name__": "__main__", "__doc__": None, "__builtins__": self.builtins}
+        self.namespace: dict[str, Any] = {
+            "__name__": "__main__",
+            "__doc__": None,
+            "__builtins__": self.builtins,
+        }
         self.builtins["final_answer"] = self._final_answer
         self.code_cache: dict[str, Any] = {}
         self.tool_names = {"final_answer"}
@@ -330,7 +340,9 @@ class _Worker:
 
     def _rpc(self, message: dict[str, Any]) -> dict[str, Any]:
         if not self.step_active:
-            raise RuntimeError("tools can only be called while a step is running (not from a leftover thread)")
+            raise RuntimeError(
+                "tools can only be called while a step is running (not from a leftover thread)"
+            )
         with self.channel.call_lock:
             self.capture.flush_stream()
             self.channel.send(message)
@@ -342,7 +354,12 @@ class _Worker:
 
     def _call_host(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
-            message = {"op": "call", "tool": name, "args": wire.encode_value(list(args)), "kwargs": wire.encode_value(kwargs)}
+            message = {
+                "op": "call",
+                "tool": name,
+                "args": wire.encode_value(list(args)),
+                "kwargs": wire.encode_value(kwargs),
+            }
         except wire.WireError as exc:
             raise TypeError(f"cannot pass this argument to tool {name!r}: {exc}") from None
         reply = self._rpc(message)
@@ -386,8 +403,14 @@ class _Worker:
                 for name, value in self.namespace.items()
                 if not name.startswith("_") and not callable(value) and type(value).__name__ != "module"
             ]
-        result = {name: wire.encode_or_describe(self.namespace[name]) for name in names if name in self.namespace}
-        return {"op": "values", "v": result, "missing": [name for name in names if name not in self.namespace]}
+        result = {
+            name: wire.encode_or_describe(self.namespace[name]) for name in names if name in self.namespace
+        }
+        return {
+            "op": "values",
+            "v": result,
+            "missing": [name for name in names if name not in self.namespace],
+        }
 
     # --- running code --------------------------------------------------------------------------------------------
 
@@ -396,7 +419,9 @@ class _Worker:
         if cached is not None:
             return cached
         flags = _ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
-        tree = compile(source, shaping.AGENT_CODE_FILENAME, "exec", flags=flags | _ast.PyCF_ONLY_AST, dont_inherit=True)
+        tree = compile(
+            source, shaping.AGENT_CODE_FILENAME, "exec", flags=flags | _ast.PyCF_ONLY_AST, dont_inherit=True
+        )
         refusal = shaping.find_tool_rebinding(tree, self.tool_names, source)
         if refusal is not None:
             raise _Refused(refusal)
@@ -455,9 +480,23 @@ class _Worker:
         restart = self._health_check(error)
         logs, rest = self.capture.finish()
         if text is not None and not self.final:
-            return {"op": "error", "id": step, "message": text, "logs": logs, "rest": rest, "restart": restart}
+            return {
+                "op": "error",
+                "id": step,
+                "message": text,
+                "logs": logs,
+                "rest": rest,
+                "restart": restart,
+            }
         value = None if self.final else self.namespace.pop(_LAST_VALUE, None)
-        reply = {"op": "done", "id": step, "final": self.final, "logs": logs, "rest": rest, "restart": restart}
+        reply = {
+            "op": "done",
+            "id": step,
+            "final": self.final,
+            "logs": logs,
+            "rest": rest,
+            "restart": restart,
+        }
         reply["value"] = None if value is None else wire.encode_or_describe(value)
         return reply
 
@@ -505,7 +544,9 @@ def _rebuild_exception(reply: dict[str, Any]) -> BaseException:
             pass
     kind = str(reply.get("etype") or "Exception")
     message = str(reply.get("message") or "")
-    if kind == "MessageTooLarge":  # the host's class, which the sandbox has too (unpickling looked for codeloop's)
+    if (
+        kind == "MessageTooLarge"
+    ):  # the host's class, which the sandbox has too (unpickling looked for codeloop's)
         return wire.MessageTooLarge(message)
     builtin = getattr(builtins, kind, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception):
@@ -617,7 +658,9 @@ def _install_seccomp(program: bytes) -> str | None:
 def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20) -> None:
     """Serve the protocol on `reader` (the host's stream) and file descriptor 1 until the host goes away."""
     out_fd = os.dup(1)
-    os.dup2(2, 1)  # stray writes to fd 1 (C code, a crash report) go to the diagnostics stream, not the protocol
+    os.dup2(
+        2, 1
+    )  # stray writes to fd 1 (C code, a crash report) go to the diagnostics stream, not the protocol
     import faulthandler
 
     faulthandler.enable(file=sys.__stderr__ or sys.stderr)
@@ -669,7 +712,23 @@ def _serve(worker: _Worker, channel: _Channel) -> None:
                 channel.send(reply)
             except (wire.WireError, wire.MessageTooLarge) as exc:
                 if op == "get":
-                    channel.send({"op": "values", "v": {}, "missing": [], "error": f"The variables could not be returned: {exc}"})
+                    channel.send(
+                        {
+                            "op": "values",
+                            "v": {},
+                            "missing": [],
+                            "error": f"The variables could not be returned: {exc}",
+                        }
+                    )
                 else:
                     text = f"The code ran, but its result could not be returned: {exc}"
-                    channel.send({"op": "error", "id": message.get("id"), "message": text, "logs": reply.get("logs", ""), "rest": "", "restart": None})
+                    channel.send(
+                        {
+                            "op": "error",
+                            "id": message.get("id"),
+                            "message": text,
+                            "logs": reply.get("logs", ""),
+                            "rest": "",
+                            "restart": None,
+                        }
+                    )

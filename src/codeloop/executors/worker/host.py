@@ -35,6 +35,7 @@ __all__ = ["standard_init", "WorkerExecutor", "WorkerStartError"]
 
 logger = logging.getLogger(__name__)
 
+
 class WorkerStartError(SandboxUnavailableError):
     """The worker process could not be started or did not complete the protocol handshake."""
 
@@ -161,7 +162,13 @@ class WorkerExecutor(ABC):
         startup_timeout: float = 30.0,
     ) -> None:
         check_limit("timeout", timeout)
-        check_limit("max_print_outputs_length", max_print_outputs_length, integer=True, allow_zero=True, optional=False)
+        check_limit(
+            "max_print_outputs_length",
+            max_print_outputs_length,
+            integer=True,
+            allow_zero=True,
+            optional=False,
+        )
         check_limit("max_message_mb", max_message_mb, integer=True, optional=False)
         check_limit("startup_timeout", startup_timeout, optional=False)
         self.timeout = timeout
@@ -214,7 +221,9 @@ class WorkerExecutor(ABC):
             hello = connection.receive(deadline)
             if hello.get("op") != "hello" or hello.get("protocol") != wire.PROTOCOL_VERSION:
                 raise _ProtocolViolation(f"expected hello for protocol {wire.PROTOCOL_VERSION}, got {hello}")
-            connection.send({**self._init_message(hello), "max_message_bytes": self.max_message_bytes}, deadline)
+            connection.send(
+                {**self._init_message(hello), "max_message_bytes": self.max_message_bytes}, deadline
+            )
             ready = connection.receive(deadline)
             if ready.get("op") != "ready":
                 raise _ProtocolViolation(f"expected ready, got {ready.get('op')!r}")
@@ -302,7 +311,9 @@ class WorkerExecutor(ABC):
             self._connect()
             failed: dict[str, str] = {}
             self._guarded(
-                lambda: failed.update(self._push_variables(variables, time.monotonic() + self.startup_timeout))
+                lambda: failed.update(
+                    self._push_variables(variables, time.monotonic() + self.startup_timeout)
+                )
             )
             self._variables.update({name: value for name, value in variables.items() if name not in failed})
             if failed:
@@ -354,7 +365,9 @@ class WorkerExecutor(ABC):
         pending_size = 0
         for name, value in variables.items():
             item = wire.encode_value(value, allow_pickle=True)
-            size = len(wire.dump_message({"op": "vars", "v": {name: item}}))  # the sum bounds the batch's size
+            size = len(
+                wire.dump_message({"op": "vars", "v": {name: item}})
+            )  # the sum bounds the batch's size
             if pending and pending_size + size > self.max_message_bytes:
                 batches.append(wire.dump_message({"op": "vars", "v": pending}))
                 pending, pending_size = {}, 0
@@ -405,7 +418,9 @@ class WorkerExecutor(ABC):
                 raise ExecutionError(refused)
             try:
                 return {str(name): wire.decode_value(data) for name, data in values.items()}
-            except wire.WireError as exc:  # the worker is fine; this host cannot rebuild a value (or it is forged)
+            except (
+                wire.WireError
+            ) as exc:  # the worker is fine; this host cannot rebuild a value (or it is forged)
                 raise ExecutionError(f"Could not read variables from the worker: {exc}") from None
 
     # --- running code --------------------------------------------------------------------------------------------
@@ -556,7 +571,11 @@ class WorkerExecutor(ABC):
             data = wire.dump_message(_raise_reply(TypeError(f"the tool's result could not be sent: {exc}")))
         if len(data) > self.max_message_bytes:
             # Refused here, as an exception in the calling code: the worker (and its variables) stay intact.
-            what = "the final answer" if message["op"] == "final" else f"the result of tool {message.get('tool')!r}"
+            what = (
+                "the final answer"
+                if message["op"] == "final"
+                else f"the result of tool {message.get('tool')!r}"
+            )
             text = wire.too_large(what, len(data), self.max_message_bytes)
             logger.warning("%s", text)
             data = wire.dump_message(_raise_reply(wire.MessageTooLarge(text)))
@@ -585,7 +604,11 @@ class WorkerExecutor(ABC):
             kwargs = wire.decode_value(message.get("kwargs"))
         except wire.WireError as exc:
             return _raise_reply(TypeError(f"the arguments for tool {name!r} could not be decoded: {exc}"))
-        if not isinstance(args, list) or not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        if (
+            not isinstance(args, list)
+            or not isinstance(kwargs, dict)
+            or not all(isinstance(k, str) for k in kwargs)
+        ):
             return _raise_reply(TypeError(f"malformed arguments for tool {name!r}"))
         try:
             result = tool(*args, **kwargs)
@@ -594,7 +617,9 @@ class WorkerExecutor(ABC):
         try:
             return {"op": "return", "v": wire.encode_value(result, allow_pickle=True)}
         except wire.WireError as exc:
-            return _raise_reply(TypeError(f"tool {name!r} returned a value that cannot be sent to the code: {exc}"))
+            return _raise_reply(
+                TypeError(f"tool {name!r} returned a value that cannot be sent to the code: {exc}")
+            )
 
     # --- messages for the model ----------------------------------------------------------------------------------
 
@@ -602,7 +627,9 @@ class WorkerExecutor(ABC):
         """Why the worker is gone (its exit status) and its last words on stderr; closes the channel."""
         channel = connection.channel
         reason = channel.exit_reason() if isinstance(exc, (_WorkerGone, BrokenPipeError)) else None
-        tail = _last_lines(channel.diagnostics(), 12)  # read before closing: the pipe still holds the last words
+        tail = _last_lines(
+            channel.diagnostics(), 12
+        )  # read before closing: the pipe still holds the last words
         channel.close()
         detail = reason or (str(exc) or type(exc).__name__)
         return f"{detail}\n{tail}" if tail else detail
@@ -617,7 +644,9 @@ class WorkerExecutor(ABC):
     def _death_message(self, detail: str) -> str:
         hint = ""
         if "SIGSEGV" in detail:
-            hint = " This usually means unbounded recursion through C code (e.g. after sys.setrecursionlimit)."
+            hint = (
+                " This usually means unbounded recursion through C code (e.g. after sys.setrecursionlimit)."
+            )
         elif "SIGKILL" in detail:
             hint = " This usually means it ran out of memory."
         elif "SIGXCPU" in detail:

@@ -213,7 +213,9 @@ class _Encoder:
             return {MARKER: "uuid", "v": str(value)}
         if isinstance(value, range):
             return {MARKER: "range", "v": [value.start, value.stop, value.step]}
-        if isinstance(value, (int, float, str)):  # subclasses (IntEnum, str enums...) travel as their base value
+        if isinstance(
+            value, (int, float, str)
+        ):  # subclasses (IntEnum, str enums...) travel as their base value
             base = int if isinstance(value, int) else float if isinstance(value, float) else str
             return self.encode(base(value), path)
         try:
@@ -261,7 +263,12 @@ def _encode_optional(encoder: _Encoder, value: Any, path: str) -> Any:
                     "only numeric, bool, datetime and fixed-width string arrays travel"
                 )
             data = numpy.ascontiguousarray(value)
-            return {MARKER: "ndarray", "dtype": data.dtype.str, "shape": list(data.shape), "v": _b64(data.tobytes())}
+            return {
+                MARKER: "ndarray",
+                "dtype": data.dtype.str,
+                "shape": list(data.shape),
+                "v": _b64(data.tobytes()),
+            }
         if isinstance(value, numpy.generic):
             return encoder.encode(value.item(), path)
     pandas = sys.modules.get("pandas")
@@ -315,7 +322,9 @@ def _encode_pandas(encoder: _Encoder, pandas: Any, value: Any, path: str) -> Any
 
 
 def _encode_index(encoder: _Encoder, pandas: Any, index: Any, path: str) -> dict[str, Any]:
-    if isinstance(index, pandas.MultiIndex):  # as levels and codes (get_level_values(0) could mean a level's name)
+    if isinstance(
+        index, pandas.MultiIndex
+    ):  # as levels and codes (get_level_values(0) could mean a level's name)
         numpy = sys.modules["numpy"]
         return {
             "levels": [_encode_index(encoder, pandas, level, f"{path}.levels") for level in index.levels],
@@ -392,7 +401,9 @@ def encode_or_describe(value: Any) -> Any:
 def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     value = data.get(key)
     if not isinstance(value, kind):
-        raise WireError(f"malformed {data.get(MARKER)!r} marker: field {key!r} is missing or has the wrong type")
+        raise WireError(
+            f"malformed {data.get(MARKER)!r} marker: field {key!r} is missing or has the wrong type"
+        )
     return value
 
 
@@ -550,7 +561,9 @@ def _decode_pandas(decoder: _Decoder, pandas: Any, marker: str, data: dict[str, 
     index = _decode_index(decoder, pandas, _field(data, "index", dict))
     if marker == "series":
         array = _decode_array(decoder, pandas, _field(data, "v", dict))
-        return pandas.Series(array, index=index, name=decoder.decode(data.get("name")), dtype=array.dtype, copy=False)
+        return pandas.Series(
+            array, index=index, name=decoder.decode(data.get("name")), dtype=array.dtype, copy=False
+        )
     arrays = [_decode_array(decoder, pandas, column) for column in _field(data, "v", list)]
     columns = _decode_index(decoder, pandas, _field(data, "columns", dict))
     if len(columns) != len(arrays):
@@ -569,7 +582,9 @@ def _decode_index(decoder: _Decoder, pandas: Any, data: dict[str, Any]) -> Any:
     if "levels" in data:
         levels = [_decode_index(decoder, pandas, level) for level in _field(data, "levels", list)]
         codes = [decoder.decode(level_codes) for level_codes in _field(data, "codes", list)]
-        if not all(isinstance(level_codes, numpy.ndarray) and level_codes.dtype.kind == "i" for level_codes in codes):
+        if not all(
+            isinstance(level_codes, numpy.ndarray) and level_codes.dtype.kind == "i" for level_codes in codes
+        ):
             raise WireError("malformed pandas MultiIndex: codes must be integer arrays")
         names = [decoder.decode(name) for name in _field(data, "names", list)]
         return pandas.MultiIndex(levels=levels, codes=codes, names=names, verify_integrity=True)
@@ -654,7 +669,9 @@ def _make_codec() -> tuple[Any, Any]:
             parse_constant = _CONSTANTS.__getitem__
 
         scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # any object with these attributes
-        encode = _json.make_encoder(None, _not_json, _json.encode_basestring, None, ":", ",", False, False, True)
+        encode = _json.make_encoder(
+            None, _not_json, _json.encode_basestring, None, ":", ",", False, False, True
+        )
     except (ImportError, AttributeError, TypeError):
         import json
 
