@@ -96,10 +96,11 @@ class PostgresStore:
 
     The connection is made, and the schema created or migrated forward, when the store is created: a wrong
     URL, a server that does not answer, a foreign `schema` or one written by a newer codeloop is a `StoreError`
-    right away, before any run starts. `schema` is the PostgreSQL schema (namespace) the tables live in.
+    right away, before any run starts. `schema` is the PostgreSQL schema (namespace) the tables live in;
+    `connect_timeout` (seconds) is generous because fifty processes connecting at once on a loaded machine need it.
     """
 
-    def __init__(self, url: str, *, schema: str = DEFAULT_SCHEMA, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, schema: str = DEFAULT_SCHEMA, connect_timeout: float = 30.0) -> None:
         if not is_installed("psycopg"):
             raise StoreError(
                 f"a PostgreSQL store ({redact_url(url)}) needs psycopg 3, which is not installed: "
