@@ -477,3 +477,21 @@ def test_async_runs_and_runs_in_many_threads_are_all_recorded(db: Path) -> None:
             None,
         )  # no thread is another's child
         assert [s["type"] for s in store.steps(res.run_id)] == ["task", "action", "action", "final_answer"]
+
+
+def test_a_run_row_that_failed_to_be_written_is_written_with_the_next_step(db: Path) -> None:
+    class BusyOnce(SQLiteStore):
+        calls = 0
+
+        def start_run(self, run: Any) -> None:
+            BusyOnce.calls += 1
+            if BusyOnce.calls == 1:
+                raise StoreError("database is locked (a test)")
+            super().start_run(run)
+
+    agent = make_agent([code("print(1)"), code("final_answer(2)")], BusyOnce(db))
+    with pytest.warns(RuntimeWarning, match="database is locked"):
+        result = agent.run("two", return_full_result=True)
+    run = SQLiteStore(db).get_run(result.run_id)
+    assert (run.state, run.output, run.task) == ("success", 2, "two")
+    assert len(SQLiteStore(db).steps(result.run_id)) == 4

@@ -45,6 +45,7 @@ class StoreRecorder:
         self._seq = 0
         self._pending: list[EventRecord] = []
         self._marks: dict[str, float] = {}
+        self._started = False
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, _NOT_RECORDED):
@@ -103,12 +104,20 @@ class StoreRecorder:
         _active_run.set(event.run_id)
         with self._lock:
             self._pending.append(self._record(event))
-        self.store.start_run(self._run)
+        self._started = False
+        self._ensure_started()
+
+    def _ensure_started(self) -> None:
+        # A run row that could not be written (a store busy past its timeout) is tried again with each write.
+        if not self._started and self._run is not None:
+            self.store.start_run(self._run)
+            self._started = True
 
     def _flush(self, final: bool = False) -> None:
         run = self._run
         if run is None:
             return
+        self._ensure_started()
         steps = self.agent.memory.steps[self._first :]
         # The loop marks the last action step final after StepFinished: rewrite it at the end.
         start = max(self._written - 1, 0) if final else self._written
@@ -139,6 +148,7 @@ class StoreRecorder:
             try:
                 self._flush(final=True)
             finally:
+                self._ensure_started()
                 run.state = result.state
                 run.ended_at = time.time()
                 run.step_count = sum(1 for s in result.steps if type(s).__name__ == "ActionStep")
@@ -163,10 +173,14 @@ def agent_config(agent: Any) -> dict[str, Any]:
         settings, _ = _settings(agent)
     except Exception:  # a subclass with an unusual constructor: record what is certain
         settings = {}
+    try:
+        model = describe_model(agent.model)
+    except Exception:  # a custom model class: its class and id still say which model ran
+        model = {"class": type(agent.model).__qualname__, "model_id": getattr(agent.model, "model_id", "")}
     return {
         "class": f"{type(agent).__module__}:{type(agent).__qualname__}",
         "name": agent.name,
-        "model": describe_model(agent.model),
+        "model": model,
         "tools": sorted(n for n in agent.tools if n not in agent.managed_agents),
         "managed_agents": sorted(agent.managed_agents),
         "settings": settings,
