@@ -39,6 +39,16 @@ _UNPRIVILEGED_USERS = ("postgres", "nobody")
 _START_ATTEMPTS = 3  # a free port can be taken by someone else between choosing it and the server binding it
 
 
+_WATCHDOG = """
+import shutil, subprocess, sys
+pg_ctl, data, base, uid, gid = sys.argv[1:]
+sys.stdin.buffer.read()  # end of file: the test process is gone
+as_server = {"user": int(uid), "group": int(gid), "extra_groups": []} if uid else {}
+subprocess.run([pg_ctl, "stop", "--pgdata", data, "--mode", "immediate", "--wait"], capture_output=True, **as_server)
+shutil.rmtree(base, ignore_errors=True)
+"""
+
+
 def _has_tools(directory: Path) -> bool:
     return all(os.access(directory / tool, os.X_OK) for tool in _SERVER_TOOLS)
 
@@ -129,6 +139,7 @@ class PostgresServer:
         self.data = self.base / "data"
         self.socket_dir = self.base / "socket"
         self.log = self.base / "server.log"
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     def _run(self, *argv: str, as_server: bool) -> subprocess.CompletedProcess[str]:
         user = self._run_as if as_server else None
@@ -161,6 +172,7 @@ class PostgresServer:
             for path in (self.base, self.socket_dir, password_file):
                 os.chown(path, self._run_as.pw_uid, self._run_as.pw_gid)
         self.base.chmod(0o700)
+        self._start_watchdog()
         initdb = self._run(
             "initdb",
             "--pgdata",
@@ -205,9 +217,37 @@ class PostgresServer:
             if attempt == _START_ATTEMPTS - 1 or "could not bind" not in self.log.read_text(errors="replace"):
                 self._check(started, "pg_ctl start")
 
+    def _start_watchdog(self) -> None:
+        # A test process ended without its finalizers (pytest-timeout's os._exit, SIGKILL) must not leave a
+        # server running: the watchdog waits for its stdin to close, which happens however this process ends.
+        user = self._run_as
+        ids = [str(user.pw_uid), str(user.pw_gid)] if user else ["", ""]
+        # It runs as this process's user (the server's user may not be able to run this interpreter) and stops
+        # the server as the server's user.
+        self._watchdog = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _WATCHDOG,
+                str(self.bin_dir / "pg_ctl"),
+                str(self.data),
+                str(self.base),
+                *ids,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd="/",
+            start_new_session=True,  # not in the test's process group: a Ctrl-C there must not stop it first
+        )
+
     def stop(self, mode: str = "fast", *, before_removal: Callable[[], object] | None = None) -> None:
         """Stop the server ("fast": open connections are cut; "immediate": without a last checkpoint) and delete
         its directory (after `before_removal`, e.g. unmounting something inside it)."""
+        if self._watchdog is not None:  # stopping it ourselves: the watchdog has nothing left to do
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
         try:
             if (self.data / "postmaster.pid").exists():
                 self._run(

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from tests.postgres_support import PostgresServer, find_bin_dir, postgres_problem, psycopg_problem
 
-pytestmark = pytest.mark.skipif(
-    (postgres_problem() or psycopg_problem()) is not None,
-    reason=postgres_problem() or psycopg_problem() or "PostgreSQL is available",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        (postgres_problem() or psycopg_problem()) is not None,
+        reason=postgres_problem() or psycopg_problem() or "PostgreSQL is available",
+    ),
+    # Starting a server (initdb) and many client processes: minutes, not seconds, on a loaded 2-core machine.
+    pytest.mark.timeout(600),
+]
 
 
 def test_each_test_gets_an_empty_database_on_a_real_server(
@@ -60,3 +68,26 @@ def test_stop_removes_the_cluster_and_frees_the_port() -> None:
     assert not server.base.exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=10).close()
+
+
+def test_a_killed_test_process_leaves_no_server_behind(tmp_path: Path) -> None:
+    # pytest-timeout ends a hung run with os._exit and SIGKILL skips every finalizer: the watchdog cleans up.
+    script = tmp_path / "start_and_die.py"
+    script.write_text(
+        "import os, sys\n"
+        "from tests.postgres_support import PostgresServer, find_bin_dir\n"
+        "server = PostgresServer(find_bin_dir())\n"
+        "server.start()\n"
+        "print(server.base, (server.data / 'postmaster.pid').read_text().split()[0], flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), *sys.path])}
+    died = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=110)
+    assert died.returncode == -9, died.stderr
+    base, pid = died.stdout.split()
+    deadline = time.monotonic() + 60
+    while (Path(base).exists() or Path(f"/proc/{pid}").exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not Path(base).exists()
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()

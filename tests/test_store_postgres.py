@@ -19,10 +19,14 @@ from codeloop.store import base as store_base
 from codeloop.store import postgres as postgres_module
 from codeloop.store.postgres import PostgresStore, redact_url
 
-pytestmark = pytest.mark.skipif(
-    (postgres_problem() or psycopg_problem()) is not None,
-    reason=postgres_problem() or psycopg_problem() or "PostgreSQL is available",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        (postgres_problem() or psycopg_problem()) is not None,
+        reason=postgres_problem() or psycopg_problem() or "PostgreSQL is available",
+    ),
+    # Starting a server (initdb) and many client processes: minutes, not seconds, on a loaded 2-core machine.
+    pytest.mark.timeout(600),
+]
 
 BIG = "observation line\n" * 200  # over the blob threshold: kept once in `blobs`
 

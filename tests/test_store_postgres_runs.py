@@ -23,10 +23,14 @@ from codeloop.store.opening import open_store
 from codeloop.store.postgres import PostgresStore
 from codeloop.testing import ScriptedModel
 
-pytestmark = pytest.mark.skipif(
-    (postgres_problem() or psycopg_problem()) is not None,
-    reason=postgres_problem() or psycopg_problem() or "PostgreSQL is available",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        (postgres_problem() or psycopg_problem()) is not None,
+        reason=postgres_problem() or psycopg_problem() or "PostgreSQL is available",
+    ),
+    # Starting a server (initdb) and many client processes: minutes, not seconds, on a loaded 2-core machine.
+    pytest.mark.timeout(600),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 
