@@ -108,7 +108,7 @@ def _smolagents_agent(kind: str, task: ToolTask, api_base: str, wall_limit: floa
     # smolagents builds its tool schema from the plain function's hints and docstring, as codeloop does.
     tools = [smolagents.tool(t._function) for t in task.tools]
     model = smolagents.OpenAIServerModel(
-        model_id="local", api_base=api_base, api_key="not-needed", temperature=0, seed=0, max_tokens=MAX_TOKENS,
+        model_id="local", api_base=api_base, api_key="not-needed", temperature=0, seed=0, max_tokens=MAX_TOKENS, flatten_messages_as_text=True,
         client_kwargs={"timeout": wall_limit, "max_retries": 0},
     )  # fmt: skip
     agent_class = smolagents.CodeAgent if kind == "smol_code" else smolagents.ToolCallingAgent

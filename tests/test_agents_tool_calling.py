@@ -232,3 +232,92 @@ def test_final_answer_written_without_a_name_ends_the_run_with_its_value() -> No
     assert agent.memory.action_steps[1].is_final_answer
     bare = make_agent(['{"answer": {"product": 42}}'])
     assert bare.run("bare answer object") == {"product": 42}
+
+
+def test_auto_format_switches_to_text_calls_once_the_model_writes_them() -> None:
+    # llama.cpp's server takes `tools` into the chat template but answers calls as text: keep one format.
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("text calls") == 42
+    first, second = agent.model.requests  # type: ignore[attr-defined]
+    assert first.tools and not second.tools  # no schemas once the model has shown it writes calls as text
+    system = second.messages[0].text
+    assert "- multiply(a: integer, b: integer): Multiplies two integers." in system
+    assert "    a: The first factor." in system
+    assert "If you cannot make native tool calls" not in system and "literal values" in system
+    assert "If you cannot make native tool calls" in first.messages[0].text
+    assert agent.text_calls
+
+
+def test_native_calls_keep_the_native_format_and_prose_does_not_switch_it() -> None:
+    script = [
+        "Let me think about it first.",  # no call at all: not evidence of text calls
+        {"tool_calls": [call("multiply", a=6, b=7)]},
+        {"tool_calls": [call("final_answer", answer=42)]},
+    ]
+    agent = make_agent(script)
+    assert agent.run("native calls") == 42
+    assert all(r.tools for r in agent.model.requests)  # type: ignore[attr-defined]
+    assert not agent.text_calls
+
+
+def test_text_format_never_sends_tool_schemas_and_native_never_switches() -> None:
+    agent = make_agent(['{"name": "final_answer", "arguments": {"answer": 1}}'], tool_call_format="text")
+    assert agent.run("t") == 1 and not agent.model.requests[0].tools  # type: ignore[attr-defined]
+    agent = make_agent(
+        ['{"name": "final_answer", "arguments": {"answer": 1}}'] * 2, tool_call_format="native"
+    )
+    assert agent.run("t") == 1 and not agent.text_calls
+
+
+def test_an_unknown_tool_call_format_is_refused_at_construction() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="tool_call_format='json' is not one of 'auto', 'native', 'text'"):
+        make_agent([], tool_call_format="json")
+
+
+def test_a_broken_final_answer_beside_real_calls_does_not_stop_them() -> None:
+    # The 1.5B model's first reply: a real call, then final_answer with a variable name as its value.
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n'
+        '{"name": "final_answer", "arguments": {"answer": totalPrice}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("t") == 42
+    first = agent.memory.action_steps[0]
+    assert first.error is None and "[multiply] 42" in (first.observations or "")
+    assert "final_answer was not run" in (first.observations or "")
+    assert agent.text_calls  # it wrote its calls as text
+
+
+def test_a_broken_call_that_mentions_a_tool_switches_auto_to_text_calls() -> None:
+    agent = make_agent(['{"name": "multiply", "arguments": {"a": 6, "b": }}',
+                        '{"name": "final_answer", "arguments": {"answer": 1}}'])  # fmt: skip
+    assert agent.run("t") == 1
+    assert agent.memory.action_steps[0].error and agent.text_calls
+    assert not agent.model.requests[1].tools  # type: ignore[attr-defined]
+
+
+def test_a_final_answer_that_copies_an_error_message_is_refused() -> None:
+    # The 1.5B model answered with the refusal it had just been shown.
+    from codeloop.tool_calling_agent import FINAL_ANSWER_NOT_ALONE
+
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
+        '{"name": "final_answer", "arguments": {"answer": "Error: ' + FINAL_ANSWER_NOT_ALONE + '"}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("t") == 42
+    assert "text of an error message" in (agent.memory.action_steps[1].observations or "")
+
+
+def test_a_long_answer_that_merely_mentions_an_error_is_kept() -> None:
+    answer = "The sensor log shows Error 42 at boot, then a clean run."
+    agent = make_agent(['{"name": "final_answer", "arguments": {"answer": "' + answer + '"}}'])
+    assert agent.run("t") == answer

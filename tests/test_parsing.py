@@ -113,3 +113,16 @@ def test_an_unclear_final_answer_is_still_a_parsing_error(reply: str) -> None:
 def test_a_bare_answer_beside_a_real_call_is_not_taken() -> None:
     calls = extract_json_tool_calls('{"name": "f", "arguments": {}} {"answer": 3}')
     assert [c.name for c in calls] == ["f"]
+
+
+def test_a_broken_final_answer_beside_good_calls_is_kept_as_a_final_answer_with_its_raw_text() -> None:
+    text = '{"name": "f", "arguments": {}}\n{"name": "final_answer", "arguments": {"answer": total}}'
+    calls = extract_json_tool_calls(text)
+    assert [c.name for c in calls] == ["f", "final_answer"]
+    assert calls[1].arguments == '{"name": "final_answer", "arguments": {"answer": total}}'
+
+
+def test_a_broken_fragment_naming_another_tool_beside_final_answer_still_runs_nothing() -> None:
+    text = '{"name": "f", "arguments": {}}\n{"calls": [{"name": "g", "arguments": {}}, {"name": "final_answer"},]}'
+    with pytest.raises(AgentParsingError, match="nothing was run"):
+        extract_json_tool_calls(text)

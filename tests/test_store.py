@@ -131,10 +131,11 @@ def test_a_managed_agents_run_links_to_its_managers_run(db: Path) -> None:
 
 
 def test_large_observations_are_stored_once(db: Path) -> None:
-    big = "print('z' * 20000)"
-    agent = make_agent([code(big), code(big), code("final_answer(1)")], db)
+    # Three different snippets printing the same 20 KB (the same snippet twice would get a "repeated" note).
+    snippets = ["print('z' * 20000)", "print('z' * 10000 * 2)", "print('zz' * 10000)"]
+    agent = make_agent([code(snippets[0]), code(snippets[1]), code("final_answer(1)")], db)
     agent.run("twice")
-    agent.model = ScriptedModel([code(big), code("final_answer(2)")])
+    agent.model = ScriptedModel([code(snippets[2]), code("final_answer(2)")])
     agent.run("again")
     store = SQLiteStore(db)
     con = sqlite3.connect(db)
@@ -145,7 +146,7 @@ def test_large_observations_are_stored_once(db: Path) -> None:
         s["observations"]
         for r in store.list_runs()
         for s in store.steps(r.run_id)
-        if s.get("code_action") == big
+        if s.get("code_action") in snippets
     ]
     assert len(observations) == 3 and all(o.startswith("z" * 20000) for o in observations)
 

@@ -51,6 +51,7 @@ from .memory import (
 from .models.base import ChatMessage, Model, TokenUsage
 from .parsing import extract_code
 from .prompts import load_prompt, render
+from .tool_log import ToolCallLog
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -143,6 +144,7 @@ class MultiStepAgent:
         self.state: dict[str, Any] = {}
         self._error: BaseException | None = None
         self._run_id = ""
+        self._last_step = 0
         self._last_result: RunResult | None = None
         self._stop_error: BaseException | None = None
         # Recording is a listener (store/recorder.py); an explicit store is opened now so a bad one fails here.
@@ -392,6 +394,7 @@ class MultiStepAgent:
         error: str | None = None
         final_usage: TokenUsage | None = None
         try:
+            self._last_step = max_steps
             for number in range(1, max_steps + 1):  # while not done:
                 self._check_limits(timing, self.memory.steps[first:])
                 if self.planning_interval and (number - 1) % self.planning_interval == 0:
@@ -462,6 +465,17 @@ class MultiStepAgent:
         self.memory.steps.append(step)
         self._callbacks(step)
         yield ev.PlanCreated(step)
+
+    def _model_input(self, step: ActionStep) -> list[ChatMessage]:
+        """The messages for `step`'s model call: the memory, and on the last of several steps a notice saying so.
+
+        A small model that has printed the answer often keeps checking it until the steps run out; told that
+        this step is the last, it calls final_answer with what it has.
+        """
+        messages = self.memory.to_messages()
+        if step.step_number == self._last_step > 1:
+            messages.append(ChatMessage("user", load_prompt("last_step").strip()))
+        return messages
 
     def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
         prompt = render(load_prompt("final_answer"), task=task)
@@ -682,6 +696,7 @@ class CodeAgent(MultiStepAgent):
         self.executor_kwargs = dict(executor_kwargs or {})
         self.max_print_outputs_length = max_print_outputs_length
         self._executor: Any = None
+        self._tool_log = ToolCallLog()
         super().__init__(tools, model, **kwargs)
         if use_structured_outputs and not getattr(self.model, "supports_response_format", True):
             from .errors import ModelConfigurationError
@@ -728,7 +743,13 @@ class CodeAgent(MultiStepAgent):
 
     def _prepare_run(self) -> None:
         super()._prepare_run()
-        self.executor.send_tools(dict(self.tools))
+        log = self._tool_log
+        self.executor.send_tools(
+            {
+                name: tool if name == "final_answer" else log.wrap(name, tool)
+                for name, tool in self.tools.items()
+            }
+        )
         if self.state:
             self.executor.send_variables(dict(self.state))
 
@@ -736,9 +757,9 @@ class CodeAgent(MultiStepAgent):
         if self.use_structured_outputs:
             from .models.structured import code_action_response_format
 
-            effect = CallModel(self.memory.to_messages(), response_format=code_action_response_format())
+            effect = CallModel(self._model_input(step), response_format=code_action_response_format())
         else:
-            effect = CallModel(self.memory.to_messages(), stop=["Observation:"])
+            effect = CallModel(self._model_input(step), stop=["Observation:"])
         effect.stream = self.stream_outputs
         message = yield effect
         step.model_output_message, step.token_usage = message, message.token_usage
@@ -747,20 +768,61 @@ class CodeAgent(MultiStepAgent):
         step.code_action = code = self._extract_code(message.text)
         yield ev.CodeAction(code, step.step_number)
         attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
+        self._tool_log.clear()
         try:
             result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
-            raise AgentExecutionError(str(exc)) from exc
+            calls = self._tool_log.render()  # the real keys and values, so a guessed one can be fixed
+            raise AgentExecutionError(f"{exc}\n{calls}" if calls else str(exc)) from exc
         step.action_output = result.output
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
             # Prefer the executor's own rendering: made inside the step, under its limits, by agent-defined reprs.
             rendered = getattr(result, "output_repr", None) or short_repr(result.output)
             observation += f"Last output from code snippet:\n{short_repr(rendered)}"
+        if not observation and not result.is_final_answer:
+            # Tools were called but nothing was looked at: show what they returned instead of nothing.
+            observation = self._tool_log.render()
         step.observations = observation or "(the code printed nothing)"
+        if self._repeats_previous_step(step):
+            step.observations += "\n" + load_prompt("repeated_step").strip()
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else NO_ANSWER
+
+    def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
+        """Ask for code that calls final_answer with what the session holds, and run it.
+
+        The answer is then the value the code computed (a number stays a number), not prose about it. A reply
+        without usable code, or code that fails or does not call final_answer, falls back to the reply's text.
+        """
+        prompt = render(load_prompt("final_answer_code"), task=task)
+        message = yield CallModel(
+            [*self.memory.to_messages(), ChatMessage("user", prompt)], stop=["Observation:"]
+        )
+        try:
+            code = self._extract_code(message.text)
+            result = yield RunCode(code)
+        except (AgentParsingError, ExecutionError):
+            return message.text, message.token_usage
+        if result.is_final_answer:
+            return result.output, message.token_usage
+        return message.text, message.token_usage
+
+    def _repeats_previous_step(self, step: ActionStep) -> bool:
+        """True when `step` ran the previous action step's code again and got the same observation.
+
+        Small models fall into such loops until the steps run out; the code still runs (polling a tool that
+        changes is legitimate), only the observation says that nothing changed.
+        """
+        previous = next((s for s in reversed(self.memory.steps) if isinstance(s, ActionStep)), None)
+        return (
+            previous is not None
+            and previous.error is None
+            and (previous.code_action or "").strip() == (step.code_action or "").strip()
+            and (previous.observations or "").split("\n" + load_prompt("repeated_step").strip())[0]
+            == step.observations
+        )
 
     def _extract_code(self, text: str) -> str:
         if not self.use_structured_outputs:

@@ -11,7 +11,13 @@ from ._text import short_repr
 from .errors import AgentParsingError
 from .models.base import ToolCall
 
-__all__ = ["extract_code", "extract_json_tool_calls", "CODE_FORMAT_HELP", "TOOL_CALL_FORMAT_HELP"]
+__all__ = [
+    "extract_code",
+    "extract_json_tool_calls",
+    "mentions_tool_call",
+    "CODE_FORMAT_HELP",
+    "TOOL_CALL_FORMAT_HELP",
+]
 
 CODE_FORMAT_HELP = (
     "Reply with a short 'Thought:' and then one Python code block, exactly like this:\n"
@@ -81,6 +87,8 @@ def extract_json_tool_calls(text: str) -> list[ToolCall]:
     - every well-formed top-level JSON object shaped like {"name": ..., "arguments": {...}} (also "tool"/"args"/
       "parameters", or {"function": {...}}), alone or in a JSON list; an object nested as a value inside
       another object is never taken as a call;
+    - a broken `final_answer` call beside well-formed calls is kept as a `final_answer` call whose arguments
+      are its raw text: the agent refuses it (final_answer comes alone) and still runs the other calls;
     - when the reply holds no such call, one bare {"answer": <value>} object (no other key) is a `final_answer`
       call with that value;
     - failing that, one `final_answer(<literal>)` / `Final answer(<literal>)` whose argument is a JSON or Python
@@ -112,6 +120,16 @@ def extract_json_tool_calls(text: str) -> list[ToolCall]:
             answers.append(value["answer"])
         index = end
     meant_calls = [(msg, frag) for msg, frag in broken if _NAME_KEY.search(frag)]
+    if calls:
+        # A final_answer written beside real calls is refused whatever it holds (it came before their results),
+        # so its broken JSON (often a variable name as the value) must not stop the real calls from running.
+        early_answers = [frag for _, frag in meant_calls if _is_lone_final_answer(frag)]
+        meant_calls = [(msg, frag) for msg, frag in meant_calls if not _is_lone_final_answer(frag)]
+        if not meant_calls:
+            calls += [
+                ToolCall(id=f"text_call_{len(calls)}", name="final_answer", arguments=f)
+                for f in early_answers
+            ]
     if meant_calls:
         msg, fragment = meant_calls[0]
         raise AgentParsingError(
@@ -130,8 +148,19 @@ def extract_json_tool_calls(text: str) -> list[ToolCall]:
 
 
 _NAME_KEY = re.compile(r"""["'](?:name|tool|tool_name|function)["']\s*:""")
+_FINAL_ANSWER_NAME = re.compile(r"""["'](?:name|tool|tool_name|function)["']\s*:\s*["']final_answer["']""")
 _FINAL_ANSWER_CALL = re.compile(r"final[ _]answer\s*\((.*)\)", re.IGNORECASE | re.DOTALL)
 _ANSWER_KEYWORD = re.compile(r"^\s*answer\s*=")
+
+
+def _is_lone_final_answer(fragment: str) -> bool:
+    """Whether a broken JSON fragment is one final_answer call (names no other tool)."""
+    return len(_NAME_KEY.findall(fragment)) == 1 and _FINAL_ANSWER_NAME.search(fragment) is not None
+
+
+def mentions_tool_call(text: str) -> bool:
+    """Whether `text` holds something written as a JSON tool call (a "name"-like key), well-formed or not."""
+    return _NAME_KEY.search(text) is not None
 
 
 def _end_of_fragment(text: str, start: int) -> int:

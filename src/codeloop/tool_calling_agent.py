@@ -11,23 +11,49 @@ that the results are in front of it.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from . import events as ev
 from ._text import short_repr
 from .agents import NO_ANSWER, MultiStepAgent
 from .effects import CallModel, CallTools, Effect
-from .errors import AgentToolCallError, AgentToolExecutionError
-from .memory import ActionStep, AgentMemory, ToolResult
+from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
+from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
 from .models.base import Model, ToolCall
-from .parsing import extract_json_tool_calls
+from .parsing import extract_json_tool_calls, mentions_tool_call
+from .prompts import load_prompt
 
-__all__ = ["ToolCallingAgent", "check_tool_call", "FINAL_ANSWER_NOT_ALONE"]
+__all__ = ["ToolCallingAgent", "check_tool_call", "FINAL_ANSWER_NOT_ALONE", "ToolCallFormat"]
+
+ToolCallFormat = Literal["auto", "native", "text"]
+"""How the model is asked for calls: the provider's native tool calls, JSON written in the text, or "auto"."""
 
 FINAL_ANSWER_NOT_ALONE = (
     "final_answer was not run: it came in the same reply as other calls, before their results. Call final_answer "
     "alone, in a reply of its own, after you have seen the results of your other calls (they are above)."
 )
+
+
+ECHOED_ERROR = (
+    "final_answer was not run: its answer is the text of an error message shown to you, not an answer to the "
+    "task. Call final_answer with the answer itself, computed from the tool results above."
+)
+
+
+def _echoes_an_error(answer: Any, steps: Sequence[ActionStep]) -> bool:
+    """Whether a final answer is (a long part of) an error text an earlier step showed the model.
+
+    A small model copies the refusal it was just shown ("final_answer was not run: ...") into final_answer;
+    ending the run with the framework's own message would report it as the task's answer.
+    """
+    if not isinstance(answer, str) or len(answer.strip()) < 20:
+        return False
+    text = answer.strip().removeprefix("Error:").strip()
+    for step in steps:
+        for shown in [step.error, step.observations, *(r.output for r in step.tool_results if r.is_error)]:
+            if shown and "Error" in shown and text[:60] in shown:
+                return True
+    return False
 
 
 def check_tool_call(
@@ -61,26 +87,71 @@ class ToolCallingAgent(MultiStepAgent):
 
     prompt_name = "tool_calling_agent"
 
-    def __init__(self, tools: Sequence[Any] = (), model: Model | str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tools: Sequence[Any] = (),
+        model: Model | str | None = None,
+        *,
+        tool_call_format: ToolCallFormat = "auto",
+        **kwargs: Any,
+    ) -> None:
+        """Args beyond `MultiStepAgent`'s:
+
+        tool_call_format: "native" sends the tools to the provider and expects native tool calls; "text" lists
+            them in the prompt only and reads JSON calls from the reply; "auto" (the default) starts native and
+            switches to "text" for good as soon as the model writes its calls as JSON text instead. Servers that put tools into
+            the chat template but never return native calls (llama.cpp with most GGUF templates) otherwise leave
+            two competing call formats in every prompt, and the tool schemas cost tokens at every step.
+        """
         from .tools import FinalAnswerTool
 
+        if tool_call_format not in ("auto", "native", "text"):
+            raise ValueError(
+                f"tool_call_format={tool_call_format!r} is not one of 'auto', 'native', 'text'; 'auto' detects "
+                "whether the model answers with native tool calls and falls back to JSON in text"
+            )
+        self.tool_call_format: ToolCallFormat = tool_call_format
+        self._text_calls = tool_call_format == "text"
         super().__init__(tools, model, **kwargs)
         self.tools.setdefault("final_answer", FinalAnswerTool())
         self.memory = AgentMemory(self.system_prompt())
 
+    @property
+    def text_calls(self) -> bool:
+        """Whether calls are read from JSON in the reply's text (native tool calls are not offered)."""
+        return self._text_calls
+
     def _prompt_values(self) -> dict[str, str]:
         values = super()._prompt_values()
-        values["tools"] = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
+        if self._text_calls:
+            values["tools"] = "\n".join(_signature(t) for t in self.tools.values())
+            values["call_format"] = load_prompt("tool_call_format_text")
+        else:
+            values["tools"] = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
+            values["call_format"] = load_prompt("tool_call_format_auto")
         return values
 
+    def _use_text_calls(self) -> None:
+        """From now on, ask for calls as JSON in text only: one format in the prompt, no schemas sent."""
+        self._text_calls = True
+        self.memory.system_prompt = SystemPromptStep(system_prompt=self.system_prompt())
+
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
-        specs = [t.to_function_spec() for t in self.tools.values()]
-        message = yield CallModel(self.memory.to_messages(), tools=specs, stream=self.stream_outputs)
+        specs = None if self._text_calls else [t.to_function_spec() for t in self.tools.values()]
+        message = yield CallModel(self._model_input(step), tools=specs, stream=self.stream_outputs)
         step.model_output_message, step.token_usage = message, message.token_usage
         step.model_output = message.text
         yield ev.ModelOutput(message, step.step_number)
         native = bool(message.tool_calls)
-        calls = message.tool_calls if native else extract_json_tool_calls(message.text)
+        switch = not native and not self._text_calls and self.tool_call_format == "auto"
+        try:
+            calls = message.tool_calls if native else extract_json_tool_calls(message.text)
+        except AgentParsingError:
+            if switch and mentions_tool_call(message.text):
+                self._use_text_calls()  # it meant a text call, though a broken one
+            raise
+        if switch:
+            self._use_text_calls()  # the model wrote its calls as text although native ones were offered
         if native:
             step.tool_calls = list(calls)
         results: dict[str, ToolResult] = {}
@@ -100,6 +171,8 @@ class ToolCallingAgent(MultiStepAgent):
                     f"{type(output).__name__}: {output}\nCheck the arguments or try another approach."
                 )
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {error}", is_error=True)
+            elif call.name == "final_answer" and _echoes_an_error(output, self.memory.action_steps):
+                results[call.id] = ToolResult(call.id, call.name, f"Error: {ECHOED_ERROR}", is_error=True)
             elif call.name == "final_answer":
                 answer = output
                 results[call.id] = ToolResult(call.id, call.name, f"Final answer: {short_repr(output)}")
@@ -114,6 +187,18 @@ class ToolCallingAgent(MultiStepAgent):
         yield ev.Observation(step.observations, step.step_number)
         return answer
 
+    def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
+        """As the base class, but a reply that is a final_answer call (native or JSON text) gives its value."""
+        text, usage = yield from super()._forced_final_answer(task)
+        try:
+            calls = extract_json_tool_calls(text) if isinstance(text, str) else []
+        except AgentParsingError:
+            calls = []
+        if len(calls) == 1 and calls[0].name == "final_answer" and isinstance(calls[0].arguments, dict):
+            if "answer" in calls[0].arguments:
+                return calls[0].arguments["answer"], usage
+        return text, usage
+
 
 # Names a model copies from format help or schema examples instead of naming a real tool.
 _PLACEHOLDER_NAMES = frozenset(
@@ -123,6 +208,18 @@ _PLACEHOLDER_NAMES = frozenset(
 
 def _is_placeholder(name: str) -> bool:
     return name.strip().lower() in _PLACEHOLDER_NAMES or name.strip().startswith("<")
+
+
+def _signature(tool: Any) -> str:
+    """`- name(arg: type, ...): description`, with each argument's own description, for calls written as text."""
+    parameters = tool.to_function_spec().get("parameters", {})
+    properties: dict[str, Any] = parameters.get("properties", {})
+    args = ", ".join(f"{name}: {spec.get('type', 'any')}" for name, spec in properties.items())
+    lines = [f"- {tool.name}({args}): {tool.description}"]
+    lines += [
+        f"    {name}: {spec['description']}" for name, spec in properties.items() if spec.get("description")
+    ]
+    return "\n".join(lines)
 
 
 def _as_observation(output: Any) -> str:

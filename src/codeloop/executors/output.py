@@ -22,6 +22,7 @@ __all__ = [
     "format_syntax_error",
     "format_exception",
     "find_tool_rebinding",
+    "describe_variables",
 ]
 
 AGENT_CODE_FILENAME = "<agent-code>"
@@ -292,3 +293,40 @@ def find_tool_rebinding(tree: _ast.Module, tool_names: Collection[str], code: st
             f"redefining `{name}`."
         )
     return None
+
+
+_SIZED = (list, tuple, dict, set, frozenset, str, bytes, bytearray)
+_MAX_LISTED = 20
+
+
+def describe_variables(namespace: dict[str, object], hidden: Collection[str] = ()) -> str:
+    """One line naming the variables agent code has defined, with their types and sizes, or "" if none.
+
+    Shown after a failing step so the model knows what it can reuse instead of fetching or typing it again.
+    Names starting with `_`, modules, and the `hidden` names (tools, `final_answer`) are left out. Only the
+    exact built-in containers get a size: `len()` of an agent-defined class would run agent code here.
+    """
+    parts: list[str] = []
+    count = 0
+    for name, value in namespace.items():
+        if type(name) is not str or name.startswith("_") or name in hidden:
+            continue
+        kind = type(value)
+        if kind.__name__ == "module":
+            continue
+        count += 1
+        if count > _MAX_LISTED:
+            continue
+        # identity checks only: `==` on an agent-defined metaclass would run agent code
+        if any(kind is sized for sized in _SIZED):
+            size = len(value)  # type: ignore[arg-type]
+            unit = "keys" if kind is dict else "characters" if kind is str else "items"
+            parts.append(f"{name} ({kind.__name__}, {size} {unit})")
+        elif kind is float or kind is bool or value is None or (kind is int and value.bit_length() <= 64):  # type: ignore[attr-defined]
+            parts.append(f"{name} = {value!r}"[:60])
+        else:
+            parts.append(f"{name} ({kind.__name__})")
+    if not parts:
+        return ""
+    more = f", and {count - _MAX_LISTED} more" if count > _MAX_LISTED else ""
+    return "Variables defined now: " + ", ".join(parts) + more

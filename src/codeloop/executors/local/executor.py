@@ -36,7 +36,14 @@ from typing import Any
 from ..._threads import start_thread
 from ...errors import ExecutionError
 from ..base import ExecutionResult
-from ..output import AGENT_CODE_FILENAME, OutputBuffer, find_tool_rebinding, format_exception, truncate_output
+from ..output import (
+    AGENT_CODE_FILENAME,
+    OutputBuffer,
+    describe_variables,
+    find_tool_rebinding,
+    format_exception,
+    truncate_output,
+)
 from .guards import (
     BIG_INT_OP,
     LAST_VALUE,
@@ -491,6 +498,9 @@ class LocalExecutor:
                     job.state.rendered[id(value)] = (value, job.outcome.output_repr)
             if job.outcome.error is not None and not control.final:
                 job.outcome.message = self._describe(job.outcome.error, job.source)
+                variables = describe_variables(job.state.namespace, self._tool_names)
+                if variables:
+                    job.outcome.message += "\n" + variables
         control.stop("done")
         job.state.gate.leave_step()
 

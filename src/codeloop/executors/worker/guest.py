@@ -476,6 +476,9 @@ class _Worker:
                 self.step_active = False
             if error is not None and not self.final:
                 text = shaping.format_exception(error, source)
+                variables = shaping.describe_variables(self.namespace, self.tool_names)
+                if variables:
+                    text += "\n" + variables
         self._collect_garbage()
         restart = self._health_check(error)
         logs, rest = self.capture.finish()
