@@ -54,14 +54,19 @@ $(DEMO_VENV)/.installed: $(DEMO_VENV)/.locked pyproject.toml
 	$(DEMO_VENV)/bin/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-# bubblewrap is the sandbox; install it when we can (root on Debian/Ubuntu), otherwise the
-# sandbox executor falls back to a plain subprocess and the tests that need it say why they skip.
+# bubblewrap is the sandbox, and Debian's postgresql package gives the PostgreSQL run-store tests a real server
+# (they start their own, in a temporary directory). Install them when we can (root on Debian/Ubuntu); otherwise the
+# sandbox executor falls back to a plain subprocess and the tests that need either say why they skip.
 system-deps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+	  || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
-	      || echo "warning: could not install bubblewrap"; \
-	  else echo "note: bubblewrap (bwrap) not found; install it for the sandbox executor"; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: could not install$$missing"; \
+	  else echo "note: not found:$$missing (bubblewrap: the sandbox executor; postgresql: the PostgreSQL store tests)"; fi; \
 	fi
 
 # The demo needs codeloop and the openai SDK only (the scripted server is part of codeloop).

@@ -29,3 +29,7 @@ def _ctrl_c_is_deliverable() -> None:
 
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# A real PostgreSQL server (initdb + pg_ctl in a temporary directory), for the PostgreSQL run-store tests.
+from tests.postgres_support import postgres_server, postgres_url  # noqa: E402, F401
