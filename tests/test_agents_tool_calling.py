@@ -321,3 +321,17 @@ def test_a_long_answer_that_merely_mentions_an_error_is_kept() -> None:
     answer = "The sensor log shows Error 42 at boot, then a clean run."
     agent = make_agent(['{"name": "final_answer", "arguments": {"answer": "' + answer + '"}}'])
     assert agent.run("t") == answer
+
+
+def test_an_error_copied_with_its_lines_rewrapped_is_still_refused() -> None:
+    script = [
+        '{"name": "multiply", "arguments": {"a": "{{result_from_x}}", "b": 7}}',
+        '{"name": "final_answer", "arguments": {"answer": "Error: Invalid arguments for tool \'multiply\': - \'a\': '
+        'Input should be a valid integer"}}',
+        '{"name": "final_answer", "arguments": {"answer": 42}}',
+    ]
+    agent = make_agent(script)
+    assert "Invalid arguments for tool 'multiply':\n" in (
+        agent.run("t") and agent.memory.action_steps[0].observations
+    )
+    assert agent.memory.action_steps[-1].action_output == 42

@@ -48,10 +48,10 @@ def _echoes_an_error(answer: Any, steps: Sequence[ActionStep]) -> bool:
     """
     if not isinstance(answer, str) or len(answer.strip()) < 20:
         return False
-    text = answer.strip().removeprefix("Error:").strip()
+    text = " ".join(answer.removeprefix("Error:").split())[:60]  # the model re-wraps lines: compare words
     for step in steps:
         for shown in [step.error, step.observations, *(r.output for r in step.tool_results if r.is_error)]:
-            if shown and "Error" in shown and text[:60] in shown:
+            if shown and "Error" in shown and text in " ".join(shown.split()):
                 return True
     return False
 
