@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests import resume_child
 from tests.sandbox_support import needs_bwrap
 
