@@ -52,6 +52,8 @@ LEASE_SECONDS = 60.0
 """How long a lease holds without renewal; it is renewed as the run appends to its journal."""
 FINISHED_STATES = ("success", "max_steps")
 """States after which a run has its answer and cannot be resumed."""
+NOT_RUN = "not_run"
+"""Marks a failed tool entry whose tool never ran (the call paused for approval): a resume makes it afresh."""
 _MEMORY_RUNS_KEPT = 16  # in-process journals an agent keeps (for in-process resume) without a store
 
 
@@ -217,14 +219,25 @@ class Recorder:
 
     # - events and the run's own entries -
 
-    def start_run(self, task: str, max_steps: int, images: list[Any], variables: dict[str, Any]) -> None:
-        """Record what the run was asked to do (entry 0), so that another process can resume it."""
+    def start_run(
+        self,
+        task: str,
+        max_steps: int,
+        images: list[Any],
+        variables: dict[str, Any],
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        """Record what the run was asked to do (entry 0), so that another process can resume it.
+
+        `meta` is kept as given (JSON): e.g. the CLI's settings, so that `codeloop resume` rebuilds the agent.
+        """
         seq = self._take_seqs()
         payload = {
             "task": task,
             "max_steps": max_steps,
             "images": images,
             "variables": _encode_value(variables),
+            "meta": meta or {},
         }
         if self._lookup(seq, "run", request_key(task), None, "the run itself") is None:
             self._append(seq, "run", request_key(task), DONE, payload)
@@ -403,7 +416,7 @@ class Recorder:
         idempotent = bool(getattr(tool, "idempotent", False))
         if entry is not None and entry.status == DONE and (_is_exact(entry.result) or not idempotent):
             return _decode_value(entry.result)
-        if entry is not None and entry.status == FAILED:
+        if entry is not None and entry.status == FAILED and not entry.result.get(NOT_RUN):
             raise _rebuild_error(entry.result)
         if entry is not None and entry.status == STARTED and not idempotent:
             raise ToolOutcomeUnknown(
@@ -417,8 +430,38 @@ class Recorder:
         except Exception as exc:
             self._append(seq, kind, key, FAILED, _encode_error(exc), parent)
             raise
+        except BaseException as exc:
+            if getattr(exc, "call_not_run", False):  # e.g. paused for approval before the tool ran
+                self._append(seq, kind, key, FAILED, {**_encode_error(exc), NOT_RUN: True}, parent)
+            raise
         self._append(seq, kind, key, DONE, _encode_value(result), parent)
         return result
+
+    def approval(
+        self, pending: list[dict[str, Any]], parent: int | None, decisions: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Journal a pause for approval of `pending` calls (dicts with a "call_id"); the decisions, if any.
+
+        Returns the decisions recorded for this pause (a replay), else `decisions` (recorded first) when they
+        decide at least one pending call, else None: the run pauses. `parent` is the seq of the code effect
+        the pause stopped, for a call made from code.
+        """
+        ids = sorted(str(p["call_id"]) for p in pending)
+        seq = self._take_seqs()
+        key = request_key(ids)
+        if self._lookup(seq, "approval", key, parent, f"approval of calls {ids}") is None:
+            self._append(seq, "approval", key, DONE, {"pending": pending}, parent)
+        answer_seq = self._take_seqs()
+        recorded = self._lookup(answer_seq, "decision", key, parent, f"the decisions on calls {ids}")
+        if recorded is not None:
+            return dict(recorded.result)
+        chosen = {k: v for k, v in (decisions or {}).items() if k in ids}
+        if not chosen:
+            with self._lock:
+                self._next_seq = answer_seq  # the pause takes no answer seq: a resume records it there
+            return None
+        self._append(answer_seq, "decision", key, DONE, chosen, parent)
+        return chosen
 
     async def acall_tool(
         self, name: str, tool: Any, kwargs: dict[str, Any], fixed: tuple[int, str, int]
@@ -505,6 +548,8 @@ class Durability:
         self._memory: dict[str, MemoryJournal] = {}
         self.recorder: Recorder | None = None
         self._pending: _Resumption | None = None
+        self.metadata: dict[str, Any] = {}
+        """JSON kept with each run's first journal entry (the CLI keeps its settings there)."""
 
     def open(self, run_id: str) -> Journal:
         """The journal of run `run_id` (the agent's in-memory one when no factory was given)."""
@@ -550,6 +595,8 @@ class Durability:
                     f"run {run_id} already finished (state {state!r}); there is nothing to resume. Start a new run."
                 )
             entries = entries[:-1]  # an error or interruption ended it: the replay continues past that point
+        while entries and entries[-1].kind == "approval" and entries[-1].parent is not None:
+            entries = entries[:-1]  # paused inside code: the replayed snippet goes on at the call instead
         owner = _lease_owner()
         if isinstance(journal, Leases):
             holder = journal.acquire_lease(owner, LEASE_SECONDS)
@@ -576,7 +623,7 @@ class Durability:
         if isinstance(event, ev.RunStarted):
             task, images, max_steps = agent._run_request
             recorder = self.begin(event.run_id, agent.tools)
-            recorder.start_run(task, max_steps, images, dict(agent.state))
+            recorder.start_run(task, max_steps, images, dict(agent.state), self.metadata)
         elif self.recorder is not None:
             self.recorder.observe(event)
 
@@ -606,6 +653,23 @@ class Durability:
             name: tool if name == "final_answer" else JournaledTool(self.current, name, tool)
             for name, tool in tools.items()
         }
+
+
+def pending_approvals(journal: Journal) -> list[dict[str, Any]]:
+    """The calls run `journal` is paused on (the last approval entry no decision answered), else []."""
+    entries = journal.entries()
+    if entries and entries[-1].kind == "finish":
+        entries = entries[:-1]
+    if not entries or entries[-1].kind != "approval":
+        return []
+    return list(entries[-1].result.get("pending") or [])
+
+
+def journal_factory(folder: str | None) -> JournalFactory | None:
+    """A `journal=` factory writing JSON-lines files into `folder` (None: the agent's in-memory default)."""
+    from .journal import FileJournal
+
+    return None if folder is None else FileJournal.factory(folder)
 
 
 def _lease_owner() -> str:
