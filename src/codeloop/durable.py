@@ -168,6 +168,8 @@ class Recorder:
         self._next_seq = 0
         self._lock = threading.Lock()
         self._code_seq: int | None = None
+        self.last_code_seq: int | None = None
+        """The seq of the latest code effect (a pause for approval inside code names it as its parent)."""
         self._step = 0
         self._lease_owner = lease_owner
         self._lease_renewed = time.monotonic()
@@ -339,6 +341,8 @@ class Recorder:
             raise self.journal_error  # a journal that failed once (full disk) ends the run, keeping what it holds
         kind, key, what = self._describe(effect)
         seq = self._take_seqs()
+        if kind == "code":
+            self.last_code_seq = seq
         entry = self._lookup(seq, kind, key, None, what)
         if entry is not None and kind == "model" and entry.status == FAILED:
             entry = None  # a model call that failed ended the run; resuming is the retry
@@ -612,6 +616,34 @@ class Durability:
         run["variables"] = _decode_value(run.get("variables") or {})
         return run
 
+    def record_decisions(self, decisions: dict[str, Any]) -> dict[str, Any]:
+        """Add approval decisions to the resuming run's first entry; all its decisions so far.
+
+        A decision is kept there (entry 0 is re-appended, superseding itself), not only where the run paused,
+        so that every later resume of the run (after another crash) gives the same calls the same decisions.
+        """
+        pending = self._pending
+        assert pending is not None, "prepare_resume first"
+        first = pending.recorded[0]
+        known = dict(first.result.get("decisions") or {})
+        if decisions:
+            known.update(decisions)
+            updated = JournalEntry(
+                first.seq, first.kind, first.key, DONE, {**first.result, "decisions": known}
+            )
+            pending.journal.append(updated)
+            pending.recorded[0] = updated
+        return known
+
+    def approval(
+        self, pending: list[dict[str, Any]], in_code: bool, decisions: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Journal a pause for approval (see `Recorder.approval`); the decisions to continue with, or None."""
+        if self.recorder is None:
+            return None
+        parent = self.recorder.last_code_seq if in_code else None
+        return self.recorder.approval(pending, parent, decisions)
+
     def cancel_resume(self) -> None:
         """Undo `prepare_resume` when the run could not be started after all (its lease is given back)."""
         pending, self._pending = self._pending, None
@@ -698,12 +730,27 @@ def start_resume(agent: Any, run_id: str, approvals: dict[str, Any] | None) -> A
     """The loop of `agent` continuing run `run_id` from its journal (see `MultiStepAgent.resume`)."""
     if not isinstance(run_id, str) or not run_id:
         raise TypeError(f"resume needs a run id (a string from RunResult.run_id), got {run_id!r}")
-    run = agent._durable.prepare_resume(run_id)
+    durable = agent._durable
+    run = durable.prepare_resume(run_id)
     try:
+        if approvals:
+            pending = {str(p["call_id"]): p for p in pending_approvals(durable._pending.journal)}
+            unknown = sorted(set(approvals) - set(pending))
+            if unknown:
+                listing = "; ".join(f"{c}: {p.get('tool')}({p.get('arguments')})" for c, p in pending.items())
+                raise ValueError(
+                    f"unknown call id {', '.join(unknown)} for run {run_id}; "
+                    + (
+                        f"the pending calls are: {listing}"
+                        if pending
+                        else "it has no calls awaiting approval"
+                    )
+                )
         # Re-executed code must rebuild its variables from nothing: an executor the agent made is replaced.
         agent._close_owned()
         agent.state = dict(run["variables"])
-        agent._pending_approvals = dict(approvals or {})
+        # Every decision the run was ever given: the approval gate applies them by call id as the replay goes.
+        agent._pending_approvals = durable.record_decisions(dict(approvals or {}))
         return agent._start(run["task"], True, run.get("images") or None, None, run["max_steps"])
     except BaseException:
         agent._durable.cancel_resume()
