@@ -52,8 +52,6 @@ LEASE_SECONDS = 60.0
 """How long a lease holds without renewal; it is renewed as the run appends to its journal."""
 FINISHED_STATES = ("success", "max_steps")
 """States after which a run has its answer and cannot be resumed."""
-NOT_RUN = "not_run"
-"""Marks a failed tool entry whose tool never ran (the call paused for approval): a resume makes it afresh."""
 _MEMORY_RUNS_KEPT = 16  # in-process journals an agent keeps (for in-process resume) without a store
 
 
@@ -168,8 +166,7 @@ class Recorder:
         self._next_seq = 0
         self._lock = threading.Lock()
         self._code_seq: int | None = None
-        self.last_code_seq: int | None = None
-        """The seq of the latest code effect (a pause for approval inside code names it as its parent)."""
+        self._run_entry: JournalEntry | None = None
         self._step = 0
         self._lease_owner = lease_owner
         self._lease_renewed = time.monotonic()
@@ -241,13 +238,18 @@ class Recorder:
             "variables": _encode_value(variables),
             "meta": meta or {},
         }
-        if self._lookup(seq, "run", request_key(task), None, "the run itself") is None:
+        self._run_entry = self._lookup(seq, "run", request_key(task), None, "the run itself")
+        if self._run_entry is None:
+            self._run_entry = JournalEntry(seq, "run", request_key(task), DONE, payload)
             self._append(seq, "run", request_key(task), DONE, payload)
 
     def observe(self, event: ev.Event) -> None:
         """Follow the loop's events: the step number (for messages) and the end of the run."""
         if isinstance(event, ev.StepStarted):
             self._step = event.step_number
+        elif isinstance(event, ev.RunFinished) and event.result.state == "awaiting_approval":
+            self._record_pause(event.result)
+            self.release()  # the process may exit now; whoever decides resumes the run
         elif isinstance(event, ev.RunFinished):
             state = event.result.state
             # A replay that stopped inside the record (it diverged) must not overwrite what the record holds.
@@ -260,6 +262,33 @@ class Recorder:
                 except Exception:
                     pass  # the run's result stands; the journal cannot say it finished, so it stays resumable
             self.release()
+
+    def _record_pause(self, result: Any) -> None:
+        """Keep the calls the run paused on in its first entry (no seq: a resume replays the same effects)."""
+        pending = [p.to_dict() if hasattr(p, "to_dict") else dict(p) for p in getattr(result, "pending", [])]
+        entry = self._run_entry
+        if entry is None or self.journal_error is not None:
+            return
+        self._run_entry = JournalEntry(
+            entry.seq, entry.kind, entry.key, DONE, {**entry.result, "pending": pending}
+        )
+        try:
+            self.journal.append(self._run_entry)
+        except Exception as exc:
+            self.journal_error = exc
+
+    def add_decisions(self, decisions: dict[str, Any]) -> dict[str, Any]:
+        """Keep approval decisions in the run's first entry (merged with earlier ones); all of them."""
+        entry = self._run_entry
+        if entry is None:
+            return dict(decisions)
+        known = {**(entry.result.get("decisions") or {}), **decisions}
+        if decisions:
+            self._run_entry = JournalEntry(
+                entry.seq, entry.kind, entry.key, DONE, {**entry.result, "decisions": known}
+            )
+            self._append(entry.seq, entry.kind, entry.key, DONE, self._run_entry.result)
+        return known
 
     def release(self) -> None:
         """Give up the run's lease."""
@@ -341,8 +370,6 @@ class Recorder:
             raise self.journal_error  # a journal that failed once (full disk) ends the run, keeping what it holds
         kind, key, what = self._describe(effect)
         seq = self._take_seqs()
-        if kind == "code":
-            self.last_code_seq = seq
         entry = self._lookup(seq, kind, key, None, what)
         if entry is not None and kind == "model" and entry.status == FAILED:
             entry = None  # a model call that failed ended the run; resuming is the retry
@@ -420,7 +447,7 @@ class Recorder:
         idempotent = bool(getattr(tool, "idempotent", False))
         if entry is not None and entry.status == DONE and (_is_exact(entry.result) or not idempotent):
             return _decode_value(entry.result)
-        if entry is not None and entry.status == FAILED and not entry.result.get(NOT_RUN):
+        if entry is not None and entry.status == FAILED:
             raise _rebuild_error(entry.result)
         if entry is not None and entry.status == STARTED and not idempotent:
             raise ToolOutcomeUnknown(
@@ -434,38 +461,8 @@ class Recorder:
         except Exception as exc:
             self._append(seq, kind, key, FAILED, _encode_error(exc), parent)
             raise
-        except BaseException as exc:
-            if getattr(exc, "call_not_run", False):  # e.g. paused for approval before the tool ran
-                self._append(seq, kind, key, FAILED, {**_encode_error(exc), NOT_RUN: True}, parent)
-            raise
         self._append(seq, kind, key, DONE, _encode_value(result), parent)
         return result
-
-    def approval(
-        self, pending: list[dict[str, Any]], parent: int | None, decisions: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """Journal a pause for approval of `pending` calls (dicts with a "call_id"); the decisions, if any.
-
-        Returns the decisions recorded for this pause (a replay), else `decisions` (recorded first) when they
-        decide at least one pending call, else None: the run pauses. `parent` is the seq of the code effect
-        the pause stopped, for a call made from code.
-        """
-        ids = sorted(str(p["call_id"]) for p in pending)
-        seq = self._take_seqs()
-        key = request_key(ids)
-        if self._lookup(seq, "approval", key, parent, f"approval of calls {ids}") is None:
-            self._append(seq, "approval", key, DONE, {"pending": pending}, parent)
-        answer_seq = self._take_seqs()
-        recorded = self._lookup(answer_seq, "decision", key, parent, f"the decisions on calls {ids}")
-        if recorded is not None:
-            return dict(recorded.result)
-        chosen = {k: v for k, v in (decisions or {}).items() if k in ids}
-        if not chosen:
-            with self._lock:
-                self._next_seq = answer_seq  # the pause takes no answer seq: a resume records it there
-            return None
-        self._append(answer_seq, "decision", key, DONE, chosen, parent)
-        return chosen
 
     async def acall_tool(
         self, name: str, tool: Any, kwargs: dict[str, Any], fixed: tuple[int, str, int]
@@ -599,8 +596,6 @@ class Durability:
                     f"run {run_id} already finished (state {state!r}); there is nothing to resume. Start a new run."
                 )
             entries = entries[:-1]  # an error or interruption ended it: the replay continues past that point
-        while entries and entries[-1].kind == "approval" and entries[-1].parent is not None:
-            entries = entries[:-1]  # paused inside code: the replayed snippet goes on at the call instead
         owner = _lease_owner()
         if isinstance(journal, Leases):
             holder = journal.acquire_lease(owner, LEASE_SECONDS)
@@ -617,13 +612,16 @@ class Durability:
         return run
 
     def record_decisions(self, decisions: dict[str, Any]) -> dict[str, Any]:
-        """Add approval decisions to the resuming run's first entry; all its decisions so far.
+        """Add approval decisions to the resuming (or current) run's first entry; all its decisions so far.
 
         A decision is kept there (entry 0 is re-appended, superseding itself), not only where the run paused,
         so that every later resume of the run (after another crash) gives the same calls the same decisions.
         """
         pending = self._pending
-        assert pending is not None, "prepare_resume first"
+        if (
+            pending is None
+        ):  # a run continued in this process (paused for approval): its own recorder keeps them
+            return self.recorder.add_decisions(decisions) if self.recorder is not None else dict(decisions)
         first = pending.recorded[0]
         known = dict(first.result.get("decisions") or {})
         if decisions:
@@ -634,15 +632,6 @@ class Durability:
             pending.journal.append(updated)
             pending.recorded[0] = updated
         return known
-
-    def approval(
-        self, pending: list[dict[str, Any]], in_code: bool, decisions: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """Journal a pause for approval (see `Recorder.approval`); the decisions to continue with, or None."""
-        if self.recorder is None:
-            return None
-        parent = self.recorder.last_code_seq if in_code else None
-        return self.recorder.approval(pending, parent, decisions)
 
     def cancel_resume(self) -> None:
         """Undo `prepare_resume` when the run could not be started after all (its lease is given back)."""
@@ -688,13 +677,12 @@ class Durability:
 
 
 def pending_approvals(journal: Journal) -> list[dict[str, Any]]:
-    """The calls run `journal` is paused on (the last approval entry no decision answered), else []."""
+    """The calls the run of `journal` is paused on and no decision answered yet (dicts with "call_id")."""
     entries = journal.entries()
-    if entries and entries[-1].kind == "finish":
-        entries = entries[:-1]
-    if not entries or entries[-1].kind != "approval":
+    if not entries or entries[0].kind != "run":
         return []
-    return list(entries[-1].result.get("pending") or [])
+    decided = entries[0].result.get("decisions") or {}
+    return [p for p in entries[0].result.get("pending") or [] if str(p.get("call_id")) not in decided]
 
 
 def journal_factory(folder: str | None) -> JournalFactory | None:
