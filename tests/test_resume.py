@@ -276,3 +276,29 @@ def test_decisions_given_on_resume_are_kept_for_every_later_resume_and_unknown_i
     third.prepare_resume("run3")
     assert third.record_decisions({}) == {"1.2": "too much"}  # a later resume (another crash) still has it
     third.cancel_resume()
+
+
+def test_divergence_inside_in_flight_code_stops_the_run_even_if_the_code_catches_it() -> None:
+    tools, calls = _counting_tools()
+    code = "import random\ntry:\n    add(random.randrange(10**12), 1)\nexcept Exception as e:\n    caught = e\nx = 1"
+    replies: list[Any] = [f"```python\n{code}\n```", ConnectionError("network down")]
+
+    def script(request: Any) -> str:
+        reply = replies.pop(0) if replies else "```python\nfinal_answer(x)\n```"
+        if isinstance(reply, Exception):
+            raise reply
+        return str(reply)
+
+    agent = CodeAgent(tools, ScriptedModel(script), executor="local", verbosity_level=0)
+    first = agent.run("Add.", return_full_result=True)
+    assert first.state == "error" and len(calls) == 1
+    journal = agent._durable.open(first.run_id)
+    code_entry = next(e for e in journal.entries() if e.kind == "code")
+    # as if the process had died while this code ran: its call is recorded, the code's end is not
+    journal.append(JournalEntry(code_entry.seq, "code", code_entry.key, "started"))
+    before = journal.entries()
+    result = agent.resume(first.run_id, return_full_result=True)
+    assert result.state == "error" and f"diverged at journal entry {code_entry.seq + 1}" in (
+        result.error or ""
+    )
+    assert len(calls) == 1 and journal.entries() == before  # nothing ran for real, nothing was overwritten

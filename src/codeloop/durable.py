@@ -167,6 +167,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._code_seq: int | None = None
         self._run_entry: JournalEntry | None = None
+        self._replaying_code = False
+        self.diverged: RunDiverged | None = None
+        """Set when the replay diverged: raised again after the code that met it, whatever that code caught."""
         self._step = 0
         self._lease_owner = lease_owner
         self._lease_renewed = time.monotonic()
@@ -208,12 +211,13 @@ class Recorder:
             return None
         if entry.kind != kind or entry.key != key or entry.parent != parent:
             recorded = f"a {entry.kind} effect" if entry.kind != kind else "a different request"
-            raise RunDiverged(
+            self.diverged = RunDiverged(
                 f"run {self.journal.run_id}: the replay of step {self._step} diverged at journal entry {seq}: it "
                 f"asked for {what}, but the journal holds {recorded} there. The code or the tools behave "
                 "differently than in the recorded run (randomness, time, changed tools), so it cannot be resumed "
                 "faithfully."
             )
+            raise self.diverged
         return entry
 
     # - events and the run's own entries -
@@ -330,6 +334,8 @@ class Recorder:
                     self._finish(seq, kind, key, out.value)
                 yield out
         except Exception as exc:
+            if self.diverged is not None:
+                raise self.diverged from exc  # the record is left as it was
             if live:
                 self._fail(seq, kind, key, exc)
             raise
@@ -359,6 +365,8 @@ class Recorder:
                     self._finish(seq, kind, key, out.value)
                 yield out
         except Exception as exc:
+            if self.diverged is not None:
+                raise self.diverged from exc  # the record is left as it was
             if live:
                 self._fail(seq, kind, key, exc)
             raise
@@ -380,18 +388,22 @@ class Recorder:
         if isinstance(effect, CallModel):
             return ChatMessage.from_dict(entry.result)
         assert isinstance(effect, RunCode)
-        self._code_seq = seq
+        self._code_seq, self._replaying_code = seq, True
         fresh: Any = None
         try:
             fresh = run_code(effect.code)
         except ExecutionError as exc:
+            if self.diverged is not None:
+                raise self.diverged from exc
             if entry.status == DONE:
                 raise RunDiverged(
                     f"run {self.journal.run_id}: re-executing the code of step {self._step} failed, but it "
                     f"succeeded in the recorded run: {exc}"
                 ) from exc
         finally:
-            self._code_seq = None
+            self._code_seq, self._replaying_code = None, False
+        if self.diverged is not None:
+            raise self.diverged
         if self.journal_error is not None:
             raise self.journal_error
         if entry.status == FAILED:
@@ -399,6 +411,8 @@ class Recorder:
         return _execution_result(entry.result, fresh)
 
     def _finish(self, seq: int, kind: str, key: str, value: Any) -> None:
+        if self.diverged is not None:
+            raise self.diverged  # met by a tool call inside the code, which may have caught it
         if self.journal_error is not None:
             raise self.journal_error  # a tool call inside the code could not be journaled
         if kind == "model":
@@ -444,6 +458,12 @@ class Recorder:
             return tool(*args, **kwargs)  # not inside a journaled effect (e.g. the executor used directly)
         key = request_key(_tool_request(name, args, kwargs))
         entry = self._lookup(seq, kind, key, parent, f"a call of tool {name!r}")
+        if entry is None and self._replaying_code:
+            self.diverged = RunDiverged(
+                f"run {self.journal.run_id}: re-executing the code of step {self._step} made a call of tool "
+                f"{name!r} that the recorded run did not make (journal entry {seq}); it was not run"
+            )
+            raise self.diverged
         idempotent = bool(getattr(tool, "idempotent", False))
         if entry is not None and entry.status == DONE and (_is_exact(entry.result) or not idempotent):
             return _decode_value(entry.result)
