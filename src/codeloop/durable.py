@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from . import events as ev
-from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform, sendable_messages
+from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
 from .errors import CodeloopError, ExecutionError
 from .journal import DONE, FAILED, STARTED, Journal, JournalEntry, Leases, MemoryJournal, request_key
 from .models.base import ChatMessage, Model
@@ -135,7 +135,7 @@ def _execution_result(data: dict[str, Any], fresh: Any) -> Any:
 
 def _model_request(effect: CallModel) -> dict[str, Any]:
     return {
-        "messages": [m.to_dict() for m in sendable_messages(effect.messages)],
+        "messages": [m.to_dict() for m in effect.messages],  # the key's JSON escapes lone surrogates itself
         "stop": effect.stop,
         "tools": effect.tools,
         "response_format": effect.response_format,
