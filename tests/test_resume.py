@@ -302,3 +302,37 @@ def test_divergence_inside_in_flight_code_stops_the_run_even_if_the_code_catches
         result.error or ""
     )
     assert len(calls) == 1 and journal.entries() == before  # nothing ran for real, nothing was overwritten
+
+
+def test_async_tool_calling_run_with_an_async_tool_resumes_without_repeating_the_call() -> None:
+    ran: list[int] = []
+
+    @tool
+    async def double(n: int) -> int:
+        """Double a number.
+
+        Args:
+            n: the number
+        """
+        ran.append(n)
+        return 2 * n
+
+    asked = {"n": 0}
+
+    def script(request: Any) -> ChatMessage:
+        asked["n"] += 1
+        if asked["n"] == 2:
+            raise ConnectionError("network down")
+        if any(m.role == "tool" for m in request.messages):
+            return ChatMessage(
+                "assistant", "", tool_calls=[ToolCall("c2", "final_answer", {"answer": "done"})]
+            )
+        return ChatMessage("assistant", "", tool_calls=[ToolCall("c1", "double", {"n": 21})])
+
+    agent = ToolCallingAgent([double], ScriptedModel(script), verbosity_level=0)
+    first = asyncio.run(agent.arun("Double.", return_full_result=True))
+    assert first.state == "error" and ran == [21]
+    journal = agent._durable.open(first.run_id)
+    assert [(e.kind, e.result) for e in journal.entries() if e.kind == "tool"] == [("tool", 42)]
+    assert asyncio.run(agent.aresume(first.run_id)) == "done"
+    assert ran == [21]
