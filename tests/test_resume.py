@@ -336,3 +336,39 @@ def test_async_tool_calling_run_with_an_async_tool_resumes_without_repeating_the
     assert [(e.kind, e.result) for e in journal.entries() if e.kind == "tool"] == [("tool", 42)]
     assert asyncio.run(agent.aresume(first.run_id)) == "done"
     assert ran == [21]
+
+
+def test_a_run_whose_expired_lease_was_taken_over_stops_instead_of_running_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from codeloop import durable
+
+    monkeypatch.setattr(durable, "LEASE_SECONDS", 0.3)
+    taken: list[str] = []
+
+    @tool
+    def slow(n: int) -> int:
+        """Take a while; meanwhile another process takes the run over.
+
+        Args:
+            n: anything
+        """
+        time.sleep(0.4)  # longer than the lease: it expires
+        (path,) = tmp_path.glob("*.jsonl")
+        assert FileJournal(tmp_path, path.stem).acquire_lease("otherhost:1:x", 60) is None
+        taken.append(path.stem)
+        return n
+
+    replies = ["```python\nslow(1)\n```", "```python\nslow(2)\n```", "```python\nfinal_answer(3)\n```"]
+    agent = CodeAgent(
+        [slow],
+        ScriptedModel(replies),
+        executor="local",
+        verbosity_level=0,
+        journal=FileJournal.factory(tmp_path),
+    )
+    result = agent.run("Go.", return_full_result=True)
+    assert taken and result.state == "error"
+    assert "taken over by otherhost:1:x" in (result.error or "")

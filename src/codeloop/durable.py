@@ -202,7 +202,12 @@ class Recorder:
         if self._lease_owner is None or time.monotonic() - self._lease_renewed < LEASE_SECONDS / 3:
             return
         if isinstance(self.journal, Leases):
-            self.journal.acquire_lease(self._lease_owner, LEASE_SECONDS)
+            holder = self.journal.acquire_lease(self._lease_owner, LEASE_SECONDS)
+            if holder is not None:  # the lease expired and another process took the run over: stop here
+                self.journal_error = RunLeased(
+                    f"run {self.journal.run_id} was taken over by {holder} after this process's lease expired "
+                    f"(no journal write for {LEASE_SECONDS:.0f} s); this process stops so that only one continues it"
+                )
         self._lease_renewed = time.monotonic()
 
     def _lookup(self, seq: int, kind: str, key: str, parent: int | None, what: str) -> JournalEntry | None:
@@ -257,7 +262,7 @@ class Recorder:
         elif isinstance(event, ev.RunFinished):
             state = event.result.state
             # A replay that stopped inside the record (it diverged) must not overwrite what the record holds.
-            if not self.replaying and self.journal_error is None:
+            if not self.replaying and self.journal_error is None and self.diverged is None:
                 seq = self._take_seqs()
                 try:
                     self._append(
