@@ -372,3 +372,12 @@ def test_a_run_whose_expired_lease_was_taken_over_stops_instead_of_running_on(
     result = agent.run("Go.", return_full_result=True)
     assert taken and result.state == "error"
     assert "taken over by otherhost:1:x" in (result.error or "")
+
+
+def test_an_agent_defined_answer_is_journaled_as_the_text_rendered_inside_the_step() -> None:
+    code = "class Point:\n    def __repr__(self):\n        return 'Point(1, 2)'\n\nfinal_answer(Point())"
+    agent = CodeAgent([], ScriptedModel([f"```python\n{code}\n```"]), executor="local", verbosity_level=0)
+    result = agent.run("Point.", return_full_result=True)
+    (entry,) = [e for e in agent._durable.open(result.run_id).entries() if e.kind == "code"]
+    # the host does not call the agent's __repr__ after the step (the executor refuses it); the step's text is kept
+    assert entry.result["output"] == {"$t": "repr", "type": "__main__.Point", "v": "Point(1, 2)"}

@@ -114,11 +114,20 @@ def _rebuild_error(data: dict[str, Any]) -> Exception:
 
 
 def _execution_payload(result: Any) -> dict[str, Any]:
+    from .executors.worker.protocol import MARKER, encode_value, type_name
+
+    rendered = getattr(result, "output_repr", None)
+    try:
+        output = encode_value(result.output)
+    except (
+        Exception
+    ):  # kept as the text rendered inside the step: the host never runs an agent-defined __repr__
+        output = {MARKER: "repr", "type": type_name(result.output), "v": rendered or "<not storable as JSON>"}
     return {
-        "output": _encode_value(result.output),
+        "output": output,
         "logs": result.logs,
         "is_final_answer": bool(result.is_final_answer),
-        "output_repr": getattr(result, "output_repr", None),
+        "output_repr": rendered,
     }
 
 
