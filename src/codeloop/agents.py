@@ -793,7 +793,10 @@ class CodeAgent(MultiStepAgent):
         # journaled innermost: a replayed call is answered from the journal and still logged for the step
         journaled = self._durable.wrap_tools(self.tools)
         self.executor.send_tools(
-            {name: tool if name == "final_answer" else log.wrap(name, tool) for name, tool in journaled.items()}
+            {
+                name: tool if name == "final_answer" else log.wrap(name, tool)
+                for name, tool in journaled.items()
+            }
         )
         if self.state:
             self.executor.send_variables(dict(self.state))
