@@ -26,7 +26,8 @@ from . import events as ev
 from ._checks import check_limit
 from ._text import short_repr
 from .agent_parts import build_tool_table, check_code_tool_name, check_executor
-from .effects import CallModel, Done, Effect, RunCode, aperform, perform
+from .durable import Durability, JournalFactory
+from .effects import CallModel, Done, Effect, RunCode
 from .errors import (
     AgentError,
     AgentExecutionError,
@@ -109,6 +110,7 @@ class MultiStepAgent:
         add_base_tools: bool = False,
         store: Any = "default",
         tools_before_answer: bool = False,
+        journal: JournalFactory | None = None,
     ) -> None:
         if model is None:
             raise ValueError(
@@ -155,6 +157,12 @@ class MultiStepAgent:
 
         self._store = AgentStore(store)
         self._recorder: Callable[[ev.Event], None] | None = None
+        # Every effect is journaled (into `journal=`, else the store's journal, else memory), so runs can resume.
+        if journal is None and self._store.store is not None:
+            journal = self._store.store.journal
+        self._durable = Durability(journal)
+        self._run_request: tuple[str, list[dict[str, Any]], int] = ("", [], 0)
+        self._pending_approvals: dict[str, Any] = {}
 
         self.managed_agents: dict[str, MultiStepAgent] = {}
         self.tools: dict[str, Any] = {}
@@ -254,6 +262,41 @@ class MultiStepAgent:
     ) -> Any:
         """Async twin of `run`: model calls are awaited, code and sync tools run in worker threads."""
         loop = self._start(task, reset, images, additional_args, max_steps, session)
+        async for _ in self._adrive(loop):
+            pass
+        return self._finish(return_full_result)
+
+    def resume(
+        self,
+        run_id: str,
+        *,
+        approvals: dict[str, Any] | None = None,
+        stream: bool = False,
+        return_full_result: bool = False,
+    ) -> Any:
+        """Continue run `run_id` from its journal, e.g. after its process was killed; returns like `run`.
+
+        Completed model and tool calls are answered from the journal, not made again; a CodeAgent's variables
+        are rebuilt by re-executing its recorded code in a fresh executor. Raises `RunAlreadyFinished`,
+        `RunLeased` (another process holds the run) or `RunDiverged` (the replay asked for other calls).
+        `approvals` maps pending call ids to True, False or a reason to deny.
+        """
+        from .durable import start_resume
+
+        loop = start_resume(self, run_id, approvals)
+        if stream:
+            return self._drive(loop)
+        for _ in self._drive(loop):
+            pass
+        return self._finish(return_full_result)
+
+    async def aresume(
+        self, run_id: str, *, approvals: dict[str, Any] | None = None, return_full_result: bool = False
+    ) -> Any:
+        """Async twin of `resume`."""
+        from .durable import start_resume
+
+        loop = start_resume(self, run_id, approvals)
         async for _ in self._adrive(loop):
             pass
         return self._finish(return_full_result)
@@ -390,7 +433,8 @@ class MultiStepAgent:
         first = len(self.memory.steps)
         self.memory.steps.append(TaskStep(task=task, images=images))  # memory = [task]
         self._prepare_run()
-        run_id = self._run_id = new_run_id()
+        run_id = self._run_id = self._durable.next_run_id(new_run_id)
+        self._run_request = (task, images, max_steps)
         yield ev.RunStarted(task, model_id=getattr(self.model, "model_id", ""), run_id=run_id)
         answer: Any = NO_ANSWER
         state: RunState = "success"
@@ -610,13 +654,14 @@ class MultiStepAgent:
         while (item := _advance(loop, value, error)) is not None:
             value = error = None
             if isinstance(item, ev.Event):
+                self._durable.observe(self, item)
                 self._emit(item)
                 yield item
                 continue
             if (error := self._take_stop_error()) is not None:  # not performed: thrown where it was asked for
                 continue
             try:
-                for out in perform(item, self.model, self._run_code):
+                for out in self._durable.perform(item, self.model, self._run_code):
                     if isinstance(out, Done):
                         value = out.value
                     else:
@@ -636,13 +681,14 @@ class MultiStepAgent:
         while (item := _advance(loop, value, error)) is not None:
             value = error = None
             if isinstance(item, ev.Event):
+                self._durable.observe(self, item)
                 self._emit(item)
                 yield item
                 continue
             if (error := self._take_stop_error()) is not None:
                 continue
             try:
-                async for out in aperform(item, self.model, self._run_code):
+                async for out in self._durable.aperform(item, self.model, self._run_code):
                     if isinstance(out, Done):
                         value = out.value
                     else:
@@ -766,10 +812,12 @@ class CodeAgent(MultiStepAgent):
         super()._prepare_run()
         log = self._tool_log
         log.start_run()
+        # journaled innermost: a replayed call is answered from the journal and still logged for the step
+        journaled = self._durable.wrap_tools(self.tools)
         self.executor.send_tools(
             {
                 name: tool if name == "final_answer" else log.wrap(name, tool)
-                for name, tool in self.tools.items()
+                for name, tool in journaled.items()
             }
         )
         if self.state:

@@ -189,8 +189,6 @@ def _build_tools(names: str | None) -> list[Any]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import events as ev
-    from .agents import CodeAgent
-    from .tool_calling_agent import ToolCallingAgent
 
     task = read_task(args.task)  # before the model: a bad task costs nothing
     model = _build_model(args)
@@ -212,16 +210,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.session is not None and common["store"] is None:
         raise UsageError("--session needs a run store to keep the conversation in; drop --store none")
     try:
-        if args.agent == "code":
-            agent: Any = CodeAgent(
-                tools,
-                model,
-                executor=args.executor,
-                additional_authorized_imports=args.imports or (),
-                **common,
-            )
-        else:
-            agent = ToolCallingAgent(tools, model, **common)
+        agent = _build_agent(args, model, tools, common)
     except StoreError as exc:  # a corrupt, foreign or newer store: refused before any model call
         raise UsageError(str(exc)) from exc
     waiting.start()
@@ -261,6 +250,77 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"codeloop: {result.error}; the answer below was forced from the model.", file=sys.stderr)
         print(result.output if result.state in ("success", "max_steps") else f"Run ended: {result.error}")
         print(summary_line(result, seconds))
+    return exit_code(result.state)
+
+
+def _build_agent(args: argparse.Namespace, model: Any, tools: list[Any], common: dict[str, Any]) -> Any:
+    """The agent `run` (and `resume`) asks for; its settings go into the run's journal, so that `codeloop
+    resume` can rebuild the same agent (the API key never does: it comes from --api-key or the environment)."""
+    from .agents import CodeAgent
+    from .durable import journal_factory
+    from .tool_calling_agent import ToolCallingAgent
+
+    common = {**common, "journal": journal_factory(args.journal)}
+    agent: Any
+    if args.agent == "code":
+        agent = CodeAgent(
+            tools, model, executor=args.executor, additional_authorized_imports=args.imports or (), **common
+        )
+    else:
+        agent = ToolCallingAgent(tools, model, **common)
+    agent._durable.metadata["cli"] = {key: getattr(args, key) for key in _RESUMABLE_SETTINGS}
+    return agent
+
+
+_RESUMABLE_SETTINGS = ("model", "api_base", "tools", "imports", "executor", "agent", "timeout", "max_retries")
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    """`codeloop resume RUN_ID` and `codeloop approve RUN_ID [CALL_ID ...] [--deny REASON]`."""
+    from .durable import ResumeError, journal_factory, pending_approvals
+
+    factory = journal_factory(args.journal)
+    assert factory is not None  # --journal is required by the parser
+    journal = factory(args.run_id)
+    entries = journal.entries()
+    if not entries or entries[0].kind != "run":
+        raise UsageError(f"no run {args.run_id!r} is journaled in {args.journal}")
+    approvals: dict[str, Any] | None = None
+    if args.command == "approve":
+        pending = {str(p["call_id"]): p for p in pending_approvals(journal)}
+        if not pending:
+            raise UsageError(f"run {args.run_id} has no calls awaiting approval")
+        unknown = [c for c in args.call_ids if c not in pending]
+        if unknown:
+            listing = ", ".join(f"{c} ({p.get('tool')})" for c, p in pending.items())
+            raise UsageError(f"unknown call id {', '.join(unknown)}; the pending calls are: {listing}")
+        approvals = {c: args.deny if args.deny else True for c in args.call_ids or pending}
+    saved = (entries[0].result.get("meta") or {}).get("cli") or {}
+    for key in _RESUMABLE_SETTINGS:
+        setattr(args, key, saved.get(key) if getattr(args, key, None) is None else getattr(args, key))
+    args.agent, args.executor = args.agent or "code", args.executor or "sandbox"
+    model = _build_model(args)
+    listeners: list[Callable[[Any], None]] = [] if args.json else [_console_without_summary()]
+    agent = _build_agent(
+        args, model, _build_tools(args.tools), {"verbosity_level": 0, "listeners": listeners}
+    )
+    try:
+        result = agent.resume(args.run_id, approvals=approvals, return_full_result=True)
+    except ResumeError as exc:
+        print(f"codeloop: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        agent.close()
+    if args.json:
+        output = result.to_dict()["output"]
+        print(
+            json.dumps(
+                {"run_id": result.run_id, "state": result.state, "output": output, "error": result.error}
+            )
+        )
+    else:
+        print(result.output if result.state in ("success", "max_steps") else f"Run ended: {result.error}")
+        print(summary_line(result, result.timing.duration or 0.0))
     return exit_code(result.state)
 
 
@@ -490,7 +550,32 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--session", metavar="NAME", help="continue this session's conversation (kept in the store)"
     )
+    run.add_argument(
+        "--journal",
+        metavar="DIR",
+        help="journal every effect into DIR, so that `codeloop resume` can continue",
+    )
     run.set_defaults(handler=_cmd_run)
+
+    for name, text in (
+        ("resume", "continue a run from its journal (after a crash, kill -9, an error)"),
+        ("approve", "approve (or --deny) calls a paused run awaits, then continue it"),
+    ):
+        again = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        again.add_argument("run_id", help="the run's id (RunResult.run_id, `codeloop run --json`)")
+        if name == "approve":
+            again.add_argument(
+                "call_ids", nargs="*", metavar="CALL_ID", help="the calls to decide (default: all)"
+            )
+            again.add_argument(
+                "--deny", metavar="REASON", help="deny the calls instead; the model is told REASON"
+            )
+        again.add_argument("--journal", metavar="DIR", required=True, help="where the run was journaled")
+        again.add_argument("--model", help="a model spec (default: the run's)")
+        again.add_argument("--api-key", help="API key (default: the provider's environment variable)")
+        again.add_argument("--json", action="store_true", help="print one JSON object")
+        again.set_defaults(handler=_cmd_resume, api_base=None, tools=None, imports=None, executor=None)
+        again.set_defaults(agent=None, timeout=None, max_retries=None)
 
     from .cli_jobs import CommandContext, add_job_commands
 

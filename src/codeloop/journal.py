@@ -85,8 +85,9 @@ class Leases(Protocol):
 
 def request_key(request: Any) -> str:
     """The sha256 hex of `request`'s canonical JSON (sorted keys, no spaces; non-JSON values by repr)."""
-    text = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # ASCII output: a lone surrogate (agent code may print one) is escaped, so the text always encodes
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 class MemoryJournal:

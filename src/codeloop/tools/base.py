@@ -97,6 +97,10 @@ class Tool(metaclass=_ToolMeta):
     """What the result means (a docstring's `Returns:`), shown in the code prompt."""
     input_defs: dict[str, Any] | None = None
     """Definitions that `$ref`s inside `inputs` point to (`#/$defs/<name>`), for recursive structures."""
+    idempotent: bool = False
+    """True when calling the tool twice with the same arguments does no more than calling it once (a lookup, a
+    read, a PUT). A resumed run repeats such a call if it was in flight at the crash; any other tool's in-flight
+    call is not repeated, and the code (or model) is told that it may or may not have happened."""
     unshareable_reason: str | None = None
     """Set by tools that cannot be saved or shared as code (they run elsewhere): why, and what to share
     instead. `save`, `to_dict(include_code=True)` and `push_to_hub` raise with it."""
@@ -465,7 +469,12 @@ class FunctionTool(Tool):
     """A tool made from a plain function by `@tool`; calling it calls the function."""
 
     def __init__(
-        self, function: Callable[..., Any], *, name: str | None = None, description: str | None = None
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        idempotent: bool = False,
     ):
         if not callable(function):
             raise ToolDefinitionError(f"@tool needs a function; got {function!r}.")
@@ -473,6 +482,7 @@ class FunctionTool(Tool):
         self.description_override = description
         """The description given to `@tool(description=...)`, if any (the docstring's otherwise)."""
         self.name = name if name is not None else getattr(function, "__name__", "")
+        self.idempotent = idempotent
         if description is not None:
             self.description = description
         functools.update_wrapper(self, function, updated=())
@@ -502,24 +512,30 @@ def tool(function: Callable[..., Any], /) -> FunctionTool: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *, name: str | None = None, description: str | None = None, idempotent: bool = False
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
 def tool(
-    function: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    idempotent: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a function into a `Tool` that is still callable like the function.
 
     The schema comes from the type hints and the docstring's `Args:` section; a missing docstring, argument
     description or type hint raises `ToolDefinitionError` naming the function and the argument. Use bare
     (`@tool`) or with overrides (`@tool(name="search", description="...")`). Works on `async def` too.
+    `idempotent=True` lets a resumed run repeat a call that was in flight when the run stopped.
     """
     if function is not None:
-        return FunctionTool(function, name=name, description=description)
+        return FunctionTool(function, name=name, description=description, idempotent=idempotent)
 
     def decorate(func: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(func, name=name, description=description)
+        return FunctionTool(func, name=name, description=description, idempotent=idempotent)
 
     return decorate
 
