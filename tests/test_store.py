@@ -65,7 +65,7 @@ def test_runs_steps_events_usage_and_config_are_recorded(db: Path) -> None:
     assert run.input_tokens == result.token_usage.input_tokens > 0
     assert run.output_tokens == result.token_usage.output_tokens > 0
     assert run.ended_at is not None and run.ended_at >= run.started_at
-    assert run.config["class"] == "codeloop.agents:CodeAgent"
+    assert run.config["class"] == "codeloop.code_agent:CodeAgent"
     assert run.config["settings"]["max_steps"] == 5 and run.config["settings"]["executor"] == "local"
     steps = store.steps(result.run_id)
     assert [s["type"] for s in steps] == ["task", "action", "action", "action", "final_answer"]

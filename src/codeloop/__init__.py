@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     # agents and results
     "MultiStepAgent": "agents",
-    "CodeAgent": "agents",
+    "CodeAgent": "code_agent",
     "ToolCallingAgent": "tool_calling_agent",
     "RunResult": "memory",
     "AgentMemory": "memory",
@@ -135,7 +135,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from . import events
-    from .agents import CodeAgent, MultiStepAgent
+    from .agents import MultiStepAgent
+    from .code_agent import CodeAgent
     from .errors import (
         AgentError,
         AgentExecutionError,

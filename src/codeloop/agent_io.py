@@ -62,7 +62,10 @@ def _class_path(cls: type) -> str:
 
 _PUBLIC_AGENT_CLASSES = ("MultiStepAgent", "CodeAgent", "ToolCallingAgent")
 # Paths that folders saved by earlier versions hold for classes that have since moved.
-_MOVED_CLASSES = {"codeloop.agents:ToolCallingAgent": "codeloop:ToolCallingAgent"}
+_MOVED_CLASSES = {
+    "codeloop.agents:ToolCallingAgent": "codeloop:ToolCallingAgent",
+    "codeloop.agents:CodeAgent": "codeloop:CodeAgent",
+}
 
 
 def _import_class(path: str, where: Path) -> type:

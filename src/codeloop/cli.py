@@ -256,7 +256,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _build_agent(args: argparse.Namespace, model: Any, tools: list[Any], common: dict[str, Any]) -> Any:
     """The agent `run` (and `resume`) asks for; its settings go into the run's journal, so that `codeloop
     resume` can rebuild the same agent (the API key never does: it comes from --api-key or the environment)."""
-    from .agents import CodeAgent
+    from .code_agent import CodeAgent
     from .durable import journal_factory
     from .tool_calling_agent import ToolCallingAgent
 

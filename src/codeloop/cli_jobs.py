@@ -143,7 +143,7 @@ def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
     }  # fmt: skip
 
     def make_agent() -> Any:
-        from .agents import CodeAgent
+        from .code_agent import CodeAgent
         from .tool_calling_agent import ToolCallingAgent
 
         common: dict[str, Any] = {"max_steps": args.max_steps, "verbosity_level": 0, **agent_options(args)}

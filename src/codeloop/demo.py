@@ -74,7 +74,7 @@ final_answer(round(seconds, 1))
 
 def build_demo_agent(base_url: str, executor: Any = None, verbosity_level: int = 1) -> Any:
     """A CodeAgent wired to the scripted server at `base_url`, with the offline `web_search` tool."""
-    from .agents import CodeAgent
+    from .code_agent import CodeAgent
     from .models.openai import OpenAIModel
     from .tools import tool
 

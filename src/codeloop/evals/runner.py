@@ -51,7 +51,7 @@ def _agent_factory(
     options: dict[str, Any],
 ) -> Callable[[], Any]:
     def make() -> Any:
-        from ..agents import CodeAgent
+        from ..code_agent import CodeAgent
         from ..tool_calling_agent import ToolCallingAgent
 
         common: dict[str, Any] = {"max_steps": max_steps, "verbosity_level": 0, **options}

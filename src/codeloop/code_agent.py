@@ -1,0 +1,216 @@
+"""`CodeAgent`: the agent whose actions are Python snippets, run in an executor whose state persists.
+
+The loop itself is `MultiStepAgent`'s (in `agents.py`); this module holds what is particular to code actions: the
+prompt's tool stubs and examples, running a snippet as the `RunCode` effect, what the model sees after a step
+(printed output, the last value, the step's tool results when it printed nothing or failed), and the forced
+final answer that runs a `final_answer(...)` call instead of accepting prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
+
+from . import events as ev
+from ._checks import check_limit
+from ._text import short_repr
+from .agent_parts import check_code_tool_name, check_executor
+from .agents import DEFAULT_AUTHORIZED_IMPORTS, NO_ANSWER, MultiStepAgent
+from .effects import CallModel, Effect, RunCode
+from .errors import AgentExecutionError, AgentParsingError, ExecutionError
+from .memory import ActionStep
+from .models.base import ChatMessage, Model
+from .parsing import extract_code
+from .prompts import load_prompt, render
+from .tool_log import ToolCallLog
+
+__all__ = ["CodeAgent"]
+
+
+class CodeAgent(MultiStepAgent):
+    """An agent whose actions are Python snippets run by an executor; tools are Python functions in its code."""
+
+    prompt_name = "code_agent"
+
+    def __init__(
+        self,
+        tools: Sequence[Any] = (),
+        model: Model | str | None = None,
+        *,
+        executor: Any = "sandbox",
+        executor_kwargs: dict[str, Any] | None = None,
+        additional_authorized_imports: Sequence[str] = (),
+        max_print_outputs_length: int | None = None,
+        use_structured_outputs: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        check_limit("max_print_outputs_length", max_print_outputs_length, integer=True)
+        check_executor(executor, executor_kwargs or {})
+        self.use_structured_outputs = use_structured_outputs
+        self.additional_authorized_imports = list(additional_authorized_imports)
+        self.authorized_imports = sorted(set(DEFAULT_AUTHORIZED_IMPORTS) | set(additional_authorized_imports))
+        self.executor_spec = executor.strip().lower() if isinstance(executor, str) else executor
+        self.executor_kwargs = dict(executor_kwargs or {})
+        self.max_print_outputs_length = max_print_outputs_length
+        self._executor: Any = None
+        self._tool_log = ToolCallLog()
+        super().__init__(tools, model, **kwargs)
+        if use_structured_outputs and not getattr(self.model, "supports_response_format", True):
+            from .errors import ModelConfigurationError
+
+            raise ModelConfigurationError(
+                f"use_structured_outputs=True needs a model with JSON Schema output; {self.model!r} has none. "
+                "Use another model or leave use_structured_outputs off."
+            )
+
+    def _check_tool_name(self, name: str, tool: Any) -> None:
+        check_code_tool_name(name, tool, self.authorized_imports)
+
+    def _prompt_values(self) -> dict[str, str]:
+        values = super()._prompt_values()
+        stubs = [t.to_code_prompt() for t in self.tools.values() if t.name != "final_answer"]
+        stubs.append(_FINAL_ANSWER_STUB)
+        values["tools"] = "\n\n".join(stubs)
+        style = "json" if self.use_structured_outputs else "text"
+        values["action_format"] = load_prompt(f"action_format_{style}")
+        values["example"] = load_prompt(f"example_{style}")
+        # Only the in-process executor enforces an import allow-list; sandboxes rely on their boundary.
+        in_process = self.executor_spec == "local" or type(self.executor_spec).__name__ == "LocalExecutor"
+        if not in_process:
+            values["authorized_imports"] = "any installed module (the code runs in an isolated sandbox)"
+        elif "*" in self.authorized_imports:
+            values["authorized_imports"] = "any module"
+        else:
+            values["authorized_imports"] = ", ".join(self.authorized_imports)
+        return values
+
+    @property
+    def executor(self) -> Any:
+        """The executor, created on first use so that building an agent starts no process."""
+        if self._executor is None:
+            from .executors import create_executor
+
+            kwargs = dict(self.executor_kwargs)
+            if isinstance(self.executor_spec, str):
+                kwargs.setdefault("additional_authorized_imports", self.additional_authorized_imports)
+                if self.max_print_outputs_length is not None:
+                    kwargs.setdefault("max_print_outputs_length", self.max_print_outputs_length)
+            self._executor = create_executor(self.executor_spec, **kwargs)
+        return self._executor
+
+    def _called_no_tool(self) -> bool:
+        return self._tool_log.calls_in_run == 0
+
+    def _prepare_run(self) -> None:
+        super()._prepare_run()
+        log = self._tool_log
+        log.start_run()
+        # journaled innermost: a replayed call is answered from the journal and still logged for the step
+        journaled = self._durable.wrap_tools(self.tools)
+        self.executor.send_tools(
+            {
+                name: tool if name == "final_answer" else log.wrap(name, tool)
+                for name, tool in journaled.items()
+            }
+        )
+        if self.state:
+            self.executor.send_variables(dict(self.state))
+
+    def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
+        if self.use_structured_outputs:
+            from .models.structured import code_action_response_format
+
+            effect = CallModel(self._model_input(step), response_format=code_action_response_format())
+        else:
+            effect = CallModel(self._model_input(step), stop=["Observation:"])
+        effect.stream = self.stream_outputs
+        message = yield effect
+        step.model_output_message, step.token_usage = message, message.token_usage
+        step.model_output = message.text
+        yield ev.ModelOutput(message, step.step_number)
+        step.code_action = code = self._extract_code(message.text)
+        yield ev.CodeAction(code, step.step_number)
+        attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
+        self._tool_log.clear()
+        try:
+            result = yield RunCode(code, attach)
+        except ExecutionError as exc:
+            step.observations = exc.logs or None
+            calls = self._tool_log.render()  # the real keys and values, so a guessed one can be fixed
+            raise AgentExecutionError(f"{exc}\n{calls}" if calls else str(exc)) from exc
+        step.action_output = result.output
+        observation = result.logs
+        if not result.is_final_answer and result.output is not None:
+            # Prefer the executor's own rendering: made inside the step, under its limits, by agent-defined reprs.
+            rendered = getattr(result, "output_repr", None) or short_repr(result.output)
+            observation += f"Last output from code snippet:\n{short_repr(rendered)}"
+        if not observation and not result.is_final_answer:
+            # Tools were called but nothing was looked at: show what they returned instead of nothing.
+            observation = self._tool_log.render()
+        step.observations = observation or "(the code printed nothing)"
+        if self._repeats_previous_step(step):
+            step.observations += "\n" + load_prompt("repeated_step").strip()
+        yield ev.Observation(step.observations, step.step_number)
+        return result.output if result.is_final_answer else NO_ANSWER
+
+    def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
+        """Ask for code that calls final_answer with what the session holds, and run it.
+
+        The answer is then the value the code computed (a number stays a number), not prose about it. A reply
+        without usable code, or code that fails or does not call final_answer, falls back to the reply's text.
+        """
+        prompt = render(load_prompt("final_answer_code"), task=task)
+        message = yield CallModel(
+            [*self.memory.to_messages(), ChatMessage("user", prompt)], stop=["Observation:"]
+        )
+        try:
+            code = self._extract_code(message.text)
+            result = yield RunCode(code)
+        except (AgentParsingError, ExecutionError):
+            return message.text, message.token_usage
+        if result.is_final_answer:
+            return result.output, message.token_usage
+        return message.text, message.token_usage
+
+    def _repeats_previous_step(self, step: ActionStep) -> bool:
+        """True when `step` ran the previous action step's code again and got the same observation.
+
+        Small models fall into such loops until the steps run out; the code still runs (polling a tool that
+        changes is legitimate), only the observation says that nothing changed.
+        """
+        previous = next((s for s in reversed(self.memory.steps) if isinstance(s, ActionStep)), None)
+        return (
+            previous is not None
+            and previous.error is None
+            and (previous.code_action or "").strip() == (step.code_action or "").strip()
+            and (previous.observations or "").split("\n" + load_prompt("repeated_step").strip())[0]
+            == step.observations
+        )
+
+    def _extract_code(self, text: str) -> str:
+        if not self.use_structured_outputs:
+            return extract_code(text)
+        from .models.structured import parse_code_action
+
+        try:
+            return parse_code_action(text)[1]
+        except ValueError as exc:
+            raise AgentParsingError(f"Your reply could not be used: {exc}.") from exc
+
+    def _run_code(self, code: str) -> Any:
+        return self.executor.run(code)
+
+    def _attach_output(self, callback: Callable[[str], None] | None) -> None:
+        self.executor.on_output = callback
+
+    def _close_owned(self) -> None:
+        # An executor made from a name or taken from a pool is the agent's; an Executor instance stays the caller's.
+        from .executors.kinds import creates_executor
+
+        executor, self._executor = self._executor, None
+        if executor is not None and creates_executor(self.executor_spec):
+            executor.close()
+
+
+_FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
+    """Ends the task with `answer` (any Python object) as the result."""'''
