@@ -26,7 +26,19 @@ from . import events as ev
 from ._checks import check_limit
 from ._text import short_repr
 from .agent_parts import build_tool_table, check_code_tool_name, check_executor
-from .effects import CallModel, Done, Effect, RunCode, aperform, perform
+from .approval import (
+    ApprovalRequired,
+    AwaitingApproval,
+    Deny,
+    GatedTool,
+    Paused,
+    PendingCall,
+    ToolCallInfo,
+    ToolGate,
+    coerce_decisions,
+    normalize_approvals,
+)
+from .effects import AwaitApproval, CallModel, CallTools, Done, Effect, RunCode, aperform, perform
 from .errors import (
     AgentError,
     AgentExecutionError,
@@ -48,7 +60,7 @@ from .memory import (
     image_parts,
     new_run_id,
 )
-from .models.base import ChatMessage, Model, TokenUsage
+from .models.base import ChatMessage, Model, TokenUsage, ToolCall
 from .parsing import extract_code
 from .prompts import load_prompt, render
 from .tool_log import ToolCallLog
@@ -107,6 +119,9 @@ class MultiStepAgent:
         max_duration_s: float | None = None,
         listeners: Sequence[Callable[[ev.Event], None]] = (),
         add_base_tools: bool = False,
+        approval: Callable[..., Any] | None = None,
+        before_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+        after_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         if model is None:
             raise ValueError(
@@ -145,6 +160,14 @@ class MultiStepAgent:
         self._run_id = ""
         self._last_step = 0
         self._last_result: RunResult | None = None
+        # Hooks and the approval policy see every tool call (see codeloop.approval); checked here, before any run.
+        self.tool_gate = ToolGate(approval, before_tool_call, after_tool_call)
+        self._paused: Paused | None = None
+        self._pending_approvals: dict[str, Any] = {}
+        """Decisions for the run about to replay from its record (set by resume); `_start` takes them over."""
+        self._run_approvals: dict[str, Any] = {}
+        self._run_timing = Timing()
+        self._run_first = 0
 
         self.managed_agents: dict[str, MultiStepAgent] = {}
         self.tools: dict[str, Any] = {}
@@ -284,6 +307,102 @@ class MultiStepAgent:
         """Ask the run to stop before its next step; the steps so far are kept."""
         self._interrupt.set()
 
+    # --- human approval: pausing and resuming (the decisions' checks live in approval.py) ---------------------
+
+    def resume(
+        self,
+        run_id: str,
+        *,
+        approvals: dict[str, Any] | None = None,
+        stream: bool = False,
+        return_full_result: bool = False,
+    ) -> Any:
+        """Continue the run `run_id`, paused for approval, with the decisions `{call_id: True | False | "reason"}`.
+
+        True approves a call (it runs, once), False or a string denies it (the model is told "denied: reason").
+        Calls left out stay pending: the run pauses again at once. Returns what `run` returns; the run keeps its id.
+        Raises `ValueError` for a run that is not this agent's paused run or an unknown call id (listing the
+        pending ones).
+        """
+        decisions = self._decisions_for(run_id, approvals)
+        loop = self._take_paused()
+        if stream:
+            return self._drive(loop, decisions)
+        for _ in self._drive(loop, decisions):
+            pass
+        return self._finish(return_full_result)
+
+    async def aresume(
+        self, run_id: str, *, approvals: dict[str, Any] | None = None, return_full_result: bool = False
+    ) -> Any:
+        """Async twin of `resume`."""
+        decisions = self._decisions_for(run_id, approvals)
+        loop = self._take_paused()
+        async for _ in self._adrive(loop, decisions):
+            pass
+        return self._finish(return_full_result)
+
+    def _decisions_for(self, run_id: str, approvals: dict[str, Any] | None) -> dict[str, Any]:
+        """The JSON-able answer to the paused `AwaitApproval`: call_id -> True | "reason to deny"."""
+        paused = self._paused
+        if paused is None or paused.result.run_id != run_id:
+            last = self._last_result
+            if last is not None and last.run_id == run_id:
+                raise ValueError(
+                    f"run {run_id} is not awaiting approval (its state is {last.state!r}); only a run paused "
+                    "with state 'awaiting_approval' takes approvals"
+                )
+            now = f" (this agent's paused run is {paused.result.run_id})" if paused is not None else ""
+            raise ValueError(
+                f"this agent has no run {run_id!r} awaiting approval{now}; a run paused in another process is "
+                "continued from its record (codeloop.resume)"
+            )
+        decided = normalize_approvals(approvals or {}, paused.pending)
+        if not decided:
+            listing = "; ".join(str(p) for p in paused.pending)
+            raise ValueError(f"give a decision for at least one pending call: {listing}")
+        return {k: True if not isinstance(v, Deny) else v.reason for k, v in decided.items()}
+
+    def _approval_answer(self, item: AwaitApproval) -> dict[str, Any] | None:
+        """Decisions already given for `item`'s calls (a run replayed with `approvals=`), or None to pause.
+
+        A replayed run may hold decisions for several pauses (every one it was ever given): each `AwaitApproval`
+        takes those for its own calls; the ids were checked against the run's pending calls when it resumed.
+        """
+        given = self._run_approvals
+        mine = {p.call_id: given[p.call_id] for p in item.pending if p.call_id in given}
+        if not mine:
+            return None
+        decided = coerce_decisions(mine, {p.call_id: p.tool for p in item.pending})
+        return {k: True if not isinstance(v, Deny) else v.reason for k, v in decided.items()}
+
+    def _take_paused(self) -> _Loop:
+        assert self._paused is not None
+        loop, self._paused = self._paused.loop, None
+        self._last_result = None
+        self._interrupt.clear()
+        return loop  # type: ignore[no-any-return]
+
+    def _pause(self, loop: _Loop, item: AwaitApproval, *, is_async: bool) -> ev.RunFinished:
+        """Keep the suspended loop for `resume`; the paused result, announced as the run's `RunFinished`."""
+        steps = list(self.memory.steps[self._run_first :])
+        if item.step is not None:
+            steps.append(item.step)
+        self._run_timing.end()
+        result = self._make_result(None, "awaiting_approval", None, steps, self._run_timing)
+        result.pending = list(item.pending)
+        self._paused = Paused(loop, result.pending, result, is_async)
+        self._last_result = result
+        event = ev.RunFinished(result)
+        self._emit(event)
+        return event
+
+    def _drop_paused(self) -> None:
+        """A new run replaces a paused one: close its loop (the step in progress goes to memory, unresolved)."""
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.loop.close()
+
     def replay(self, detailed: bool = False) -> None:
         """Print the steps of the last run again."""
         from .console import ConsoleRenderer
@@ -345,6 +464,13 @@ class MultiStepAgent:
                 "\nYou have been given these additional arguments; use them directly as variables by name:\n"
                 + "\n".join(f"- {k}: {type(v).__name__}" for k, v in additional_args.items())
             )
+        self._drop_paused()
+        # A replayed run (resume from the record) meets its decided calls again: a CodeAgent's code asks the gate,
+        # a ToolCallingAgent's AwaitApproval is answered from them. Taken over here, so no later run inherits them.
+        given, self._pending_approvals = self._pending_approvals, {}
+        self.tool_gate.decided.clear()
+        self.tool_gate.preset(coerce_decisions(given))
+        self._run_approvals = given
         if reset:
             self.memory = AgentMemory(self.system_prompt())
         self._interrupt.clear()
@@ -354,7 +480,8 @@ class MultiStepAgent:
 
     def _loop(self, task: str, images: list[dict[str, Any]], max_steps: int) -> _Loop:
         timing = Timing()
-        first = len(self.memory.steps)
+        first = self._run_first = len(self.memory.steps)
+        self._run_timing = timing
         self.memory.steps.append(TaskStep(task=task, images=images))  # memory = [task]
         self._prepare_run()
         run_id = self._run_id = new_run_id()
@@ -512,6 +639,8 @@ class MultiStepAgent:
             return result
         if result.state in ("success", "max_steps"):
             return result.output
+        if result.state == "awaiting_approval":
+            raise AwaitingApproval(result)
         exc = self._error
         if result.state == "interrupted":
             exc = AgentInterrupted(result.error or "interrupted")
@@ -545,19 +674,24 @@ class MultiStepAgent:
                         stacklevel=2,
                     )
 
-    def _drive(self, loop: _Loop) -> Iterator[ev.Event]:
+    def _drive(self, loop: _Loop, value: Any = None) -> Iterator[ev.Event]:
         # Models and tools working for this run (retries, MCP progress) report to it through the context.
         with ev.reporting_to(self._emit):
-            yield from self._drive_events(loop)
+            yield from self._drive_events(loop, value)
 
-    def _drive_events(self, loop: _Loop) -> Iterator[ev.Event]:
-        value: Any = None
+    def _drive_events(self, loop: _Loop, value: Any = None) -> Iterator[ev.Event]:
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:
             value = error = None
             if isinstance(item, ev.Event):
                 self._emit(item)
                 yield item
+                continue
+            if isinstance(item, AwaitApproval):
+                value = self._approval_answer(item)
+                if value is None:
+                    yield self._pause(loop, item, is_async=False)
+                    return
                 continue
             try:
                 for out in perform(item, self.model, self._run_code):
@@ -566,22 +700,27 @@ class MultiStepAgent:
                     else:
                         self._emit(out)
                         yield out
-            except (Exception, KeyboardInterrupt) as exc:
+            except (Exception, KeyboardInterrupt, ApprovalRequired) as exc:
                 error = exc
 
-    async def _adrive(self, loop: _Loop) -> AsyncIterator[ev.Event]:
+    async def _adrive(self, loop: _Loop, value: Any = None) -> AsyncIterator[ev.Event]:
         with ev.reporting_to(self._emit):
-            async for event in self._adrive_events(loop):
+            async for event in self._adrive_events(loop, value):
                 yield event
 
-    async def _adrive_events(self, loop: _Loop) -> AsyncIterator[ev.Event]:
-        value: Any = None
+    async def _adrive_events(self, loop: _Loop, value: Any = None) -> AsyncIterator[ev.Event]:
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:
             value = error = None
             if isinstance(item, ev.Event):
                 self._emit(item)
                 yield item
+                continue
+            if isinstance(item, AwaitApproval):
+                value = self._approval_answer(item)
+                if value is None:
+                    yield self._pause(loop, item, is_async=True)
+                    return
                 continue
             try:
                 async for out in aperform(item, self.model, self._run_code):
@@ -590,7 +729,7 @@ class MultiStepAgent:
                     else:
                         self._emit(out)
                         yield out
-            except (Exception, KeyboardInterrupt) as exc:
+            except (Exception, KeyboardInterrupt, ApprovalRequired) as exc:
                 error = exc
 
     def _run_code(self, code: str) -> Any:
@@ -700,12 +839,10 @@ class CodeAgent(MultiStepAgent):
     def _prepare_run(self) -> None:
         super()._prepare_run()
         log = self._tool_log
-        self.executor.send_tools(
-            {
-                name: tool if name == "final_answer" else log.wrap(name, tool)
-                for name, tool in self.tools.items()
-            }
-        )
+        journaled = {
+            name: t if name == "final_answer" else log.wrap(name, t) for name, t in self.tools.items()
+        }
+        self.executor.send_tools(self._tools_for_code(journaled))
         if self.state:
             self.executor.send_variables(dict(self.state))
 
@@ -725,12 +862,15 @@ class CodeAgent(MultiStepAgent):
         yield ev.CodeAction(code, step.step_number)
         attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
         self._tool_log.clear()
+        self.tool_gate.start_step(step.step_number)
         try:
             result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
             calls = self._tool_log.render()  # the real keys and values, so a guessed one can be fixed
             raise AgentExecutionError(f"{exc}\n{calls}" if calls else str(exc)) from exc
+        except ApprovalRequired as paused:
+            return (yield from self._paused_in_code(step, paused))
         step.action_output = result.output
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
@@ -759,7 +899,7 @@ class CodeAgent(MultiStepAgent):
         try:
             code = self._extract_code(message.text)
             result = yield RunCode(code)
-        except (AgentParsingError, ExecutionError):
+        except (AgentParsingError, ExecutionError, ApprovalRequired):  # no pausing once the steps ran out
             return message.text, message.token_usage
         if result.is_final_answer:
             return result.output, message.token_usage
@@ -779,6 +919,66 @@ class CodeAgent(MultiStepAgent):
             and (previous.observations or "").split("\n" + load_prompt("repeated_step").strip())[0]
             == step.observations
         )
+
+    def _tools_for_code(self, callables: dict[str, Any]) -> dict[str, Any]:
+        """The tools as the executor gets them: through the agent's hooks and approval gate when it has any.
+
+        `callables` are what actually runs each tool (the tools, or wrappers that journal their calls); the gate
+        goes outside them, so a call that pauses or is denied never reaches the journal.
+        """
+        gated = self.tool_gate.active or any(
+            getattr(t, "requires_approval", False) for t in self.tools.values()
+        )
+        if not gated:
+            return dict(callables)
+        return {
+            name: call if name == "final_answer" else GatedTool(self.tools[name], self.tool_gate, self, call)
+            for name, call in callables.items()
+        }
+
+    def _paused_in_code(
+        self, step: ActionStep, paused: ApprovalRequired
+    ) -> Generator[ev.Event | Effect, Any, Any]:
+        """The snippet stopped at a call that needs approval: pause the run, then act on the decision.
+
+        In this process the snippet cannot continue where it stopped, so the decided call is finished here:
+        approved, it runs (once, through the after hooks) and the model sees its result; denied, the model sees
+        why. Either way the code after the call did not run, and the variables it set before the call are kept.
+        A durable resume (codeloop.resume) instead replays the snippet with its earlier calls answered from the
+        record and this call decided by `tool_gate.preset(...)`, so the snippet goes on at the call.
+        """
+        step.observations = paused.logs or None
+        waiting = list(paused.pending)
+        notes: list[str] = []
+        while waiting:
+            decisions = yield AwaitApproval(waiting, step)
+            approved = [p for p in waiting if decisions.get(p.call_id) is True]
+            if approved:  # an effect like any tool call: the loop itself does no I/O
+                calls = [
+                    (ToolCall(p.call_id, p.tool, p.arguments), self.tools[p.tool], p.arguments)
+                    for p in approved
+                ]
+                outputs = yield CallTools(calls)
+                notes += [self._approved_call_note(p, out) for p, out in zip(approved, outputs, strict=True)]
+            for pending in waiting:
+                verdict = decisions.get(pending.call_id)
+                if isinstance(verdict, str):
+                    notes.append(f"The call {pending} was denied: {verdict}. It was not run.")
+            waiting = [p for p in waiting if p.call_id not in decisions]
+        step.observations = "\n".join(
+            [*([paused.logs] if paused.logs else []), *notes,
+             "The code after this call did not run; variables set before it are kept."]
+        )  # fmt: skip
+        yield ev.Observation(step.observations, step.step_number)
+        return NO_ANSWER
+
+    def _approved_call_note(self, pending: PendingCall, output: Any) -> str:
+        if isinstance(output, BaseException):
+            return f"The call {pending} was approved and run, and failed: {type(output).__name__}: {output}"
+        tool = self.tools[pending.tool]
+        info = ToolCallInfo(pending.call_id, pending.tool, dict(pending.arguments), tool, self, self._run_id)
+        output = self.tool_gate.finish(info, output)
+        return f"The call {pending} was approved and run; it returned:\n{short_repr(output)}"
 
     def _extract_code(self, text: str) -> str:
         if not self.use_structured_outputs:

@@ -22,6 +22,7 @@ EXIT_CODES = {
     1: "the run failed: the model stayed unreachable or answered with an error, or codeloop itself failed",
     2: "usage error: bad arguments, an empty or unreadable task, no model configured, a missing API key",
     3: "the run reached --max-steps without a final answer (the answer printed was forced from the model)",
+    4: "the run paused: tool calls await approval (they are printed; see --require-approval)",
     130: "interrupted with Ctrl-C (the steps so far are printed)",
 }
 """Exit codes of `codeloop run`, documented in `--help` and the README."""
@@ -195,12 +196,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     task = read_task(args.task)  # before the model: a bad task costs nothing
     model = _build_model(args)
     tools = _build_tools(args.tools)
+    approval = _approval_policy(args.require_approval, tools)
     listeners: list[Callable[[ev.Event], None]] = []
     waiting = WaitingNotice(_model_label(model), getattr(model, "timeout", None))
     listeners.append(waiting)
     if not args.json:
         listeners.append(_console_without_summary())
-    common: dict[str, Any] = {"max_steps": args.max_steps, "verbosity_level": 0, "listeners": listeners}
+    common: dict[str, Any] = {
+        "max_steps": args.max_steps,
+        "verbosity_level": 0,
+        "listeners": listeners,
+        "approval": approval,
+    }
     if args.agent == "code":
         agent: Any = CodeAgent(
             tools, model, executor=args.executor, additional_authorized_imports=args.imports or (), **common
@@ -232,9 +239,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     "cost_usd": result.cost_usd,
                     "duration_s": round(seconds, 3),
                     "error": result.error,
+                    "pending": [p.to_dict() for p in result.pending],
                 }
             )
         )
+    elif result.state == "awaiting_approval":
+        print(pending_notice(result))
     elif result.state == "interrupted":
         print("\nInterrupted. The steps so far:", file=sys.stderr)
         agent.replay()
@@ -263,7 +273,37 @@ def _console_without_summary() -> Callable[[Any], None]:
 
 def exit_code(state: str) -> int:
     """The process exit code for a run that ended in `state` (see `EXIT_CODES`)."""
-    return {"success": 0, "max_steps": 3, "budget": 3, "interrupted": 130}.get(state, 1)
+    codes = {"success": 0, "max_steps": 3, "budget": 3, "awaiting_approval": 4, "interrupted": 130}
+    return codes.get(state, 1)
+
+
+def pending_notice(result: Any) -> str:
+    """What `codeloop run` prints for a run paused for approval: its id and each pending call."""
+    lines = [f"Run {result.run_id} paused: {len(result.pending)} tool call(s) await approval:"]
+    lines += [f"  {pending}" for pending in result.pending]
+    lines.append(f"Decide with: codeloop approve {result.run_id} [CALL_ID ...] [--deny REASON]")
+    return "\n".join(lines)
+
+
+def _approval_policy(spec: str | None, tools: list[Any]) -> Callable[..., Any] | None:
+    """A policy asking a person about every call of the tools named in `--require-approval` ("*": all)."""
+    if not spec:
+        return None
+    from .approval import ALLOW, ASK
+
+    names = {n.strip() for n in spec.split(",") if n.strip()}
+    known = {t.name for t in tools}
+    unknown = sorted(names - known - {"*"})
+    if unknown:
+        raise UsageError(
+            f"--require-approval names {', '.join(unknown)}, which this run does not have; its tools are: "
+            f"{', '.join(sorted(known)) or '(none: add some with --tools)'}"
+        )
+
+    def require_approval(tool: Any, arguments: dict[str, Any], context: Any) -> Any:
+        return ASK if "*" in names or getattr(tool, "name", None) in names else ALLOW
+
+    return require_approval
 
 
 def _model_label(model: Any) -> str:
@@ -441,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="retries of a failed model request: 429, 5xx, timeouts, connection errors (default: 3)",
     )
     run.add_argument("--tools", help="comma-separated built-in tools, e.g. web_search,visit_webpage")
+    run.add_argument(
+        "--require-approval",
+        metavar="TOOLS",
+        help="comma-separated tools whose every call waits for a person's decision ('*': all); the run then "
+        "pauses with exit code 4",
+    )
     run.add_argument("--imports", nargs="*", help="extra modules the code may import, e.g. numpy pandas")
     run.add_argument(
         "--executor",

@@ -97,6 +97,8 @@ class Tool(metaclass=_ToolMeta):
     """What the result means (a docstring's `Returns:`), shown in the code prompt."""
     input_defs: dict[str, Any] | None = None
     """Definitions that `$ref`s inside `inputs` point to (`#/$defs/<name>`), for recursive structures."""
+    requires_approval: bool = False
+    """True: every call waits for a person's decision (the run pauses; see `codeloop.approval`)."""
     unshareable_reason: str | None = None
     """Set by tools that cannot be saved or shared as code (they run elsewhere): why, and what to share
     instead. `save`, `to_dict(include_code=True)` and `push_to_hub` raise with it."""
@@ -160,6 +162,10 @@ class Tool(metaclass=_ToolMeta):
             raise ToolDefinitionError(
                 f"{label}: output_type {self.output_type!r} is not one of "
                 f"{', '.join(sorted(schema.OUTPUT_TYPES))}."
+            )
+        if not isinstance(self.requires_approval, bool):
+            raise ToolDefinitionError(
+                f"{label}: requires_approval must be True or False, not {self.requires_approval!r}."
             )
         self._validator = None
         self._setup_done = getattr(self, "_setup_done", False)
@@ -465,11 +471,20 @@ class FunctionTool(Tool):
     """A tool made from a plain function by `@tool`; calling it calls the function."""
 
     def __init__(
-        self, function: Callable[..., Any], *, name: str | None = None, description: str | None = None
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        requires_approval: bool = False,
     ):
         if not callable(function):
             raise ToolDefinitionError(f"@tool needs a function; got {function!r}.")
+        if not isinstance(requires_approval, bool):
+            raise ToolDefinitionError(f"requires_approval must be True or False; got {requires_approval!r}.")
         self._function = function
+        if requires_approval:
+            self.requires_approval = True
         self.description_override = description
         """The description given to `@tool(description=...)`, if any (the docstring's otherwise)."""
         self.name = name if name is not None else getattr(function, "__name__", "")
@@ -502,24 +517,30 @@ def tool(function: Callable[..., Any], /) -> FunctionTool: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None
+    *, name: str | None = None, description: str | None = None, requires_approval: bool = False
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
 def tool(
-    function: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a function into a `Tool` that is still callable like the function.
 
     The schema comes from the type hints and the docstring's `Args:` section; a missing docstring, argument
     description or type hint raises `ToolDefinitionError` naming the function and the argument. Use bare
     (`@tool`) or with overrides (`@tool(name="search", description="...")`). Works on `async def` too.
+    `requires_approval=True` makes every call wait for a person's decision (see `codeloop.approval`).
     """
     if function is not None:
-        return FunctionTool(function, name=name, description=description)
+        return FunctionTool(function, name=name, description=description, requires_approval=requires_approval)
 
     def decorate(func: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(func, name=name, description=description)
+        return FunctionTool(func, name=name, description=description, requires_approval=requires_approval)
 
     return decorate
 
