@@ -157,9 +157,10 @@ class MultiStepAgent(ApprovalMixin):
         self._store = AgentStore(store)
         self._recorder: Callable[[ev.Event], None] | None = None
         # Every effect is journaled (into `journal=`, else the store's journal, else memory), so runs can resume.
-        if journal is None and self._store.store is not None:
-            journal = self._store.store.journal
         self._durable = Durability(journal)
+        if journal is None:
+            agent_store = self._store
+            self._durable.store_journal = lambda: None if agent_store.store is None else agent_store.store.journal
         self._run_request: tuple[str, list[dict[str, Any]], int] = ("", [], 0)
         self._init_approval(approval, before_tool_call, after_tool_call)
 

@@ -588,10 +588,17 @@ class Durability:
         self.metadata: dict[str, Any] = {}
         """JSON kept with each run's first journal entry (the CLI keeps its settings there)."""
 
+    store_journal: Callable[[], JournalFactory | None] | None = None
+    """Asked at each run when no `journal=` was given: the run store's journal factory, if the agent has a store.
+    Asked late so that building an agent never opens (or warns about) the default store."""
+
     def open(self, run_id: str) -> Journal:
-        """The journal of run `run_id` (the agent's in-memory one when no factory was given)."""
+        """The journal of run `run_id` (the store's, else the agent's in-memory one when no factory was given)."""
         if self._factory is not None:
             return self._factory(run_id)
+        from_store = self.store_journal() if self.store_journal is not None else None
+        if from_store is not None:
+            return from_store(run_id)
         journal = self._memory.get(run_id)
         if journal is None:
             journal = self._memory[run_id] = MemoryJournal(run_id)
