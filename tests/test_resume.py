@@ -381,3 +381,29 @@ def test_an_agent_defined_answer_is_journaled_as_the_text_rendered_inside_the_st
     (entry,) = [e for e in agent._durable.open(result.run_id).entries() if e.kind == "code"]
     # the host does not call the agent's __repr__ after the step (the executor refuses it); the step's text is kept
     assert entry.result["output"] == {"$t": "repr", "type": "__main__.Point", "v": "Point(1, 2)"}
+
+
+def test_a_resumed_run_is_recorded_in_the_store_as_the_same_run_without_errors(tmp_path: Path) -> None:
+    import warnings
+
+    from codeloop import CodeAgent
+    from codeloop.store import open_store
+    from codeloop.testing import ScriptedModel
+
+    db = tmp_path / "runs.db"
+
+    def first(request: Any) -> str:
+        if len(request.messages) > 2:
+            raise ConnectionError("network down")
+        return "```python\nx = 6 * 7\nprint(x)\n```"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a store write that fails is a RuntimeWarning
+        agent = CodeAgent([], ScriptedModel(first), executor="local", store=db, verbosity_level=0)
+        run_id = agent.run("Compute.", return_full_result=True).run_id
+        model = ScriptedModel(["```python\nfinal_answer(x + 1)\n```"])
+        agent = CodeAgent([], model, executor="local", store=db, verbosity_level=0)
+        assert agent.resume(run_id) == 43
+    store = open_store(db)
+    assert store.get_run(run_id).state == "success"
+    assert [e.seq for e in store.events(run_id)] == sorted({e.seq for e in store.events(run_id)})

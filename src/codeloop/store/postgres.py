@@ -287,7 +287,7 @@ class PostgresStore:
 
     # --- writing a run ---
     def start_run(self, run: RunRecord) -> None:
-        """Insert the run (state "running"); its id must be new."""
+        """Insert the run (state "running"); a run that is resumed starts again under its id and is running again."""
         import psycopg
 
         try:
@@ -296,7 +296,8 @@ class PostgresStore:
                     """INSERT INTO runs (run_id, agent, agent_class, task, state, model_id, session,
                     parent_run_id, started_at, ended_at, step_count, input_tokens, output_tokens, cost_usd,
                     error, output, config) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                    %s, %s, %s)""",
+                    %s, %s, %s) ON CONFLICT (run_id) DO UPDATE
+                    SET state = EXCLUDED.state, ended_at = NULL, error = NULL""",
                     (
                         run.run_id,
                         _to_db(run.agent),

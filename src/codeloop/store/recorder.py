@@ -86,7 +86,7 @@ class StoreRecorder:
         steps = agent.memory.steps
         self._first = max(len(steps) - 1, 0)  # the TaskStep the loop appended just before RunStarted
         self._written = 0
-        self._seq = 0
+        self._seq = self._events_so_far(event.run_id)  # a resumed run goes on after its recorded events
         self._pending = []
         self._marks = {}
         self._run = RunRecord(
@@ -106,6 +106,12 @@ class StoreRecorder:
             self._pending.append(self._record(event))
         self._started = False
         self._ensure_started()
+
+    def _events_so_far(self, run_id: str) -> int:
+        try:
+            return len(self.store.events(run_id))
+        except Exception:  # a store that cannot be read now fails at its first write, where it is reported
+            return 0
 
     def _ensure_started(self) -> None:
         # A run row that could not be written (a store busy past its timeout) is tried again with each write.

@@ -193,9 +193,13 @@ class SQLiteStore:
     # --- writing a run ----------------------------------------------------------------------------------------
 
     def start_run(self, run: RunRecord) -> None:
-        """Insert the run (state "running")."""
+        """Insert the run (state "running"); a run that is resumed starts again under its id and is running again."""
         with self._transaction() as db:
-            db.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 17)})", _run_row(run))
+            db.execute(
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 17)}) ON CONFLICT (run_id) DO UPDATE "
+                "SET state = excluded.state, ended_at = NULL, error = NULL",
+                _run_row(run),
+            )
 
     def add_step(self, run_id: str, index: int, step: dict[str, Any]) -> None:
         """Record one memory step; re-adding an index replaces it."""
