@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import events as ev
 from ._checks import check_limit
+from .agent_approval import ApprovalMixin
 from .agent_parts import build_tool_table
+from .approval import ApprovalRequired, AwaitingApproval
 from .durable import Durability, JournalFactory
-from .effects import CallModel, Done, Effect
+from .effects import AwaitApproval, CallModel, Done, Effect
 from .errors import (
     AgentError,
     AgentGenerationError,
@@ -77,7 +79,7 @@ class _Budget:
     max_duration_s: float | None = None
 
 
-class MultiStepAgent:
+class MultiStepAgent(ApprovalMixin):
     """The loop shared by every agent. Subclasses say how one action step is taken (`_step`)."""
 
     prompt_name = ""
@@ -105,6 +107,9 @@ class MultiStepAgent:
         store: Any = "default",
         tools_before_answer: bool = False,
         journal: JournalFactory | None = None,
+        approval: Callable[..., Any] | None = None,
+        before_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+        after_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
     ) -> None:
         if model is None:
             raise ValueError(
@@ -157,7 +162,7 @@ class MultiStepAgent:
             agent_store = self._store
             self._durable.store_journal = lambda: None if agent_store.store is None else agent_store.store.journal
         self._run_request: tuple[str, list[dict[str, Any]], int] = ("", [], 0)
-        self._pending_approvals: dict[str, Any] = {}
+        self._init_approval(approval, before_tool_call, after_tool_call)
 
         self.managed_agents: dict[str, MultiStepAgent] = {}
         self.tools: dict[str, Any] = {}
@@ -257,41 +262,6 @@ class MultiStepAgent:
     ) -> Any:
         """Async twin of `run`: model calls are awaited, code and sync tools run in worker threads."""
         loop = self._start(task, reset, images, additional_args, max_steps, session)
-        async for _ in self._adrive(loop):
-            pass
-        return self._finish(return_full_result)
-
-    def resume(
-        self,
-        run_id: str,
-        *,
-        approvals: dict[str, Any] | None = None,
-        stream: bool = False,
-        return_full_result: bool = False,
-    ) -> Any:
-        """Continue run `run_id` from its journal, e.g. after its process was killed; returns like `run`.
-
-        Completed model and tool calls are answered from the journal, not made again; a CodeAgent's variables
-        are rebuilt by re-executing its recorded code in a fresh executor. Raises `RunAlreadyFinished`,
-        `RunLeased` (another process holds the run) or `RunDiverged` (the replay asked for other calls).
-        `approvals` maps pending call ids to True, False or a reason to deny.
-        """
-        from .durable import start_resume
-
-        loop = start_resume(self, run_id, approvals)
-        if stream:
-            return self._drive(loop)
-        for _ in self._drive(loop):
-            pass
-        return self._finish(return_full_result)
-
-    async def aresume(
-        self, run_id: str, *, approvals: dict[str, Any] | None = None, return_full_result: bool = False
-    ) -> Any:
-        """Async twin of `resume`."""
-        from .durable import start_resume
-
-        loop = start_resume(self, run_id, approvals)
         async for _ in self._adrive(loop):
             pass
         return self._finish(return_full_result)
@@ -409,6 +379,7 @@ class MultiStepAgent:
                 "\nYou have been given these additional arguments; use them directly as variables by name:\n"
                 + "\n".join(f"- {k}: {type(v).__name__}" for k, v in additional_args.items())
             )
+        self._take_over_decisions()
         self._recorder = self._store.begin(
             self, session
         )  # None when not recording (then a session is refused)
@@ -425,7 +396,8 @@ class MultiStepAgent:
 
     def _loop(self, task: str, images: list[dict[str, Any]], max_steps: int) -> _Loop:
         timing = Timing()
-        first = len(self.memory.steps)
+        first = self._run_first = len(self.memory.steps)
+        self._run_timing = timing
         self.memory.steps.append(TaskStep(task=task, images=images))  # memory = [task]
         self._prepare_run()
         run_id = self._run_id = self._durable.next_run_id(new_run_id)
@@ -599,6 +571,8 @@ class MultiStepAgent:
             return result
         if result.state in ("success", "max_steps"):
             return result.output
+        if result.state == "awaiting_approval":
+            raise AwaitingApproval(result)
         exc = self._error
         if result.state == "interrupted":
             exc = AgentInterrupted(result.error or "interrupted")
@@ -638,13 +612,12 @@ class MultiStepAgent:
                         stacklevel=2,
                     )
 
-    def _drive(self, loop: _Loop) -> Iterator[ev.Event]:
+    def _drive(self, loop: _Loop, value: Any = None) -> Iterator[ev.Event]:
         # Models and tools working for this run (retries, MCP progress) report to it through the context.
         with ev.reporting_to(self._emit):
-            yield from self._drive_events(loop)
+            yield from self._drive_events(loop, value)
 
-    def _drive_events(self, loop: _Loop) -> Iterator[ev.Event]:
-        value: Any = None
+    def _drive_events(self, loop: _Loop, value: Any = None) -> Iterator[ev.Event]:
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:
             value = error = None
@@ -655,6 +628,12 @@ class MultiStepAgent:
                 continue
             if (error := self._take_stop_error()) is not None:  # not performed: thrown where it was asked for
                 continue
+            if isinstance(item, AwaitApproval):  # answered from decisions already given, or the run pauses
+                value = self._approval_answer(item)
+                if value is None:
+                    yield self._pause(loop, item, is_async=False)
+                    return
+                continue
             try:
                 for out in self._durable.perform(item, self.model, self._run_code):
                     if isinstance(out, Done):
@@ -662,16 +641,15 @@ class MultiStepAgent:
                     else:
                         self._emit(out)
                         yield out
-            except (Exception, KeyboardInterrupt) as exc:
+            except (Exception, KeyboardInterrupt, ApprovalRequired) as exc:
                 error = exc
 
-    async def _adrive(self, loop: _Loop) -> AsyncIterator[ev.Event]:
+    async def _adrive(self, loop: _Loop, value: Any = None) -> AsyncIterator[ev.Event]:
         with ev.reporting_to(self._emit):
-            async for event in self._adrive_events(loop):
+            async for event in self._adrive_events(loop, value):
                 yield event
 
-    async def _adrive_events(self, loop: _Loop) -> AsyncIterator[ev.Event]:
-        value: Any = None
+    async def _adrive_events(self, loop: _Loop, value: Any = None) -> AsyncIterator[ev.Event]:
         error: BaseException | None = None
         while (item := _advance(loop, value, error)) is not None:
             value = error = None
@@ -680,7 +658,13 @@ class MultiStepAgent:
                 self._emit(item)
                 yield item
                 continue
-            if (error := self._take_stop_error()) is not None:
+            if (error := self._take_stop_error()) is not None:  # not performed: thrown where it was asked for
+                continue
+            if isinstance(item, AwaitApproval):  # answered from decisions already given, or the run pauses
+                value = self._approval_answer(item)
+                if value is None:
+                    yield self._pause(loop, item, is_async=True)
+                    return
                 continue
             try:
                 async for out in self._durable.aperform(item, self.model, self._run_code):
@@ -689,7 +673,7 @@ class MultiStepAgent:
                     else:
                         self._emit(out)
                         yield out
-            except (Exception, KeyboardInterrupt) as exc:
+            except (Exception, KeyboardInterrupt, ApprovalRequired) as exc:
                 error = exc
 
     def _take_stop_error(self) -> BaseException | None:

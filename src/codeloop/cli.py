@@ -22,6 +22,7 @@ EXIT_CODES = {
     1: "the run failed: the model stayed unreachable or answered with an error, or codeloop itself failed",
     2: "usage error: bad arguments, an empty or unreadable task, no model configured, a missing API key",
     3: "the run reached --max-steps without a final answer (the answer printed was forced from the model)",
+    4: "the run paused: tool calls await approval (they are printed; see --require-approval)",
     130: "interrupted with Ctrl-C (the steps so far are printed)",
 }
 """Exit codes of `codeloop run`, documented in `--help` and the README."""
@@ -239,9 +240,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     "cost_usd": result.cost_usd,
                     "duration_s": round(seconds, 3),
                     "error": result.error,
+                    "pending": [p.to_dict() for p in result.pending],
                 }
             )
         )
+    elif result.state == "awaiting_approval":
+        print(pending_notice(result))
     elif result.state == "interrupted":
         print("\nInterrupted. The steps so far:", file=sys.stderr)
         agent.replay()
@@ -260,7 +264,8 @@ def _build_agent(args: argparse.Namespace, model: Any, tools: list[Any], common:
     from .durable import journal_factory
     from .tool_calling_agent import ToolCallingAgent
 
-    common = {**common, "journal": journal_factory(args.journal)}
+    approval = _approval_policy(getattr(args, "require_approval", None), tools)
+    common = {**common, "journal": journal_factory(args.journal), "approval": approval}
     agent: Any
     if args.agent == "code":
         agent = CodeAgent(
@@ -272,7 +277,9 @@ def _build_agent(args: argparse.Namespace, model: Any, tools: list[Any], common:
     return agent
 
 
-_RESUMABLE_SETTINGS = ("model", "api_base", "tools", "imports", "executor", "agent", "timeout", "max_retries")
+_RESUMABLE_SETTINGS = (
+    "model", "api_base", "tools", "imports", "executor", "agent", "timeout", "max_retries", "require_approval",
+)  # fmt: skip
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -315,9 +322,17 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         output = result.to_dict()["output"]
         print(
             json.dumps(
-                {"run_id": result.run_id, "state": result.state, "output": output, "error": result.error}
+                {
+                    "run_id": result.run_id,
+                    "state": result.state,
+                    "output": output,
+                    "error": result.error,
+                    "pending": [p.to_dict() for p in result.pending],
+                }
             )
         )
+    elif result.state == "awaiting_approval":
+        print(pending_notice(result))
     else:
         print(result.output if result.state in ("success", "max_steps") else f"Run ended: {result.error}")
         print(summary_line(result, result.timing.duration or 0.0))
@@ -341,7 +356,37 @@ def _console_without_summary() -> Callable[[Any], None]:
 
 def exit_code(state: str) -> int:
     """The process exit code for a run that ended in `state` (see `EXIT_CODES`)."""
-    return {"success": 0, "max_steps": 3, "budget": 3, "interrupted": 130}.get(state, 1)
+    codes = {"success": 0, "max_steps": 3, "budget": 3, "awaiting_approval": 4, "interrupted": 130}
+    return codes.get(state, 1)
+
+
+def pending_notice(result: Any) -> str:
+    """What `codeloop run` prints for a run paused for approval: its id and each pending call."""
+    lines = [f"Run {result.run_id} paused: {len(result.pending)} tool call(s) await approval:"]
+    lines += [f"  {pending}" for pending in result.pending]
+    lines.append(f"Decide with: codeloop approve {result.run_id} [CALL_ID ...] [--deny REASON]")
+    return "\n".join(lines)
+
+
+def _approval_policy(spec: str | None, tools: list[Any]) -> Callable[..., Any] | None:
+    """A policy asking a person about every call of the tools named in `--require-approval` ("*": all)."""
+    if not spec:
+        return None
+    from .approval import ALLOW, ASK
+
+    names = {n.strip() for n in spec.split(",") if n.strip()}
+    known = {t.name for t in tools}
+    unknown = sorted(names - known - {"*"})
+    if unknown:
+        raise UsageError(
+            f"--require-approval names {', '.join(unknown)}, which this run does not have; its tools are: "
+            f"{', '.join(sorted(known)) or '(none: add some with --tools)'}"
+        )
+
+    def require_approval(tool: Any, arguments: dict[str, Any], context: Any) -> Any:
+        return ASK if "*" in names or getattr(tool, "name", None) in names else ALLOW
+
+    return require_approval
 
 
 def _model_label(model: Any) -> str:
@@ -524,6 +569,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("task", help="the task; '-' reads it from stdin, @FILE from a file (for long tasks)")
     add_model_arguments(run)
     run.add_argument("--tools", help="comma-separated built-in tools, e.g. web_search,visit_webpage")
+    run.add_argument(
+        "--require-approval",
+        metavar="TOOLS",
+        help="comma-separated tools whose every call waits for a person's decision ('*': all); the run then "
+        "pauses with exit code 4",
+    )
     run.add_argument("--imports", nargs="*", help="extra modules the code may import, e.g. numpy pandas")
     run.add_argument(
         "--executor",

@@ -16,10 +16,11 @@ from ._checks import check_limit
 from ._text import short_repr
 from .agent_parts import check_code_tool_name, check_executor
 from .agents import DEFAULT_AUTHORIZED_IMPORTS, NO_ANSWER, MultiStepAgent
-from .effects import CallModel, Effect, RunCode
+from .approval import ApprovalRequired, GatedTool, PendingCall, ToolCallInfo
+from .effects import AwaitApproval, CallModel, CallTools, Effect, RunCode
 from .errors import AgentExecutionError, AgentParsingError, ExecutionError
 from .memory import ActionStep
-from .models.base import ChatMessage, Model
+from .models.base import ChatMessage, Model, ToolCall
 from .parsing import extract_code
 from .prompts import load_prompt, render
 from .tool_log import ToolCallLog
@@ -31,6 +32,9 @@ class CodeAgent(MultiStepAgent):
     """An agent whose actions are Python snippets run by an executor; tools are Python functions in its code."""
 
     prompt_name = "code_agent"
+    _resumes_in_process = (
+        False  # a snippet paused at a call goes on at that call only by replaying the journal
+    )
 
     def __init__(
         self,
@@ -105,14 +109,13 @@ class CodeAgent(MultiStepAgent):
         super()._prepare_run()
         log = self._tool_log
         log.start_run()
-        # journaled innermost: a replayed call is answered from the journal and still logged for the step
+        # journaled innermost: a replayed call is answered from the journal and still logged for the step;
+        # the approval gate outermost, so a call that pauses or is denied is neither logged nor journaled
         journaled = self._durable.wrap_tools(self.tools)
-        self.executor.send_tools(
-            {
-                name: tool if name == "final_answer" else log.wrap(name, tool)
-                for name, tool in journaled.items()
-            }
-        )
+        logged = {
+            name: tool if name == "final_answer" else log.wrap(name, tool) for name, tool in journaled.items()
+        }
+        self.executor.send_tools(self._tools_for_code(logged))
         if self.state:
             self.executor.send_variables(dict(self.state))
 
@@ -132,12 +135,15 @@ class CodeAgent(MultiStepAgent):
         yield ev.CodeAction(code, step.step_number)
         attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
         self._tool_log.clear()
+        self.tool_gate.start_step(step.step_number)
         try:
             result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
             calls = self._tool_log.render()  # the real keys and values, so a guessed one can be fixed
             raise AgentExecutionError(f"{exc}\n{calls}" if calls else str(exc)) from exc
+        except ApprovalRequired as paused:
+            return (yield from self._paused_in_code(step, paused))
         step.action_output = result.output
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
@@ -166,7 +172,7 @@ class CodeAgent(MultiStepAgent):
         try:
             code = self._extract_code(message.text)
             result = yield RunCode(code)
-        except (AgentParsingError, ExecutionError):
+        except (AgentParsingError, ExecutionError, ApprovalRequired):  # no pausing once the steps ran out
             return message.text, message.token_usage
         if result.is_final_answer:
             return result.output, message.token_usage
@@ -186,6 +192,66 @@ class CodeAgent(MultiStepAgent):
             and (previous.observations or "").split("\n" + load_prompt("repeated_step").strip())[0]
             == step.observations
         )
+
+    def _tools_for_code(self, callables: dict[str, Any]) -> dict[str, Any]:
+        """The tools as the executor gets them: through the agent's hooks and approval gate when it has any.
+
+        `callables` are what actually runs each tool (the tools, or wrappers that journal their calls); the gate
+        goes outside them, so a call that pauses or is denied never reaches the journal.
+        """
+        gated = self.tool_gate.active or any(
+            getattr(t, "requires_approval", False) for t in self.tools.values()
+        )
+        if not gated:
+            return dict(callables)
+        return {
+            name: call if name == "final_answer" else GatedTool(self.tools[name], self.tool_gate, self, call)
+            for name, call in callables.items()
+        }
+
+    def _paused_in_code(
+        self, step: ActionStep, paused: ApprovalRequired
+    ) -> Generator[ev.Event | Effect, Any, Any]:
+        """The snippet stopped at a call that needs approval: pause the run, then act on the decision.
+
+        In this process the snippet cannot continue where it stopped, so the decided call is finished here:
+        approved, it runs (once, through the after hooks) and the model sees its result; denied, the model sees
+        why. Either way the code after the call did not run, and the variables it set before the call are kept.
+        A durable resume (codeloop.resume) instead replays the snippet with its earlier calls answered from the
+        record and this call decided by `tool_gate.preset(...)`, so the snippet goes on at the call.
+        """
+        step.observations = paused.logs or None
+        waiting = list(paused.pending)
+        notes: list[str] = []
+        while waiting:
+            decisions = yield AwaitApproval(waiting, step)
+            approved = [p for p in waiting if decisions.get(p.call_id) is True]
+            if approved:  # an effect like any tool call: the loop itself does no I/O
+                calls = [
+                    (ToolCall(p.call_id, p.tool, p.arguments), self.tools[p.tool], p.arguments)
+                    for p in approved
+                ]
+                outputs = yield CallTools(calls)
+                notes += [self._approved_call_note(p, out) for p, out in zip(approved, outputs, strict=True)]
+            for pending in waiting:
+                verdict = decisions.get(pending.call_id)
+                if isinstance(verdict, str):
+                    notes.append(f"The call {pending} was denied: {verdict}. It was not run.")
+            waiting = [p for p in waiting if p.call_id not in decisions]
+        step.observations = "\n".join(
+            [*([paused.logs] if paused.logs else []), *notes,
+             "The code after this call did not run; variables set before it are kept."]
+        )  # fmt: skip
+        yield ev.Observation(step.observations, step.step_number)
+        return NO_ANSWER
+
+    def _approved_call_note(self, pending: PendingCall, output: Any) -> str:
+        if isinstance(output, BaseException):
+            return f"The call {pending} was approved and run, and failed: {type(output).__name__}: {output}"
+        tool = self.tools[pending.tool]
+        info = ToolCallInfo(pending.call_id, pending.tool, dict(pending.arguments), tool, self, self._run_id)
+        output = self.tool_gate.finish(info, output)
+        return f"The call {pending} was approved and run; it returned:\n{short_repr(output)}"
 
     def _extract_code(self, text: str) -> str:
         if not self.use_structured_outputs:

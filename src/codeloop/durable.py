@@ -324,6 +324,8 @@ class Recorder:
             return "model", request_key(_model_request(effect)), "a model call"
         if isinstance(effect, RunCode):
             return "code", request_key(effect.code), "a code run"
+        if not isinstance(effect, CallTools):  # AwaitApproval: the drivers answer it themselves, never here
+            raise TypeError(f"{type(effect).__name__} is not journaled as an effect")
         names = [(call.name, _encode_value(args)) for call, _tool, args in effect.calls]
         return "tools", request_key(names), f"tool calls {[name for name, _ in names]}"
 

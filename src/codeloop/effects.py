@@ -21,7 +21,17 @@ from ._threads import block_interrupts, start_thread
 from .errors import AgentGenerationError
 from .models.base import ChatMessage, Model, StreamDelta, ToolCall, collect_stream
 
-__all__ = ["CallModel", "RunCode", "CallTools", "Done", "Effect", "perform", "aperform", "sendable_messages"]
+__all__ = [
+    "CallModel",
+    "RunCode",
+    "CallTools",
+    "AwaitApproval",
+    "Done",
+    "Effect",
+    "perform",
+    "aperform",
+    "sendable_messages",
+]
 
 
 @dataclass
@@ -54,13 +64,26 @@ class CallTools:
 
 
 @dataclass
+class AwaitApproval:
+    """Wait for a person's decisions on `pending` calls (`codeloop.approval.PendingCall`).
+
+    The drivers never perform it: they pause the run (`state == "awaiting_approval"`) and `agent.resume` sends the
+    decisions back in as its result, a JSON-able dict `{call_id: True | "reason to deny"}` that may cover only
+    some of the calls. `step` is the action step in progress, shown in the paused result.
+    """
+
+    pending: list[Any]
+    step: Any = None
+
+
+@dataclass
 class Done:
     """Carries an effect's result out of `perform`/`aperform`, after any events they yielded."""
 
     value: Any
 
 
-Effect: TypeAlias = CallModel | RunCode | CallTools
+Effect: TypeAlias = CallModel | RunCode | CallTools | AwaitApproval
 
 
 def perform(effect: Effect, model: Model, run_code: Callable[[str], Any]) -> Iterator[ev.Event | Done]:
@@ -85,8 +108,12 @@ def perform(effect: Effect, model: Model, run_code: Callable[[str], Any]) -> Ite
             yield Done(run_code(effect.code))
             return
         yield from _run_code_streaming(effect, run_code)
-    else:
+    elif isinstance(effect, CallTools):
         yield Done(_run_tools_threaded(effect.calls))
+    else:
+        raise TypeError(
+            f"{type(effect).__name__} is answered by the driver (it pauses the run), not performed"
+        )
 
 
 async def aperform(
@@ -132,6 +159,10 @@ async def aperform(
         finally:
             effect.attach_output(None)
         yield Done(await task)
+    elif not isinstance(effect, CallTools):
+        raise TypeError(
+            f"{type(effect).__name__} is answered by the driver (it pauses the run), not performed"
+        )
     else:
         results = await asyncio.gather(
             *(_acall_tool(tool, args) for _, tool, args in effect.calls), return_exceptions=True

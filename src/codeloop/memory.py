@@ -30,7 +30,7 @@ __all__ = [
     "image_parts",
 ]
 
-RunState = Literal["success", "max_steps", "interrupted", "error", "budget"]
+RunState = Literal["success", "max_steps", "interrupted", "error", "budget", "awaiting_approval"]
 _REPR_KEY = "__codeloop_repr__"
 
 
@@ -313,7 +313,8 @@ class RunResult:
     """Everything a run produced: `run(task, return_full_result=True)` returns this.
 
     `state` says how the run ended: "success", "max_steps" (the answer came from the last forced call),
-    "interrupted", "error" (an unfixable error; see `error`), or "budget" (see `error` for which budget).
+    "interrupted", "error" (an unfixable error; see `error`), "budget" (see `error` for which budget), or
+    "awaiting_approval" (paused: `pending` lists the tool calls waiting for a decision; see `agent.resume`).
     """
 
     output: Any
@@ -325,6 +326,8 @@ class RunResult:
     cost_usd: float | None = None
     run_id: str = ""
     """A unique id of this run (also on the `RunStarted` event): sortable by start time."""
+    pending: list[Any] = field(default_factory=list)
+    """The tool calls awaiting approval (`codeloop.approval.PendingCall`) when `state == "awaiting_approval"`."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -337,6 +340,7 @@ class RunResult:
             "timing": self.timing.to_dict(),
             "error": self.error,
             "cost_usd": self.cost_usd,
+            "pending": [p.to_dict() for p in self.pending],
         }
 
 

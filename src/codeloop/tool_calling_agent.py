@@ -16,7 +16,8 @@ from typing import Any, Literal
 from . import events as ev
 from ._text import short_repr
 from .agents import NO_ANSWER, MultiStepAgent
-from .effects import CallModel, CallTools, Effect
+from .approval import Ask, Deny, PendingCall, ToolCallInfo
+from .effects import AwaitApproval, CallModel, CallTools, Effect
 from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
 from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
 from .models.base import Model, ToolCall
@@ -170,12 +171,63 @@ class ToolCallingAgent(MultiStepAgent):
                 runnable.append((call, *check_tool_call(self.tools, call, calls)))
             except AgentToolCallError as exc:
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {exc}", is_error=True)
-        outputs = (yield CallTools(runnable)) if runnable else []
+        ready, waiting = self._screen(runnable, step.step_number, results)
+        # Calls that need no decision run now, exactly once; those awaiting one run (or not) after it.
+        answer = yield from self._run_calls(ready, results)
+        while waiting:
+            self._show_results(step, calls, results, native)
+            pending = [
+                PendingCall(c.id, c.name, dict(info.arguments), reason) for c, _, info, reason in waiting
+            ]
+            decisions = yield AwaitApproval(pending, step)
+            approved = [(c, t, info) for c, t, info, _ in waiting if decisions.get(c.id) is True]
+            for call, _tool, _info, _reason in waiting:
+                verdict = decisions.get(call.id)
+                if isinstance(verdict, str):
+                    results[call.id] = ToolResult(call.id, call.name, f"denied: {verdict}", is_error=True)
+            waiting = [w for w in waiting if w[0].id not in decisions]
+            answer = yield from self._run_calls(approved, results)
+        observations = self._show_results(step, calls, results, native)
+        if answer is not NO_ANSWER:
+            step.action_output = answer
+        yield ev.Observation(observations, step.step_number)
+        return answer
+
+    def _screen(
+        self,
+        runnable: list[tuple[ToolCall, Any, dict[str, Any]]],
+        step_number: int,
+        results: dict[str, ToolResult],
+    ) -> tuple[list[tuple[ToolCall, Any, ToolCallInfo]], list[tuple[ToolCall, Any, ToolCallInfo, str]]]:
+        """Hooks and approval for each call: (calls to run now, calls awaiting a decision with the reason)."""
+        ready: list[tuple[ToolCall, Any, ToolCallInfo]] = []
+        waiting: list[tuple[ToolCall, Any, ToolCallInfo, str]] = []
+        for call, tool, args in runnable:
+            info = ToolCallInfo(call.id, call.name, args, tool, self, self._run_id, step_number)
+            if call.name == "final_answer":  # how the run ends, not an action on the world
+                ready.append((call, tool, info))
+                continue
+            decision = self.tool_gate.screen(info, use_decided=False)
+            if isinstance(decision, Deny):
+                results[call.id] = ToolResult(call.id, call.name, f"denied: {decision.reason}", is_error=True)
+            elif isinstance(decision, Ask):
+                waiting.append((call, tool, info, decision.reason))
+            else:
+                ready.append((call, tool, info))
+        return ready, waiting
+
+    def _run_calls(
+        self, items: list[tuple[ToolCall, Any, ToolCallInfo]], results: dict[str, ToolResult]
+    ) -> Generator[ev.Event | Effect, Any, Any]:
+        """Run `items` together (one effect), apply the after hooks, and file each outcome in `results`."""
+        if not items:
+            return NO_ANSWER
+        outputs = yield CallTools([(call, tool, info.arguments) for call, tool, info in items])
         answer: Any = NO_ANSWER
-        for (call, _tool, args), output in zip(runnable, outputs, strict=True):
+        for (call, _tool, info), output in zip(items, outputs, strict=True):
             if isinstance(output, BaseException):
                 error = AgentToolExecutionError(
-                    f"Error when running tool {call.name!r} with arguments {args!r}: "
+                    f"Error when running tool {call.name!r} with arguments {info.arguments!r}: "
                     f"{type(output).__name__}: {output}\nCheck the arguments or try another approach."
                 )
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {error}", is_error=True)
@@ -186,15 +238,20 @@ class ToolCallingAgent(MultiStepAgent):
                 results[call.id] = ToolResult(call.id, call.name, f"Final answer: {short_repr(output)}")
             else:
                 self._tools_called_in_run += 1
+                output = self.tool_gate.finish(info, output)
                 results[call.id] = ToolResult(call.id, call.name, _as_observation(output))
-        ordered = [results[c.id] for c in calls]
-        step.observations = "\n".join(f"[{r.name}] {r.output}" for r in ordered)
+        return answer
+
+    @staticmethod
+    def _show_results(
+        step: ActionStep, calls: Sequence[ToolCall], results: dict[str, ToolResult], native: bool
+    ) -> str:
+        """Put the results so far on the step, in the model's order (a paused step shows what already ran)."""
+        ordered = [results[c.id] for c in calls if c.id in results]
+        step.observations = observations = "\n".join(f"[{r.name}] {r.output}" for r in ordered)
         if native:
             step.tool_results = ordered
-        if answer is not NO_ANSWER:
-            step.action_output = answer
-        yield ev.Observation(step.observations, step.step_number)
-        return answer
+        return observations
 
     def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
         """As the base class, but a reply that is a final_answer call (native or JSON text) gives its value."""

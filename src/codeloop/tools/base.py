@@ -97,6 +97,8 @@ class Tool(metaclass=_ToolMeta):
     """What the result means (a docstring's `Returns:`), shown in the code prompt."""
     input_defs: dict[str, Any] | None = None
     """Definitions that `$ref`s inside `inputs` point to (`#/$defs/<name>`), for recursive structures."""
+    requires_approval: bool = False
+    """True: every call waits for a person's decision (the run pauses; see `codeloop.approval`)."""
     idempotent: bool = False
     """True when calling the tool twice with the same arguments does no more than calling it once (a lookup, a
     read, a PUT). A resumed run repeats such a call if it was in flight at the crash; any other tool's in-flight
@@ -164,6 +166,10 @@ class Tool(metaclass=_ToolMeta):
             raise ToolDefinitionError(
                 f"{label}: output_type {self.output_type!r} is not one of "
                 f"{', '.join(sorted(schema.OUTPUT_TYPES))}."
+            )
+        if not isinstance(self.requires_approval, bool):
+            raise ToolDefinitionError(
+                f"{label}: requires_approval must be True or False, not {self.requires_approval!r}."
             )
         self._validator = None
         self._setup_done = getattr(self, "_setup_done", False)
@@ -474,11 +480,16 @@ class FunctionTool(Tool):
         *,
         name: str | None = None,
         description: str | None = None,
+        requires_approval: bool = False,
         idempotent: bool = False,
     ):
         if not callable(function):
             raise ToolDefinitionError(f"@tool needs a function; got {function!r}.")
+        if not isinstance(requires_approval, bool):
+            raise ToolDefinitionError(f"requires_approval must be True or False; got {requires_approval!r}.")
         self._function = function
+        if requires_approval:
+            self.requires_approval = True
         self.description_override = description
         """The description given to `@tool(description=...)`, if any (the docstring's otherwise)."""
         self.name = name if name is not None else getattr(function, "__name__", "")
@@ -512,7 +523,11 @@ def tool(function: Callable[..., Any], /) -> FunctionTool: ...
 
 @overload
 def tool(
-    *, name: str | None = None, description: str | None = None, idempotent: bool = False
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    requires_approval: bool = False,
+    idempotent: bool = False,
 ) -> Callable[[Callable[..., Any]], FunctionTool]: ...
 
 
@@ -522,6 +537,7 @@ def tool(
     *,
     name: str | None = None,
     description: str | None = None,
+    requires_approval: bool = False,
     idempotent: bool = False,
 ) -> FunctionTool | Callable[[Callable[..., Any]], FunctionTool]:
     """Turn a function into a `Tool` that is still callable like the function.
@@ -529,13 +545,20 @@ def tool(
     The schema comes from the type hints and the docstring's `Args:` section; a missing docstring, argument
     description or type hint raises `ToolDefinitionError` naming the function and the argument. Use bare
     (`@tool`) or with overrides (`@tool(name="search", description="...")`). Works on `async def` too.
+    `requires_approval=True` makes every call wait for a person's decision (see `codeloop.approval`).
     `idempotent=True` lets a resumed run repeat a call that was in flight when the run stopped.
     """
+    options: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "requires_approval": requires_approval,
+        "idempotent": idempotent,
+    }
     if function is not None:
-        return FunctionTool(function, name=name, description=description, idempotent=idempotent)
+        return FunctionTool(function, **options)
 
     def decorate(func: Callable[..., Any]) -> FunctionTool:
-        return FunctionTool(func, name=name, description=description, idempotent=idempotent)
+        return FunctionTool(func, **options)
 
     return decorate
 

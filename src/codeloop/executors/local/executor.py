@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import Any
 
 from ..._threads import start_thread
+from ...approval import ApprovalRequired
 from ...errors import ExecutionError
 from ..base import ExecutionResult
 from ..output import (
@@ -487,7 +488,7 @@ class LocalExecutor:
             pass
         except BaseException as exc:  # noqa: BLE001 - everything agent code raises becomes an observation
             job.outcome.error = exc
-        if control.reason not in ("timeout", "cancelled", "memory"):
+        if control.reason not in ("timeout", "cancelled", "memory", "paused"):
             # rendering may run agent code (__repr__, __str__ of an exception): do it here, under the limits
             control.resume()
             if control.final or job.outcome.error is None:
@@ -592,6 +593,11 @@ class LocalExecutor:
         namespace = job.state.namespace
         logs = job.state.output[0].getvalue()
         value = namespace.pop(LAST_VALUE, None)
+        if control.paused is not None:  # before the final answer: code that swallowed the pause cannot answer
+            paused, control.paused = control.paused, None
+            if isinstance(paused, ApprovalRequired):
+                paused.logs = logs
+            raise paused
         if control.final:
             return LocalExecutionResult(control.final[0], logs, True, output_repr=job.outcome.output_repr)
         error = job.outcome.error
@@ -732,7 +738,11 @@ def _make_final_answer(control: StepControl, tool: Any) -> Callable[..., None]:
 
 def _make_tool(control: StepControl, name: str, tool: Any) -> Callable[..., Any]:
     def tool_call(*args: Any, **kwargs: Any) -> Any:
-        return control.host_call(tool, *args, **kwargs)
+        try:
+            return control.host_call(tool, *args, **kwargs)
+        except ApprovalRequired as signal:
+            control.pause(signal)  # the code's own `except` cannot carry on past the call: the step is over
+            raise
 
     tool_call.__name__ = tool_call.__qualname__ = name
     description = getattr(tool, "description", None)

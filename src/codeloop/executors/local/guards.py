@@ -157,6 +157,7 @@ class StepControl:
         "host_calls",
         "lock",
         "host_hooks",
+        "paused",
         "_host_total",
         "_host_started",
     )
@@ -169,6 +170,8 @@ class StepControl:
         self.lock = threading.Lock()
         self.host_hooks: tuple[Callable[[], None], Callable[[], None]] | None = None
         """Called when the first host call starts and when the last one ends (the main-thread timer pauses)."""
+        self.paused: BaseException | None = None
+        """The signal a tool raised to pause the step (`codeloop.approval.ApprovalRequired`), once one did."""
         self._host_total = 0.0
         self._host_started = 0.0
         flags[OK_FLAG] = False
@@ -177,6 +180,7 @@ class StepControl:
     def allow(self) -> None:
         """Open a step: agent code may run until `stop`."""
         self.final.clear()
+        self.paused = None
         with self.lock:
             self._host_total = 0.0
         self.reason = None
@@ -213,7 +217,7 @@ class StepControl:
         reason = self.reason
         if reason == "final":
             raise FinalAnswerSignal
-        if reason in ("timeout", "cancelled", "memory"):
+        if reason in ("timeout", "cancelled", "memory", "paused"):
             raise StepInterrupted
         raise OutsideStepError(
             "agent code cannot run outside a step of its executor (e.g. a __repr__, __del__ or callback invoked "
@@ -244,6 +248,12 @@ class StepControl:
                     self._host_total += time.monotonic() - self._host_started
             if last and hooks is not None:
                 hooks[1]()
+
+    def pause(self, signal: BaseException) -> None:
+        """A tool asked to pause the step: stop it at once; every later check (and tool call) raises."""
+        if self.paused is None:
+            self.paused = signal
+        self.stop("paused")
 
     def host_seconds_unlocked(self) -> float:
         """`host_seconds` without taking the lock: for a signal handler that may interrupt its holder."""

@@ -70,6 +70,11 @@ class FinalAnswerSignal(BaseException):
     """Raised by `final_answer` to end the step; a BaseException so `except Exception` cannot swallow it."""
 
 
+class StepPaused(BaseException):
+    """The host paused the step at a tool call (it awaits a person's approval); a BaseException so that
+    `except Exception` cannot swallow it. The host refuses every later call of the step, so catching it gains nothing."""
+
+
 class _Refused(Exception):
     """The step's code breaks a rule checked before it runs; the message is for the model."""
 
@@ -358,6 +363,8 @@ class _Worker:
                 reply = self.channel.receive()
                 if reply["op"] in ("return", "raise"):
                     return reply
+                if reply["op"] == "pause":
+                    raise StepPaused(str(reply.get("message") or "the step paused for approval"))
                 raise _ProtocolBroken(f"unexpected {reply['op']!r} while waiting for a tool result")
 
     def _call_host(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

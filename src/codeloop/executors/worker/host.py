@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from ..._checks import check_limit
+from ...approval import ApprovalRequired
 from ...errors import ExecutionError, SandboxUnavailableError
 from ..base import ExecutionResult
 from ..output import OutputBuffer
@@ -185,6 +186,7 @@ class WorkerExecutor(ABC):
         self._closed = False
         self._step = 0
         self._final: tuple[Any] | None = None
+        self._paused: ApprovalRequired | None = None
         self._tool_seconds = 0.0
         self._lost_note: str | None = None
         self.restarts = 0
@@ -463,6 +465,7 @@ class WorkerExecutor(ABC):
             self._step += 1
             step = self._step
             self._final = None
+            self._paused = None
             self._tool_seconds = 0.0
             streamed = OutputBuffer(self.max_print_outputs_length)
             stray = getattr(connection.channel, "take_stray_output", None)
@@ -502,6 +505,12 @@ class WorkerExecutor(ABC):
             except BaseException:
                 self._discard()  # Ctrl-C or a failing callback: never leave a step running unattended
                 raise
+            paused, self._paused = self._paused, None
+            if paused is not None:  # a tool asked to pause: the step ends here, the worker keeps its variables
+                if _text(message.get("restart")):
+                    self._discard()
+                paused.logs = _text(message.get("logs"))
+                raise paused
             # Outside the try above: a step whose code failed ends with an ExecutionError from here, and that is
             # an ordinary outcome that keeps the worker and its variables, as CPython does.
             return self._finish(connection, message)
@@ -594,6 +603,8 @@ class WorkerExecutor(ABC):
         connection.send_raw(data, deadline())
 
     def _call_tool(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self._paused is not None:  # code that caught the pause may not call tools or answer: the step is over
+            return {"op": "pause", "message": str(self._paused)}
         if message["op"] == "final":
             try:
                 answer = wire.decode_value(message.get("v"))
@@ -624,6 +635,9 @@ class WorkerExecutor(ABC):
             return _raise_reply(TypeError(f"malformed arguments for tool {name!r}"))
         try:
             result = tool(*args, **kwargs)
+        except ApprovalRequired as signal:
+            self._paused = signal
+            return {"op": "pause", "message": str(signal)}
         except Exception as exc:
             return _raise_reply(exc)
         try:
