@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..journal import Journal
+    from ..journal import Journal, JournalEntry
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -24,6 +24,7 @@ __all__ = [
     "RunRecord",
     "EventRecord",
     "Store",
+    "StoreJournal",
     "StoreError",
     "StoreFullError",
     "RunNotFound",
@@ -354,3 +355,35 @@ def dumps(value: Any) -> str:
 
 def _no_blobs(data: str) -> str:
     raise AssertionError("unreachable: dumps() externalizes with an infinite threshold")
+
+
+class StoreJournal:
+    """A run's `Journal` (with leases) kept in a store: each call is one of the store's own statements.
+
+    The store supplies `journal_entries`, `journal_append` (committed when it returns), `acquire_lease` and
+    `release_lease`, each taking the run id first; SQLite and PostgreSQL share this adapter.
+    """
+
+    def __init__(self, store: Any, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+
+    def entries(self) -> list[JournalEntry]:
+        """The latest entry per `seq`, in `seq` order."""
+        return self.store.journal_entries(self.run_id)  # type: ignore[no-any-return]
+
+    def append(self, entry: JournalEntry) -> None:
+        """Record `entry`, superseding an earlier entry with the same `seq`; durable when this returns."""
+        self.store.journal_append(self.run_id, entry)
+
+    def acquire_lease(self, owner: str, ttl_s: float, *, replace: str | None = None) -> str | None:
+        """Take or renew this run's lease for `owner` (see `codeloop.journal.Leases`), atomically across
+        processes and machines; None when taken, else the current holder."""
+        return self.store.acquire_lease(self.run_id, owner, ttl_s, replace)  # type: ignore[no-any-return]
+
+    def release_lease(self, owner: str) -> None:
+        """Give the lease up if `owner` holds it."""
+        self.store.release_lease(self.run_id, owner)
+
+    def __repr__(self) -> str:
+        return f"StoreJournal({self.store.url!r}, run_id={self.run_id!r})"

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .._extras import install_hint, is_installed
 from ..journal import STATUSES, JournalEntry
 from . import base
-from .base import EventRecord, RunNotFound, RunRecord, StoreError, StoreFullError
+from .base import EventRecord, RunNotFound, RunRecord, StoreError, StoreFullError, StoreJournal
 
 if TYPE_CHECKING:
     import psycopg
@@ -511,7 +511,7 @@ class PostgresStore:
     # --- journal, schema, lifetime ---
     def journal(self, run_id: str) -> PostgresJournal:
         """The run's effect journal (see `codeloop.journal`), backed by the `journal` table."""
-        return PostgresJournal(self, run_id)
+        return StoreJournal(self, run_id)
 
     def schema_version(self) -> int:
         """The schema version the store is stamped with."""
@@ -540,8 +540,8 @@ class PostgresStore:
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r}, schema={self.schema!r})"
 
-    # For `PostgresJournal`: kept here so that every SQL statement lives in this class.
-    def _journal_entries(self, run_id: str) -> list[JournalEntry]:
+    # For the store's `StoreJournal`: kept here so that every SQL statement lives in this class.
+    def journal_entries(self, run_id: str) -> list[JournalEntry]:
         with self._transaction() as cursor:
             cursor.execute(
                 "SELECT seq, kind, key, status, result, parent FROM journal WHERE run_id = %s ORDER BY seq",
@@ -561,7 +561,7 @@ class PostgresStore:
             for row, result in zip(rows, results, strict=True)
         ]
 
-    def _journal_append(self, run_id: str, entry: JournalEntry) -> None:
+    def journal_append(self, run_id: str, entry: JournalEntry) -> None:
         if entry.status not in STATUSES:
             raise ValueError(f"journal entry status must be one of {STATUSES}, got {entry.status!r}")
         pending: dict[str, str] = {}
@@ -579,7 +579,7 @@ class PostgresStore:
                 (run_id, entry.seq, _to_db(entry.kind), entry.key, entry.status, result, entry.parent),
             )
 
-    def _acquire_lease(self, run_id: str, owner: str, ttl_s: float, replace: str | None) -> str | None:
+    def acquire_lease(self, run_id: str, owner: str, ttl_s: float, replace: str | None) -> str | None:
         # One statement, atomic under concurrency: the row lock ON CONFLICT takes serializes competing takers.
         # Expiry is the server's clock, so that resumers on machines whose clocks disagree still agree.
         with self._transaction() as cursor:
@@ -604,37 +604,13 @@ class PostgresStore:
             row = cursor.fetchone()
         return (_from_db(row[0]) or "") if row is not None else ""
 
-    def _release_lease(self, run_id: str, owner: str) -> None:
+    def release_lease(self, run_id: str, owner: str) -> None:
         with self._transaction(pipelined=True) as cursor:
             cursor.execute("DELETE FROM leases WHERE run_id = %s AND owner = %s", (run_id, _to_db(owner)))
 
 
-class PostgresJournal:
-    """A run's `Journal` in a `PostgresStore`: each `append` is committed (durable) before it returns."""
-
-    def __init__(self, store: PostgresStore, run_id: str) -> None:
-        self.run_id = run_id
-        self._store = store
-
-    def entries(self) -> list[JournalEntry]:
-        """The latest entry per `seq`, in `seq` order."""
-        return self._store._journal_entries(self.run_id)
-
-    def append(self, entry: JournalEntry) -> None:
-        """Record `entry`, superseding an earlier entry with the same `seq`; committed when this returns."""
-        self._store._journal_append(self.run_id, entry)
-
-    def acquire_lease(self, owner: str, ttl_s: float, *, replace: str | None = None) -> str | None:
-        """Take or renew this run's lease for `owner` for `ttl_s` seconds (see `codeloop.journal.Leases`),
-        atomically across processes and machines; None when taken, else the current holder."""
-        return self._store._acquire_lease(self.run_id, owner, ttl_s, replace)
-
-    def release_lease(self, owner: str) -> None:
-        """Give the lease up if `owner` holds it."""
-        self._store._release_lease(self.run_id, owner)
-
-    def __repr__(self) -> str:
-        return f"PostgresJournal({self.run_id!r}, store={self._store.url!r})"
+PostgresJournal = StoreJournal
+"""The journal a PostgreSQL store hands out (the shared store adapter)."""
 
 
 def _server_spoke(connection: psycopg.Connection[Any]) -> bool:

@@ -25,6 +25,7 @@ from .base import (
     RunRecord,
     StoreError,
     StoreFullError,
+    StoreJournal,
     blob_digest,
     dumps,
     internalize,
@@ -344,7 +345,7 @@ class SQLiteStore:
 
     def journal(self, run_id: str) -> Journal:
         """The run's effect journal over the `journal` table."""
-        return SQLiteJournal(self, run_id)
+        return StoreJournal(self, run_id)
 
     def journal_entries(self, run_id: str) -> list[JournalEntry]:
         """The latest entry per seq, in seq order."""
@@ -405,31 +406,8 @@ class SQLiteStore:
             self._db.close()
 
 
-class SQLiteJournal:
-    """A run's journal in an SQLite store (`Store.journal(run_id)`)."""
-
-    def __init__(self, store: SQLiteStore, run_id: str) -> None:
-        self.store = store
-        self.run_id = run_id
-
-    def entries(self) -> list[JournalEntry]:
-        """The latest status per seq, in seq order."""
-        return self.store.journal_entries(self.run_id)
-
-    def append(self, entry: JournalEntry) -> None:
-        """Durable when it returns; a later entry for a seq supersedes."""
-        self.store.journal_append(self.run_id, entry)
-
-    def acquire_lease(self, owner: str, ttl_s: float, *, replace: str | None = None) -> str | None:
-        """Take or renew this run's lease (see `codeloop.journal.Leases`), across processes and machines."""
-        return self.store.acquire_lease(self.run_id, owner, ttl_s, replace)
-
-    def release_lease(self, owner: str) -> None:
-        """Give the lease up if `owner` holds it."""
-        self.store.release_lease(self.run_id, owner)
-
-    def __repr__(self) -> str:
-        return f"SQLiteJournal({self.store.url!r}, run_id={self.run_id!r})"
+SQLiteJournal = StoreJournal
+"""The journal an SQLite store hands out (the shared store adapter)."""
 
 
 def _check_file(path: Path) -> None:
