@@ -155,7 +155,7 @@ class CodeAgent(MultiStepAgent):
             observation = self._tool_log.render()
         step.observations = observation or "(the code printed nothing)"
         if self._repeats_previous_step(step):
-            step.observations += "\n" + load_prompt("repeated_step").strip()
+            step.observations += _repeated_step_note()
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else NO_ANSWER
 
@@ -189,8 +189,7 @@ class CodeAgent(MultiStepAgent):
             previous is not None
             and previous.error is None
             and (previous.code_action or "").strip() == (step.code_action or "").strip()
-            and (previous.observations or "").split("\n" + load_prompt("repeated_step").strip())[0]
-            == step.observations
+            and (previous.observations or "").removesuffix(_repeated_step_note()) == step.observations
         )
 
     def _tools_for_code(self, callables: dict[str, Any]) -> dict[str, Any]:
@@ -280,3 +279,8 @@ class CodeAgent(MultiStepAgent):
 
 _FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
     """Ends the task with `answer` (any Python object) as the result."""'''
+
+
+def _repeated_step_note() -> str:
+    """What is appended to the observation of a step that repeated the previous one (and removed to compare)."""
+    return "\n" + load_prompt("repeated_step").strip()
