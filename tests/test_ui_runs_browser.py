@@ -95,6 +95,7 @@ def browser(base_url: str) -> Iterator[Any]:
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(90_000)  # generous: the CI machine's 2 cores are shared and may be loaded
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
@@ -107,7 +108,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 def wait_ready(page: Any, view: str) -> None:
     """Wait until runs.js has rendered `view` (it sets #view's data-ready when a view is drawn)."""
-    page.wait_for_selector(f'#view[data-ready="{view}"]', timeout=60_000)
+    page.wait_for_selector(f'#view[data-ready="{view}"]', timeout=90_000)
 
 
 def shot(page: Any, folder: Path, name: str) -> Path:

@@ -297,7 +297,7 @@ function tokenChart(steps) {
   if (!bars.length) return h("p", { class: "muted", text: "No model calls recorded." });
   const width = Math.max(320, Math.min(1100, 70 + bars.length * 56));
   const height = 220;
-  const left = 54, right = 54, top = 14, bottom = 30;
+  const left = 54, right = 74, top = 14, bottom = 30;
   const plotW = width - left - right, plotH = height - top - bottom;
   const maxTokens = Math.max(1, ...bars.map((b) => b.input_tokens + b.output_tokens));
   const costs = bars.map((b) => b.cost_usd);
