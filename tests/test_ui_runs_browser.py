@@ -44,7 +44,8 @@ def _browser_problem() -> str | None:
 
 pytestmark = [
     pytest.mark.skipif(_browser_problem() is not None, reason=_browser_problem() or ""),
-    pytest.mark.timeout(300),
+    # Recording the runs and starting Chromium: minutes, not seconds, on a loaded 2-core machine.
+    pytest.mark.timeout(600),
 ]
 
 
