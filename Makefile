@@ -62,11 +62,12 @@ system-deps:
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
 	  || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	      || echo "warning: could not install$$missing"; \
-	  else echo "note: not found:$$missing (bubblewrap: the sandbox executor; postgresql: the PostgreSQL store tests)"; fi; \
+	  else echo "note: not found:$$missing (bubblewrap: the sandbox executor; postgresql: the PostgreSQL store tests; chromium: the UI browser tests)"; fi; \
 	fi
 
 # The demo needs codeloop and the openai SDK only (the scripted server is part of codeloop).

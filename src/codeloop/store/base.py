@@ -163,9 +163,23 @@ class Store(Protocol):
         ...
 
     def list_runs(
-        self, *, session: str | None = None, state: str | None = None, limit: int | None = None
+        self,
+        *,
+        session: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        top_level: bool = False,
+        offset: int = 0,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally only one session's or one state's."""
+        """Runs, newest first, optionally only one session's, one state's or one model's (`model_id`).
+
+        `since`/`until` keep runs started at or after / before those times (seconds since the epoch);
+        `top_level` leaves managed agents' runs out (those with a parent); `offset` skips that many runs of the
+        ordered result, for paging with `limit`.
+        """
         ...
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:

@@ -429,22 +429,40 @@ class PostgresStore:
         raise RunNotFound(f"run {run_id!r} {what} the store {self.url}")
 
     def list_runs(
-        self, *, session: str | None = None, state: str | None = None, limit: int | None = None
+        self,
+        *,
+        session: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        top_level: bool = False,
+        offset: int = 0,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally only one session's or one state's."""
+        """Runs, newest first (filters and paging as in `Store.list_runs`)."""
         conditions: list[str] = []
         parameters: list[Any] = []
-        if session is not None:
-            conditions.append("session = %s")
-            parameters.append(_to_db(session))
-        if state is not None:
-            conditions.append("state = %s")
-            parameters.append(state)
+        for column, value in (("session", session), ("state", state), ("model_id", model)):
+            if value is not None:
+                conditions.append(f"{column} = %s")
+                parameters.append(_to_db(value))  # as `start_run` wrote it
+        if since is not None:
+            conditions.append("started_at >= %s")
+            parameters.append(float(since))
+        if until is not None:
+            conditions.append("started_at < %s")
+            parameters.append(float(until))
+        if top_level:
+            conditions.append("parent_run_id IS NULL")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         query = f"SELECT {self._RUN_COLUMNS} FROM runs{where} ORDER BY started_at DESC, run_id DESC"
         if limit is not None:
             query += " LIMIT %s"
             parameters.append(max(0, limit))
+        if offset:
+            query += " OFFSET %s"
+            parameters.append(max(0, offset))
         with self._transaction() as cursor:
             cursor.execute(query, parameters)
             return [self._run_from_row(row) for row in cursor.fetchall()]

@@ -263,22 +263,26 @@ class SQLiteStore:
         return _run_record(rows[0])
 
     def list_runs(
-        self, *, session: str | None = None, state: str | None = None, limit: int | None = None
+        self,
+        *,
+        session: str | None = None,
+        state: str | None = None,
+        limit: int | None = None,
+        model: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        top_level: bool = False,
+        offset: int = 0,
     ) -> list[RunRecord]:
-        """Runs, newest first."""
-        where, params = [], []
-        if session is not None:
-            where.append("session = ?")
-            params.append(session)
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
+        """Runs, newest first (filters and paging as in `Store.list_runs`)."""
+        where, params = _run_filters(session, state, model, since, until, top_level)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY started_at DESC, run_id DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        if limit is not None or offset:
+            # SQLite needs a LIMIT for an OFFSET; -1 means none.
+            sql += f" LIMIT {max(int(limit), 0) if limit is not None else -1} OFFSET {max(int(offset), 0)}"
         return [_run_record(r) for r in self._read(lambda db: db.execute(sql, params).fetchall())]
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
@@ -458,6 +462,31 @@ def _drop_unused_blobs(db: sqlite3.Connection, candidates: set[str]) -> None:
         )
         if not used:
             db.execute("DELETE FROM blobs WHERE digest = ?", (digest,))
+
+
+def _run_filters(
+    session: str | None,
+    state: str | None,
+    model: str | None,
+    since: float | None,
+    until: float | None,
+    top_level: bool,
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("session", session), ("state", state), ("model_id", model)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(text_for_column(value))  # as written by `_run_row`
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(float(since))
+    if until is not None:
+        where.append("started_at < ?")
+        params.append(float(until))
+    if top_level:
+        where.append("parent_run_id IS NULL")
+    return where, params
 
 
 def _run_row(run: RunRecord) -> tuple[Any, ...]:
