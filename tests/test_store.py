@@ -104,6 +104,21 @@ def test_store_none_records_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not (tmp_path / "home").exists()
 
 
+def test_a_managed_agents_run_links_to_its_managers_run_from_any_thread(db: Path) -> None:
+    # Off the main thread, LocalExecutor runs code on its worker thread; that thread did not see the manager's
+    # run id, so a web server's agents recorded their managed agents' runs with no parent.
+    import threading
+
+    researcher = make_agent([code("final_answer('Paris')")], db, name="researcher", description="Finds facts.")
+    manager = make_agent([code("final_answer(researcher(task='capital of France'))")], db, managed_agents=[researcher])
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(manager.run("ask", return_full_result=True)))
+    thread.start()
+    thread.join(60)
+    children = SQLiteStore(db).children(results[0].run_id)
+    assert [c.agent for c in children] == ["researcher"] and children[0].parent_run_id == results[0].run_id
+
+
 def test_a_managed_agents_run_links_to_its_managers_run(db: Path) -> None:
     researcher = make_agent(
         [code("final_answer('Paris')")], db, name="researcher", description="Finds facts."

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextvars
 import os
 import queue
 import signal
@@ -125,6 +126,10 @@ class _Job:
     armed: bool = False
     started: bool = False
     reason: str | None = None
+    # The caller's context variables (a copy): code run on the worker thread sees them as if run by the caller.
+    # The run store links a managed agent's run to its manager's through one; without it, an agent run from any
+    # thread but the main one (a web server's, an event loop's) recorded its managed agents' runs as orphans.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
     def execute(self, disarm: Callable[[], None]) -> None:
         """Run the step once, then disarm; idempotent, so a late stop landing in executor code only retries."""
@@ -132,7 +137,7 @@ class _Job:
             try:
                 if not self.started:
                     self.started = True
-                    self.step(self)
+                    self.context.run(self.step, self)
                 disarm()
                 break
             except BaseException as exc:  # noqa: BLE001 - a stop signal landing in executor code
