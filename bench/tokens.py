@@ -320,10 +320,8 @@ def _compaction_kwargs(compaction: str) -> dict[str, Any]:
         return {"compaction": None}
     import codeloop.compaction as policies
 
-    default = getattr(policies, "default_policy", None) or getattr(policies, "DEFAULT_POLICY", None)
-    if default is None:  # the agents' own default is the default policy
-        return {}
-    return {"compaction": default() if callable(default) else default}
+    default = getattr(policies, "DEFAULT_COMPACTION", None)
+    return {} if default is None else {"compaction": default}  # {}: the agents' own default is the default policy
 
 
 def run_codeloop(kind: str, trajectory: Trajectory, compaction: str = "none") -> Replay:
