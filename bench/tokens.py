@@ -313,10 +313,12 @@ def compaction_support() -> tuple[bool, str]:
     return True, "compaction: available"
 
 
-def _compaction_kwargs(compaction: str) -> dict[str, Any]:
-    if compaction == "none":  # a build without the feature: pass nothing
-        return {}
-    if compaction == "off":
+def _compaction_kwargs(compaction: bool) -> dict[str, Any]:
+    if not compaction_support()[0]:
+        if compaction:
+            raise RuntimeError(compaction_support()[1])
+        return {}  # a build without the feature sends the whole history: "off" is its only behaviour
+    if not compaction:
         return {"compaction": None}
     import codeloop.compaction as policies
 
@@ -324,9 +326,9 @@ def _compaction_kwargs(compaction: str) -> dict[str, Any]:
     return {} if default is None else {"compaction": default}  # {}: the agents' own default is the default policy
 
 
-def run_codeloop(kind: str, trajectory: Trajectory, compaction: str = "none") -> Replay:
-    """Replay `trajectory` through codeloop's agent of `kind` ("code" or "tool_calling") over the OpenAI wire;
-    `compaction` is "off", "on" (the default policy) or "none" (a build without compaction: pass nothing)."""
+def run_codeloop(kind: str, trajectory: Trajectory, compaction: bool = False) -> Replay:
+    """Replay `trajectory` through codeloop's agent of `kind` ("code" or "tool_calling") over the OpenAI wire,
+    with the default context policy (`compaction`) or the whole history at every step."""
     from codeloop import CodeAgent, OpenAIModel, ToolCallingAgent, tool
 
     tools = [tool(function) for function in TOOLS]
@@ -393,10 +395,10 @@ def measure(
     trajectory = TRAJECTORIES[kind](steps)
     runs: list[tuple[str, Callable[[], Replay]]] = []
     if compaction:
-        runs += [("codeloop, compaction off", lambda: run_codeloop(kind, trajectory, "off")),
-                 ("codeloop, compaction on", lambda: run_codeloop(kind, trajectory, "on"))]  # fmt: skip
+        runs += [("codeloop, compaction off", lambda: run_codeloop(kind, trajectory, False)),
+                 ("codeloop, compaction on", lambda: run_codeloop(kind, trajectory, True))]  # fmt: skip
     else:
-        runs.append(("codeloop", lambda: run_codeloop(kind, trajectory, "none")))
+        runs.append(("codeloop", lambda: run_codeloop(kind, trajectory, False)))
     if smolagents:
         runs.append(("smolagents", lambda: run_smolagents(kind, trajectory)))
     columns = []

@@ -36,7 +36,7 @@ def counter() -> Any:
     return bench.TokenCounter()
 
 
-def _replay(kind: str, steps: int, compaction: str = "none") -> Any:
+def _replay(kind: str, steps: int, compaction: bool = False) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # LocalExecutor says it is not a sandbox
         return bench.run_codeloop(kind, bench.TRAJECTORIES[kind](steps), compaction)
@@ -108,7 +108,7 @@ def test_compaction_changes_nothing_before_its_first_batch_and_shrinks_the_run_a
     kind: str, counter: Any
 ) -> None:
     steps = 16  # two masking batches with the default policy, and still quick
-    off, on = _replay(kind, steps, "off"), _replay(kind, steps, "on")
+    off, on = _replay(kind, steps, False), _replay(kind, steps, True)
     trajectory = bench.TRAJECTORIES[kind](steps)
     assert bench.check(off, trajectory) is None and bench.check(on, trajectory) is None
     from codeloop.compaction import DEFAULT_COMPACTION
