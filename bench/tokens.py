@@ -172,10 +172,12 @@ def _credit_lines(customer: str, status_key: str = "status") -> list[str]:
 
 @dataclass
 class Trajectory:
-    """The model's replies, in order, and the answer a run that follows them must end on."""
+    """The model's replies, in order, the answer a run that follows them must end on, and texts its observations
+    must show the model (tool results and error messages: the model saw the same run in every framework)."""
 
     replies: list[Any]
     answer: Any
+    evidence: list[str]
 
 
 def code_trajectory(steps: int) -> Trajectory:
@@ -222,7 +224,22 @@ def code_trajectory(steps: int) -> Trajectory:
     # Only credits whose assessing step is in the trajectory reach the answer.
     done = [c for c in assessed if any(f'credits["{c}"] = credit' in r and '"status"' in r for r in replies)]
     replies.append(_code("Every customer so far is assessed; I report the credits.", "final_answer(credits)"))
-    return Trajectory(replies, expected_credits(done))
+    credits = expected_credits(done)
+    evidence = [_credit_line(c, credits[c]) for c in done] + _error_evidence(replies)
+    return Trajectory(replies, credits, evidence)
+
+
+def _credit_line(customer: str, credit: float) -> str:
+    orders = list_orders(customer)
+    late = sum(o["status"] == "late" for o in orders)
+    return f"{customer}: {late} late of {len(orders)} orders, credit {credit}"
+
+
+def _error_evidence(replies: list[Any]) -> list[str]:
+    text = json.dumps(replies)
+    errors = {"state": "KeyError: 'state'", "late-delivery": "no policy section 'late-delivery'",
+              "C999": "unknown customer 'C999'"}  # fmt: skip
+    return [message for trigger, message in errors.items() if trigger in text]
 
 
 def _call(name: str, **arguments: Any) -> dict[str, Any]:
@@ -250,8 +267,9 @@ def tool_trajectory(steps: int) -> Trajectory:
     del replies[steps - 1 :]
     customers = [c for c in fetched if _call("list_orders", customer_id=c) in replies]
     answer = json.dumps(expected_credits(customers), sort_keys=True)
+    evidence = [f"O-{c}-01" for c in customers] + _error_evidence(replies)
     replies.append(_call("final_answer", answer=answer))
-    return Trajectory(replies, answer)
+    return Trajectory(replies, answer, evidence)
 
 
 TRAJECTORIES: dict[str, Callable[[int], Trajectory]] = {
@@ -425,12 +443,27 @@ def measure(kind: str, steps: int, counter: TokenCounter, compaction: bool, smol
 
 
 def check(replay: Replay, trajectory: Trajectory) -> str | None:
-    """Why `replay` did not follow `trajectory` (every reply used, the expected answer), or None."""
+    """Why `replay` did not follow `trajectory` (every reply used, every observation shown, the expected answer),
+    or None."""
     if len(replay.requests) != len(trajectory.replies):
         return f"{len(replay.requests)} requests for {len(trajectory.replies)} replies"
     if replay.answer != trajectory.answer:
         return f"answer {replay.answer!r:.80} instead of {trajectory.answer!r:.80} ({replay.error})"
+    # A step's observation is among the newest messages of the request after it (compaction masks it later).
+    newest = "\n".join(
+        _text(message) for body in replay.requests for message in body.get("messages", [])[-3:]
+    )
+    missing = [text for text in trajectory.evidence if text not in newest]
+    if missing:
+        return f"{len(missing)} observations never shown to the model, e.g. {missing[0]!r}"
     return None
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return str(content or "")
 
 
 def checkpoints(steps: int) -> list[int]:

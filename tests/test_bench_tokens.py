@@ -84,6 +84,11 @@ def test_the_code_trajectory_has_errors_and_its_answer_holds_only_the_assessed_c
         c for c in trajectory.answer if f'credits["{c}"] = credit' in "".join(replies)
     )
     assert len(trajectory.answer) >= 8
+    # the errors' messages must reach the model, like every customer's printed credit
+    assert {"KeyError: 'state'", "no policy section 'late-delivery'", "unknown customer 'C999'"} <= set(
+        trajectory.evidence
+    )
+    assert len(trajectory.evidence) == len(trajectory.answer) + 3
 
 
 def test_a_replay_that_leaves_its_trajectory_is_reported() -> None:
@@ -92,6 +97,10 @@ def test_a_replay_that_leaves_its_trajectory_is_reported() -> None:
     assert "9 requests for 10 replies" in (bench.check(short, trajectory) or "")
     wrong = bench.Replay(requests=[{}] * 10, answer={"C001": 0.0})
     assert "instead of" in (bench.check(wrong, trajectory) or "")
+    unseen = bench.Replay(
+        requests=[{"messages": [{"role": "user", "content": "hi"}]}] * 10, answer=trajectory.answer
+    )
+    assert "never shown to the model" in (bench.check(unseen, trajectory) or "")
 
 
 def test_the_table_shows_every_tenth_request_and_the_totals() -> None:
