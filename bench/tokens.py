@@ -314,9 +314,8 @@ class TokenCounter:
                 )
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
-                total += self.text(str(function.get("name", ""))) + self.text(
-                    str(function.get("arguments", ""))
-                )
+                total += self.text(str(function.get("name", "")))
+                total += self.text(str(function.get("arguments", "")))
         if body.get("tools"):
             total += self.text(json.dumps(body["tools"], separators=(",", ":")))
         return total
@@ -355,9 +354,8 @@ def _compaction_kwargs(compaction: bool) -> dict[str, Any]:
     import codeloop.compaction as policies
 
     default = getattr(policies, "DEFAULT_COMPACTION", None)
-    return (
-        {} if default is None else {"compaction": default}
-    )  # {}: the agents' own default is the default policy
+    # Without a named default, the agents' own default is the default policy: pass nothing.
+    return {} if default is None else {"compaction": default}
 
 
 def run_codeloop(kind: str, trajectory: Trajectory, compaction: bool = False) -> Replay:
