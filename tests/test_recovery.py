@@ -199,12 +199,51 @@ def test_a_tool_calling_answer_before_any_tool_call_is_refused_once() -> None:
 
 def test_a_forced_tool_calling_answer_that_copies_an_error_gives_no_answer() -> None:
     from codeloop import ToolCallingAgent
-    from codeloop.tool_calling_agent import FINAL_ANSWER_NOT_ALONE
 
     script = [
-        '{"name": "get_flight", "arguments": {"number": "QX 1"}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
-        '{"name": "final_answer", "arguments": {"answer": "' + FINAL_ANSWER_NOT_ALONE + '"}}',
+        '{"name": "get_flight", "arguments": {"number": "{{flight}}"}}',
+        '{"name": "final_answer", "arguments": {"answer": "not run: \'{{flight}}\' stands for a result you do not '
+        'have yet."}}',
     ]
     agent = ToolCallingAgent(tools=[get_flight], model=ScriptedModel(script), verbosity_level=0, max_steps=1)
     result = agent.run("t", return_full_result=True)
     assert result.state == "max_steps" and result.output is None
+
+
+@tool
+def list_orders(customer: str) -> list:
+    """A customer's orders.
+
+    Args:
+        customer: The customer's name.
+    """
+    return [{"id": "A-1", "total_eur": 12.5}, {"id": "A-2", "total_eur": 3.0}]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_key_error_names_the_keys_the_tool_results_have_right_under_it(kind: str) -> None:
+    # A real 1.5B model read the KeyError line, ignored the tool-call lines further down and guessed again.
+    agent = CodeAgent(tools=[get_flight, list_orders], executor=kind, verbosity_level=0, max_steps=2,
+                      model=ScriptedModel([code("f = get_flight('QX 1')\no = list_orders('Ann')\nprint(f['departure'])"),
+                                           code("final_answer(f['dep_local'])")]))  # fmt: skip
+    with agent:
+        result = agent.run("When does QX 1 leave?", return_full_result=True)
+    assert result.output == "09:40"
+    lines = result.steps[1].error.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("KeyError: 'departure'"))
+    assert lines[at + 1] == (
+        "'departure' is not a key of what get_flight returned; its keys are: 'from', 'to', 'dep_local', 'arr_local'."
+    )
+    assert lines[at + 2] == (
+        "'departure' is not a key of the dicts in what list_orders returned; their keys are: 'id', 'total_eur'."
+    )
+
+
+def test_the_key_hint_skips_results_that_have_the_key_and_errors_that_are_not_key_errors() -> None:
+    log = ToolCallLog()
+    log.wrap("get_flight", get_flight)("QX 1")
+    assert log.missing_key_hint("Error on line 1: x\nKeyError: 'to'") == ""
+    assert log.missing_key_hint("Error on line 1: x\nTypeError: 'to'") == ""
+    assert "its keys are" in log.missing_key_hint("Error on line 1: x\nKeyError: 'gate'")
+    log.clear()
+    assert log.missing_key_hint("Error on line 1: x\nKeyError: 'gate'") == ""

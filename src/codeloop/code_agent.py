@@ -140,8 +140,10 @@ class CodeAgent(MultiStepAgent):
             result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
-            calls = self._tool_log.render()  # the real keys and values, so a guessed one can be fixed
-            raise AgentExecutionError(f"{exc}\n{calls}" if calls else str(exc)) from exc
+            # the real keys and values, so a guessed one can be fixed: named right under the error, then every call
+            text = _insert_after_exception(str(exc), self._tool_log.missing_key_hint(str(exc)))
+            calls = self._tool_log.render()
+            raise AgentExecutionError(f"{text}\n{calls}" if calls else text) from exc
         except ApprovalRequired as paused:
             return (yield from self._paused_in_code(step, paused))
         step.action_output = result.output
@@ -279,6 +281,15 @@ class CodeAgent(MultiStepAgent):
 
 _FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
     """Ends the task with `answer` (any Python object) as the result."""'''
+
+
+def _insert_after_exception(error: str, note: str) -> str:
+    """`error` with `note` on the line after its `KeyError: ...` line (where a model reading the error looks)."""
+    if not note:
+        return error
+    lines = error.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith("KeyError: ")), len(lines) - 1)
+    return "\n".join([*lines[: at + 1], note, *lines[at + 1 :]])
 
 
 def _repeated_step_note() -> str:
