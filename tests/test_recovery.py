@@ -153,6 +153,20 @@ def test_code_repeated_with_the_same_output_runs_and_is_called_out() -> None:
     assert second.startswith("no departure key") and "same code as your previous step" in second
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_repeated_step_that_hid_its_tool_results_is_shown_them_every_time(kind: str) -> None:
+    # The real model looped on `if "departure" in flight: ... else: print(...)`: its own output never showed
+    # the data, so the repeat note now carries what the step's tool calls returned.
+    same = "flight = get_flight('QX 1')\nprint('no departure key' if 'departure' not in flight else 'ok')"
+    result = run(kind, same, same, same, "final_answer(flight['dep_local'])")
+    notes = [result.steps[n].observations for n in (2, 3)]
+    for note in notes:
+        assert note.startswith("no departure key") and "same code as your previous step" in note
+        assert note.endswith("Tool calls in this step returned:\n- get_flight('QX 1') -> {'from': 'LIS', "
+                             "'to': 'OSL', 'dep_local': '09:40', 'arr_local': '14:05'}")  # fmt: skip
+    assert "same code" not in result.steps[1].observations and result.output == "09:40"
+
+
 def test_repeated_code_with_new_output_is_not_called_out() -> None:
     poll = "try:\n    n += 1\nexcept NameError:\n    n = 1\nprint(n)"
     model = ScriptedModel([code(poll), code(poll), code("final_answer(n)")])

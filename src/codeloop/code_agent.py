@@ -157,7 +157,7 @@ class CodeAgent(MultiStepAgent):
             observation = self._tool_log.render()
         step.observations = observation or "(the code printed nothing)"
         if self._repeats_previous_step(step):
-            step.observations += _repeated_step_note()
+            step.observations += self._repeat_note(step.observations)
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else NO_ANSWER
 
@@ -191,8 +191,18 @@ class CodeAgent(MultiStepAgent):
             previous is not None
             and previous.error is None
             and (previous.code_action or "").strip() == (step.code_action or "").strip()
-            and (previous.observations or "").removesuffix(_repeated_step_note()) == step.observations
+            and (previous.observations or "").removesuffix(self._repeat_note(step.observations or ""))
+            == step.observations
         )
+
+    def _repeat_note(self, observation: str) -> str:
+        """The note on a repeated step, with what its tool calls returned (same code, same calls, same results).
+
+        A real 1.5B model repeated `if "departure" in flight: ... else: print("no departure")` until the steps
+        ran out: its own output never showed the data, so the note alone gave it nothing new to use.
+        """
+        calls = self._tool_log.render()
+        return _repeated_step_note() + (f"\n{calls}" if calls and calls not in observation else "")
 
     def _tools_for_code(self, callables: dict[str, Any]) -> dict[str, Any]:
         """The tools as the executor gets them: through the agent's hooks and approval gate when it has any.
