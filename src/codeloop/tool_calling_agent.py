@@ -102,6 +102,7 @@ class ToolCallingAgent(MultiStepAgent):
         model: Model | str | None = None,
         *,
         tool_call_format: ToolCallFormat = "auto",
+        calculator: bool = False,
         **kwargs: Any,
     ) -> None:
         """Args beyond `MultiStepAgent`'s:
@@ -111,6 +112,8 @@ class ToolCallingAgent(MultiStepAgent):
             switches to "text" for good as soon as the model writes its calls as JSON text instead. Servers that put tools into
             the chat template but never return native calls (llama.cpp with most GGUF templates) otherwise leave
             two competing call formats in every prompt, and the tool schemas cost tokens at every step.
+        calculator: add the `calculate` tool (`codeloop.tools.CalculatorTool`), which evaluates an arithmetic
+            expression: without it, every sum, mean or conversion a task needs is done in the model's head.
         """
         from .tools import FinalAnswerTool
 
@@ -124,6 +127,10 @@ class ToolCallingAgent(MultiStepAgent):
         self._tools_called_in_run = 0
         super().__init__(tools, model, **kwargs)
         self.tools.setdefault("final_answer", FinalAnswerTool())
+        if calculator and "calculate" not in self.tools:
+            from .tools import CalculatorTool
+
+            self.tools["calculate"] = CalculatorTool()
         self.memory = AgentMemory(self.system_prompt())
 
     def _prepare_run(self) -> None:
