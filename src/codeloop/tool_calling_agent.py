@@ -147,6 +147,12 @@ class ToolCallingAgent(MultiStepAgent):
 
     def _prompt_values(self) -> dict[str, str]:
         values = super()._prompt_values()
+        values["compute_rule"] = (
+            "- Compute with the `calculate` tool, never in your head: copy the numbers from the results into its "
+            "expression.\n"
+            if "calculate" in self.tools
+            else ""
+        )
         if self._text_calls:
             values["tools"] = "\n".join(_signature(t) for t in self.tools.values())
             values["call_format"] = load_prompt("tool_call_format_text")
