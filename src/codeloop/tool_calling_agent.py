@@ -23,7 +23,7 @@ from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionErr
 from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
 from .models.base import Model, ToolCall
 from .parsing import extract_json_tool_calls, mentions_tool_call
-from .prompts import load_prompt
+from .prompts import load_prompt, render
 from .tool_log import preview
 
 __all__ = ["ToolCallingAgent", "check_tool_call", "FINAL_ANSWER_NOT_ALONE", "ToolCallFormat"]
@@ -140,6 +140,16 @@ class ToolCallingAgent(MultiStepAgent):
     def _called_no_tool(self) -> bool:
         return self._tools_called_in_run == 0
 
+    def _compute_example(self) -> str:
+        """The end of the prompt's example: through `calculate` when the agent has it."""
+        answer = '{"name": "final_answer", "arguments": {"answer": 750.0}}'
+        if "calculate" not in self.tools:
+            return f"{answer}\n"
+        return (
+            '{"name": "calculate", "arguments": {"expression": "3 * 0.25 * 1000"}}\nObservation:\n'
+            f"calculate(expression='3 * 0.25 * 1000') -> 750.0\nReply: That is the answer.\n{answer}\n"
+        )
+
     @property
     def text_calls(self) -> bool:
         """Whether calls are read from JSON in the reply's text (native tool calls are not offered)."""
@@ -153,9 +163,15 @@ class ToolCallingAgent(MultiStepAgent):
             if "calculate" in self.tools
             else ""
         )
+        values["example"] = ""
         if self._text_calls:
             values["tools"] = "\n".join(_signature(t) for t in self.tools.values())
             values["call_format"] = load_prompt("tool_call_format_text")
+            # A worked example of short replies: without one the 1.5B model wrote a 512-token plan (with a
+            # JavaScript loop) at every step and repeated its first calls instead of making the next ones.
+            values["example"] = render(
+                load_prompt("example_tool_calls"), compute_example=self._compute_example()
+            )
         else:
             values["tools"] = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
             values["call_format"] = load_prompt("tool_call_format_auto")
