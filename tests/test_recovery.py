@@ -261,3 +261,31 @@ def test_the_key_hint_skips_results_that_have_the_key_and_errors_that_are_not_ke
     assert "its keys are" in log.missing_key_hint("Error on line 1: x\nKeyError: 'gate'")
     log.clear()
     assert log.missing_key_hint("Error on line 1: x\nKeyError: 'gate'") == ""
+
+
+def test_look_before_answer_holds_back_once_an_answer_computed_from_unseen_tool_data() -> None:
+    # The real model fetched trip expenses, summed a key it never printed and answered in the same step.
+    blind = "f = get_flight('QX 1')\nfinal_answer(f['arr_local'])"
+    model = ScriptedModel([code(blind), code("final_answer(f['arr_local'])")])
+    agent = CodeAgent(tools=[get_flight], model=model, executor="local", verbosity_level=0, max_steps=3,
+                      look_before_answer=True)  # fmt: skip
+    result = agent.run("t", return_full_result=True)
+    assert result.output == "14:05" and len([s for s in result.steps if hasattr(s, "code_action")]) == 2
+    held = result.steps[1].observations
+    assert "get_flight('QX 1') -> {'from': 'LIS'" in held
+    assert (
+        held.endswith("fix the code and compute it again.")
+        and "final_answer('14:05') is not accepted yet" in held
+    )
+
+
+@pytest.mark.parametrize("look", [True, False])
+def test_an_answer_after_the_data_was_shown_or_with_the_option_off_is_accepted_at_once(look: bool) -> None:
+    seen = [code("f = get_flight('QX 1')\nprint(f)"), code("final_answer(get_flight('QX 1')['arr_local'])")]
+    agent = CodeAgent(tools=[get_flight], model=ScriptedModel(seen), executor="local", verbosity_level=0,
+                      look_before_answer=look)  # fmt: skip
+    assert agent.run("t") == "14:05" and len(agent.memory.action_steps) == 2
+    blind = [code("final_answer(get_flight('QX 1')['arr_local'])")]
+    agent = CodeAgent(tools=[get_flight], model=ScriptedModel(blind * 2), executor="local", verbosity_level=0,
+                      look_before_answer=look)  # fmt: skip
+    assert agent.run("t") == "14:05" and len(agent.memory.action_steps) == (2 if look else 1)

@@ -23,7 +23,7 @@ from .memory import ActionStep
 from .models.base import ChatMessage, Model, ToolCall
 from .parsing import extract_code
 from .prompts import load_prompt, render
-from .tool_log import ToolCallLog
+from .tool_log import ToolCallLog, preview
 
 __all__ = ["CodeAgent"]
 
@@ -46,8 +46,15 @@ class CodeAgent(MultiStepAgent):
         additional_authorized_imports: Sequence[str] = (),
         max_print_outputs_length: int | None = None,
         use_structured_outputs: bool = False,
+        look_before_answer: bool = False,
         **kwargs: Any,
     ) -> None:
+        """Args beyond `MultiStepAgent`'s (see the README for executors and imports):
+
+        look_before_answer: hold back, once per run, a final answer computed in the same step that first
+            fetched tool data: the model is shown what the tools returned beside the value and asked to confirm
+            it or fix the code. Small models index data they never printed (wrong keys, units, currencies).
+        """
         check_limit("max_print_outputs_length", max_print_outputs_length, integer=True)
         check_executor(executor, executor_kwargs or {})
         self.use_structured_outputs = use_structured_outputs
@@ -58,6 +65,8 @@ class CodeAgent(MultiStepAgent):
         self.max_print_outputs_length = max_print_outputs_length
         self._executor: Any = None
         self._tool_log = ToolCallLog()
+        self.look_before_answer = look_before_answer
+        self._tool_data_seen = False
         super().__init__(tools, model, **kwargs)
         if use_structured_outputs and not getattr(self.model, "supports_response_format", True):
             from .errors import ModelConfigurationError
@@ -107,6 +116,7 @@ class CodeAgent(MultiStepAgent):
 
     def _prepare_run(self) -> None:
         super()._prepare_run()
+        self._tool_data_seen = False
         log = self._tool_log
         log.start_run()
         # journaled innermost: a replayed call is answered from the journal and still logged for the step;
@@ -146,6 +156,15 @@ class CodeAgent(MultiStepAgent):
             raise AgentExecutionError(f"{text}\n{calls}" if calls else text) from exc
         except ApprovalRequired as paused:
             return (yield from self._paused_in_code(step, paused))
+        calls = self._tool_log.render()
+        if result.is_final_answer and calls and self.look_before_answer and not self._tool_data_seen:
+            self._tool_data_seen = True
+            step.observations = "\n".join(
+                filter(None, [result.logs.rstrip(), calls, self._look_note(result.output)])
+            )
+            yield ev.Observation(step.observations, step.step_number)
+            return NO_ANSWER
+        self._tool_data_seen = self._tool_data_seen or bool(calls)
         step.action_output = result.output
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
@@ -194,6 +213,10 @@ class CodeAgent(MultiStepAgent):
             and (previous.observations or "").removesuffix(self._repeat_note(step.observations or ""))
             == step.observations
         )
+
+    @staticmethod
+    def _look_note(answer: Any) -> str:
+        return render(load_prompt("look_before_answer"), answer=preview(answer, 200)).strip()
 
     def _repeat_note(self, observation: str) -> str:
         """The note on a repeated step, with what its tool calls returned (same code, same calls, same results).
