@@ -123,14 +123,16 @@ def test_out_of_steps_the_forced_answer_is_the_value_the_code_computed(kind: str
     assert "calls final_answer" in model.requests[-1].messages[-1].text
 
 
-def test_a_forced_answer_without_usable_code_falls_back_to_its_text() -> None:
+def test_a_forced_answer_without_code_falls_back_to_its_text_and_failing_code_gives_none() -> None:
     model = ScriptedModel([code("print(1)"), "The answer is 1."])
     agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
     result = agent.run("t", return_full_result=True)
     assert result.state == "max_steps" and result.output == "The answer is 1."
-    model = ScriptedModel([code("print(1)"), code("final_answer(undefined_name)")])
-    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
-    assert "final_answer(undefined_name)" in agent.run("t", return_full_result=True).output
+    for reply in (code("final_answer(undefined_name)"), code("x = 2")):
+        model = ScriptedModel([code("print(1)"), reply])
+        agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
+        result = agent.run("t", return_full_result=True)
+        assert result.state == "max_steps" and result.output is None  # code is not an answer
 
 
 def test_a_tool_calling_forced_answer_written_as_a_call_gives_its_value() -> None:

@@ -184,7 +184,8 @@ class CodeAgent(MultiStepAgent):
         """Ask for code that calls final_answer with what the session holds, and run it.
 
         The answer is then the value the code computed (a number stays a number), not prose about it. A reply
-        without usable code, or code that fails or does not call final_answer, falls back to the reply's text.
+        without code is taken as the answer's text; code that fails or does not call final_answer gives no
+        answer (the real model's `final_answer(decrypted_text)` on an undefined name was reported as one).
         """
         prompt = render(load_prompt("final_answer_code"), task=task)
         message = yield CallModel(
@@ -192,12 +193,13 @@ class CodeAgent(MultiStepAgent):
         )
         try:
             code = self._extract_code(message.text)
+        except AgentParsingError:
+            return message.text, message.token_usage  # an answer written as text
+        try:
             result = yield RunCode(code)
-        except (AgentParsingError, ExecutionError, ApprovalRequired):  # no pausing once the steps ran out
-            return message.text, message.token_usage
-        if result.is_final_answer:
-            return result.output, message.token_usage
-        return message.text, message.token_usage
+        except (ExecutionError, ApprovalRequired):  # no pausing once the steps ran out
+            return None, message.token_usage  # the text is code that failed, not an answer
+        return (result.output if result.is_final_answer else None), message.token_usage
 
     def _repeats_previous_step(self, step: ActionStep) -> bool:
         """True when `step` ran the previous action step's code again and got the same observation.
