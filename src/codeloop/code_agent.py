@@ -21,7 +21,7 @@ from .effects import AwaitApproval, CallModel, CallTools, Effect, RunCode
 from .errors import AgentExecutionError, AgentParsingError, ExecutionError
 from .memory import ActionStep
 from .models.base import ChatMessage, Model, ToolCall
-from .parsing import extract_code
+from .parsing import drop_tool_imports, extract_code
 from .prompts import load_prompt, render
 from .tool_log import ToolCallLog, preview
 
@@ -143,6 +143,7 @@ class CodeAgent(MultiStepAgent):
         yield ev.ModelOutput(message, step.step_number)
         step.code_action = code = self._extract_code(message.text)
         yield ev.CodeAction(code, step.step_number)
+        code = drop_tool_imports(code, self.tools)
         attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
         self._tool_log.clear()
         self.tool_gate.start_step(step.step_number)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 from ._text import short_repr
@@ -15,6 +16,7 @@ __all__ = [
     "extract_code",
     "extract_json_tool_calls",
     "mentions_tool_call",
+    "drop_tool_imports",
     "CODE_FORMAT_HELP",
     "TOOL_CALL_FORMAT_HELP",
 ]
@@ -62,6 +64,37 @@ def extract_code(text: str) -> str:
     if not blocks:
         raise AgentParsingError(f"No code block was found in your reply.\n{CODE_FORMAT_HELP}")
     return "\n\n".join(blocks)
+
+
+def drop_tool_imports(code: str, tool_names: Collection[str]) -> str:
+    """`code` without its top-level `from <anything> import <tools>` lines, which only name tools already there.
+
+    A small model writes `from tools import get_road_distance_km` before calling the tool it was given; the
+    executors refuse any import that would rebind a tool (or of an unknown module), and the real model sent
+    the same import at every step until the steps ran out. The intent is plain, so the line is dropped (an
+    import that renames a tool, or that also imports anything else, is left for the executor to judge).
+    """
+    if "import" not in code or not any(name in code for name in tool_names):
+        return code
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code  # the executor reports it, with the line
+    lines = code.splitlines(keepends=True)
+    dropped = False
+    for node in tree.body:
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.names
+            and all(alias.name in tool_names and alias.asname in (None, alias.name) for alias in node.names)
+            and node.end_lineno is not None
+        ):
+            first, last = node.lineno - 1, node.end_lineno - 1
+            if ";" in "".join(lines[first : last + 1]):
+                continue  # `from tools import f; x = 1`: more than the import on the line
+            lines[first : last + 1] = ["pass\n", *["\n"] * (last - first)]  # keep line numbers for errors
+            dropped = True
+    return "".join(lines) if dropped else code
 
 
 def _strip_markers(code: str) -> str:
