@@ -21,7 +21,7 @@ from .effects import AwaitApproval, CallModel, CallTools, Effect, RunCode
 from .errors import AgentExecutionError, AgentParsingError, ExecutionError
 from .memory import ActionStep
 from .models.base import ChatMessage, Model, ToolCall
-from .parsing import drop_tool_imports, extract_code
+from .parsing import drop_tool_redefinitions, extract_code
 from .prompts import load_prompt, render
 from .tool_log import ToolCallLog, preview
 
@@ -143,7 +143,7 @@ class CodeAgent(MultiStepAgent):
         yield ev.ModelOutput(message, step.step_number)
         step.code_action = code = self._extract_code(message.text)
         yield ev.CodeAction(code, step.step_number)
-        code = drop_tool_imports(code, self.tools)
+        code, redefined = drop_tool_redefinitions(code, {*self.tools, "final_answer"})
         attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
         self._tool_log.clear()
         self.tool_gate.start_step(step.step_number)
@@ -176,6 +176,9 @@ class CodeAgent(MultiStepAgent):
             # Tools were called but nothing was looked at: show what they returned instead of nothing.
             observation = self._tool_log.render()
         step.observations = observation or "(the code printed nothing)"
+        if redefined:
+            names = ", ".join(dict.fromkeys(redefined))
+            step.observations += f"\n(Your code's import or definition of {names} was skipped: the real tool is already there; call it.)"
         if self._repeats_previous_step(step):
             step.observations += self._repeat_note(step.observations)
         yield ev.Observation(step.observations, step.step_number)

@@ -16,7 +16,7 @@ __all__ = [
     "extract_code",
     "extract_json_tool_calls",
     "mentions_tool_call",
-    "drop_tool_imports",
+    "drop_tool_redefinitions",
     "CODE_FORMAT_HELP",
     "TOOL_CALL_FORMAT_HELP",
 ]
@@ -66,35 +66,41 @@ def extract_code(text: str) -> str:
     return "\n\n".join(blocks)
 
 
-def drop_tool_imports(code: str, tool_names: Collection[str]) -> str:
-    """`code` without its top-level `from <anything> import <tools>` lines, which only name tools already there.
+def drop_tool_redefinitions(code: str, tool_names: Collection[str]) -> tuple[str, list[str]]:
+    """`code` without its top-level lines that only re-create given tools, and the names of the tools they named.
 
-    A small model writes `from tools import get_road_distance_km` before calling the tool it was given; the
-    executors refuse any import that would rebind a tool (or of an unknown module), and the real model sent
-    the same import at every step until the steps ran out. The intent is plain, so the line is dropped (an
-    import that renames a tool, or that also imports anything else, is left for the executor to judge).
+    Two such lines are dropped (each replaced by `pass` and blank lines, so line numbers stay right):
+    - `from <anything> import <tools>`: the real model wrote `from tools import get_road_distance_km` before
+      calling the tool it was given, and sent it again at every step after the executor refused it;
+    - `def <tool>(...): ...`: it pasted a tool's stub from the prompt, with a body of its own, at every step.
+    The executors refuse any rebinding of a tool, so that a redefinition never silently replaces the real one;
+    here the intent is plain, the real tool wins and the rest of the step runs. An import that renames a tool
+    or also imports anything else, and any other binding, is left for the executors to refuse.
     """
-    if "import" not in code or not any(name in code for name in tool_names):
-        return code
+    if not any(name in code for name in tool_names) or ("import" not in code and "def" not in code):
+        return code, []
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return code  # the executor reports it, with the line
+        return code, []  # the executor reports it, with the line
     lines = code.splitlines(keepends=True)
-    dropped = False
+    dropped: list[str] = []
     for node in tree.body:
-        if (
-            isinstance(node, ast.ImportFrom)
-            and node.names
-            and all(alias.name in tool_names and alias.asname in (None, alias.name) for alias in node.names)
-            and node.end_lineno is not None
-        ):
-            first, last = node.lineno - 1, node.end_lineno - 1
-            if ";" in "".join(lines[first : last + 1]):
-                continue  # `from tools import f; x = 1`: more than the import on the line
-            lines[first : last + 1] = ["pass\n", *["\n"] * (last - first)]  # keep line numbers for errors
-            dropped = True
-    return "".join(lines) if dropped else code
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.names:
+            if all(a.name in tool_names and a.asname in (None, a.name) for a in node.names):
+                names = [a.name for a in node.names]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in tool_names:
+            names = [node.name]
+        if not names or node.end_lineno is None:
+            continue
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
+        last = node.end_lineno - 1
+        if isinstance(node, ast.ImportFrom) and ";" in "".join(lines[first : last + 1]):
+            continue  # `from tools import f; x = 1`: more than the import on the line
+        lines[first : last + 1] = ["pass\n", *["\n"] * (last - first)]
+        dropped += names
+    return ("".join(lines), dropped) if dropped else (code, [])
 
 
 def _strip_markers(code: str) -> str:
