@@ -102,10 +102,10 @@ class CalculatorTool(Tool):
     """Evaluates one arithmetic expression; the ToolCallingAgent's way to compute (see the module docstring)."""
 
     name = "calculate"
+    # No example expression here: the 1.5B model called calculate with the description's example verbatim.
     description = (
-        "Evaluate an arithmetic expression and return its value, e.g. '(3 * 12.5 + 2 * 4.25) * 0.92' or "
-        "'round(sum([71200, 64800, 69000]) / 3, 2)'. Numbers must be written out (copied from tool results); "
-        "supports + - * / // % **, parentheses, lists, round, min, max, sum, abs, len."
+        "Evaluate an arithmetic expression and return its value. Write the numbers out (copied from tool "
+        "results); supports + - * / // % **, parentheses, lists, round, min, max, sum, abs, len."
     )
     inputs = {
         "expression": {"type": "string", "description": "The arithmetic expression, with numbers only."}
