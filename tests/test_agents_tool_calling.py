@@ -162,15 +162,43 @@ def test_final_answer_sent_with_other_calls_is_refused_and_the_others_run() -> N
     assert any("final_answer" in m.text and "alone" in m.text for m in seen)
 
 
-def test_final_answer_written_as_text_beside_another_call_is_refused_too() -> None:
+def test_final_answer_written_as_text_beside_another_call_is_dropped_unseen() -> None:
+    # Shown a refusal, the real 1.5B model copied it into its next final_answer (5 of 6 steps of one run), so a
+    # text answer written before the results is not run and not mentioned: the model sees the results only.
     script = [
         '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
         '{"name": "final_answer", "arguments": {"answer": 42}}',
     ]
     agent = make_agent(script)
     assert agent.run("text calls, mixed") == 42
-    observation = agent.memory.action_steps[0].observations or ""
-    assert "[multiply] 42" in observation and "[final_answer] Error" in observation and "alone" in observation
+    assert agent.memory.action_steps[0].observations == "multiply(a=6, b=7) -> 42"
+
+
+def test_each_result_is_shown_beside_its_arguments() -> None:
+    # Three temperatures from one tool are anonymous numbers unless each shows the city it was asked for.
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n{"name": "multiply", "arguments": {"a": 2, "b": 3}}',
+        '{"name": "final_answer", "arguments": {"answer": 48}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("t") == 48
+    assert agent.memory.action_steps[0].observations == "multiply(a=6, b=7) -> 42\nmultiply(a=2, b=3) -> 6"
+    assert "multiply(a=2, b=3) -> 6" in agent.model.requests[1].messages[-1].text  # type: ignore[attr-defined]
+
+
+def test_an_argument_that_stands_for_another_calls_result_is_refused_plainly() -> None:
+    script = [
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n'
+        '{"name": "multiply", "arguments": {"a": "{{result_of_multiply}}", "b": 2}}',
+        '{"name": "multiply", "arguments": {"a": 42, "b": 2}}',
+        '{"name": "final_answer", "arguments": {"answer": 84}}',
+    ]
+    agent = make_agent(script)
+    assert agent.run("t") == 84
+    shown = agent.memory.action_steps[0].observations or ""
+    assert "multiply(a=6, b=7) -> 42" in shown
+    assert "'{{result_of_multiply}}' stands for a result you do not have yet" in shown
+    assert "valid integer" not in shown
 
 
 def test_final_answer_alone_after_results_ends_the_run_at_once() -> None:
@@ -290,8 +318,7 @@ def test_a_broken_final_answer_beside_real_calls_does_not_stop_them() -> None:
     agent = make_agent(script)
     assert agent.run("t") == 42
     first = agent.memory.action_steps[0]
-    assert first.error is None and "[multiply] 42" in (first.observations or "")
-    assert "final_answer was not run" in (first.observations or "")
+    assert first.error is None and first.observations == "multiply(a=6, b=7) -> 42"
     assert agent.text_calls  # it wrote its calls as text
 
 
@@ -303,18 +330,20 @@ def test_a_broken_call_that_mentions_a_tool_switches_auto_to_text_calls() -> Non
     assert not agent.model.requests[1].tools  # type: ignore[attr-defined]
 
 
-def test_a_final_answer_that_copies_an_error_message_is_refused() -> None:
-    # The 1.5B model answered with the refusal it had just been shown.
-    from codeloop.tool_calling_agent import FINAL_ANSWER_NOT_ALONE
-
+def test_a_final_answer_that_copies_an_error_message_is_refused_with_the_results_so_far() -> None:
+    # The 1.5B model answered with the error it had just been shown, then with the refusal, five times over;
+    # the refusal now ends with the results it has, so the last thing it reads is data, not prose.
     script = [
-        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
-        '{"name": "final_answer", "arguments": {"answer": "Error: ' + FINAL_ANSWER_NOT_ALONE + '"}}',
+        '{"name": "multiply", "arguments": {"a": 6, "b": 7}}\n{"name": "multiply", "arguments": {"a": "<x>", "b": 7}}',
+        '{"name": "final_answer", "arguments": {"answer": "Error: not run: \'<x>\' stands for a result you do '
+        'not have yet."}}',
         '{"name": "final_answer", "arguments": {"answer": 42}}',
     ]
     agent = make_agent(script)
     assert agent.run("t") == 42
-    assert "text of an error message" in (agent.memory.action_steps[1].observations or "")
+    refusal = agent.memory.action_steps[1].observations or ""
+    assert "text of an error message" in refusal
+    assert refusal.endswith("The results you have:\nmultiply(a=6, b=7) -> 42")
 
 
 def test_a_long_answer_that_merely_mentions_an_error_is_kept() -> None:
@@ -325,7 +354,7 @@ def test_a_long_answer_that_merely_mentions_an_error_is_kept() -> None:
 
 def test_an_error_copied_with_its_lines_rewrapped_is_still_refused() -> None:
     script = [
-        '{"name": "multiply", "arguments": {"a": "{{result_from_x}}", "b": 7}}',
+        '{"name": "multiply", "arguments": {"a": "six", "b": 7}}',
         '{"name": "final_answer", "arguments": {"answer": "Error: Invalid arguments for tool \'multiply\': - \'a\': '
         'Input should be a valid integer"}}',
         '{"name": "final_answer", "arguments": {"answer": 42}}',

@@ -1,6 +1,7 @@
 """Code and tool-call extraction from replies shaped like real model output."""
 
 import pytest
+from tests.sandbox_support import needs_bwrap
 
 from codeloop.errors import AgentParsingError
 from codeloop.parsing import TOOL_CALL_FORMAT_HELP, extract_code, extract_json_tool_calls
@@ -126,3 +127,50 @@ def test_a_broken_fragment_naming_another_tool_beside_final_answer_still_runs_no
     text = '{"name": "f", "arguments": {}}\n{"calls": [{"name": "g", "arguments": {}}, {"name": "final_answer"},]}'
     with pytest.raises(AgentParsingError, match="nothing was run"):
         extract_json_tool_calls(text)
+
+
+def test_imports_and_definitions_of_given_tools_are_dropped_and_other_code_is_kept() -> None:
+    from codeloop.parsing import drop_tool_redefinitions
+
+    tools = {"get_d", "get_e", "final_answer"}
+    code = "from tools import get_d\nfrom functions import (\n    get_d,\n    get_e,\n)\nx = get_d(1)\n"
+    assert drop_tool_redefinitions(code, tools) == (
+        "pass\npass\n\n\n\nx = get_d(1)\n",
+        ["get_d", "get_d", "get_e"],
+    )
+    pasted = "@cache\ndef final_answer(answer):\n    print(answer)\n\nfinal_answer(get_e())\n"
+    assert drop_tool_redefinitions(pasted, tools) == ("pass\n\n\n\nfinal_answer(get_e())\n", ["final_answer"])
+    for kept in (
+        "from tools import get_d as g\nx = g(1)",  # renames the tool: the executor judges it
+        "from tools import get_d, helper\nx = get_d(1)",  # imports something else too
+        "from tools import get_d; x = get_d(1)",  # more than the import on the line
+        "import math\nx = math.pi",
+        "def f():\n    from tools import get_d\n    return get_d(1)",  # not at module level
+        "get_d = lambda: 1",  # any other binding: the executor refuses it
+        "from tools import get_d\nx = (",  # a syntax error is left for the executor to report
+    ):
+        assert drop_tool_redefinitions(kept, tools) == (kept, [])
+
+
+@pytest.mark.parametrize("kind", ["local", pytest.param("sandbox", marks=needs_bwrap)])
+def test_a_code_agent_runs_a_step_that_imports_or_redefines_its_tool(kind: str) -> None:
+    # The real model wrote `from tools import get_road_distance_km` at every step; every step was refused.
+    from codeloop import CodeAgent, tool
+    from codeloop.testing import ScriptedModel
+
+    @tool
+    def get_road_distance_km(a: str, b: str) -> float:
+        """Road distance.
+
+        Args:
+            a: From.
+            b: To.
+        """
+        return 10.5
+
+    step = "Thought: go.\n```python\nfrom tools import get_road_distance_km\nfinal_answer(get_road_distance_km('A', 'B'))\n```"
+    agent = CodeAgent(
+        tools=[get_road_distance_km], model=ScriptedModel([step]), executor=kind, verbosity_level=0
+    )
+    with agent:
+        assert agent.run("t") == 10.5

@@ -123,14 +123,16 @@ def test_out_of_steps_the_forced_answer_is_the_value_the_code_computed(kind: str
     assert "calls final_answer" in model.requests[-1].messages[-1].text
 
 
-def test_a_forced_answer_without_usable_code_falls_back_to_its_text() -> None:
+def test_a_forced_answer_without_code_falls_back_to_its_text_and_failing_code_gives_none() -> None:
     model = ScriptedModel([code("print(1)"), "The answer is 1."])
     agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
     result = agent.run("t", return_full_result=True)
     assert result.state == "max_steps" and result.output == "The answer is 1."
-    model = ScriptedModel([code("print(1)"), code("final_answer(undefined_name)")])
-    agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
-    assert "final_answer(undefined_name)" in agent.run("t", return_full_result=True).output
+    for reply in (code("final_answer(undefined_name)"), code("x = 2")):
+        model = ScriptedModel([code("print(1)"), reply])
+        agent = CodeAgent(tools=[], model=model, executor="local", verbosity_level=0, max_steps=1)
+        result = agent.run("t", return_full_result=True)
+        assert result.state == "max_steps" and result.output is None  # code is not an answer
 
 
 def test_a_tool_calling_forced_answer_written_as_a_call_gives_its_value() -> None:
@@ -151,6 +153,20 @@ def test_code_repeated_with_the_same_output_runs_and_is_called_out() -> None:
     first, second = result.steps[1].observations, result.steps[2].observations
     assert "same code as your previous step" not in first
     assert second.startswith("no departure key") and "same code as your previous step" in second
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_repeated_step_that_hid_its_tool_results_is_shown_them_every_time(kind: str) -> None:
+    # The real model looped on `if "departure" in flight: ... else: print(...)`: its own output never showed
+    # the data, so the repeat note now carries what the step's tool calls returned.
+    same = "flight = get_flight('QX 1')\nprint('no departure key' if 'departure' not in flight else 'ok')"
+    result = run(kind, same, same, same, "final_answer(flight['dep_local'])")
+    notes = [result.steps[n].observations for n in (2, 3)]
+    for note in notes:
+        assert note.startswith("no departure key") and "same code as your previous step" in note
+        assert note.endswith("Tool calls in this step returned:\n- get_flight('QX 1') -> {'from': 'LIS', "
+                             "'to': 'OSL', 'dep_local': '09:40', 'arr_local': '14:05'}")  # fmt: skip
+    assert "same code" not in result.steps[1].observations and result.output == "09:40"
 
 
 def test_repeated_code_with_new_output_is_not_called_out() -> None:
@@ -199,12 +215,79 @@ def test_a_tool_calling_answer_before_any_tool_call_is_refused_once() -> None:
 
 def test_a_forced_tool_calling_answer_that_copies_an_error_gives_no_answer() -> None:
     from codeloop import ToolCallingAgent
-    from codeloop.tool_calling_agent import FINAL_ANSWER_NOT_ALONE
 
     script = [
-        '{"name": "get_flight", "arguments": {"number": "QX 1"}}\n{"name": "final_answer", "arguments": {"answer": 1}}',
-        '{"name": "final_answer", "arguments": {"answer": "' + FINAL_ANSWER_NOT_ALONE + '"}}',
+        '{"name": "get_flight", "arguments": {"number": "{{flight}}"}}',
+        '{"name": "final_answer", "arguments": {"answer": "not run: \'{{flight}}\' stands for a result you do not '
+        'have yet."}}',
     ]
     agent = ToolCallingAgent(tools=[get_flight], model=ScriptedModel(script), verbosity_level=0, max_steps=1)
     result = agent.run("t", return_full_result=True)
     assert result.state == "max_steps" and result.output is None
+
+
+@tool
+def list_orders(customer: str) -> list:
+    """A customer's orders.
+
+    Args:
+        customer: The customer's name.
+    """
+    return [{"id": "A-1", "total_eur": 12.5}, {"id": "A-2", "total_eur": 3.0}]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_key_error_names_the_keys_the_tool_results_have_right_under_it(kind: str) -> None:
+    # A real 1.5B model read the KeyError line, ignored the tool-call lines further down and guessed again.
+    agent = CodeAgent(tools=[get_flight, list_orders], executor=kind, verbosity_level=0, max_steps=2,
+                      model=ScriptedModel([code("f = get_flight('QX 1')\no = list_orders('Ann')\nprint(f['departure'])"),
+                                           code("final_answer(f['dep_local'])")]))  # fmt: skip
+    with agent:
+        result = agent.run("When does QX 1 leave?", return_full_result=True)
+    assert result.output == "09:40"
+    lines = result.steps[1].error.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("KeyError: 'departure'"))
+    assert lines[at + 1] == (
+        "'departure' is not a key of what get_flight returned; its keys are: 'from', 'to', 'dep_local', 'arr_local'."
+    )
+    assert lines[at + 2] == (
+        "'departure' is not a key of the dicts in what list_orders returned; their keys are: 'id', 'total_eur'."
+    )
+
+
+def test_the_key_hint_skips_results_that_have_the_key_and_errors_that_are_not_key_errors() -> None:
+    log = ToolCallLog()
+    log.wrap("get_flight", get_flight)("QX 1")
+    assert log.missing_key_hint("Error on line 1: x\nKeyError: 'to'") == ""
+    assert log.missing_key_hint("Error on line 1: x\nTypeError: 'to'") == ""
+    assert "its keys are" in log.missing_key_hint("Error on line 1: x\nKeyError: 'gate'")
+    log.clear()
+    assert log.missing_key_hint("Error on line 1: x\nKeyError: 'gate'") == ""
+
+
+def test_look_before_answer_holds_back_once_an_answer_computed_from_unseen_tool_data() -> None:
+    # The real model fetched trip expenses, summed a key it never printed and answered in the same step.
+    blind = "f = get_flight('QX 1')\nfinal_answer(f['arr_local'])"
+    model = ScriptedModel([code(blind), code("final_answer(f['arr_local'])")])
+    agent = CodeAgent(tools=[get_flight], model=model, executor="local", verbosity_level=0, max_steps=3,
+                      look_before_answer=True)  # fmt: skip
+    result = agent.run("t", return_full_result=True)
+    assert result.output == "14:05" and len([s for s in result.steps if hasattr(s, "code_action")]) == 2
+    held = result.steps[1].observations
+    assert "get_flight('QX 1') -> {'from': 'LIS'" in held
+    assert (
+        held.endswith("fix the code and compute it again.")
+        and "final_answer('14:05') is not accepted yet" in held
+    )
+
+
+@pytest.mark.parametrize("look", [True, False])
+def test_an_answer_after_the_data_was_shown_or_with_the_option_off_is_accepted_at_once(look: bool) -> None:
+    seen = [code("f = get_flight('QX 1')\nprint(f)"), code("final_answer(get_flight('QX 1')['arr_local'])")]
+    agent = CodeAgent(tools=[get_flight], model=ScriptedModel(seen), executor="local", verbosity_level=0,
+                      look_before_answer=look)  # fmt: skip
+    assert agent.run("t") == "14:05" and len(agent.memory.action_steps) == 2
+    blind = [code("final_answer(get_flight('QX 1')['arr_local'])")]
+    agent = CodeAgent(tools=[get_flight], model=ScriptedModel(blind * 2), executor="local", verbosity_level=0,
+                      look_before_answer=look)  # fmt: skip
+    assert agent.run("t") == "14:05" and len(agent.memory.action_steps) == (2 if look else 1)

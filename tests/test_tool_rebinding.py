@@ -1,4 +1,5 @@
-"""Agent code may call tools and `final_answer` but not rebind them: both executors refuse such a step, unrun.
+"""Agent code may call tools and `final_answer` but not rebind them: both executors refuse such a step, unrun
+(a CodeAgent first drops a top-level `def` or `import` of a tool, so the real one wins and the step runs).
 
 A small model pasted the prompt's stub `def final_answer(answer): print(answer)`; run as is, it replaced the real
 tool in the persistent namespace, tools returned None and the run could never end."""
@@ -34,30 +35,41 @@ def code(src: str) -> str:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_pasted_final_answer_stub_is_refused_and_the_real_one_still_ends_the_run(kind: str) -> None:
+def test_a_pasted_final_answer_stub_is_skipped_and_the_real_one_ends_the_run(kind: str) -> None:
+    # Refused, the real 1.5B model sent the same stub again at every step; skipped, the rest of its code runs
+    # with the real tool (CodeAgent drops a top-level `def <tool>`; the executors still refuse any rebinding).
     stub = "print('ran')\ndef final_answer(answer):\n    print(answer)\nfinal_answer(42)"
-    agent = CodeAgent(tools=[], model=ScriptedModel([code(stub), code("final_answer(42)")]), executor=kind,
-                      verbosity_level=0)  # fmt: skip
+    agent = CodeAgent(tools=[], model=ScriptedModel([code(stub)]), executor=kind, verbosity_level=0)
     try:
         assert agent.run("answer 42") == 42
-        first = agent.memory.action_steps[0]
-        assert first.error and "`final_answer` is a tool provided to you" in first.error
-        assert "line 2: def final_answer(answer):" in first.error
-        assert "ran" not in (first.observations or "")  # refused before anything ran
-        seen = agent.model.requests[1].messages  # type: ignore[attr-defined]
-        assert any("do not define, assign, import or delete it" in m.text for m in seen)
+        assert len(agent.memory.action_steps) == 1
     finally:
         agent.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_redefined_user_tool_is_refused_and_the_real_tool_answers_next_step(kind: str) -> None:
-    steps = [code("def get_price(x):\n    return 1\nfinal_answer(get_price('apple'))"),
+def test_a_redefined_user_tool_is_skipped_and_the_real_tool_answers(kind: str) -> None:
+    steps = [code("def get_price(x):\n    return 1\nprint(get_price('apple'))"),
              code("final_answer(get_price('apple'))")]  # fmt: skip
     agent = CodeAgent(tools=[get_price], model=ScriptedModel(steps), executor=kind, verbosity_level=0)
     try:
         assert agent.run("price of an apple") == 2.5
-        assert "`get_price` is a tool provided to you" in (agent.memory.action_steps[0].error or "")
+        first = agent.memory.action_steps[0].observations or ""
+        assert first.startswith("2.5") and "definition of get_price was skipped" in first
+    finally:
+        agent.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_any_other_rebinding_of_a_tool_is_still_refused_unrun(kind: str) -> None:
+    steps = [code("print('ran')\nget_price = lambda x: 1\nfinal_answer(get_price('apple'))"),
+             code("final_answer(get_price('apple'))")]  # fmt: skip
+    agent = CodeAgent(tools=[get_price], model=ScriptedModel(steps), executor=kind, verbosity_level=0)
+    try:
+        assert agent.run("price of an apple") == 2.5
+        first = agent.memory.action_steps[0]
+        assert first.error and "`get_price` is a tool provided to you" in first.error
+        assert "ran" not in (first.observations or "")  # refused before anything ran
     finally:
         agent.close()
 

@@ -64,4 +64,4 @@ def test_agent_calls_a_langchain_tool() -> None:
     agent = ToolCallingAgent(tools=[Tool.from_langchain(multiply)], model=model, verbosity_level=0)
     assert agent.run("What is 6 times 7?") == "42"
     observations = [getattr(step, "observations", None) or "" for step in agent.memory.steps]
-    assert any(o.strip().endswith("42") and "[multiply]" in o for o in observations)
+    assert any(o.strip().endswith("42") and "multiply(a=6, b=7) -> " in o for o in observations)

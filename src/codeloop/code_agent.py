@@ -21,9 +21,9 @@ from .effects import AwaitApproval, CallModel, CallTools, Effect, RunCode
 from .errors import AgentExecutionError, AgentParsingError, ExecutionError
 from .memory import ActionStep
 from .models.base import ChatMessage, Model, ToolCall
-from .parsing import extract_code
+from .parsing import drop_tool_redefinitions, extract_code
 from .prompts import load_prompt, render
-from .tool_log import ToolCallLog
+from .tool_log import ToolCallLog, preview
 
 __all__ = ["CodeAgent"]
 
@@ -46,8 +46,15 @@ class CodeAgent(MultiStepAgent):
         additional_authorized_imports: Sequence[str] = (),
         max_print_outputs_length: int | None = None,
         use_structured_outputs: bool = False,
+        look_before_answer: bool = False,
         **kwargs: Any,
     ) -> None:
+        """Args beyond `MultiStepAgent`'s (see the README for executors and imports):
+
+        look_before_answer: hold back, once per run, a final answer computed in the same step that first
+            fetched tool data: the model is shown what the tools returned beside the value and asked to confirm
+            it or fix the code. Small models index data they never printed (wrong keys, units, currencies).
+        """
         check_limit("max_print_outputs_length", max_print_outputs_length, integer=True)
         check_executor(executor, executor_kwargs or {})
         self.use_structured_outputs = use_structured_outputs
@@ -58,6 +65,8 @@ class CodeAgent(MultiStepAgent):
         self.max_print_outputs_length = max_print_outputs_length
         self._executor: Any = None
         self._tool_log = ToolCallLog()
+        self.look_before_answer = look_before_answer
+        self._tool_data_seen = False
         super().__init__(tools, model, **kwargs)
         if use_structured_outputs and not getattr(self.model, "supports_response_format", True):
             from .errors import ModelConfigurationError
@@ -107,6 +116,7 @@ class CodeAgent(MultiStepAgent):
 
     def _prepare_run(self) -> None:
         super()._prepare_run()
+        self._tool_data_seen = False
         log = self._tool_log
         log.start_run()
         # journaled innermost: a replayed call is answered from the journal and still logged for the step;
@@ -133,6 +143,7 @@ class CodeAgent(MultiStepAgent):
         yield ev.ModelOutput(message, step.step_number)
         step.code_action = code = self._extract_code(message.text)
         yield ev.CodeAction(code, step.step_number)
+        code, redefined = drop_tool_redefinitions(code, {*self.tools, "final_answer"})
         attach = self._attach_output if self.stream_outputs and hasattr(self.executor, "on_output") else None
         self._tool_log.clear()
         self.tool_gate.start_step(step.step_number)
@@ -140,10 +151,21 @@ class CodeAgent(MultiStepAgent):
             result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
-            calls = self._tool_log.render()  # the real keys and values, so a guessed one can be fixed
-            raise AgentExecutionError(f"{exc}\n{calls}" if calls else str(exc)) from exc
+            # the real keys and values, so a guessed one can be fixed: named right under the error, then every call
+            text = _insert_after_exception(str(exc), self._tool_log.missing_key_hint(str(exc)))
+            calls = self._tool_log.render()
+            raise AgentExecutionError(f"{text}\n{calls}" if calls else text) from exc
         except ApprovalRequired as paused:
             return (yield from self._paused_in_code(step, paused))
+        calls = self._tool_log.render()
+        if result.is_final_answer and calls and self.look_before_answer and not self._tool_data_seen:
+            self._tool_data_seen = True
+            step.observations = "\n".join(
+                filter(None, [result.logs.rstrip(), calls, self._look_note(result.output)])
+            )
+            yield ev.Observation(step.observations, step.step_number)
+            return NO_ANSWER
+        self._tool_data_seen = self._tool_data_seen or bool(calls)
         step.action_output = result.output
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
@@ -154,8 +176,11 @@ class CodeAgent(MultiStepAgent):
             # Tools were called but nothing was looked at: show what they returned instead of nothing.
             observation = self._tool_log.render()
         step.observations = observation or "(the code printed nothing)"
+        if redefined:
+            names = ", ".join(dict.fromkeys(redefined))
+            step.observations += f"\n(Your code's import or definition of {names} was skipped: the real tool is already there; call it.)"
         if self._repeats_previous_step(step):
-            step.observations += _repeated_step_note()
+            step.observations += self._repeat_note(step.observations)
         yield ev.Observation(step.observations, step.step_number)
         return result.output if result.is_final_answer else NO_ANSWER
 
@@ -163,7 +188,8 @@ class CodeAgent(MultiStepAgent):
         """Ask for code that calls final_answer with what the session holds, and run it.
 
         The answer is then the value the code computed (a number stays a number), not prose about it. A reply
-        without usable code, or code that fails or does not call final_answer, falls back to the reply's text.
+        without code is taken as the answer's text; code that fails or does not call final_answer gives no
+        answer (the real model's `final_answer(decrypted_text)` on an undefined name was reported as one).
         """
         prompt = render(load_prompt("final_answer_code"), task=task)
         message = yield CallModel(
@@ -171,12 +197,13 @@ class CodeAgent(MultiStepAgent):
         )
         try:
             code = self._extract_code(message.text)
+        except AgentParsingError:
+            return message.text, message.token_usage  # an answer written as text
+        try:
             result = yield RunCode(code)
-        except (AgentParsingError, ExecutionError, ApprovalRequired):  # no pausing once the steps ran out
-            return message.text, message.token_usage
-        if result.is_final_answer:
-            return result.output, message.token_usage
-        return message.text, message.token_usage
+        except (ExecutionError, ApprovalRequired):  # no pausing once the steps ran out
+            return None, message.token_usage  # the text is code that failed, not an answer
+        return (result.output if result.is_final_answer else None), message.token_usage
 
     def _repeats_previous_step(self, step: ActionStep) -> bool:
         """True when `step` ran the previous action step's code again and got the same observation.
@@ -189,8 +216,22 @@ class CodeAgent(MultiStepAgent):
             previous is not None
             and previous.error is None
             and (previous.code_action or "").strip() == (step.code_action or "").strip()
-            and (previous.observations or "").removesuffix(_repeated_step_note()) == step.observations
+            and (previous.observations or "").removesuffix(self._repeat_note(step.observations or ""))
+            == step.observations
         )
+
+    @staticmethod
+    def _look_note(answer: Any) -> str:
+        return render(load_prompt("look_before_answer"), answer=preview(answer, 200)).strip()
+
+    def _repeat_note(self, observation: str) -> str:
+        """The note on a repeated step, with what its tool calls returned (same code, same calls, same results).
+
+        A real 1.5B model repeated `if "departure" in flight: ... else: print("no departure")` until the steps
+        ran out: its own output never showed the data, so the note alone gave it nothing new to use.
+        """
+        calls = self._tool_log.render()
+        return _repeated_step_note() + (f"\n{calls}" if calls and calls not in observation else "")
 
     def _tools_for_code(self, callables: dict[str, Any]) -> dict[str, Any]:
         """The tools as the executor gets them: through the agent's hooks and approval gate when it has any.
@@ -279,6 +320,15 @@ class CodeAgent(MultiStepAgent):
 
 _FINAL_ANSWER_STUB = '''def final_answer(answer: Any) -> None:
     """Ends the task with `answer` (any Python object) as the result."""'''
+
+
+def _insert_after_exception(error: str, note: str) -> str:
+    """`error` with `note` on the line after its `KeyError: ...` line (where a model reading the error looks)."""
+    if not note:
+        return error
+    lines = error.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith("KeyError: ")), len(lines) - 1)
+    return "\n".join([*lines[: at + 1], note, *lines[at + 1 :]])
 
 
 def _repeated_step_note() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 from ._text import short_repr
@@ -15,6 +16,7 @@ __all__ = [
     "extract_code",
     "extract_json_tool_calls",
     "mentions_tool_call",
+    "drop_tool_redefinitions",
     "CODE_FORMAT_HELP",
     "TOOL_CALL_FORMAT_HELP",
 ]
@@ -62,6 +64,43 @@ def extract_code(text: str) -> str:
     if not blocks:
         raise AgentParsingError(f"No code block was found in your reply.\n{CODE_FORMAT_HELP}")
     return "\n\n".join(blocks)
+
+
+def drop_tool_redefinitions(code: str, tool_names: Collection[str]) -> tuple[str, list[str]]:
+    """`code` without its top-level lines that only re-create given tools, and the names of the tools they named.
+
+    Two such lines are dropped (each replaced by `pass` and blank lines, so line numbers stay right):
+    - `from <anything> import <tools>`: the real model wrote `from tools import get_road_distance_km` before
+      calling the tool it was given, and sent it again at every step after the executor refused it;
+    - `def <tool>(...): ...`: it pasted a tool's stub from the prompt, with a body of its own, at every step.
+    The executors refuse any rebinding of a tool, so that a redefinition never silently replaces the real one;
+    here the intent is plain, the real tool wins and the rest of the step runs. An import that renames a tool
+    or also imports anything else, and any other binding, is left for the executors to refuse.
+    """
+    if not any(name in code for name in tool_names) or ("import" not in code and "def" not in code):
+        return code, []
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code, []  # the executor reports it, with the line
+    lines = code.splitlines(keepends=True)
+    dropped: list[str] = []
+    for node in tree.body:
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.names:
+            if all(a.name in tool_names and a.asname in (None, a.name) for a in node.names):
+                names = [a.name for a in node.names]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in tool_names:
+            names = [node.name]
+        if not names or node.end_lineno is None:
+            continue
+        first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
+        last = node.end_lineno - 1
+        if isinstance(node, ast.ImportFrom) and ";" in "".join(lines[first : last + 1]):
+            continue  # `from tools import f; x = 1`: more than the import on the line
+        lines[first : last + 1] = ["pass\n", *["\n"] * (last - first)]
+        dropped += names
+    return ("".join(lines), dropped) if dropped else (code, [])
 
 
 def _strip_markers(code: str) -> str:

@@ -10,6 +10,7 @@ that the results are in front of it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
@@ -22,7 +23,8 @@ from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionErr
 from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
 from .models.base import Model, ToolCall
 from .parsing import extract_json_tool_calls, mentions_tool_call
-from .prompts import load_prompt
+from .prompts import load_prompt, render
+from .tool_log import preview
 
 __all__ = ["ToolCallingAgent", "check_tool_call", "FINAL_ANSWER_NOT_ALONE", "ToolCallFormat"]
 
@@ -68,6 +70,12 @@ def check_tool_call(
     if call.name == "final_answer" and len(calls) > 1:
         raise AgentToolCallError(FINAL_ANSWER_NOT_ALONE)
     tool = tools.get(call.name)
+    placeholder = _placeholder_argument(call.arguments)
+    if tool is not None and placeholder is not None:
+        raise AgentToolCallError(
+            f"not run: {placeholder!r} stands for a result you do not have yet. Call {call.name} in your next "
+            "reply, with the value taken from the results."
+        )
     if tool is None and _is_placeholder(call.name):
         raise AgentToolCallError(
             f"{call.name!r} is a placeholder from the format help, not a tool, so nothing was run. Put the name "
@@ -94,6 +102,7 @@ class ToolCallingAgent(MultiStepAgent):
         model: Model | str | None = None,
         *,
         tool_call_format: ToolCallFormat = "auto",
+        calculator: bool = False,
         **kwargs: Any,
     ) -> None:
         """Args beyond `MultiStepAgent`'s:
@@ -103,6 +112,8 @@ class ToolCallingAgent(MultiStepAgent):
             switches to "text" for good as soon as the model writes its calls as JSON text instead. Servers that put tools into
             the chat template but never return native calls (llama.cpp with most GGUF templates) otherwise leave
             two competing call formats in every prompt, and the tool schemas cost tokens at every step.
+        calculator: add the `calculate` tool (`codeloop.tools.CalculatorTool`), which evaluates an arithmetic
+            expression: without it, every sum, mean or conversion a task needs is done in the model's head.
         """
         from .tools import FinalAnswerTool
 
@@ -116,6 +127,10 @@ class ToolCallingAgent(MultiStepAgent):
         self._tools_called_in_run = 0
         super().__init__(tools, model, **kwargs)
         self.tools.setdefault("final_answer", FinalAnswerTool())
+        if calculator and "calculate" not in self.tools:
+            from .tools import CalculatorTool
+
+            self.tools["calculate"] = CalculatorTool()
         self.memory = AgentMemory(self.system_prompt())
 
     def _prepare_run(self) -> None:
@@ -125,6 +140,16 @@ class ToolCallingAgent(MultiStepAgent):
     def _called_no_tool(self) -> bool:
         return self._tools_called_in_run == 0
 
+    def _compute_example(self) -> str:
+        """The end of the prompt's example: through `calculate` when the agent has it."""
+        answer = '{"name": "final_answer", "arguments": {"answer": 750.0}}'
+        if "calculate" not in self.tools:
+            return f"{answer}\n"
+        return (
+            '{"name": "calculate", "arguments": {"expression": "3 * 0.25 * 1000"}}\nObservation:\n'
+            f"calculate(expression='3 * 0.25 * 1000') -> 750.0\nReply: That is the answer.\n{answer}\n"
+        )
+
     @property
     def text_calls(self) -> bool:
         """Whether calls are read from JSON in the reply's text (native tool calls are not offered)."""
@@ -132,9 +157,21 @@ class ToolCallingAgent(MultiStepAgent):
 
     def _prompt_values(self) -> dict[str, str]:
         values = super()._prompt_values()
+        values["compute_rule"] = (
+            "- Compute with the `calculate` tool, never in your head: copy the numbers from the results into its "
+            "expression.\n"
+            if "calculate" in self.tools
+            else ""
+        )
+        values["example"] = ""
         if self._text_calls:
             values["tools"] = "\n".join(_signature(t) for t in self.tools.values())
             values["call_format"] = load_prompt("tool_call_format_text")
+            # A worked example of short replies: without one the 1.5B model wrote a 512-token plan (with a
+            # JavaScript loop) at every step and repeated its first calls instead of making the next ones.
+            values["example"] = render(
+                load_prompt("example_tool_calls"), compute_example=self._compute_example()
+            )
         else:
             values["tools"] = "\n".join(f"- {t.name}: {t.description}" for t in self.tools.values())
             values["call_format"] = load_prompt("tool_call_format_auto")
@@ -161,6 +198,11 @@ class ToolCallingAgent(MultiStepAgent):
             raise
         if switch:
             self._use_text_calls()  # the model wrote its calls as text although native ones were offered
+        if not native and any(c.name != "final_answer" for c in calls):
+            # An answer written beside calls came before their results. A native call must be answered (the
+            # refusal below); one written as text is dropped unseen, because a small model copies any refusal
+            # it is shown into its next final_answer.
+            calls = [c for c in calls if c.name != "final_answer"]
         if native:
             step.tool_calls = list(calls)
         results: dict[str, ToolResult] = {}
@@ -232,7 +274,10 @@ class ToolCallingAgent(MultiStepAgent):
                 )
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {error}", is_error=True)
             elif call.name == "final_answer" and _echoes_an_error(output, self.memory.action_steps):
-                results[call.id] = ToolResult(call.id, call.name, f"Error: {ECHOED_ERROR}", is_error=True)
+                recap = _results_so_far(self.memory.action_steps)
+                results[call.id] = ToolResult(
+                    call.id, call.name, f"Error: {ECHOED_ERROR}{recap}", is_error=True
+                )
             elif call.name == "final_answer":
                 answer = output
                 results[call.id] = ToolResult(call.id, call.name, f"Final answer: {short_repr(output)}")
@@ -248,7 +293,9 @@ class ToolCallingAgent(MultiStepAgent):
     ) -> str:
         """Put the results so far on the step, in the model's order (a paused step shows what already ran)."""
         ordered = [results[c.id] for c in calls if c.id in results]
-        step.observations = observations = "\n".join(f"[{r.name}] {r.output}" for r in ordered)
+        # each result beside its call's arguments: three results of one tool are otherwise anonymous numbers
+        shown = [_result_line(c, results[c.id]) for c in calls if c.id in results]
+        step.observations = observations = "\n".join(shown)
         if native:
             step.tool_results = ordered
         return observations
@@ -274,6 +321,23 @@ _PLACEHOLDER_NAMES = frozenset(
 )
 
 
+_PLACEHOLDER_VALUE = re.compile(r"^\s*(\{\{.*\}\}|<[^<>]+>|\$\{?\w+\}?)\s*$", re.DOTALL)
+
+
+def _placeholder_argument(arguments: Any) -> str | None:
+    """A string argument that stands for another call's result (`{{result_of_x}}`, `<price>`, `$total`), if any.
+
+    Small models write a whole plan's calls in one reply and fill the later ones' arguments with such
+    placeholders; the tool cannot run on them, and a schema error about "a valid number" does not say why.
+    """
+    if not isinstance(arguments, dict):
+        return None
+    for value in arguments.values():
+        if isinstance(value, str) and _PLACEHOLDER_VALUE.match(value):
+            return value
+    return None
+
+
 def _is_placeholder(name: str) -> bool:
     return name.strip().lower() in _PLACEHOLDER_NAMES or name.strip().startswith("<")
 
@@ -288,6 +352,24 @@ def _signature(tool: Any) -> str:
         f"    {name}: {spec['description']}" for name, spec in properties.items() if spec.get("description")
     ]
     return "\n".join(lines)
+
+
+def _result_line(call: ToolCall, result: ToolResult) -> str:
+    """`name(arg=value, ...) -> output`: the form a CodeAgent's tool log uses too."""
+    arguments = call.arguments if isinstance(call.arguments, dict) else {}
+    shown = ", ".join(f"{k}={preview(v, 60)}" for k, v in arguments.items())
+    return f"{call.name}({shown}) -> {result.output}"
+
+
+def _results_so_far(steps: Sequence[ActionStep]) -> str:
+    """The successful tool results of earlier steps, to put in front of a model that answered with an error."""
+    lines = [
+        line
+        for step in steps
+        for line in (step.observations or "").splitlines()
+        if " -> " in line and "Error" not in line and not line.startswith("final_answer(")
+    ]
+    return "\nThe results you have:\n" + "\n".join(dict.fromkeys(lines)) if lines else ""
 
 
 def _as_observation(output: Any) -> str:

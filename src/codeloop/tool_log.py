@@ -11,6 +11,7 @@ rendered: any other object shows as `<TypeName>`, so no agent-defined `__repr__`
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from typing import Any
 
@@ -18,6 +19,19 @@ __all__ = ["ToolCallLog", "preview"]
 
 _PLAIN = (str, int, float, bool, type(None))
 _CONTAINERS = (dict, list, tuple, set, frozenset)
+
+
+_KEY_ERROR = re.compile(r"^KeyError: (.+)$", re.MULTILINE)
+
+
+def _key_reprs(value: Any) -> tuple[str, tuple[str, ...]] | None:
+    """("result", keys) for a dict, ("items", keys) for a list of dicts (its first one's), else None."""
+    if isinstance(value, dict) and value and all(isinstance(k, _PLAIN) for k in value):
+        return "result", tuple(repr(k) for k in list(value)[:20])
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], dict):
+        inner = _key_reprs(value[0])
+        return ("items", inner[1]) if inner else None
+    return None
 
 
 def preview(value: Any, budget: int = 300) -> str:
@@ -73,6 +87,7 @@ class ToolCallLog:
 
     def __init__(self) -> None:
         self._lines: list[str] = []
+        self._keys: list[tuple[str, str, tuple[str, ...]]] = []  # (tool, "result" | "items", key reprs)
         self._lock = threading.Lock()  # tools called from threads in agent code log concurrently
         self.calls_in_run = 0
         """Tool calls made since `start_run` (every call, repeated ones too)."""
@@ -81,12 +96,14 @@ class ToolCallLog:
         """Forget the previous run: its calls and its last step."""
         with self._lock:
             self._lines.clear()
+            self._keys.clear()
             self.calls_in_run = 0
 
     def clear(self) -> None:
         """Forget the calls of the previous step."""
         with self._lock:
             self._lines.clear()
+            self._keys.clear()
 
     def wrap(self, name: str, tool: Any) -> Any:
         """A callable that calls `tool` and logs the call; executors read its `description` like the tool's."""
@@ -101,7 +118,7 @@ class ToolCallLog:
             except Exception as exc:
                 self._add(f"{name}({shown}) raised {type(exc).__name__}")
                 raise
-            self._add(f"{name}({shown}) -> {preview(result)}")
+            self._add(f"{name}({shown}) -> {preview(result)}", name, _key_reprs(result))
             return result
 
         logged.__name__ = logged.__qualname__ = name
@@ -110,11 +127,32 @@ class ToolCallLog:
             logged.description = description  # type: ignore[attr-defined]
         return logged
 
-    def _add(self, line: str) -> None:
+    def _add(self, line: str, name: str = "", keys: tuple[str, tuple[str, ...]] | None = None) -> None:
         with self._lock:
             self.calls_in_run += 1
             if line not in self._lines and len(self._lines) < self.MAX_CALLS:
                 self._lines.append(line)
+                if keys is not None:
+                    self._keys.append((name, *keys))
+
+    def missing_key_hint(self, error: str) -> str:
+        """For a step that failed with `KeyError: k`: which tool results lack `k`, and the keys they have.
+
+        The tool-call lines below the error hold the same keys, but a small model reads the error line and
+        guesses again; naming the real keys right under it is what gets the next step to use them.
+        """
+        found = _KEY_ERROR.search(error)
+        if found is None:
+            return ""
+        missing = found.group(1).strip()
+        with self._lock:
+            hints = [
+                f"{missing} is not a key of {'the dicts in ' if kind == 'items' else ''}what {name} returned; "
+                f"{'their' if kind == 'items' else 'its'} keys are: {', '.join(keys)}."
+                for name, kind, keys in self._keys
+                if missing not in keys
+            ]
+        return "\n".join(dict.fromkeys(hints))
 
     def render(self) -> str:
         """The step's calls as text for the model, or "" when it called no tool."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .base import FunctionTool, Tool, tool
+    from .calculator import CalculatorTool
     from .final_answer import FinalAnswerTool
     from .interop import LangChainTool
     from .mcp import MCPClient, MCPConnectionError, MCPTool, MCPToolError, ToolCollection
@@ -31,6 +32,7 @@ __all__ = [
     "FunctionTool",
     "tool",
     "FinalAnswerTool",
+    "CalculatorTool",
     "MCPClient",
     "MCPTool",
     "MCPToolError",
@@ -60,6 +62,7 @@ _WHERE = {
     "FunctionTool": ".base",
     "tool": ".base",
     "FinalAnswerTool": ".final_answer",
+    "CalculatorTool": ".calculator",
     "MCPClient": ".mcp",
     "MCPTool": ".mcp",
     "MCPToolError": ".mcp",
