@@ -19,7 +19,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 # A safety net, not a speed test: the module shares one server and browser, whose start counts toward the
 # first test, and runs take longer on a loaded machine.
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(600)
 if not CHROMIUM.exists():
     pytest.skip(
         "needs Debian's chromium package (make system-deps) for the browser tests", allow_module_level=True
