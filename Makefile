@@ -55,8 +55,10 @@ $(DEMO_VENV)/.installed: $(DEMO_VENV)/.locked pyproject.toml
 	touch $@
 
 # bubblewrap is the sandbox, and Debian's postgresql package gives the PostgreSQL run-store tests a real server
-# (they start their own, in a temporary directory). Install them when we can (root on Debian/Ubuntu); otherwise the
-# sandbox executor falls back to a plain subprocess and the tests that need either say why they skip.
+# (they start their own, in a temporary directory); Debian's chromium runs the web UI's browser tests headless
+# (Playwright drives it and never downloads a browser of its own). Install them when we can (root on
+# Debian/Ubuntu); otherwise the sandbox executor falls back to a plain subprocess and the tests that need one of
+# them say why they skip.
 system-deps:
 	@missing=""; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
@@ -67,7 +69,7 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	      || echo "warning: could not install$$missing"; \
-	  else echo "note: not found:$$missing (bubblewrap: the sandbox executor; postgresql: the PostgreSQL store tests; chromium: the UI browser tests)"; fi; \
+	  else echo "note: not found:$$missing (bubblewrap: the sandbox executor; postgresql: the PostgreSQL store tests; chromium: the web UI's browser tests)"; fi; \
 	fi
 
 # The demo needs codeloop and the openai SDK only (the scripted server is part of codeloop).

@@ -1,4 +1,4 @@
-"""`codeloop run | eval | batch | demo | mcp serve`: the command line. Exit codes of `run` are in `EXIT_CODES`."""
+"""`codeloop run | eval | batch | demo | mcp serve | ui`: the command line. Exit codes of `run` are in `EXIT_CODES`."""
 
 from __future__ import annotations
 
@@ -658,7 +658,45 @@ def build_parser() -> argparse.ArgumentParser:
     add_arguments(serve)
     serve.set_defaults(handler=_cmd_mcp_serve)
     add_runs_parser(sub)
+    ui = sub.add_parser("ui", help="a local web app: chat with an agent, approve its calls, browse runs")
+    ui.add_argument(
+        "--agent",
+        help="a saved agent folder, or file.py:name / module:name of a function returning a new agent "
+        "(one per browser session) or of an agent (shared: runs take turns)",
+    )
+    ui.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=7860)
+    ui.add_argument(
+        "--token",
+        default=os.environ.get("CODELOOP_UI_TOKEN"),
+        help="needed for any host but 127.0.0.1 (default: $CODELOOP_UI_TOKEN)",
+    )
+    add_store_argument(ui)
+    ui.set_defaults(handler=_cmd_ui)
     return parser
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from .ui import launch
+    from .ui.server import check_exposure
+
+    try:
+        check_exposure(args.host, args.token)  # before loading anything: a refused bind costs nothing
+        source = None
+        if args.agent:
+            from .ui.chat import agent_source
+
+            source = agent_source(args.agent)
+    except (ValueError, ImportError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    launch(
+        None if source is None else (source.shared or source.factory),
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        store=args.store,
+    )
+    return 0
 
 
 def _cmd_mcp_serve(args: argparse.Namespace) -> int:
