@@ -277,23 +277,24 @@ def compact(
     state.boundary = boundary
 
     renderer = _Renderer(policy, memory, kind, state, boundary)
+    messages = renderer.render()
     window = policy.window(model)
     if window is not None:
         budget = window - policy.reserve(model, window) - (policy.count(extra) if extra else 0)
         renderer.cap = max(256, (budget - renderer.fixed_tokens()) // 2)
         messages = renderer.render()
-        size = count_messages(policy, messages)
+        size, omitted = count_messages(policy, messages), state.omitted
         if size > budget:
+            # Down to 3/4 of the budget, so the next steps fit without moving the prefix again at each one.
             while size > budget * 3 // 4 and max(state.omitted, state.summarized) < done - 1:
                 state.omitted = min(done - 1, max(state.omitted, state.summarized) + policy.every)
                 messages = renderer.render()
                 size = count_messages(policy, messages)
+        if state.omitted > omitted:
             notes.append(
                 f"Steps 1-{state.omitted} are left out to fit the context window ({window:,} tokens; "
                 f"this request ~{size:,})."
             )
-    else:
-        messages = renderer.render()
     if renderer.cut:
         notes.append(f"Observations of steps {', '.join(map(str, renderer.cut))} are cut to fit the window.")
     return ContextView(messages, usage, " ".join(notes) or None)
@@ -346,14 +347,15 @@ class _Renderer:
             if ordinal <= hidden:
                 if ordinal == 1:
                     note = self._hidden_note(hidden, variables if masked == hidden else None)
-                    messages.append(ChatMessage("user", note))
+                    messages.append(ChatMessage("user", note, cache_hint=masked == hidden))
                 continue
             if ordinal <= masked:
                 last = ordinal == masked
-                shown = _masked(step, placeholder, variables if last else None)
+                messages.extend(_masked(step, placeholder, variables if last else None).to_messages())
+                if last:  # everything up to here stays the same until the next batch: a cache breakpoint
+                    messages[-1] = dataclasses.replace(messages[-1], cache_hint=True)
             else:
-                shown = self._capped(step, ordinal)
-            messages.extend(shown.to_messages())
+                messages.extend(self._capped(step, ordinal).to_messages())
         return messages
 
     def _hidden_note(self, hidden: int, variables: str | None) -> str:

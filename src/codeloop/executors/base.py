@@ -27,6 +27,9 @@ class ExecutionResult:
     output: Any
     logs: str
     is_final_answer: bool = False
+    variables: str = ""
+    """One line naming the variables defined after the step, with types and sizes ("" if none or unknown);
+    shown to the model when the step's own output is masked (`codeloop.compaction`)."""
 
 
 @runtime_checkable
