@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from tests.sandbox_support import needs_bwrap
 
 from codeloop import CodeAgent, ToolCallingAgent, tool
 from codeloop.compaction import (
@@ -19,6 +20,7 @@ from codeloop.compaction import (
     Summarize,
     estimate_tokens,
 )
+from codeloop.executors import LocalExecutor, SandboxExecutor
 from codeloop.models.anthropic import AnthropicModel
 from codeloop.models.base import TokenUsage
 from codeloop.models.openai import OpenAIModel
@@ -264,3 +266,13 @@ def test_anthropic_cached_tokens_reach_usage_and_cost() -> None:
     assert (got.input_tokens, got.cache_read_tokens, got.cache_write_tokens) == (1_000, 900, 50)
     full_price = estimate_cost("claude-sonnet-4-6", TokenUsage(input_tokens=1_000, output_tokens=20))
     assert result.cost_usd is not None and full_price is not None and result.cost_usd < full_price / 2
+
+
+@pytest.mark.parametrize("kind", ["local", pytest.param("sandbox", marks=needs_bwrap)])
+def test_every_executor_describes_its_variables_after_a_step(kind: str) -> None:
+    executor = LocalExecutor() if kind == "local" else SandboxExecutor()
+    with executor:
+        executor.send_tools({})
+        result = executor.run("rows = [1, 2, 3]\nname = 'abc'\nrows")
+        assert result.variables == "Variables defined now: rows (list, 3 items), name (str, 3 characters)"
+        assert executor.run("final_answer(rows)").variables == ""  # nothing to show once the run ends
