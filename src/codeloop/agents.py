@@ -27,7 +27,7 @@ from ._checks import check_limit
 from .agent_approval import ApprovalMixin
 from .agent_parts import build_tool_table
 from .approval import ApprovalRequired, AwaitingApproval
-from .compaction import DEFAULT_COMPACTION, MaskObservations, check_fits, compact, resolve_policy
+from .compaction import DEFAULT_COMPACTION, AgentKind, MaskObservations, check_fits, compact, resolve_policy
 from .durable import Durability, JournalFactory
 from .effects import AwaitApproval, CallModel, Done, Effect
 from .errors import (
@@ -517,7 +517,7 @@ class MultiStepAgent(ApprovalMixin):
         """
         if self.compaction is None:
             return self.memory.to_messages()
-        kind = "code" if self.prompt_name == "code_agent" else "tools"
+        kind: AgentKind = "code" if self.prompt_name == "code_agent" else "tools"
         view = yield from compact(
             self.compaction,
             self.memory,
