@@ -27,6 +27,7 @@ from ._checks import check_limit
 from .agent_approval import ApprovalMixin
 from .agent_parts import build_tool_table
 from .approval import ApprovalRequired, AwaitingApproval
+from .compaction import DEFAULT_COMPACTION, AgentKind, MaskObservations, check_fits, compact, resolve_policy
 from .durable import Durability, JournalFactory
 from .effects import AwaitApproval, CallModel, Done, Effect
 from .errors import (
@@ -110,7 +111,11 @@ class MultiStepAgent(ApprovalMixin):
         approval: Callable[..., Any] | None = None,
         before_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         after_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+        compaction: MaskObservations | None = DEFAULT_COMPACTION,
     ) -> None:
+        """`compaction`: what of a long run the model sees (`codeloop.compaction`): by default old observations
+        are masked in batches and requests kept within the model's known context window; None sends everything.
+        """
         if model is None:
             raise ValueError(
                 "an agent needs a model: pass model=OpenAIModel(...) or a spec like 'openai:gpt-4o'"
@@ -160,7 +165,9 @@ class MultiStepAgent(ApprovalMixin):
         self._durable = Durability(journal)
         if journal is None:
             agent_store = self._store
-            self._durable.store_journal = lambda: None if agent_store.store is None else agent_store.store.journal
+            self._durable.store_journal = lambda: (
+                None if agent_store.store is None else agent_store.store.journal
+            )
         self._run_request: tuple[str, list[dict[str, Any]], int] = ("", [], 0)
         self._init_approval(approval, before_tool_call, after_tool_call)
 
@@ -169,6 +176,10 @@ class MultiStepAgent(ApprovalMixin):
         self._register_tools(tools, managed_agents, add_base_tools)
         self.memory = AgentMemory(self.system_prompt())
         self._run_steps_start = 0
+        self.compaction = resolve_policy(compaction)
+        check_fits(
+            self.compaction, self.model, self.memory.system_prompt.system_prompt, extra=self._context_extra()
+        )
 
     @property
     def verbosity_level(self) -> int:
@@ -379,6 +390,7 @@ class MultiStepAgent(ApprovalMixin):
                 "\nYou have been given these additional arguments; use them directly as variables by name:\n"
                 + "\n".join(f"- {k}: {type(v).__name__}" for k, v in additional_args.items())
             )
+        check_fits(self.compaction, self.model, self.system_prompt(), task, self._context_extra())
         self._take_over_decisions()
         self._recorder = self._store.begin(
             self, session
@@ -475,7 +487,7 @@ class MultiStepAgent(ApprovalMixin):
             messages = [ChatMessage("user", prompt)]
         else:
             prompt = render(load_prompt("planning_update"), task=task, remaining_steps=max_steps - number + 1)
-            messages = [*self.memory.to_messages(), ChatMessage("user", prompt)]
+            messages = [*(yield from self._context()), ChatMessage("user", prompt)]
         step = PlanningStep()
         message = yield CallModel(messages, stop=["<end_plan>"], stream=self.stream_outputs)
         step.plan = message.text.replace("<end_plan>", "").strip()
@@ -485,20 +497,47 @@ class MultiStepAgent(ApprovalMixin):
         self._callbacks(step)
         yield ev.PlanCreated(step)
 
-    def _model_input(self, step: ActionStep) -> list[ChatMessage]:
+    def _model_input(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, list[ChatMessage]]:
         """The messages for `step`'s model call: the memory, and on the last of several steps a notice saying so.
 
         A small model that has printed the answer often keeps checking it until the steps run out; told that
         this step is the last, it calls final_answer with what it has.
         """
-        messages = self.memory.to_messages()
+        messages = yield from self._context(step)
         if step.step_number == self._last_step > 1:
             messages.append(ChatMessage("user", load_prompt("last_step").strip()))
         return messages
 
+    def _context(
+        self, step: ActionStep | None = None
+    ) -> Generator[ev.Event | Effect, Any, list[ChatMessage]]:
+        """The memory as the model is shown it under `self.compaction` (a summary is asked for as an effect).
+
+        For an action step, the step records what compaction did, and a summariser's tokens count as its own.
+        """
+        if self.compaction is None:
+            return self.memory.to_messages()
+        kind: AgentKind = "code" if self.prompt_name == "code_agent" else "tools"
+        view = yield from compact(
+            self.compaction,
+            self.memory,
+            model=self.model,
+            kind=kind,
+            extra=self._context_extra(),
+            may_summarize=step is not None,
+        )
+        if step is not None:
+            step.context_note = view.note
+            step.token_usage = combined_usage(step.token_usage, view.usage)
+        return view.messages
+
+    def _context_extra(self) -> str:
+        """Hook for subclasses: text sent with every request beside the messages (tool schemas)."""
+        return ""
+
     def _forced_final_answer(self, task: str) -> Generator[ev.Event | Effect, Any, Any]:
         prompt = render(load_prompt("final_answer"), task=task)
-        message = yield CallModel([*self.memory.to_messages(), ChatMessage("user", prompt)])
+        message = yield CallModel([*(yield from self._context()), ChatMessage("user", prompt)])
         return message.text, message.token_usage
 
     def _check_final_answer(self, answer: Any) -> None:
@@ -697,6 +736,13 @@ def _keep_partial_reply(step: ActionStep, exc: AgentGenerationError) -> None:
     if exc.partial_output and step.model_output is None:
         step.model_output = exc.partial_output
         step.model_output_message = ChatMessage("assistant", exc.partial_output)
+
+
+def combined_usage(first: TokenUsage | None, second: TokenUsage | None) -> TokenUsage | None:
+    """The sum of two model calls' usage, either of which may be unknown (None)."""
+    if first is None:
+        return second
+    return first + second
 
 
 def _total_usage(steps: list[MemoryStep]) -> TokenUsage:

@@ -15,7 +15,7 @@ from . import events as ev
 from ._checks import check_limit
 from ._text import short_repr
 from .agent_parts import check_code_tool_name, check_executor
-from .agents import DEFAULT_AUTHORIZED_IMPORTS, NO_ANSWER, MultiStepAgent
+from .agents import DEFAULT_AUTHORIZED_IMPORTS, NO_ANSWER, MultiStepAgent, combined_usage
 from .approval import ApprovalRequired, GatedTool, PendingCall, ToolCallInfo
 from .effects import AwaitApproval, CallModel, CallTools, Effect, RunCode
 from .errors import AgentExecutionError, AgentParsingError, ExecutionError
@@ -133,12 +133,15 @@ class CodeAgent(MultiStepAgent):
         if self.use_structured_outputs:
             from .models.structured import code_action_response_format
 
-            effect = CallModel(self._model_input(step), response_format=code_action_response_format())
+            effect = CallModel(
+                (yield from self._model_input(step)), response_format=code_action_response_format()
+            )
         else:
-            effect = CallModel(self._model_input(step), stop=["Observation:"])
+            effect = CallModel((yield from self._model_input(step)), stop=["Observation:"])
         effect.stream = self.stream_outputs
         message = yield effect
-        step.model_output_message, step.token_usage = message, message.token_usage
+        step.model_output_message = message
+        step.token_usage = combined_usage(step.token_usage, message.token_usage)
         step.model_output = message.text
         yield ev.ModelOutput(message, step.step_number)
         step.code_action = code = self._extract_code(message.text)
@@ -151,6 +154,7 @@ class CodeAgent(MultiStepAgent):
             result = yield RunCode(code, attach)
         except ExecutionError as exc:
             step.observations = exc.logs or None
+            step.variables = _variables_line(str(exc))
             # the real keys and values, so a guessed one can be fixed: named right under the error, then every call
             text = _insert_after_exception(str(exc), self._tool_log.missing_key_hint(str(exc)))
             calls = self._tool_log.render()
@@ -167,6 +171,7 @@ class CodeAgent(MultiStepAgent):
             return NO_ANSWER
         self._tool_data_seen = self._tool_data_seen or bool(calls)
         step.action_output = result.output
+        step.variables = getattr(result, "variables", None) or None
         observation = result.logs
         if not result.is_final_answer and result.output is not None:
             # Prefer the executor's own rendering: made inside the step, under its limits, by agent-defined reprs.
@@ -193,7 +198,7 @@ class CodeAgent(MultiStepAgent):
         """
         prompt = render(load_prompt("final_answer_code"), task=task)
         message = yield CallModel(
-            [*self.memory.to_messages(), ChatMessage("user", prompt)], stop=["Observation:"]
+            [*(yield from self._context()), ChatMessage("user", prompt)], stop=["Observation:"]
         )
         try:
             code = self._extract_code(message.text)
@@ -334,3 +339,11 @@ def _insert_after_exception(error: str, note: str) -> str:
 def _repeated_step_note() -> str:
     """What is appended to the observation of a step that repeated the previous one (and removed to compare)."""
     return "\n" + load_prompt("repeated_step").strip()
+
+
+def _variables_line(message: str) -> str | None:
+    """The executor's "Variables defined now: ..." line at the end of an error message, if there is one."""
+    for line in reversed(message.splitlines()):
+        if line.startswith("Variables defined now: "):
+            return line
+    return None

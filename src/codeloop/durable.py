@@ -128,6 +128,7 @@ def _execution_payload(result: Any) -> dict[str, Any]:
         "logs": result.logs,
         "is_final_answer": bool(result.is_final_answer),
         "output_repr": rendered,
+        "variables": getattr(result, "variables", ""),
     }
 
 
@@ -136,7 +137,7 @@ def _execution_result(data: dict[str, Any], fresh: Any) -> Any:
     from .executors.base import ExecutionResult
 
     output = _decode_value(data["output"]) if _is_exact(data["output"]) or fresh is None else fresh.output
-    result = ExecutionResult(output, data["logs"], data["is_final_answer"])
+    result = ExecutionResult(output, data["logs"], data["is_final_answer"], data.get("variables") or "")
     if data.get("output_repr") is not None:
         result.output_repr = data["output_repr"]  # type: ignore[attr-defined]
     return result

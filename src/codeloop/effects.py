@@ -43,6 +43,8 @@ class CallModel:
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
     stream: bool = False
+    model: Model | None = None
+    """The model to ask; None means the agent's (a context summariser may use another)."""
 
 
 @dataclass
@@ -90,6 +92,7 @@ def perform(effect: Effect, model: Model, run_code: Callable[[str], Any]) -> Ite
     """Perform `effect` synchronously: yields events as they happen, then one `Done` with the result."""
     if isinstance(effect, CallModel):
         kwargs = _model_kwargs(effect)
+        model = effect.model or model
         try:
             messages = sendable_messages(effect.messages)
             if not effect.stream:
@@ -122,6 +125,7 @@ async def aperform(
     """Async twin of `perform`: model calls are awaited, code runs in a worker thread, tools concurrently."""
     if isinstance(effect, CallModel):
         kwargs = _model_kwargs(effect)
+        model = effect.model or model
         try:
             messages = sendable_messages(effect.messages)
             if not effect.stream:

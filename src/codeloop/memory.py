@@ -215,6 +215,11 @@ class ActionStep(MemoryStep):
     is_final_answer: bool = False
     token_usage: TokenUsage | None = None
     timing: Timing = field(default_factory=Timing)
+    variables: str | None = None
+    """CodeAgent: the executor's one-line description of the variables defined after this step (names, types,
+    sizes); shown to the model in place of masked observations (`codeloop.compaction`)."""
+    context_note: str | None = None
+    """What context compaction changed for this step's request (steps masked or summarised, a failed summary)."""
 
     def to_messages(self, summary_mode: bool = False) -> list[ChatMessage]:
         """The assistant's action, then tool messages (native calls) or an observation as a user turn."""

@@ -10,13 +10,14 @@ that the results are in front of it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Generator, Sequence
 from typing import Any, Literal
 
 from . import events as ev
 from ._text import short_repr
-from .agents import NO_ANSWER, MultiStepAgent
+from .agents import NO_ANSWER, MultiStepAgent, combined_usage
 from .approval import Ask, Deny, PendingCall, ToolCallInfo
 from .effects import AwaitApproval, CallModel, CallTools, Effect
 from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
@@ -177,6 +178,12 @@ class ToolCallingAgent(MultiStepAgent):
             values["call_format"] = load_prompt("tool_call_format_auto")
         return values
 
+    def _context_extra(self) -> str:
+        # The tool schemas travel with every native-call request and count against the context window.
+        if self._text_calls:
+            return ""
+        return json.dumps([t.to_function_spec() for t in self.tools.values()], default=str)
+
     def _use_text_calls(self) -> None:
         """From now on, ask for calls as JSON in text only: one format in the prompt, no schemas sent."""
         self._text_calls = True
@@ -184,8 +191,10 @@ class ToolCallingAgent(MultiStepAgent):
 
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
         specs = None if self._text_calls else [t.to_function_spec() for t in self.tools.values()]
-        message = yield CallModel(self._model_input(step), tools=specs, stream=self.stream_outputs)
-        step.model_output_message, step.token_usage = message, message.token_usage
+        messages = yield from self._model_input(step)
+        message = yield CallModel(messages, tools=specs, stream=self.stream_outputs)
+        step.model_output_message = message
+        step.token_usage = combined_usage(step.token_usage, message.token_usage)
         step.model_output = message.text
         yield ev.ModelOutput(message, step.step_number)
         native = bool(message.tool_calls)

@@ -7,7 +7,7 @@ always available and ends the run with the object `x`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,6 +27,9 @@ class ExecutionResult:
     output: Any
     logs: str
     is_final_answer: bool = False
+    variables: str = field(default="", compare=False)
+    """One line naming the variables defined after the step, with types and sizes ("" if none or unknown);
+    shown to the model when the step's own output is masked (`codeloop.compaction`)."""
 
 
 @runtime_checkable

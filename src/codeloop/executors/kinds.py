@@ -60,7 +60,9 @@ def check_executor_choice(spec: Any, kwargs: dict[str, Any]) -> str | Executor |
             )
         if kwargs:
             what = type(spec).__name__ if _is_factory(spec) else "an executor instance"
-            raise ValueError(f"executor_kwargs {sorted(kwargs)} cannot apply to {what}; pass them when creating it")
+            raise ValueError(
+                f"executor_kwargs {sorted(kwargs)} cannot apply to {what}; pass them when creating it"
+            )
         return spec
     kind = spec.strip().lower()
     if kind not in EXECUTOR_KINDS:

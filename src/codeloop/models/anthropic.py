@@ -197,6 +197,15 @@ class AnthropicModel(RemoteModel):
                 specs[-1] = {**specs[-1], "cache_control": _CACHE}
             request["tools"] = specs
         if self.prompt_caching and turns:
+            # Where compaction's masked part ends, the conversation stays the same until its next batch: a
+            # breakpoint there is read back at every step of the batch, however much the steps after it add.
+            hinted = [i for i, m in enumerate(messages) if m.cache_hint]
+            if hinted:
+                _, before = to_anthropic_messages(messages[: hinted[-1] + 1])
+                if before and before[-1]["content"]:
+                    turn = turns[len(before) - 1]["content"]
+                    index = len(before[-1]["content"]) - 1
+                    turn[index] = {**turn[index], "cache_control": _CACHE}
             # The end of the conversation is a breakpoint too: the next step reads all of it from the cache.
             last = turns[-1]["content"]
             last[-1] = {**last[-1], "cache_control": _CACHE}

@@ -120,6 +120,10 @@ class ChatMessage:
     """Reasoning/thinking text the provider returned beside the answer; never part of `content`."""
     raw: Any = field(default=None, repr=False, compare=False)
     """The provider's own response object, for debugging; not serialized."""
+    cache_hint: bool = field(default=False, repr=False, compare=False)
+    """The conversation up to here stays the same for several requests (context compaction marks where its
+    masked part ends): providers with explicit prompt caching (Anthropic) put a cache breakpoint here. Not
+    serialized."""
 
     @property
     def text(self) -> str:

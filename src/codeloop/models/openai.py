@@ -53,6 +53,9 @@ class OpenAIModel(ChatCompletionsModel):
         supports_stop: Whether to send `stop` to the API. `None` decides from the model name (reasoning
             models refuse it). Replies are also trimmed at the stop sequence client-side, which is what
             enforces it when it is not sent.
+        prompt_cache_key: OpenAI's `prompt_cache_key`, which routes requests sharing a prefix to the same cache.
+            None (the default) sends one derived from the system prompt when talking to api.openai.com (other
+            servers may refuse unknown fields); True sends it to any server; False never; a string is sent as is.
         max_retries, timeout, retry_deadline_s, requests_per_minute, retry_base_delay: see `RemoteModel`.
         **generate_kwargs: Sent with every request (`temperature`, `max_tokens`, `reasoning_effort`, ...).
     """
@@ -71,6 +74,7 @@ class OpenAIModel(ChatCompletionsModel):
         api_key: str | None = None,
         client_kwargs: dict[str, Any] | None = None,
         supports_stop: bool | None = None,
+        prompt_cache_key: str | bool | None = None,
         **generate_kwargs: Any,
     ) -> None:
         if not is_installed("openai"):  # say so now, not at the first (paid) call of a run
@@ -89,6 +93,7 @@ class OpenAIModel(ChatCompletionsModel):
         )
         self.client_kwargs = dict(client_kwargs or {})
         self.supports_stop = (not rejects_stop(model_id)) if supports_stop is None else supports_stop
+        self.prompt_cache_key = prompt_cache_key
 
     # -- clients -------------------------------------------------------------------------------------------------
     def _client_options(self) -> dict[str, Any]:
@@ -130,7 +135,25 @@ class OpenAIModel(ChatCompletionsModel):
             request["stop"] = stop
         if response_format is not None:
             request["response_format"] = response_format
+        key = self._cache_key(messages)
+        if key is not None:
+            request.setdefault("prompt_cache_key", key)
         return request
+
+    def _cache_key(self, messages: list[ChatMessage]) -> str | None:
+        """The `prompt_cache_key` to send: the system prompt's digest, so one agent's requests share a cache."""
+        wanted = self.prompt_cache_key
+        if wanted is None:
+            wanted = self.provider == "openai" and self.api_base is None
+        if isinstance(wanted, str) or not wanted:
+            return wanted or None
+        import hashlib
+
+        system = "".join(m.text for m in messages if m.role == "system")
+        return (
+            "codeloop-"
+            + hashlib.sha256(f"{self.model_id}\n{system}".encode("utf-8", "replace")).hexdigest()[:24]
+        )
 
     def classify_error(self, exc: BaseException) -> ProviderFailure | None:
         """OpenAI SDK errors as `ProviderFailure`s: 429/5xx/connection/timeout retry, other statuses do not."""

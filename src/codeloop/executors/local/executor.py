@@ -100,6 +100,7 @@ class _Outcome:
     error: BaseException | None = None
     message: str | None = None
     output_repr: str | None = None
+    variables: str = ""
 
 
 @dataclass
@@ -502,6 +503,8 @@ class LocalExecutor:
                 if value is not None:
                     job.outcome.output_repr = _bounded_repr(value)
                     job.state.rendered[id(value)] = (value, job.outcome.output_repr)
+                if not control.final:
+                    job.outcome.variables = describe_variables(job.state.namespace, self._tool_names)
             if job.outcome.error is not None and not control.final:
                 job.outcome.message = self._describe(job.outcome.error, job.source)
                 variables = describe_variables(job.state.namespace, self._tool_names)
@@ -617,7 +620,9 @@ class LocalExecutor:
                     else f"{type(error).__name__} (its message could not be rendered within the time limit)"
                 )
             raise ExecutionError(message, logs=logs)
-        return LocalExecutionResult(value, logs, False, output_repr=job.outcome.output_repr)
+        return LocalExecutionResult(
+            value, logs, False, variables=job.outcome.variables, output_repr=job.outcome.output_repr
+        )
 
     # --- worker lifecycle ----------------------------------------------------------------------------------------
 

@@ -22,7 +22,15 @@ from typing import Any, Protocol
 
 from ..._threads import start_thread
 
-__all__ = ["Channel", "FdChannel", "ProcessChannel", "QueueChannel", "spawn_process", "describe_exit", "DIAGNOSTICS_LIMIT"]
+__all__ = [
+    "Channel",
+    "FdChannel",
+    "ProcessChannel",
+    "QueueChannel",
+    "spawn_process",
+    "describe_exit",
+    "DIAGNOSTICS_LIMIT",
+]
 
 logger = logging.getLogger(__name__)
 

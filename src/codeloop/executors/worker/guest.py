@@ -514,6 +514,7 @@ class _Worker:
             "logs": logs,
             "rest": rest,
             "restart": restart,
+            "variables": "" if self.final else shaping.describe_variables(self.namespace, self.tool_names),
         }
         reply["value"] = None if value is None else wire.encode_or_describe(value)
         return reply

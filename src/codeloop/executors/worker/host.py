@@ -14,6 +14,7 @@ variables (the variables the code itself created are lost, and the message says 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -456,7 +457,7 @@ class WorkerExecutor(ABC):
                     raise ExecutionError(f"{note}\n{exc}", logs=exc.logs) from None
                 raise
             if note:
-                return ExecutionResult(result.output, f"[{note}]\n{result.logs}", result.is_final_answer)
+                return dataclasses.replace(result, logs=f"[{note}]\n{result.logs}")
             return result
 
     def _run_step(self, code: str) -> ExecutionResult:
@@ -506,7 +507,9 @@ class WorkerExecutor(ABC):
                 self._discard()  # Ctrl-C or a failing callback: never leave a step running unattended
                 raise
             paused, self._paused = self._paused, None
-            if paused is not None:  # a tool asked to pause: the step ends here, the worker keeps its variables
+            if (
+                paused is not None
+            ):  # a tool asked to pause: the step ends here, the worker keeps its variables
                 if _text(message.get("restart")):
                     self._discard()
                 paused.logs = _text(message.get("logs"))
@@ -571,7 +574,7 @@ class WorkerExecutor(ABC):
                 "Variables are kept; print the value or convert it (e.g. str(), .tolist()) instead.",
                 logs=logs,
             ) from None
-        return ExecutionResult(decoded, logs, False)
+        return ExecutionResult(decoded, logs, False, variables=_text(message.get("variables")))
 
     def _answer_call(
         self, connection: Connection, message: dict[str, Any], deadline: Callable[[], float | None]
@@ -603,7 +606,9 @@ class WorkerExecutor(ABC):
         connection.send_raw(data, deadline())
 
     def _call_tool(self, message: dict[str, Any]) -> dict[str, Any]:
-        if self._paused is not None:  # code that caught the pause may not call tools or answer: the step is over
+        if (
+            self._paused is not None
+        ):  # code that caught the pause may not call tools or answer: the step is over
             return {"op": "pause", "message": str(self._paused)}
         if message["op"] == "final":
             try:
