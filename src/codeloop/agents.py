@@ -592,6 +592,7 @@ class MultiStepAgent(ApprovalMixin):
         """
         event.agent = self.name or type(self).__name__
         listeners = [self._console, *self.listeners] if self._console else list(self.listeners)
+        listeners += ev.process_listeners()  # process-wide instrumentation (codeloop.telemetry)
         if self._recorder is not None:  # first: the record is written before anyone else sees the event
             listeners.insert(0, self._recorder)
         for listener in listeners:
