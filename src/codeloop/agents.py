@@ -402,7 +402,9 @@ class MultiStepAgent(ApprovalMixin):
         self._prepare_run()
         run_id = self._run_id = self._durable.next_run_id(new_run_id)
         self._run_request = (task, images, max_steps)
-        yield ev.RunStarted(task, model_id=getattr(self.model, "model_id", ""), run_id=run_id)
+        yield ev.RunStarted(
+            task, model_id=getattr(self.model, "model_id", ""), run_id=run_id, max_steps=max_steps
+        )
         answer: Any = NO_ANSWER
         state: RunState = "success"
         error: str | None = None

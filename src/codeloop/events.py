@@ -50,6 +50,8 @@ class RunStarted(Event):
     model_id: str = ""
     run_id: str = ""
     """The run's id, known before the run ends (the same as `RunResult.run_id`)."""
+    max_steps: int | None = None
+    """The most action steps this run may take (for progress displays)."""
 
 
 @dataclass

@@ -96,8 +96,12 @@ class Telemetry:
         if timeout_s is None:
             timeout_s = _SHUTDOWN_TIMEOUT_FAILING_S if self._counter.failing else _SHUTDOWN_TIMEOUT_S
         for processor in self._counter.processors:
-            try:
-                processor.shutdown(timeout_millis=int(timeout_s * 1000))
+            try:  # the SDK's BatchSpanProcessor.shutdown takes no timeout; its inner batch processor does
+                inner = getattr(processor, "_batch_processor", None)
+                if inner is not None:
+                    inner.shutdown(timeout_millis=int(timeout_s * 1000))
+                else:
+                    processor.shutdown()
             except Exception:  # a broken exporter must not break the program's exit
                 _log.debug("span processor shutdown failed", exc_info=True)
             self._counter.count_unsent(processor)
