@@ -22,6 +22,7 @@ import atexit
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -217,11 +218,15 @@ class _DropCounter:
         self.failing = False
         self.reason = ""
         self.processors: list[Any] = []
+        self.in_flight = 0
+        self.closed = False
         self._lock = threading.Lock()
         self._reported = False
 
     def drop(self, count: int, reason: str) -> None:
         with self._lock:
+            if self.closed:  # counted at shutdown already (a batch still in flight then)
+                return
             self.dropped += count
             first = not self._reported
             self._reported = True
@@ -235,9 +240,16 @@ class _DropCounter:
             )
 
     def count_unsent(self, processor: Any) -> None:
-        left = len(_queue_of(processor) or ())
+        """After shutdown: what is still queued, or was being sent when the wait ended, is lost."""
+        left = len(_queue_of(processor) or ()) + self.in_flight
         if left:
-            self.drop(left, self.reason or "still queued at shutdown")
+            self.drop(left, self.reason or "not sent before shutdown")
+        with self._lock:
+            self.closed = True
+
+    def sending(self, count: int) -> None:
+        with self._lock:
+            self.in_flight += count
 
 
 def _queue_of(processor: Any) -> Any:
@@ -264,7 +276,7 @@ def _provider_from_env(counter: _DropCounter) -> Any:
         if name == "none":
             continue
         if name == "console":
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
+            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
         elif name == "otlp":
             processor = _counting_batch_processor(BatchSpanProcessor, _otlp_exporter(), counter)
             counter.processors.append(processor)
@@ -293,7 +305,7 @@ def _otlp_exporter() -> Any:
     except ImportError as exc:
         raise ImportError(f"OTLP export needs the OTLP HTTP exporter: {install_hint('otel')}") from exc
     # The exporter's own retry warnings would repeat for every batch; the counter reports the loss once.
-    for name in ("opentelemetry.exporter.otlp.common.http", "opentelemetry.exporter.otlp.proto.http",
+    for name in ("opentelemetry.exporter.otlp.common.http", "opentelemetry.exporter.otlp.proto.http.trace_exporter",
                  "opentelemetry.sdk._shared_internal"):  # fmt: skip
         logging.getLogger(name).addFilter(_quiet_export_failures)
     return OTLPSpanExporter()
@@ -310,12 +322,15 @@ def _counting_batch_processor(base: type, exporter: Any, counter: _DropCounter) 
         """Delegates to the OTLP exporter and counts the spans of every batch it could not deliver."""
 
         def export(self, spans: Any) -> Any:
+            counter.sending(len(spans))
             try:
                 result = super().export(spans)
             except Exception as exc:  # noqa: BLE001 - an exporter bug drops the batch, never the run
                 result, why = SpanExportResult.FAILURE, f"{type(exc).__name__}: {exc}"
             else:
                 why = "the collector could not be reached or refused them"
+            finally:
+                counter.sending(-len(spans))
             counter.failing = result != SpanExportResult.SUCCESS
             if counter.failing:
                 counter.drop(len(spans), f"{why} ({getattr(self, '_endpoint', '?')})")
