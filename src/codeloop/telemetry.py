@@ -165,8 +165,7 @@ def uninstrument() -> None:
     """Stop tracing new runs (a provider `instrument()` built is flushed by `Telemetry.shutdown()`)."""
     global _active
     with _active_lock:
-        _active = None
-        ev.remove_process_listener(_listener)
+        _active = None  # the listener stays: it closes the spans of runs still going, then does nothing
 
 
 def enabled_by_env(environ: Mapping[str, str] | None = None) -> bool:
@@ -356,6 +355,7 @@ def _counting_batch_processor(base: type, exporter: Any, counter: _DropCounter) 
 
 @dataclass
 class _RunSpans:
+    telemetry: Telemetry
     span: Any
     token: Any
     parent: _RunSpans | None
@@ -369,7 +369,9 @@ _current_run: ContextVar[_RunSpans | None] = ContextVar("codeloop_trace_run", de
 
 
 def _listener(event: ev.Event) -> None:
-    telemetry = _active
+    # A run traced from its start is closed properly even if tracing was switched off meanwhile.
+    state = _current_run.get()
+    telemetry = _active if state is None or isinstance(event, ev.RunStarted) else state.telemetry
     if telemetry is None:
         return
     handler = _HANDLERS.get(type(event))
@@ -390,7 +392,7 @@ def _on_run_started(t: Telemetry, e: ev.RunStarted) -> None:
         attributes["gen_ai.input.messages"] = _messages_json([("user", e.task)])
     span = t.tracer.start_span(f"invoke_agent {e.agent}", kind=trace.SpanKind.INTERNAL, attributes=attributes)
     token = context.attach(trace.set_span_in_context(span))
-    state = _RunSpans(span, token, _current_run.get())
+    state = _RunSpans(t, span, token, _current_run.get())
     state.var_token = _current_run.set(state)
 
 
