@@ -369,7 +369,7 @@ def _phoenix_problem() -> str | None:
     probe = subprocess.run([PHOENIX_PYTHON, "-c", "import importlib.util as u; print(bool(u.find_spec('phoenix')))"],
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     if probe.stdout.strip() != "True":
-        return f"arize-phoenix is not installed for {PHOENIX_PYTHON} (it is in the dev extra; or set CODELOOP_PHOENIX_PYTHON)"
+        return f"arize-phoenix is not installed for {PHOENIX_PYTHON} (`make test` installs it into .venv-phoenix and sets CODELOOP_PHOENIX_PYTHON)"
     return None
 
 
