@@ -192,7 +192,7 @@ def _settings_from_env(capture_content: bool | None) -> _Settings:
         raw = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip()
         if latest:  # NO_CONTENT / SPAN_ONLY / EVENT_ONLY / SPAN_AND_EVENT; codeloop records on spans only
             capture_content = raw.upper() in ("SPAN_ONLY", "SPAN_AND_EVENT")
-            known = ("", "NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
+            known: tuple[str, ...] = ("", "NO_CONTENT", "SPAN_ONLY", "EVENT_ONLY", "SPAN_AND_EVENT")
         else:
             capture_content = raw.lower() == "true"
             known = ("", "true", "false")
