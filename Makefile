@@ -76,10 +76,20 @@ system-deps:
 demo: $(DEMO_VENV)/.installed system-deps
 	$(DEMO_VENV)/bin/codeloop demo
 
-test: $(VENV)/.installed system-deps
+test: $(VENV)/.installed system-deps $(PHOENIX_VENV)/.installed
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	CODELOOP_PHOENIX_PYTHON=$(PHOENIX_VENV)/bin/python $(BIN)/python -m pytest -q
+
+# Arize Phoenix, the trace viewer the OpenTelemetry tests export spans to and query, in a venv of its own: it
+# requires anthropic<2, which the dev lock does not allow. The tests start it as a process and speak HTTP to it.
+PHOENIX_VENV := .venv-phoenix
+PHOENIX_VERSION := 20.26.1
+$(PHOENIX_VENV)/.installed:
+	rm -rf $(PHOENIX_VENV)
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install -q "arize-phoenix==$(PHOENIX_VERSION)"
+	touch $@
 
 # The newest versions pyproject.toml allows (torch stays 2.13.0, the CPU build), in a venv of their own,
 # built anew each time; prints where they differ from the lock, then runs the same checks as `make test`.
@@ -138,4 +148,4 @@ bench: $(VENV)/.installed system-deps
 	$(BIN)/python bench/import_time.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_VENV) $(LATEST_VENV) $(TOOLS_VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) $(DEMO_VENV) $(LATEST_VENV) $(TOOLS_VENV) $(PHOENIX_VENV) build *.egg-info src/*.egg-info

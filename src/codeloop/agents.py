@@ -414,7 +414,9 @@ class MultiStepAgent(ApprovalMixin):
         self._prepare_run()
         run_id = self._run_id = self._durable.next_run_id(new_run_id)
         self._run_request = (task, images, max_steps)
-        yield ev.RunStarted(task, model_id=getattr(self.model, "model_id", ""), run_id=run_id)
+        yield ev.RunStarted(
+            task, model_id=getattr(self.model, "model_id", ""), run_id=run_id, max_steps=max_steps
+        )
         answer: Any = NO_ANSWER
         state: RunState = "success"
         error: str | None = None
@@ -631,6 +633,7 @@ class MultiStepAgent(ApprovalMixin):
         """
         event.agent = self.name or type(self).__name__
         listeners = [self._console, *self.listeners] if self._console else list(self.listeners)
+        listeners += ev.process_listeners()  # process-wide instrumentation (codeloop.telemetry)
         if self._recorder is not None:  # first: the record is written before anyone else sees the event
             listeners.insert(0, self._recorder)
         for listener in listeners:

@@ -475,11 +475,13 @@ class _StderrNotices(logging.Handler):
 
 def _show_notices() -> Callable[[], None]:
     handler = _StderrNotices(logging.WARNING)
-    logger = logging.getLogger("codeloop.models")
-    logger.addHandler(handler)
+    loggers = [logging.getLogger("codeloop.models"), logging.getLogger("codeloop.telemetry")]
+    for logger in loggers:
+        logger.addHandler(handler)
 
     def remove() -> None:
-        logger.removeHandler(handler)
+        for logger in loggers:
+            logger.removeHandler(handler)
 
     return remove
 
@@ -710,13 +712,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     _output_never_crashes()
     args = build_parser().parse_args(argv)
     remove_notices = _show_notices()
+    tracing = None
     try:
+        tracing = _start_tracing()
         return int(args.handler(args))
     except UsageError as exc:
         print(f"codeloop: {exc}", file=sys.stderr)
         return 2
     finally:
+        if tracing is not None:
+            tracing.shutdown()  # flushes, for a bounded time: an unreachable collector never holds the exit
         remove_notices()
+
+
+def _start_tracing() -> Any:
+    """OpenTelemetry tracing when the standard variables ask for it (`OTEL_TRACES_EXPORTER`, an OTLP endpoint)."""
+    from .telemetry import enabled_by_env, instrument
+
+    if not enabled_by_env():
+        return None
+    try:
+        return instrument()
+    except (ImportError, ValueError) as exc:
+        raise UsageError(f"OpenTelemetry is asked for by the OTEL_* variables, but: {exc}") from exc
 
 
 if __name__ == "__main__":

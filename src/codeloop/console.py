@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import events as ev
 from ._text import EncodableStream
 from .memory import ActionStep, FinalAnswerStep, MemoryStep, PlanningStep, TaskStep
+from .models.base import TokenUsage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,6 +34,7 @@ class ConsoleRenderer:
         self._console = console
         self._live: Live | None = None
         self._streamed = ""
+        self._progress = _Progress()
 
     @property
     def console(self) -> Console:
@@ -56,12 +58,15 @@ class ConsoleRenderer:
         from rich.panel import Panel
         from rich.text import Text
 
+        self._progress = _Progress(e.max_steps, e.model_id)
         title = Text(f"New run - {e.agent}" if e.agent else "New run")
         subtitle = Text(e.model_id) if e.model_id else None
         self.console.print(Panel(Text(e.task), title=title, subtitle=subtitle, border_style="cyan"))
 
     def _on_StepStarted(self, e: ev.StepStarted) -> None:
-        self.console.rule(f"[bold]Step {e.step_number}", style="cyan")
+        self._progress.retries = 0
+        of_max = f" of {self._progress.max_steps}" if self._progress.max_steps else ""
+        self.console.rule(f"[bold]Step {e.step_number}{of_max}", style="cyan")
 
     def _on_ModelTextDelta(self, e: ev.ModelTextDelta) -> None:
         from rich.live import Live
@@ -127,6 +132,7 @@ class ConsoleRenderer:
     def _on_ModelRetry(self, e: ev.ModelRetry) -> None:
         from rich.text import Text
 
+        self._progress.retries += 1
         self.console.print(Text(e.describe(), style="yellow"))
 
     def _on_StepError(self, e: ev.StepError) -> None:
@@ -137,7 +143,8 @@ class ConsoleRenderer:
     def _on_StepFinished(self, e: ev.StepFinished) -> None:
         from rich.text import Text
 
-        self.console.print(Text(_step_footer(e.step), style="dim"))
+        self._progress.add(e.step)
+        self.console.print(Text(self._progress.footer(e.step), style="dim"))
 
     def _on_FinalAnswer(self, e: ev.FinalAnswer) -> None:
         from rich.text import Text
@@ -168,13 +175,45 @@ class ConsoleRenderer:
                 self(event)
 
 
-def _step_footer(step: ActionStep) -> str:
-    parts = [f"Step {step.step_number}"]
-    if step.timing.duration is not None:
-        parts.append(f"{step.timing.duration:.2f}s")
-    if step.token_usage is not None:
-        parts.append(f"tokens in {step.token_usage.input_tokens:,} / out {step.token_usage.output_tokens:,}")
-    return " | ".join(parts)
+class _Progress:
+    """Where a run stands, for the step footers: steps out of the maximum, tokens and cost so far, retries."""
+
+    def __init__(self, max_steps: int | None = None, model_id: str = "") -> None:
+        self.max_steps = max_steps
+        self.model_id = model_id
+        self.retries = 0
+        """Model requests retried during the current step."""
+        self.usage: TokenUsage = TokenUsage()
+
+    def add(self, step: ActionStep) -> None:
+        self.usage = self.usage + step.token_usage
+
+    def footer(self, step: ActionStep) -> str:
+        """`Step 3/20 | 1.20s | tokens in 1,234 / out 56 | run: 5,678 tokens, $0.0123 | 1 retry`."""
+        number = f"Step {step.step_number}" + (f"/{self.max_steps}" if self.max_steps else "")
+        parts = [number]
+        if step.timing.duration is not None:
+            parts.append(f"{step.timing.duration:.2f}s")
+        if step.token_usage is not None:
+            parts.append(
+                f"tokens in {step.token_usage.input_tokens:,} / out {step.token_usage.output_tokens:,}"
+            )
+        so_far = f"run: {self.usage.total_tokens:,} tokens"
+        cost = _cost(self.model_id, self.usage)
+        if cost is not None:
+            so_far += f", ${cost:.4f}"
+        parts.append(so_far)
+        if self.retries:
+            parts.append(f"{self.retries} model retr{'y' if self.retries == 1 else 'ies'}")
+        return " | ".join(parts)
+
+
+def _cost(model_id: str, usage: TokenUsage) -> float | None:
+    if not model_id or not usage.total_tokens:
+        return None
+    from .models.pricing import estimate_cost
+
+    return estimate_cost(model_id, usage)
 
 
 def _events_of(step: Any) -> list[ev.Event]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from . import events as ev
+from . import telemetry
 from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
 from .errors import CodeloopError, ExecutionError
 from .journal import DONE, FAILED, STARTED, Journal, JournalEntry, Leases, MemoryJournal, request_key
@@ -453,7 +454,11 @@ class Recorder:
     def _journaled_calls(self, seq: int, effect: CallTools) -> CallTools:
         first = self._take_seqs(len(effect.calls))
         calls = [
-            (call, JournaledTool(self, call.name, tool, fixed=(first + i, "tool", seq)), args)
+            (
+                call,
+                JournaledTool(self, call.name, tool, fixed=(first + i, "tool", seq), call_id=call.id),
+                args,
+            )
             for i, (call, tool, args) in enumerate(effect.calls)
         ]
         return CallTools(calls)
@@ -465,6 +470,7 @@ class Recorder:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         fixed: tuple[int, str, int] | None,
+        call_id: str | None = None,
     ) -> Any:
         """Call `tool`, journaled: the recorded result when it ran before, else for real (recorded)."""
         if fixed is not None:
@@ -493,8 +499,10 @@ class Recorder:
                 "it again."
             )
         self._append(seq, kind, key, STARTED, parent=parent)
-        try:
-            result = tool(*args, **kwargs)
+        try:  # only a call that really runs gets a span; one answered from the journal did not happen now
+            with telemetry.tool_call(name, call_id or f"call_{seq}", kwargs or list(args)) as span:
+                result = tool(*args, **kwargs)
+                span.finished(result)
         except Exception as exc:
             self._append(seq, kind, key, FAILED, _encode_error(exc), parent)
             raise
@@ -502,7 +510,12 @@ class Recorder:
         return result
 
     async def acall_tool(
-        self, name: str, tool: Any, kwargs: dict[str, Any], fixed: tuple[int, str, int]
+        self,
+        name: str,
+        tool: Any,
+        kwargs: dict[str, Any],
+        fixed: tuple[int, str, int],
+        call_id: str | None = None,
     ) -> Any:
         """Async twin of `call_tool` for a ToolCallingAgent's calls (tools with `acall` are awaited)."""
         import asyncio
@@ -511,10 +524,12 @@ class Recorder:
         key = request_key(_tool_request(name, (), kwargs))
         entry = self._lookup(seq, kind, key, parent, f"a call of tool {name!r}")
         if entry is not None or getattr(tool, "acall", None) is None:
-            return await asyncio.to_thread(self.call_tool, name, tool, (), kwargs, fixed)
+            return await asyncio.to_thread(self.call_tool, name, tool, (), kwargs, fixed, call_id)
         self._append(seq, kind, key, STARTED, parent=parent)
         try:
-            result = await tool.acall(**kwargs)
+            with telemetry.tool_call(name, call_id or f"call_{seq}", kwargs) as span:
+                result = await tool.acall(**kwargs)
+                span.finished(result)
         except Exception as exc:
             self._append(seq, kind, key, FAILED, _encode_error(exc), parent)
             raise
@@ -531,11 +546,13 @@ class JournaledTool:
         name: str,
         tool: Any,
         fixed: tuple[int, str, int] | None = None,
+        call_id: str | None = None,
     ) -> None:
         self._recorder = recorder
         self.name = name
         self.tool = tool
         self._fixed = fixed
+        self._call_id = call_id
         description = getattr(tool, "description", None)
         self.description = description if isinstance(description, str) else getattr(tool, "__doc__", None)
         self.__doc__ = self.description
@@ -550,13 +567,13 @@ class JournaledTool:
         recorder = self._current()
         if recorder is None:
             return self.tool(*args, **kwargs)
-        return recorder.call_tool(self.name, self.tool, args, kwargs, self._fixed)
+        return recorder.call_tool(self.name, self.tool, args, kwargs, self._fixed, self._call_id)
 
     async def _acall(self, **kwargs: Any) -> Any:
         recorder = self._current()
         if recorder is None or self._fixed is None:
             return await self.tool.acall(**kwargs)
-        return await recorder.acall_tool(self.name, self.tool, kwargs, self._fixed)
+        return await recorder.acall_tool(self.name, self.tool, kwargs, self._fixed, self._call_id)
 
     def __repr__(self) -> str:
         return f"JournaledTool({self.tool!r})"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from . import events as ev
+from . import telemetry
 from ._text import encodable_data
 from ._threads import block_interrupts, start_thread
 from .errors import AgentGenerationError
@@ -92,25 +93,36 @@ def perform(effect: Effect, model: Model, run_code: Callable[[str], Any]) -> Ite
     """Perform `effect` synchronously: yields events as they happen, then one `Done` with the result."""
     if isinstance(effect, CallModel):
         kwargs = _model_kwargs(effect)
-        model = effect.model or model
-        try:
-            messages = sendable_messages(effect.messages)
-            if not effect.stream:
-                yield Done(model.generate(messages, **kwargs))
-                return
-            deltas: list[StreamDelta] = []
-            for delta in model.generate_stream(messages, **kwargs):
-                deltas.append(delta)
-                if delta.content:
-                    yield ev.ModelTextDelta(delta.content)
-        except Exception as exc:
-            raise _as_generation_error(model, exc) from exc
-        yield Done(collect_stream(deltas))
+        model = effect.model or model  # a summariser may use another model than the agent's
+        with telemetry.model_call(model, effect.messages) as span:
+            try:
+                messages = sendable_messages(effect.messages)
+                if not effect.stream:
+                    reply = model.generate(messages, **kwargs)
+                else:
+                    deltas: list[StreamDelta] = []
+                    for delta in model.generate_stream(messages, **kwargs):
+                        deltas.append(delta)
+                        if delta.content:
+                            yield ev.ModelTextDelta(delta.content)
+            except Exception as exc:
+                raise _as_generation_error(model, exc) from exc
+            if effect.stream:
+                reply = collect_stream(deltas)
+            span.finished(reply)
+        yield Done(reply)
     elif isinstance(effect, RunCode):
-        if effect.attach_output is None:
-            yield Done(run_code(effect.code))
-            return
-        yield from _run_code_streaming(effect, run_code)
+        with telemetry.code_execution(effect.code) as span:
+            if effect.attach_output is None:
+                result = run_code(effect.code)
+            else:
+                for out in _run_code_streaming(effect, run_code):
+                    if isinstance(out, Done):
+                        result = out.value
+                    else:
+                        yield out
+            span.finished(result)
+        yield Done(result)
     elif isinstance(effect, CallTools):
         yield Done(_run_tools_threaded(effect.calls))
     else:
@@ -125,44 +137,34 @@ async def aperform(
     """Async twin of `perform`: model calls are awaited, code runs in a worker thread, tools concurrently."""
     if isinstance(effect, CallModel):
         kwargs = _model_kwargs(effect)
-        model = effect.model or model
-        try:
-            messages = sendable_messages(effect.messages)
-            if not effect.stream:
-                yield Done(await model.agenerate(messages, **kwargs))
-                return
-            deltas: list[StreamDelta] = []
-            async for delta in model.agenerate_stream(messages, **kwargs):
-                deltas.append(delta)
-                if delta.content:
-                    yield ev.ModelTextDelta(delta.content)
-        except Exception as exc:
-            raise _as_generation_error(model, exc) from exc
-        yield Done(collect_stream(deltas))
-    elif isinstance(effect, RunCode):
-        if effect.attach_output is None:
-            yield Done(await asyncio.to_thread(run_code, effect.code))
-            return
-        loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[Any] = asyncio.Queue()
-
-        def forward(text: str) -> None:
-            loop.call_soon_threadsafe(chunks.put_nowait, text)
-
-        async def run_then_end() -> Any:
+        model = effect.model or model  # a summariser may use another model than the agent's
+        with telemetry.model_call(model, effect.messages) as span:
             try:
-                return await asyncio.to_thread(run_code, effect.code)
-            finally:  # queued after every chunk the thread forwarded, so none is lost
-                chunks.put_nowait(_END)
-
-        effect.attach_output(forward)
-        try:
-            task = asyncio.ensure_future(run_then_end())
-            while (item := await chunks.get()) is not _END:
-                yield ev.ExecutionLog(item)
-        finally:
-            effect.attach_output(None)
-        yield Done(await task)
+                messages = sendable_messages(effect.messages)
+                if not effect.stream:
+                    reply = await model.agenerate(messages, **kwargs)
+                else:
+                    deltas: list[StreamDelta] = []
+                    async for delta in model.agenerate_stream(messages, **kwargs):
+                        deltas.append(delta)
+                        if delta.content:
+                            yield ev.ModelTextDelta(delta.content)
+            except Exception as exc:
+                raise _as_generation_error(model, exc) from exc
+            if effect.stream:
+                reply = collect_stream(deltas)
+            span.finished(reply)
+        yield Done(reply)
+    elif isinstance(effect, RunCode):
+        with telemetry.code_execution(effect.code) as span:
+            result = None
+            async for out in _arun_code(effect, run_code):
+                if isinstance(out, Done):
+                    result = out.value
+                else:
+                    yield out
+            span.finished(result)
+        yield Done(result)
     elif not isinstance(effect, CallTools):
         raise TypeError(
             f"{type(effect).__name__} is answered by the driver (it pauses the run), not performed"
@@ -172,6 +174,32 @@ async def aperform(
             *(_acall_tool(tool, args) for _, tool, args in effect.calls), return_exceptions=True
         )
         yield Done(list(results))
+
+
+async def _arun_code(effect: RunCode, run_code: Callable[[str], Any]) -> AsyncIterator[ev.Event | Done]:
+    if effect.attach_output is None:
+        yield Done(await asyncio.to_thread(run_code, effect.code))
+        return
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[Any] = asyncio.Queue()
+
+    def forward(text: str) -> None:
+        loop.call_soon_threadsafe(chunks.put_nowait, text)
+
+    async def run_then_end() -> Any:
+        try:
+            return await asyncio.to_thread(run_code, effect.code)
+        finally:  # queued after every chunk the thread forwarded, so none is lost
+            chunks.put_nowait(_END)
+
+    effect.attach_output(forward)
+    try:
+        task = asyncio.ensure_future(run_then_end())
+        while (item := await chunks.get()) is not _END:
+            yield ev.ExecutionLog(item)
+    finally:
+        effect.attach_output(None)
+    yield Done(await task)
 
 
 _END = object()

@@ -50,6 +50,8 @@ class RunStarted(Event):
     model_id: str = ""
     run_id: str = ""
     """The run's id, known before the run ends (the same as `RunResult.run_id`)."""
+    max_steps: int | None = None
+    """The most action steps this run may take (for progress displays)."""
 
 
 @dataclass
@@ -230,4 +232,31 @@ def reporting_to(listener: Callable[[Event], None]) -> Iterator[None]:
             pass
 
 
-__all__ += ["ToolProgress", "RetryNotice", "ModelRetry", "current_run_listener", "reporting_to"]
+_process_listeners: tuple[Callable[[Event], None], ...] = ()
+
+
+def add_process_listener(listener: Callable[[Event], None]) -> None:
+    """Hand every event of every agent in this process to `listener` too (instrumentation such as tracing).
+
+    It is called after the agent's own listeners, and like them never ends a run by raising.
+    """
+    global _process_listeners
+    if listener not in _process_listeners:
+        _process_listeners = (*_process_listeners, listener)
+
+
+def remove_process_listener(listener: Callable[[Event], None]) -> None:
+    """Undo `add_process_listener` (nothing happens when `listener` was not added)."""
+    global _process_listeners
+    _process_listeners = tuple(x for x in _process_listeners if x is not listener)
+
+
+def process_listeners() -> tuple[Callable[[Event], None], ...]:
+    """The listeners added with `add_process_listener`, in order."""
+    return _process_listeners
+
+
+__all__ += [
+    "ToolProgress", "RetryNotice", "ModelRetry", "current_run_listener", "reporting_to",
+    "add_process_listener", "remove_process_listener", "process_listeners",
+]  # fmt: skip

@@ -257,6 +257,7 @@ class _Worker:
         self.code_cache: dict[str, Any] = {}
         self.tool_names = {"final_answer"}
         self.step_active = False
+        self.trace: dict[str, Any] | None = None
         self.final = False
         self.threads_at_start = 0
         self.threads_started = 0
@@ -377,6 +378,8 @@ class _Worker:
             }
         except wire.WireError as exc:
             raise TypeError(f"cannot pass this argument to tool {name!r}: {exc}") from None
+        if self.trace:
+            message["trace"] = self.trace
         reply = self._rpc(message)
         if reply["op"] == "raise":
             raise _rebuild_exception(reply)
@@ -460,6 +463,8 @@ class _Worker:
         if not isinstance(source, str):
             raise _ProtocolBroken("run without code")
         _set_cpu_budget(message.get("cpu_seconds"))
+        trace = message.get("trace")  # the host's trace context, echoed with each tool call of this step
+        self.trace = trace if isinstance(trace, dict) else None
         self.threads_at_start = _thread._count()
         self.started_at_start = self.threads_started
         self.capture.begin()

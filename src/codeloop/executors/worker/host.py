@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from ... import telemetry
 from ..._checks import check_limit
 from ...approval import ApprovalRequired
 from ...errors import ExecutionError, SandboxUnavailableError
@@ -189,6 +190,7 @@ class WorkerExecutor(ABC):
         self._final: tuple[Any] | None = None
         self._paused: ApprovalRequired | None = None
         self._tool_seconds = 0.0
+        self._trace_sent: dict[str, str] | None = None
         self._lost_note: str | None = None
         self.restarts = 0
 
@@ -473,7 +475,12 @@ class WorkerExecutor(ABC):
             if stray is not None:
                 stray()  # whatever leftover threads wrote between steps does not belong to this step
             started = time.monotonic()
-            request = wire.dump_message({"op": "run", "id": step, "code": code, **self._run_options()})
+            # The trace context goes with the step and comes back with each tool call, so tool spans nest under it.
+            self._trace_sent = telemetry.trace_carrier()
+            trace = {"trace": self._trace_sent} if self._trace_sent else {}
+            request = wire.dump_message(
+                {"op": "run", "id": step, "code": code, **self._run_options(), **trace}
+            )
             if len(request) > self.max_message_bytes:
                 raise ExecutionError(wire.too_large("the code", len(request), self.max_message_bytes))
             try:
@@ -639,7 +646,8 @@ class WorkerExecutor(ABC):
         ):
             return _raise_reply(TypeError(f"malformed arguments for tool {name!r}"))
         try:
-            result = tool(*args, **kwargs)
+            with telemetry.remote_parent(message.get("trace"), self._trace_sent):
+                result = tool(*args, **kwargs)
         except ApprovalRequired as signal:
             self._paused = signal
             return {"op": "pause", "message": str(signal)}
