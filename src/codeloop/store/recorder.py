@@ -16,10 +16,12 @@ from typing import Any
 from .. import events as ev
 from ..memory import to_jsonable
 from .base import EventRecord, RunRecord, Store
+from .liveness import process_identity
 
 __all__ = ["StoreRecorder", "agent_config", "event_data"]
 
 _active_run: ContextVar[str | None] = ContextVar("codeloop_active_run", default=None)
+_active_label: ContextVar[str | None] = ContextVar("codeloop_active_label", default=None)
 _running: set[str] = set()
 _running_lock = threading.Lock()
 # Streamed chunks: the whole text is recorded with the step, so the pieces are not.
@@ -37,9 +39,13 @@ class StoreRecorder:
         self.agent = agent
         self.session: str | None = None
         """The session the next run belongs to (set by `agent.run(..., session=...)`)."""
+        self.label: str | None = None
+        """The label of the runs it records (e.g. "eval:<id>"), for `list_runs(label=...)`; managed agents'
+        runs carry their manager's."""
         self._lock = threading.Lock()
         self._run: RunRecord | None = None
         self._parent_token: str | None = None
+        self._parent_label: str | None = None
         self._first = 0
         self._written = 0
         self._seq = 0
@@ -99,9 +105,13 @@ class StoreRecorder:
             parent_run_id=parent,
             started_at=time.time(),
             config=agent_config(agent),
+            owner=process_identity(),
+            label=self.label if self.label is not None else _active_label.get(),
         )
         self._parent_token = parent
+        self._parent_label = _active_label.get()
         _active_run.set(event.run_id)
+        _active_label.set(self._run.label)
         with self._lock:
             self._pending.append(self._record(event))
         self._started = False
@@ -169,6 +179,7 @@ class StoreRecorder:
             with _running_lock:
                 _running.discard(run.run_id)
             _active_run.set(self._parent_token)
+            _active_label.set(self._parent_label)
 
 
 def agent_config(agent: Any) -> dict[str, Any]:
