@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,7 +20,7 @@ from ..memory import to_jsonable
 from .base import EventRecord, RunRecord, Store
 from .liveness import process_identity
 
-__all__ = ["StoreRecorder", "agent_config", "event_data"]
+__all__ = ["StoreRecorder", "agent_config", "event_data", "run_label"]
 
 _active_run: ContextVar[str | None] = ContextVar("codeloop_active_run", default=None)
 _active_label: ContextVar[str | None] = ContextVar("codeloop_active_label", default=None)
@@ -29,6 +31,18 @@ _NOT_RECORDED = (ev.ModelTextDelta, ev.ExecutionLog)
 # Events whose content the step holds: only their time is kept, in the `marks` of the StepFinished row (one
 # row a step instead of five keeps recording under a millisecond a step).
 _FOLDED = (ev.StepStarted, ev.ModelOutput, ev.CodeAction, ev.Observation)
+
+
+@contextmanager
+def run_label(label: str | None) -> Iterator[None]:
+    """Label every run started inside the block (in this context: its threads and tasks started from it too),
+    e.g. `with run_label("batch:nightly"): run_batch(...)`; `store.list_runs(label=...)` and `codeloop runs list
+    --label` find them. A managed agent's run carries its manager's label."""
+    token = _active_label.set(label)
+    try:
+        yield
+    finally:
+        _active_label.reset(token)
 
 
 class StoreRecorder:
