@@ -479,6 +479,15 @@ def test_a_managed_agents_own_call_needing_approval_fails_closed_in_the_manager(
                              name="janitor", description="Deletes files.", verbosity_level=0)  # fmt: skip
     model = ScriptedModel([calls(("m1", "janitor", {"task": "delete b"})), answer("could not")])
     manager = ToolCallingAgent([], model, managed_agents=[child], verbosity_level=0)
-    result = manager.run("clean", return_full_result=True)
+    with pytest.warns(
+        RuntimeWarning, match=r"managed agent 'janitor' paused for approval of d1: delete_file"
+    ) as warned:
+        result = manager.run("clean", return_full_result=True)
     assert result.state == "success" and log == []
-    assert "await approval" in (result.steps[1].observations or "")
+    # The manager's model is told plainly that the call cannot be approved from inside it (not how to resume a run
+    # it cannot reach); the developer's warning names the child's paused run and the way to get approval instead.
+    observation = result.steps[1].observations or ""  # type: ignore[attr-defined]
+    assert "cannot be asked for from inside another agent; they were not run" in observation
+    assert "agent.resume(" not in observation
+    assert f"its run {child._last_result.run_id} stays paused" in str(warned[0].message)  # type: ignore[union-attr]
+    assert "answering ask() for tool 'janitor'" in str(warned[0].message)

@@ -281,3 +281,44 @@ def test_inside_a_running_event_loop_run_batch_says_to_await_arun_batch_which_wo
 
     records = asyncio.run(in_a_notebook())
     assert [r["output"] for r in records] == [20] * 5
+
+
+@pytest.mark.timeout(600)
+def test_codeloop_batch_records_each_run_in_the_store_under_its_label_and_a_rerun_adds_none(
+    tmp_path: Path,
+) -> None:
+    from codeloop.store import open_store
+    from codeloop.store.jobs import job_record
+
+    tasks, db = _tasks_file(tmp_path / "tasks.jsonl", 4), tmp_path / "runs.db"
+
+    def reply(request: ScriptRequest) -> Any:
+        number = _number_in(request)
+        return f"```python\nfinal_answer({number} * 2)\n```"
+
+    args = ["batch", str(tasks), "--model", "openai:s", "--api-key", "k", "--executor", "local",
+            "--store", str(db), "--no-progress"]  # fmt: skip
+    with ScriptedLLMServer(reply) as server:
+        done = subprocess.run(_cli_command(*args, "--api-base", server.base_url),
+                              capture_output=True, text=True, timeout=300, env=_env())  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "codeloop runs list --label batch:tasks.results" in done.stderr
+        again = subprocess.run(_cli_command(*args, "--api-base", server.base_url),
+                               capture_output=True, text=True, timeout=300, env=_env())  # fmt: skip
+        assert again.returncode == 0, again.stderr
+        assert len(server.requests) == 4  # the rerun resumed a finished batch: nothing ran twice
+    records = {r["id"]: r for r in _records(tmp_path / "tasks.results.jsonl")}
+    listed = subprocess.run(
+        _cli_command("runs", "--store", str(db), "list", "--label", "batch:tasks.results", "--json"),
+        capture_output=True, text=True, timeout=120, env=_env(),
+    )  # fmt: skip
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert sorted(r["run_id"] for r in rows) == sorted(r["run_id"] for r in records.values())
+    assert {r["state"] for r in rows} == {"success"} and {r["label"] for r in rows} == {"batch:tasks.results"}
+    store = open_store(db)
+    assert store is not None
+    for task_id, record in records.items():
+        kept = job_record(store, record["run_id"])  # the record (score) is kept with its run
+        assert kept is not None and (kept["id"], kept["success"]) == (task_id, True)
+        assert kept["output"] == 2 * int(task_id[1:])
+    assert store.list_runs(label="batch:other") == []

@@ -315,3 +315,26 @@ def test_sinks_receive_every_record_and_agent_options_reach_every_agent() -> Non
     )  # fmt: skip
     assert sorted(r["key"] for r in sink.records) == sorted(r["key"] for r in records) and len(records) == 4
     assert sorted(finished) == sorted(r["run_id"] for r in records)  # each record names its run
+
+
+@pytest.mark.timeout(600)
+def test_codeloop_eval_records_its_runs_and_scores_in_the_store_under_its_label(tmp_path: Path) -> None:
+    from codeloop.store import open_store
+    from codeloop.store.jobs import job_record
+
+    tasks = tool_tasks()[:3]
+    out, db = tmp_path / "results.jsonl", tmp_path / "runs.db"
+    with ScriptedLLMServer(reference_replies(tasks)) as server:
+        done = _cli("eval", "builtin", "--tasks", ",".join(t.name for t in tasks), "--agent", "code",
+                    "--model", "openai:scripted", "--api-base", server.base_url, "--api-key", "k",
+                    "--executor", "local", "--output", str(out), "--no-plot", "--no-progress",
+                    "--store", f"sqlite:///{db}", "--label", "eval:nightly")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    records = _records(out)
+    store = open_store(db)
+    assert store is not None
+    runs = store.list_runs(label="eval:nightly")
+    assert sorted(r.run_id for r in runs) == sorted(r["run_id"] for r in records) and len(runs) == 3
+    for record in records:
+        kept = job_record(store, record["run_id"])
+        assert kept is not None and kept["success"] is True and kept["task"] == record["task"]

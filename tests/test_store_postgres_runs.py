@@ -19,6 +19,7 @@ import pytest
 from tests.postgres_support import PostgresServer, find_bin_dir, postgres_problem, psycopg_problem
 
 from codeloop import CodeAgent
+from codeloop.store.base import RunRecord
 from codeloop.store.opening import open_store
 from codeloop.store.postgres import PostgresStore
 from codeloop.testing import ScriptedModel
@@ -207,3 +208,30 @@ def test_a_full_disk_stops_the_run_as_an_error_keeping_what_was_written(url_on_a
     # the journal write of step 2's reply failed first: step 2 is kept at most as a failed step without the reply
     assert len(steps) == 2 or (steps[2]["type"] == "action" and steps[2]["model_output"] is None)
     store.close()
+
+
+def test_a_killed_run_shows_abandoned_in_postgres_and_resumes(postgres_url: str) -> None:
+    from tests.test_store_processes import check_a_killed_run_shows_abandoned_and_resumes
+
+    check_a_killed_run_shows_abandoned_and_resumes(postgres_url)
+
+
+def test_a_schema_1_store_is_migrated_to_2_keeping_its_runs(postgres_url: str) -> None:
+    import psycopg
+
+    from codeloop.store import SCHEMA_VERSION
+
+    with PostgresStore(postgres_url) as store:
+        store.start_run(RunRecord("a" * 32, "calc", "CodeAgent", "old task", model_id="m"))
+    with psycopg.connect(postgres_url, autocommit=True) as connection:  # what schema 1 looked like
+        connection.execute("SET search_path TO codeloop")
+        connection.execute("DROP INDEX runs_label")
+        connection.execute("ALTER TABLE runs DROP COLUMN owner")
+        connection.execute("ALTER TABLE runs DROP COLUMN label")
+        connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with PostgresStore(postgres_url) as store:
+        assert SCHEMA_VERSION == 2 and store.schema_version() == 2
+        [run] = store.list_runs()
+        assert (run.task, run.state, run.owner, run.label) == ("old task", "running", None, None)
+        store.start_run(RunRecord("b" * 32, "calc", "CodeAgent", "new", model_id="m", label="eval:x"))
+        assert [r.run_id for r in store.list_runs(label="eval:x")] == ["b" * 32]

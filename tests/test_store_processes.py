@@ -130,12 +130,63 @@ def test_a_run_killed_with_sigkill_keeps_every_completed_step(tmp_path: Path) ->
     proc.wait(timeout=30)
     store = SQLiteStore(db)
     [run] = store.list_runs()
-    assert run.state == "running" and run.task == "ten steps"  # never finished: still marked running
+    # never finished, and its process is gone: not "running" forever, but abandoned (and resumable)
+    assert run.state == "abandoned" and run.task == "ten steps"
+    assert f"pid {proc.pid} " in (run.error or "")
     steps = store.steps(run.run_id)
     assert [s["type"] for s in steps] == ["task", "action", "action", "action"]
     assert [s["observations"].strip() for s in steps[1:]] == [f"done step {n}" for n in (1, 2, 3)]
     finished = [e.data["step_number"] for e in store.events(run.run_id) if e.type == "StepFinished"]
     assert finished == [1, 2, 3]  # step 4's events were not flushed with a step: nothing half-written
+
+
+def runs_cli(spec: str, *args: str) -> list[dict[str, object]]:
+    """`codeloop runs list --json` in a process of its own: the rows it prints."""
+    done = subprocess.run(
+        [sys.executable, "-m", "codeloop.cli", "runs", "--store", spec, "list", "--json", *args],
+        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def check_a_killed_run_shows_abandoned_and_resumes(spec: str) -> None:
+    """A run whose process is killed (SIGKILL) is listed "running" while it lives, "abandoned" once it is gone,
+    and resuming it (another process: this one) ends it with success. Shared by SQLite and PostgreSQL."""
+    from codeloop import CodeAgent
+    from codeloop.store import open_store
+    from codeloop.testing import ScriptedModel
+
+    proc = python(KILLED, spec)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "step 4 asked"
+        [alive] = runs_cli(spec)
+        assert alive["state"] == "running"  # its process lives: not settled
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    [dead] = runs_cli(spec)
+    assert dead["state"] == "abandoned" and f"pid {proc.pid} " in str(dead["error"])
+    assert [r["run_id"] for r in runs_cli(spec, "--state", "abandoned")] == [dead["run_id"]]
+    agent = CodeAgent(
+        tools=[], model=ScriptedModel(["```python\nfinal_answer('resumed')\n```"]), executor="local",
+        verbosity_level=0, store=spec,
+    )  # fmt: skip
+    with agent:
+        result = agent.resume(str(dead["run_id"]), return_full_result=True)
+    assert (result.state, result.output) == ("success", "resumed")
+    store = open_store(spec)
+    assert store is not None
+    run = store.get_run(str(dead["run_id"]))
+    assert (run.state, run.error, run.output) == ("success", None, "resumed")
+    assert [s["observations"].strip() for s in store.steps(run.run_id)[1:4]] == [
+        f"done step {n}" for n in (1, 2, 3)
+    ]  # the three steps done before the kill were kept, not redone
+    assert runs_cli(spec, "--state", "abandoned") == []
+
+
+def test_a_killed_run_shows_abandoned_not_running_and_resumes(tmp_path: Path) -> None:
+    check_a_killed_run_shows_abandoned_and_resumes(str(tmp_path / "runs.db"))
 
 
 def test_a_session_continues_across_processes_from_the_cli(tmp_path: Path) -> None:

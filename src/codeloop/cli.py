@@ -284,14 +284,15 @@ _RESUMABLE_SETTINGS = (
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     """`codeloop resume RUN_ID` and `codeloop approve RUN_ID [CALL_ID ...] [--deny REASON]`."""
-    from .durable import ResumeError, journal_factory, pending_approvals
+    from .durable import ResumeError, pending_approvals
 
-    factory = journal_factory(args.journal)
-    assert factory is not None  # --journal is required by the parser
-    journal = factory(args.run_id)
+    journal, where = _resumable_journal(args)
     entries = journal.entries()
     if not entries or entries[0].kind != "run":
-        raise UsageError(f"no run {args.run_id!r} is journaled in {args.journal}")
+        raise UsageError(
+            f"no run {args.run_id!r} is journaled in {where}; give the store it was recorded in with "
+            "--store SPEC, or --journal DIR for a run started with --journal"
+        )
     approvals: dict[str, Any] | None = None
     if args.command == "approve":
         pending = {str(p["call_id"]): p for p in pending_approvals(journal)}
@@ -308,9 +309,14 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     args.agent, args.executor = args.agent or "code", args.executor or "sandbox"
     model = _build_model(args)
     listeners: list[Callable[[Any], None]] = [] if args.json else [_console_without_summary()]
-    agent = _build_agent(
-        args, model, _build_tools(args.tools), {"verbosity_level": 0, "listeners": listeners}
-    )
+    from .store import StoreError
+    from .store.cli import store_from_argument
+
+    common = {"verbosity_level": 0, "listeners": listeners, "store": store_from_argument(args.store)}
+    try:  # the resumed run is recorded where it was (and its journal read from there when no --journal)
+        agent = _build_agent(args, model, _build_tools(args.tools), common)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
     try:
         result = agent.resume(args.run_id, approvals=approvals, return_full_result=True)
     except ResumeError as exc:
@@ -337,6 +343,40 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         print(result.output if result.state in ("success", "max_steps") else f"Run ended: {result.error}")
         print(summary_line(result, result.timing.duration or 0.0))
     return exit_code(result.state)
+
+
+def _resumable_journal(args: argparse.Namespace) -> tuple[Any, str]:
+    """The journal `resume`/`approve` continue from, and where it is (for messages).
+
+    `--journal DIR` when given (a run started with it), else the run store of `--store` (the default store when
+    neither is given), where `codeloop run` journals by default; a unique prefix of the run id is accepted there.
+    """
+    from .durable import journal_factory
+    from .store import RunNotFound, StoreError, open_store
+    from .store.cli import store_from_argument
+
+    if args.journal is not None:
+        factory = journal_factory(args.journal)
+        assert factory is not None
+        return factory(args.run_id), args.journal
+    spec = store_from_argument(args.store)
+    if spec is None:
+        raise UsageError(
+            f"--store {args.store} leaves nowhere to read run {args.run_id}'s journal from: give the store it "
+            "was recorded in (--store PATH | sqlite:///... | postgresql://...) or --journal DIR"
+        )
+    try:
+        store = open_store(spec)
+        assert store is not None
+        args.run_id = store.get_run(args.run_id).run_id
+    except RunNotFound as exc:
+        raise UsageError(
+            f"{exc}; give the store it was recorded in with --store SPEC, or --journal DIR for a run started "
+            "with --journal"
+        ) from exc
+    except StoreError as exc:
+        raise UsageError(str(exc)) from exc
+    return store.journal(args.run_id), store.url
 
 
 def _console_without_summary() -> Callable[[Any], None]:
@@ -623,7 +663,13 @@ def build_parser() -> argparse.ArgumentParser:
             again.add_argument(
                 "--deny", metavar="REASON", help="deny the calls instead; the model is told REASON"
             )
-        again.add_argument("--journal", metavar="DIR", required=True, help="where the run was journaled")
+        again.add_argument(
+            "--journal",
+            metavar="DIR",
+            help="the folder the run was journaled in, for a run started with --journal DIR "
+            "(default: the run store of --store)",
+        )
+        add_store_argument(again)
         again.add_argument("--model", help="a model spec (default: the run's)")
         again.add_argument("--api-key", help="API key (default: the provider's environment variable)")
         again.add_argument("--json", action="store_true", help="print one JSON object")

@@ -48,18 +48,36 @@ def _codes_help(codes: dict[int, str]) -> str:
 
 
 def result_sinks(args: argparse.Namespace) -> list[ResultSink]:
-    """Where records go besides the JSONL file: none yet.
+    """Where records go besides the JSONL file: the run store of `--store` (unless 'none').
 
-    Hook point for the run store (`codeloop.store`, built on another branch): a sink here receives every
-    record (the scores) as it ends, while `agent_options` below hands each agent the store so its steps are
-    recorded too; each record's `run_id` links the JSONL line to the stored run.
+    Each record (the score: success, error kind, ...) is kept with the run it scores, as a "JobRecord" event,
+    while `agent_options` below hands each agent the store so its steps are recorded too; each record's `run_id`
+    links the JSONL line to the stored run.
     """
-    return []
+    from .store.cli import store_from_argument
+    from .store.jobs import StoreResultSink
+
+    spec = store_from_argument(getattr(args, "store", "none"))
+    return [] if spec is None else [StoreResultSink(spec)]
 
 
 def agent_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Extra keyword arguments for every agent `eval` and `batch` build: none yet (the run store's `store=`)."""
-    return {}
+    """Extra keyword arguments for every agent `eval` and `batch` build: the run store (`store=`)."""
+    from .store.cli import store_from_argument
+
+    return {"store": store_from_argument(getattr(args, "store", "none"))}
+
+
+def _store_label(args: argparse.Namespace, kind: str, output: Path) -> Any:
+    """Label the runs of this eval or batch in the run store (`--label`, default `KIND:OUTPUT-STEM`): stable
+    across reruns of the same command, so a resumed eval's runs share it."""
+    from .store.cli import store_from_argument
+    from .store.recorder import run_label
+
+    label = args.label or f"{kind}:{output.stem}"
+    if store_from_argument(args.store) is not None:
+        print(f"runs recorded with label {label} (codeloop runs list --label {label})", file=sys.stderr)
+    return run_label(label)
 
 
 def _label(text: str) -> str:
@@ -104,12 +122,13 @@ def _cmd_eval(args: argparse.Namespace, context: CommandContext) -> int:
         file=sys.stderr,
     )
     try:
-        records = run_eval(
-            tasks, model, agents=agents, repeat=args.repeat, concurrency=args.concurrency, output=output,
-            executor=args.executor, max_steps=args.max_steps, config=config, sinks=result_sinks(args),
-            agent_options=agent_options(args), retry_errors=args.retry_errors,
-            progress=not args.no_progress,
-        )  # fmt: skip
+        with _store_label(args, "eval", output):
+            records = run_eval(
+                tasks, model, agents=agents, repeat=args.repeat, concurrency=args.concurrency, output=output,
+                executor=args.executor, max_steps=args.max_steps, config=config, sinks=result_sinks(args),
+                agent_options=agent_options(args), retry_errors=args.retry_errors,
+                progress=not args.no_progress,
+            )  # fmt: skip
     except ResultsFileError as exc:
         raise context.usage_error(str(exc)) from None
     except KeyboardInterrupt:
@@ -159,10 +178,11 @@ def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
 
     print(f"{len(tasks)} tasks on {spec} -> {output}", file=sys.stderr)
     try:
-        records = run_batch(
-            make_agent, tasks, concurrency=args.concurrency, output=output, config=config,
-            sinks=result_sinks(args), progress=not args.no_progress, retry_errors=args.retry_errors,
-        )  # fmt: skip
+        with _store_label(args, "batch", output):
+            records = run_batch(
+                make_agent, tasks, concurrency=args.concurrency, output=output, config=config,
+                sinks=result_sinks(args), progress=not args.no_progress, retry_errors=args.retry_errors,
+            )  # fmt: skip
     except ResultsFileError as exc:
         raise context.usage_error(str(exc)) from None
     except KeyboardInterrupt:
@@ -216,6 +236,14 @@ def _add_agent_arguments(parser: argparse.ArgumentParser, max_steps: int, contex
         "local model server that answers one request at a time)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .store.cli import add_store_argument
+
+    add_store_argument(parser)
+    parser.add_argument(
+        "--label",
+        help="label of these runs in the run store (default: eval:OUTPUT or batch:OUTPUT, the results file's "
+        "name without .jsonl); `codeloop runs list --label LABEL` lists them",
+    )
     parser.add_argument(
         "--retry-errors",
         action="store_true",

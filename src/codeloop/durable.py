@@ -19,8 +19,6 @@ may or may not have happened. A replay that asks for something else than the rec
 from __future__ import annotations
 
 import builtins
-import os
-import socket
 import threading
 import time
 import uuid
@@ -754,25 +752,17 @@ def journal_factory(folder: str | None) -> JournalFactory | None:
 
 
 def _lease_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    from .store.liveness import process_identity
+
+    return f"{process_identity()}:{uuid.uuid4().hex[:8]}"
 
 
 def _holder_is_dead(holder: str) -> bool:
-    """True when the lease holder was a process on this machine that no longer exists (killed, crashed)."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False  # this very process: an agent here still holds it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    """True when the lease holder was a process on this machine that no longer runs (killed, crashed; its pid
+    possibly reused by another process since)."""
+    from .store.liveness import owner_is_gone
+
+    return owner_is_gone(holder)
 
 
 def start_resume(agent: Any, run_id: str, approvals: dict[str, Any] | None) -> Any:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SCHEMA_VERSION",
+    "MIGRATION_1_TO_2",
+    "settle_abandoned",
     "BLOB_THRESHOLD",
     "RunRecord",
     "EventRecord",
@@ -37,8 +39,18 @@ __all__ = [
     "text_for_column",
 ]
 
-SCHEMA_VERSION = 1
-"""The schema this code writes. A store stamped with a newer one is refused; an older one is migrated forward."""
+SCHEMA_VERSION = 2
+"""The schema this code writes. A store stamped with a newer one is refused; an older one is migrated forward.
+
+Version 2 added `runs.owner` (the recording process, to tell a killed run from a running one) and `runs.label`
+(the eval or batch a run belongs to)."""
+
+MIGRATION_1_TO_2 = [
+    "ALTER TABLE runs ADD COLUMN owner TEXT",
+    "ALTER TABLE runs ADD COLUMN label TEXT",
+    "CREATE INDEX IF NOT EXISTS runs_label ON runs (label, started_at)",
+]
+"""Schema 1 -> 2, the same statements in SQLite and PostgreSQL."""
 
 BLOB_THRESHOLD = 1024
 """Strings at least this long (characters) are stored once in `blobs` and referenced by their sha256."""
@@ -74,7 +86,8 @@ class RunRecord:
     agent_class: str = ""
     task: str = ""
     state: str = "running"
-    """"running" while it goes on (or when its process died), then the `RunState` it ended with."""
+    """"running" while it goes on, "abandoned" once its recording process is found gone (kill -9, OOM, crash:
+    resumable), else the `RunState` it ended with."""
     model_id: str = ""
     session: str | None = None
     parent_run_id: str | None = None
@@ -90,6 +103,10 @@ class RunRecord:
     """The final answer, JSON-able (a marked repr when JSON cannot hold it)."""
     config: dict[str, Any] = field(default_factory=dict)
     """The agent's configuration, never secrets (no API keys, no headers)."""
+    owner: str | None = None
+    """The process recording the run (`liveness.process_identity()`): "host:pid:start"."""
+    label: str | None = None
+    """What the run belongs to, e.g. "eval:<id>" or "batch:<id>" for a task of `codeloop eval`/`batch`."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the `run` object of the export format)."""
@@ -111,6 +128,8 @@ class RunRecord:
             "error": self.error,
             "output": self.output,
             "config": self.config,
+            "owner": self.owner,
+            "label": self.label,
         }
 
 
@@ -173,12 +192,14 @@ class Store(Protocol):
         until: float | None = None,
         top_level: bool = False,
         offset: int = 0,
+        label: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first, optionally only one session's, one state's or one model's (`model_id`).
+        """Runs, newest first, optionally only one session's, one state's, one model's (`model_id`) or one label's.
 
         `since`/`until` keep runs started at or after / before those times (seconds since the epoch);
         `top_level` leaves managed agents' runs out (those with a parent); `offset` skips that many runs of the
-        ordered result, for paging with `limit`.
+        ordered result, for paging with `limit`. Reading settles runs whose recording process on this machine is
+        gone: "running" becomes "abandoned" (as in `get_run` and `children`).
         """
         ...
 
@@ -252,8 +273,11 @@ def schema_statements(dialect: str) -> list[str]:
             cost_usd {real},
             error TEXT,
             output TEXT,
-            config TEXT NOT NULL)""",
+            config TEXT NOT NULL,
+            owner TEXT,
+            label TEXT)""",
         "CREATE INDEX IF NOT EXISTS runs_session ON runs (session, started_at)",
+        "CREATE INDEX IF NOT EXISTS runs_label ON runs (label, started_at)",
         "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
         "CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run_id)",
         f"""CREATE TABLE IF NOT EXISTS steps (
@@ -285,6 +309,17 @@ def schema_statements(dialect: str) -> list[str]:
             owner TEXT NOT NULL,
             expires {real} NOT NULL)""",
     ]
+
+
+def settle_abandoned(running: list[tuple[str, str | None]], mark: Callable[[str, str, str], None]) -> None:
+    """For each `(run_id, owner)` of a run still "running" whose recording process is gone, call
+    `mark(run_id, owner, error)`; the store's `mark` must change the row only while it is running under that same
+    owner (a resume re-owns the row first, so it is never marked behind its back)."""
+    from .liveness import abandoned_error, owner_is_gone
+
+    for run_id, owner in running:
+        if owner and owner_is_gone(owner):
+            mark(run_id, owner, abandoned_error(owner))
 
 
 def blob_digest(data: str) -> str:

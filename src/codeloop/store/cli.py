@@ -15,7 +15,9 @@ __all__ = ["EXPORT_FORMAT", "add_store_argument", "add_runs_parser", "store_from
 EXPORT_FORMAT = "codeloop-run/1"
 """The `format` field of `codeloop runs export` output (see the README's "Run store" section)."""
 
-_STATES = ("running", "success", "max_steps", "interrupted", "error", "budget", "awaiting_approval")
+_STATES = (
+    "running", "abandoned", "success", "max_steps", "interrupted", "error", "budget", "awaiting_approval",
+)  # fmt: skip
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +44,9 @@ def add_runs_parser(sub: Any) -> None:
 
     listing = runs_sub.add_parser("list", help="recorded runs, newest first")
     listing.add_argument("--session", help="only this session's runs")
+    listing.add_argument(
+        "--label", help="only runs with this label (e.g. eval:ID or batch:ID, printed by eval and batch)"
+    )
     listing.add_argument("--state", choices=_STATES, help="only runs in this state")
     listing.add_argument("--limit", type=int, default=20, metavar="N", help="at most N runs (default: 20)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -84,7 +89,9 @@ def _fail(exc: Exception) -> int:
 def _cmd_list(args: argparse.Namespace) -> int:
     try:
         store = _open(args)
-        runs = store.list_runs(session=args.session, state=args.state, limit=max(args.limit, 0))
+        runs = store.list_runs(
+            session=args.session, state=args.state, limit=max(args.limit, 0), label=args.label
+        )
     except StoreError as exc:
         return _fail(exc)
     if args.json:

@@ -34,7 +34,7 @@ __all__ = ["PostgresStore", "PostgresJournal", "redact_url"]
 
 DEFAULT_SCHEMA = "codeloop"
 
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {1: base.MIGRATION_1_TO_2}
 """Statements (PostgreSQL dialect) that take a store from schema version N to N+1, keyed by N; applied in order,
 in the transaction that opens the store, like `codeloop.store.sqlite.MIGRATIONS`."""
 _APPLICATION = "codeloop-runs"  # meta's "application": what tells a codeloop store from someone else's tables
@@ -295,9 +295,10 @@ class PostgresStore:
                 cursor.execute(
                     """INSERT INTO runs (run_id, agent, agent_class, task, state, model_id, session,
                     parent_run_id, started_at, ended_at, step_count, input_tokens, output_tokens, cost_usd,
-                    error, output, config) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                    %s, %s, %s) ON CONFLICT (run_id) DO UPDATE
-                    SET state = EXCLUDED.state, ended_at = NULL, error = NULL""",
+                    error, output, config, owner, label) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                    %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE
+                    SET state = EXCLUDED.state, ended_at = NULL, error = NULL, owner = EXCLUDED.owner,
+                    label = COALESCE(EXCLUDED.label, runs.label)""",
                     (
                         run.run_id,
                         _to_db(run.agent),
@@ -316,6 +317,8 @@ class PostgresStore:
                         None if run.error is None else _to_db(run.error),
                         _json_to_db(run.output),
                         _json_to_db(run.config),
+                        None if run.owner is None else _to_db(run.owner),
+                        None if run.label is None else _to_db(run.label),
                     ),
                 )
         except StoreError as exc:
@@ -387,7 +390,7 @@ class PostgresStore:
     # --- reading ---
     _RUN_COLUMNS = (
         "run_id, agent, agent_class, task, state, model_id, session, parent_run_id, started_at, ended_at, "
-        "step_count, input_tokens, output_tokens, cost_usd, error, output, config"
+        "step_count, input_tokens, output_tokens, cost_usd, error, output, config, owner, label"
     )
 
     @staticmethod
@@ -410,11 +413,14 @@ class PostgresStore:
             error=_from_db(row[14]),
             output=_json_from_db(row[15]),
             config=_json_from_db(row[16]) or {},
+            owner=_from_db(row[17]),
+            label=_from_db(row[18]),
         )
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run with this id, or a unique id prefix; raises `RunNotFound`."""
         rows: list[Any] = []
+        self._settle()
         if run_id:
             with self._transaction() as cursor:
                 cursor.execute(
@@ -439,11 +445,13 @@ class PostgresStore:
         until: float | None = None,
         top_level: bool = False,
         offset: int = 0,
+        label: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first (filters and paging as in `Store.list_runs`)."""
+        """Runs, newest first (filters and paging as in `Store.list_runs`; dead runs settled first)."""
+        self._settle()
         conditions: list[str] = []
         parameters: list[Any] = []
-        for column, value in (("session", session), ("state", state), ("model_id", model)):
+        for column, value in (("session", session), ("state", state), ("model_id", model), ("label", label)):
             if value is not None:
                 conditions.append(f"{column} = %s")
                 parameters.append(_to_db(value))  # as `start_run` wrote it
@@ -487,12 +495,29 @@ class PostgresStore:
 
     def children(self, run_id: str) -> list[RunRecord]:
         """Runs whose parent is this run (managed agents' runs), oldest first."""
+        self._settle()
         with self._transaction() as cursor:
             cursor.execute(
                 f"SELECT {self._RUN_COLUMNS} FROM runs WHERE parent_run_id = %s ORDER BY started_at, run_id",
                 (run_id,),
             )
             return [self._run_from_row(row) for row in cursor.fetchall()]
+
+    def _settle(self) -> None:
+        """Mark runs whose recording process on this machine is gone as abandoned (see `liveness`)."""
+        with self._transaction() as cursor:
+            cursor.execute("SELECT run_id, owner FROM runs WHERE state = 'running'")
+            running = [(row[0], _from_db(row[1])) for row in cursor.fetchall()]
+
+        def mark(run_id: str, owner: str, error: str) -> None:
+            with self._transaction(pipelined=True) as cursor:
+                cursor.execute(
+                    "UPDATE runs SET state = 'abandoned', error = %s WHERE run_id = %s AND state = 'running' "
+                    "AND owner = %s",
+                    (_to_db(error), run_id, _to_db(owner)),
+                )
+
+        base.settle_abandoned(running, mark)
 
     def delete_run(self, run_id: str) -> int:
         """Delete the run (id or unique prefix), its steps, events, journal, lease and child runs, and the blobs

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from .. import events as ev
 from ..memory import to_jsonable
 from .base import EventRecord, RunRecord, Store
+from .liveness import process_identity
 
-__all__ = ["StoreRecorder", "agent_config", "event_data"]
+__all__ = ["StoreRecorder", "agent_config", "event_data", "run_label"]
 
 _active_run: ContextVar[str | None] = ContextVar("codeloop_active_run", default=None)
+_active_label: ContextVar[str | None] = ContextVar("codeloop_active_label", default=None)
 _running: set[str] = set()
 _running_lock = threading.Lock()
 # Streamed chunks: the whole text is recorded with the step, so the pieces are not.
@@ -27,6 +31,18 @@ _NOT_RECORDED = (ev.ModelTextDelta, ev.ExecutionLog)
 # Events whose content the step holds: only their time is kept, in the `marks` of the StepFinished row (one
 # row a step instead of five keeps recording under a millisecond a step).
 _FOLDED = (ev.StepStarted, ev.ModelOutput, ev.CodeAction, ev.Observation)
+
+
+@contextmanager
+def run_label(label: str | None) -> Iterator[None]:
+    """Label every run started inside the block (in this context: its threads and tasks started from it too),
+    e.g. `with run_label("batch:nightly"): run_batch(...)`; `store.list_runs(label=...)` and `codeloop runs list
+    --label` find them. A managed agent's run carries its manager's label."""
+    token = _active_label.set(label)
+    try:
+        yield
+    finally:
+        _active_label.reset(token)
 
 
 class StoreRecorder:
@@ -37,9 +53,13 @@ class StoreRecorder:
         self.agent = agent
         self.session: str | None = None
         """The session the next run belongs to (set by `agent.run(..., session=...)`)."""
+        self.label: str | None = None
+        """The label of the runs it records (e.g. "eval:<id>"), for `list_runs(label=...)`; managed agents'
+        runs carry their manager's."""
         self._lock = threading.Lock()
         self._run: RunRecord | None = None
         self._parent_token: str | None = None
+        self._parent_label: str | None = None
         self._first = 0
         self._written = 0
         self._seq = 0
@@ -99,9 +119,13 @@ class StoreRecorder:
             parent_run_id=parent,
             started_at=time.time(),
             config=agent_config(agent),
+            owner=process_identity(),
+            label=self.label if self.label is not None else _active_label.get(),
         )
         self._parent_token = parent
+        self._parent_label = _active_label.get()
         _active_run.set(event.run_id)
+        _active_label.set(self._run.label)
         with self._lock:
             self._pending.append(self._record(event))
         self._started = False
@@ -169,6 +193,7 @@ class StoreRecorder:
             with _running_lock:
                 _running.discard(run.run_id)
             _active_run.set(self._parent_token)
+            _active_label.set(self._parent_label)
 
 
 def agent_config(agent: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .base import (
+    MIGRATION_1_TO_2,
     SCHEMA_VERSION,
     EventRecord,
     RunNotFound,
@@ -30,6 +31,7 @@ from .base import (
     dumps,
     internalize,
     schema_statements,
+    settle_abandoned,
     text_for_column,
     to_column,
 )
@@ -46,12 +48,12 @@ _T = TypeVar("_T")
 _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
 _SQLITE_IOERR_WRITE = 10 | (3 << 8)
 
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {1: MIGRATION_1_TO_2}
 """Statements that take a store from schema version N to N+1, keyed by N (applied in order, in one transaction)."""
 
 _RUN_COLUMNS = (
     "run_id, agent, agent_class, task, state, model_id, session, parent_run_id, started_at, ended_at, "
-    "step_count, input_tokens, output_tokens, cost_usd, error, output, config"
+    "step_count, input_tokens, output_tokens, cost_usd, error, output, config, owner, label"
 )
 
 
@@ -197,8 +199,9 @@ class SQLiteStore:
         """Insert the run (state "running"); a run that is resumed starts again under its id and is running again."""
         with self._transaction() as db:
             db.execute(
-                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 17)}) ON CONFLICT (run_id) DO UPDATE "
-                "SET state = excluded.state, ended_at = NULL, error = NULL",
+                f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 19)}) ON CONFLICT (run_id) DO UPDATE "
+                "SET state = excluded.state, ended_at = NULL, error = NULL, owner = excluded.owner, "
+                "label = COALESCE(excluded.label, runs.label)",
                 _run_row(run),
             )
 
@@ -256,6 +259,7 @@ class SQLiteStore:
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id LIKE ? LIMIT 2", (pattern,)
             ).fetchall()
 
+        self._settle()
         rows = self._read(find) if run_id else []
         if len(rows) != 1:
             what = "matches several runs; give more of it" if rows else "is not in"
@@ -273,9 +277,14 @@ class SQLiteStore:
         until: float | None = None,
         top_level: bool = False,
         offset: int = 0,
+        label: str | None = None,
     ) -> list[RunRecord]:
-        """Runs, newest first (filters and paging as in `Store.list_runs`)."""
+        """Runs, newest first (filters and paging as in `Store.list_runs`; dead runs settled first)."""
+        self._settle()
         where, params = _run_filters(session, state, model, since, until, top_level)
+        if label is not None:
+            where.append("label = ?")
+            params.append(label)
         sql = f"SELECT {_RUN_COLUMNS} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -284,6 +293,22 @@ class SQLiteStore:
             # SQLite needs a LIMIT for an OFFSET; -1 means none.
             sql += f" LIMIT {max(int(limit), 0) if limit is not None else -1} OFFSET {max(int(offset), 0)}"
         return [_run_record(r) for r in self._read(lambda db: db.execute(sql, params).fetchall())]
+
+    def _settle(self) -> None:
+        """Mark runs whose recording process on this machine is gone as abandoned (see `liveness`)."""
+        running = self._read(
+            lambda db: db.execute("SELECT run_id, owner FROM runs WHERE state = 'running'").fetchall()
+        )
+
+        def mark(run_id: str, owner: str, error: str) -> None:
+            with self._transaction() as db:
+                db.execute(
+                    "UPDATE runs SET state = 'abandoned', error = ? WHERE run_id = ? AND state = 'running' "
+                    "AND owner = ?",
+                    (error, run_id, owner),
+                )
+
+        settle_abandoned(running, mark)
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """The run's memory steps, in order."""
@@ -307,6 +332,7 @@ class SQLiteStore:
 
     def children(self, run_id: str) -> list[RunRecord]:
         """Runs of managed agents started by this run."""
+        self._settle()
         rows = self._read(
             lambda db: db.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE parent_run_id = ? ORDER BY started_at", (run_id,)
@@ -508,6 +534,8 @@ def _run_row(run: RunRecord) -> tuple[Any, ...]:
         None if run.error is None else text_for_column(run.error),
         dumps(run.output),
         dumps(run.config),
+        run.owner,
+        None if run.label is None else text_for_column(run.label),
     )
 
 
