@@ -531,3 +531,32 @@ def test_a_schema_1_store_is_migrated_to_2_keeping_its_runs(db: Path) -> None:
     assert (run.task, run.state, run.owner, run.label) == ("old task", "running", None, None)
     store.start_run(RunRecord("b" * 32, "calc", "CodeAgent", "new", model_id="m", label="eval:x"))
     assert [r.run_id for r in store.list_runs(label="eval:x")] == ["b" * 32]
+
+
+def test_a_paused_run_in_a_session_with_earlier_runs_resumes(db: Path) -> None:
+    # The web UI's chat keeps one session per browser: approving a call there failed with RunDiverged, because
+    # the replay rebuilt memory without the session's earlier runs, so its first model request differed.
+    from codeloop import tool
+
+    done: list[str] = []
+
+    @tool(requires_approval=True)
+    def send(text: str) -> str:
+        """Send a message.
+
+        Args:
+            text: What to send.
+        """
+        done.append(text)
+        return "sent"
+
+    make_agent([code("final_answer('noted: 41')")], db).run("remember 41", session="chat")
+    script = [code("print(send('hi'))"), code("final_answer('ok')")]
+    agent = make_agent(script, db, tools=[send])
+    paused = agent.run("say hi", session="chat", return_full_result=True)
+    assert paused.state == "awaiting_approval" and done == []
+    agent.model = ScriptedModel(script[1:])  # step 1's reply comes from the journal, not from the model
+    result = agent.resume(paused.run_id, approvals={paused.pending[0].call_id: True}, return_full_result=True)
+    assert result.state == "success" and result.output == "ok" and done == ["hi"]
+    seen = "\n".join(str(m.content) for m in agent.model.requests[-1].messages)  # type: ignore[attr-defined]
+    assert "remember 41" in seen and seen.count("say hi") == 1  # the session, and this run once

@@ -243,6 +243,7 @@ class Recorder:
         images: list[Any],
         variables: dict[str, Any],
         meta: dict[str, Any] | None = None,
+        session: str | None = None,
     ) -> None:
         """Record what the run was asked to do (entry 0), so that another process can resume it.
 
@@ -255,6 +256,7 @@ class Recorder:
             "images": images,
             "variables": _encode_value(variables),
             "meta": meta or {},
+            "session": session,  # its conversation so far is the session's other runs
         }
         self._run_entry = self._lookup(seq, "run", request_key(task), None, "the run itself")
         if self._run_entry is None:
@@ -703,7 +705,8 @@ class Durability:
         if isinstance(event, ev.RunStarted):
             task, images, max_steps = agent._run_request
             recorder = self.begin(event.run_id, agent.tools)
-            recorder.start_run(task, max_steps, images, dict(agent.state), self.metadata)
+            session = getattr(agent, "_run_session", None)
+            recorder.start_run(task, max_steps, images, dict(agent.state), self.metadata, session)
         elif self.recorder is not None:
             self.recorder.observe(event)
 
@@ -790,7 +793,8 @@ def start_resume(agent: Any, run_id: str, approvals: dict[str, Any] | None) -> A
         agent.state = dict(run["variables"])
         # Every decision the run was ever given: the approval gate applies them by call id as the replay goes.
         agent._pending_approvals = durable.record_decisions(dict(approvals or {}))
-        return agent._start(run["task"], True, run.get("images") or None, None, run["max_steps"])
+        images, session = run.get("images") or None, run.get("session")
+        return agent._start(run["task"], True, images, None, run["max_steps"], session, resuming=run_id)
     except BaseException:
         agent._durable.cancel_resume()
         raise

@@ -90,14 +90,14 @@ class AgentStore:
         self.recorder.session = session
         return self.recorder
 
-    def session_steps(self, session: str) -> list[MemoryStep]:
-        """The memory steps of every top-level run of `session`, oldest run first: the conversation so far."""
+    def session_steps(self, session: str, exclude: str | None = None) -> list[MemoryStep]:
+        """The memory steps of every top-level run of `session` but `exclude`, oldest run first."""
         from ..memory import MemoryStep
 
         store = self.store
         assert store is not None, "begin() refuses a session without a store"
         steps: list[MemoryStep] = []
         for run in reversed(store.list_runs(session=session)):
-            if run.parent_run_id is None:
+            if run.parent_run_id is None and run.run_id != exclude:
                 steps += [MemoryStep.from_dict(d) for d in store.steps(run.run_id)]
         return steps
