@@ -27,6 +27,7 @@ __all__ = [
     "ResultSink",
     "ResultsFile",
     "ResultsFileError",
+    "RunsLostError",
     "run_jobs",
     "record_of",
 ]
@@ -40,6 +41,24 @@ _OUTPUT_CHARS = 2000
 
 class ResultsFileError(ValueError):
     """A results file cannot be resumed: it is corrupt, or holds runs made with other settings."""
+
+
+class RunsLostError(RuntimeError):
+    """Some runs got no result on a Ray cluster (their node died each time they were sent); the others are recorded.
+
+    The lost runs are not in the results file, so running the same batch again runs them. `lost` maps each lost
+    run's key to why; `records` holds the records of the runs that finished, in the order of the jobs.
+    """
+
+    def __init__(self, lost: dict[str, str], records: list[dict[str, Any]]) -> None:
+        self.lost = dict(lost)
+        self.records = records
+        shown = "; ".join(f"{key}: {why}" for key, why in list(self.lost.items())[:5])
+        more = f" (and {len(self.lost) - 5} more)" if len(self.lost) > 5 else ""
+        super().__init__(
+            f"{len(self.lost)} run(s) got no result on the Ray cluster: {shown}{more}; the finished runs are "
+            "recorded, run the same batch again to retry the lost ones"
+        )
 
 
 class ResultSink(Protocol):
@@ -312,6 +331,7 @@ async def arun_jobs(
     progress: bool = False,
     description: str = "runs",
     retry_errors: bool = False,
+    ray: str | bool | None = None,
 ) -> list[dict[str, Any]]:
     """Async `run_jobs`: run the jobs not yet recorded in `output` on the running loop; return every record.
 
@@ -321,9 +341,14 @@ async def arun_jobs(
     unreachable model) are removed from `output` and run again; wrong answers and runs that reached max_steps
     are results and stay. The records come back in the order of `jobs` (those found in `output` as they were).
 
+    With `ray` (a cluster address such as "ray://head:10001" or "10.0.0.5:6379", or True for Ray's default: the
+    RAY_ADDRESS variable, a cluster started on this machine, or else a new local one), the runs go to a Ray
+    cluster, `concurrency` at once on each node, and come back here to be recorded (see `codeloop.jobs_ray`).
+
     Raises:
         ValueError: two jobs share a key, or `concurrency` is below 1.
         ResultsFileError: `output` is corrupt or holds runs made with another `config`.
+        RunsLostError: with `ray`, some runs got no result because their node kept dying (the rest is recorded).
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -331,6 +356,12 @@ async def arun_jobs(
     if len(set(keys)) != len(keys):
         duplicate = next(k for k in keys if keys.count(k) > 1)
         raise ValueError(f"two jobs have the key {duplicate!r}; every job needs its own key")
+    if ray:
+        from .jobs_ray import ray_available
+
+        missing = ray_available()
+        if missing:
+            raise ImportError(missing)
     config = dict(config or {})
     results = ResultsFile(output, config) if output is not None else None
     if results is not None and retry_errors:
@@ -343,11 +374,7 @@ async def arun_jobs(
 
     with _Progress(progress, description, len(jobs), len(jobs) - len(pending), ok) as bar:
 
-        async def guarded(job: Job) -> None:
-            async with gate:
-                record = await _run_one(job, config)
-            if record is None:
-                return
+        def finished(record: dict[str, Any]) -> None:
             if results is not None:
                 results.append(record)
             for sink in sinks:
@@ -355,5 +382,18 @@ async def arun_jobs(
             done[record["key"]] = record
             bar.advance(record)
 
-        await asyncio.gather(*(guarded(job) for job in pending))
+        async def guarded(job: Job) -> None:
+            async with gate:
+                record = await _run_one(job, config)
+            if record is not None:
+                finished(record)
+
+        if ray and pending:
+            from .jobs_ray import run_on_ray
+
+            lost = await run_on_ray(pending, config, address=ray, concurrency=concurrency, on_record=finished)
+            if lost:
+                raise RunsLostError(lost, [done[key] for key in keys if key in done])
+        else:
+            await asyncio.gather(*(guarded(job) for job in pending))
     return [done[key] for key in keys]
