@@ -84,8 +84,9 @@ def _start_node(command: list[str], env: dict[str, str], log: Path) -> subproces
     """A Ray node started by `ray start --block` (in a session of its own, so that it can be killed whole).
 
     Ray gives a node 30 s to register with the head; on a loaded 2-core machine that can pass, so a node that
-    timed out is started once more before the fixture gives up."""
-    for attempt in range(2):
+    timed out is started again (a few times) before the fixture gives up."""
+    attempts = 4
+    for attempt in range(1, attempts + 1):
         node = subprocess.Popen(
             command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -94,7 +95,7 @@ def _start_node(command: list[str], env: dict[str, str], log: Path) -> subproces
             return node
         except RuntimeError:
             _kill_node(node)
-            if attempt:
+            if attempt == attempts:
                 raise
     raise AssertionError("unreachable")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jobs import Job, ResultSink, arun_jobs, run_jobs
+from .jobs import Job, RemoteRunner, ResultSink, arun_jobs, run_jobs
 
 __all__ = ["BatchTask", "TasksFileError", "read_tasks_file", "parse_tasks", "run_batch", "arun_batch"]
 
@@ -154,7 +154,7 @@ def run_batch(
     jobs = _jobs(agent_factory, tasks)
     return run_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="batch", retry_errors=retry_errors, ray=ray,
+        description="batch", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
 
 
@@ -174,7 +174,7 @@ async def arun_batch(
     jobs = _jobs(agent_factory, tasks)
     return await arun_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="batch", retry_errors=retry_errors, ray=ray,
+        description="batch", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
 
 
@@ -183,6 +183,14 @@ def _jobs(agent_factory: Callable[[], Any], tasks: Iterable[BatchTask | dict[str
     if not callable(agent_factory):
         raise TypeError(f"agent_factory must be a callable returning a new agent, got {agent_factory!r:.80}")
     return [Job(key=t.id, task=t.task, make_agent=agent_factory, fields=_fields(t)) for t in checked]
+
+
+def _remote(ray: str | bool | None) -> RemoteRunner | None:
+    if not ray:
+        return None
+    from .jobs_ray import ray_runner
+
+    return ray_runner(ray)
 
 
 def _fields(task: BatchTask) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ __all__ = [
     "Job",
     "ResultSink",
     "ResultsFile",
+    "RemoteRunner",
     "ResultsFileError",
     "RunsLostError",
     "run_jobs",
@@ -41,6 +42,14 @@ _OUTPUT_CHARS = 2000
 
 class ResultsFileError(ValueError):
     """A results file cannot be resumed: it is corrupt, or holds runs made with other settings."""
+
+
+RemoteRunner = Callable[
+    [Sequence["Job"], dict[str, Any], int, Callable[[dict[str, Any]], None]], Awaitable[dict[str, str]]
+]
+"""Runs jobs somewhere else than this event loop (`codeloop.jobs_ray.ray_runner` sends them to a Ray cluster): it
+gets the jobs not yet recorded, the config, the concurrency and a function to call with each finished run's
+record; it returns the runs that got no result, by key, with why."""
 
 
 class RunsLostError(RuntimeError):
@@ -331,7 +340,7 @@ async def arun_jobs(
     progress: bool = False,
     description: str = "runs",
     retry_errors: bool = False,
-    ray: str | bool | None = None,
+    remote: RemoteRunner | None = None,
 ) -> list[dict[str, Any]]:
     """Async `run_jobs`: run the jobs not yet recorded in `output` on the running loop; return every record.
 
@@ -341,14 +350,13 @@ async def arun_jobs(
     unreachable model) are removed from `output` and run again; wrong answers and runs that reached max_steps
     are results and stay. The records come back in the order of `jobs` (those found in `output` as they were).
 
-    With `ray` (a cluster address such as "ray://head:10001" or "10.0.0.5:6379", or True for Ray's default: the
-    RAY_ADDRESS variable, a cluster started on this machine, or else a new local one), the runs go to a Ray
-    cluster, `concurrency` at once on each node, and come back here to be recorded (see `codeloop.jobs_ray`).
+    With `remote` (e.g. `codeloop.jobs_ray.ray_runner(address)`), the runs not yet recorded go there instead of
+    this loop, and their records come back here to be written as they end.
 
     Raises:
         ValueError: two jobs share a key, or `concurrency` is below 1.
         ResultsFileError: `output` is corrupt or holds runs made with another `config`.
-        RunsLostError: with `ray`, some runs got no result because their node kept dying (the rest is recorded).
+        RunsLostError: with `remote`, some runs got no result (e.g. their node kept dying); the rest is recorded.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -356,12 +364,6 @@ async def arun_jobs(
     if len(set(keys)) != len(keys):
         duplicate = next(k for k in keys if keys.count(k) > 1)
         raise ValueError(f"two jobs have the key {duplicate!r}; every job needs its own key")
-    if ray:
-        from .jobs_ray import ray_available
-
-        missing = ray_available()
-        if missing:
-            raise ImportError(missing)
     config = dict(config or {})
     results = ResultsFile(output, config) if output is not None else None
     if results is not None and retry_errors:
@@ -388,10 +390,8 @@ async def arun_jobs(
             if record is not None:
                 finished(record)
 
-        if ray and pending:
-            from .jobs_ray import run_on_ray
-
-            lost = await run_on_ray(pending, config, address=ray, concurrency=concurrency, on_record=finished)
+        if remote is not None and pending:
+            lost = await remote(pending, config, concurrency, finished)
             if lost:
                 raise RunsLostError(lost, [done[key] for key in keys if key in done])
         else:

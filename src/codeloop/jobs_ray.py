@@ -24,12 +24,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._extras import install_hint, is_installed
+from .jobs import Job, RemoteRunner, _run_one
 
 if TYPE_CHECKING:
     from .executors.transports.sandbox_pool import PooledSandboxExecutor, SandboxPool
-    from .jobs import Job
 
-__all__ = ["NodeSandboxPool", "ray_available", "run_on_ray"]
+__all__ = ["NodeSandboxPool", "ray_available", "ray_runner", "run_on_ray"]
 
 DEFAULT_MAX_ATTEMPTS = 3
 """Times a run is sent to a runner before it is reported lost (its runner died each time)."""
@@ -123,13 +123,32 @@ class _Runner:
     async def run(self, blob: bytes, config: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         from ray import cloudpickle
 
-        from .jobs import _run_one
-
         job = cloudpickle.loads(blob)
         return self.node_id, await _run_one(job, config)
 
     async def close(self) -> None:
         await asyncio.to_thread(NodeSandboxPool.close_all)
+
+
+def ray_runner(address: str | bool) -> RemoteRunner:
+    """What `codeloop.jobs.arun_jobs(remote=...)` takes to run on the Ray cluster at `address` (see `run_on_ray`).
+
+    Raises:
+        ImportError: Ray is not installed (said now, before any results file is read or any run starts).
+    """
+    missing = ray_available()
+    if missing:
+        raise ImportError(missing)
+
+    async def run(
+        jobs: Sequence[Job],
+        config: dict[str, Any],
+        concurrency: int,
+        on_record: Callable[[dict[str, Any]], None],
+    ) -> dict[str, str]:
+        return await run_on_ray(jobs, config, address=address, concurrency=concurrency, on_record=on_record)
+
+    return run
 
 
 def _pickled(ray: Any, jobs: Sequence[Job]) -> list[bytes]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..jobs import Job, ResultSink, arun_jobs, run_jobs
+from ..jobs import Job, RemoteRunner, ResultSink, arun_jobs, run_jobs
 from .tasks import ToolTask
 
 __all__ = ["AGENT_KINDS", "AgentSummary", "arun_eval", "run_eval", "summarize", "write_plot"]
@@ -111,7 +111,7 @@ def run_eval(
     )
     return run_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="eval", retry_errors=retry_errors, ray=ray,
+        description="eval", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
 
 
@@ -138,8 +138,16 @@ async def arun_eval(
     )
     return await arun_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="eval", retry_errors=retry_errors, ray=ray,
+        description="eval", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
+
+
+def _remote(ray: str | bool | None) -> RemoteRunner | None:
+    if not ray:
+        return None
+    from ..jobs_ray import ray_runner
+
+    return ray_runner(ray)
 
 
 def _node_executor(executor: Any, ray: str | bool | None, concurrency: int) -> Any:
