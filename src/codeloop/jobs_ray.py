@@ -233,6 +233,10 @@ async def run_on_ray(
                 runner = await slots.get()
                 try:
                     _node, record = await runner.run.remote(blob, config)
+                except ray.exceptions.RayTaskError as exc:
+                    # Raised on the node, not a death (e.g. codeloop missing there): sending it again would not help.
+                    lost[job.key] = f"failed on its node: {str(exc).strip().splitlines()[-1][:300]}"
+                    return
                 except ray.exceptions.RayError as exc:  # the runner's process or node died: send it again
                     reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                     continue
