@@ -165,9 +165,7 @@ class MultiStepAgent(ApprovalMixin):
         self._durable = Durability(journal)
         if journal is None:
             agent_store = self._store
-            self._durable.store_journal = lambda: (
-                None if agent_store.store is None else agent_store.store.journal
-            )
+            self._durable.store_journal = lambda: None if agent_store.store is None else agent_store.store.journal
         self._run_request: tuple[str, list[dict[str, Any]], int] = ("", [], 0)
         self._init_approval(approval, before_tool_call, after_tool_call)
 
