@@ -281,7 +281,8 @@ def test_codeloop_eval_with_ray_and_a_sandbox_pool_per_node_scores_as_one_proces
         again = subprocess.run(args, capture_output=True, text=True, timeout=240, env=env)
         assert again.returncode == 0 and server.call_count == calls, again.stderr
     assert "6/6" in done.stdout, done.stdout
-    recorded = _lines(out)
+    order = [r["key"] for r in alone]
+    recorded = sorted(_lines(out), key=lambda r: order.index(r["key"]))  # written as runs end
     assert all(r["success"] for r in recorded) and len(recorded) == 12
     assert [{k: v for k, v in r.items() if k != "config"} for r in _stable(recorded)] == _stable(alone)
 

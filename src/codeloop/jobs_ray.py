@@ -35,6 +35,11 @@ DEFAULT_MAX_ATTEMPTS = 3
 """Times a run is sent to a runner before it is reported lost (its runner died each time)."""
 
 
+_REVIVE_TRIES = 60
+_REVIVE_PAUSE_SECONDS = 1.0
+"""A failed runner is asked every second, for a minute, whether Ray has it back (Ray notices a dead node in ~30 s)."""
+
+
 def ray_available() -> str | None:
     """None when Ray can be imported, otherwise what to install (checked without importing Ray)."""
     if is_installed("ray"):
@@ -125,6 +130,9 @@ class _Runner:
 
         job = cloudpickle.loads(blob)
         return self.node_id, await _run_one(job, config)
+
+    async def ping(self) -> str:
+        return self.node_id
 
     async def close(self) -> None:
         await asyncio.to_thread(NodeSandboxPool.close_all)
@@ -225,23 +233,51 @@ async def run_on_ray(
         for _ in range(concurrency):  # interleaved, so that work spreads over the nodes before any fills up
             for runner in runners:
                 slots.put_nowait(runner)
+        live_slots = [len(runners) * concurrency]
+        reviving: set[asyncio.Task[None]] = set()
         lost: dict[str, str] = {}
+
+        async def give_back_when_alive(runner: Any) -> None:
+            # A runner that failed is given no run until Ray has it back (restarted, elsewhere if its node is
+            # gone): resending at once would only fail again, and spend the run's attempts in a few seconds.
+            for _ in range(_REVIVE_TRIES):
+                try:
+                    await runner.ping.remote()
+                except ray.exceptions.ActorUnavailableError:
+                    await asyncio.sleep(_REVIVE_PAUSE_SECONDS)
+                    continue
+                except ray.exceptions.RayError:
+                    break
+                slots.put_nowait(runner)
+                return
+            live_slots[0] -= 1
+            if live_slots[0] == 0:
+                slots.put_nowait(
+                    None
+                )  # no runner left: the runs still waiting are reported, not left hanging
 
         async def drive(job: Job, blob: bytes) -> None:
             reason = "not run"
             for _attempt in range(max_attempts):
                 runner = await slots.get()
+                if runner is None:
+                    slots.put_nowait(None)
+                    lost[job.key] = f"no runner is left on the cluster (last: {reason})"
+                    return
                 try:
                     _node, record = await runner.run.remote(blob, config)
                 except ray.exceptions.RayTaskError as exc:
                     # Raised on the node, not a death (e.g. codeloop missing there): sending it again would not help.
+                    slots.put_nowait(runner)
                     lost[job.key] = f"failed on its node: {str(exc).strip().splitlines()[-1][:300]}"
                     return
                 except ray.exceptions.RayError as exc:  # the runner's process or node died: send it again
                     reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                    task = asyncio.ensure_future(give_back_when_alive(runner))
+                    reviving.add(task)
+                    task.add_done_callback(reviving.discard)
                     continue
-                finally:
-                    slots.put_nowait(runner)
+                slots.put_nowait(runner)
                 if record is None:
                     lost[job.key] = "interrupted on its node"
                     return
@@ -250,6 +286,8 @@ async def run_on_ray(
             lost[job.key] = f"its runner died {max_attempts} times (last: {reason})"
 
         await asyncio.gather(*(drive(job, blob) for job, blob in zip(jobs, blobs, strict=True)))
+        for task in list(reviving):
+            task.cancel()
         await asyncio.gather(*(_close_runner(runner) for runner in runners))
         return lost
     finally:
