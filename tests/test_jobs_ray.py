@@ -284,7 +284,9 @@ def test_codeloop_eval_with_ray_and_a_sandbox_pool_per_node_scores_as_one_proces
     order = [r["key"] for r in alone]
     recorded = sorted(_lines(out), key=lambda r: order.index(r["key"]))  # written as runs end
     assert all(r["success"] for r in recorded) and len(recorded) == 12
-    assert [{k: v for k, v in r.items() if k != "config"} for r in _stable(recorded)] == _stable(alone)
+    without_config = [{k: v for k, v in r.items() if k != "config"} for r in _stable(recorded)]
+    assert without_config == [{k: v for k, v in r.items() if k != "config"} for r in _stable(alone)]
+    assert recorded[0]["config"] == {"model": "openai:scripted", "executor": "sandbox", "max_steps": 8}
 
 
 def test_a_run_that_kills_its_runner_each_time_is_reported_and_the_others_are_recorded(
