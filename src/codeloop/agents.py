@@ -151,6 +151,7 @@ class MultiStepAgent(ApprovalMixin):
         self.state: dict[str, Any] = {}
         self._error: BaseException | None = None
         self._run_id = ""
+        self._run_session: str | None = None  # the session of the run in progress (the journal records it)
         self._last_step = 0
         self.tools_before_answer = tools_before_answer
         self._answer_refused_for_tools = False
@@ -165,7 +166,9 @@ class MultiStepAgent(ApprovalMixin):
         self._durable = Durability(journal)
         if journal is None:
             agent_store = self._store
-            self._durable.store_journal = lambda: None if agent_store.store is None else agent_store.store.journal
+            self._durable.store_journal = lambda: (
+                None if agent_store.store is None else agent_store.store.journal
+            )
         self._run_request: tuple[str, list[dict[str, Any]], int] = ("", [], 0)
         self._init_approval(approval, before_tool_call, after_tool_call)
 
@@ -378,6 +381,7 @@ class MultiStepAgent(ApprovalMixin):
         additional_args: dict[str, Any] | None,
         max_steps: int | None,
         session: str | None = None,
+        resuming: str | None = None,
     ) -> _Loop:
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the task is empty: pass the agent a non-empty string describing what to do")
@@ -393,9 +397,11 @@ class MultiStepAgent(ApprovalMixin):
         self._recorder = self._store.begin(
             self, session
         )  # None when not recording (then a session is refused)
+        self._run_session = session
         if session is not None:  # the session's conversation as the store holds it, written by any process
             self.memory = AgentMemory(self.system_prompt())
-            self.memory.steps = self._store.session_steps(session)
+            # a resumed run's own steps are replayed from its journal, not read back as conversation
+            self.memory.steps = self._store.session_steps(session, exclude=resuming)
         elif reset:
             self.memory = AgentMemory(self.system_prompt())
         self._interrupt.clear()
