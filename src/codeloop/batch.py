@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jobs import Job, ResultSink, arun_jobs, run_jobs
+from .jobs import Job, RemoteRunner, ResultSink, arun_jobs, run_jobs
 
 __all__ = ["BatchTask", "TasksFileError", "read_tasks_file", "parse_tasks", "run_batch", "arun_batch"]
 
@@ -131,6 +131,7 @@ def run_batch(
     sinks: Iterable[ResultSink] = (),
     progress: bool = False,
     retry_errors: bool = False,
+    ray: str | bool | None = None,
 ) -> list[dict[str, Any]]:
     """Run every task on a fresh agent from `agent_factory()`, at most `concurrency` at once.
 
@@ -141,13 +142,19 @@ def run_batch(
     `codeloop.jobs.arun_jobs`). Returns one record per task, in the order given; a record's "success" is whether
     the run ended with a final answer. Inside a running event loop (Jupyter), `await arun_batch(...)` instead.
 
+    With `ray` (a Ray cluster's address, or True for Ray's default), the runs go to a Ray cluster, `concurrency`
+    at once on each node, and their records come back here to be written: `agent_factory` is pickled to the
+    nodes, so it must build what it needs there (give sandboxed agents `codeloop.jobs_ray.NodeSandboxPool` as
+    their executor for a sandbox pool per node).
+
     Raises:
         TasksFileError: a task is malformed or repeats an id (before anything runs).
+        RunsLostError: with `ray`, some runs got no result because their node kept dying (the rest is recorded).
     """
     jobs = _jobs(agent_factory, tasks)
     return run_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="batch", retry_errors=retry_errors,
+        description="batch", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
 
 
@@ -161,12 +168,13 @@ async def arun_batch(
     sinks: Iterable[ResultSink] = (),
     progress: bool = False,
     retry_errors: bool = False,
+    ray: str | bool | None = None,
 ) -> list[dict[str, Any]]:
     """Async `run_batch`, on the running event loop (for Jupyter and async applications)."""
     jobs = _jobs(agent_factory, tasks)
     return await arun_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="batch", retry_errors=retry_errors,
+        description="batch", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
 
 
@@ -175,6 +183,14 @@ def _jobs(agent_factory: Callable[[], Any], tasks: Iterable[BatchTask | dict[str
     if not callable(agent_factory):
         raise TypeError(f"agent_factory must be a callable returning a new agent, got {agent_factory!r:.80}")
     return [Job(key=t.id, task=t.task, make_agent=agent_factory, fields=_fields(t)) for t in checked]
+
+
+def _remote(ray: str | bool | None) -> RemoteRunner | None:
+    if not ray:
+        return None
+    from .jobs_ray import ray_runner
+
+    return ray_runner(ray)
 
 
 def _fields(task: BatchTask) -> dict[str, Any]:

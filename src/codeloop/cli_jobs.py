@@ -32,15 +32,21 @@ class CommandContext:
 
 EVAL_EXIT_CODES = {
     0: "every run is recorded (wrong answers included: they are results)",
+    1: "with --ray, some runs got no result because their node kept dying (named; run again to retry them)",
     2: "usage error: bad arguments, a suite that does not load, an output file made with other settings",
     130: "interrupted with Ctrl-C: the finished runs are recorded; the same command again continues",
 }
 BATCH_EXIT_CODES = {
     0: "every task's run ended with a final answer",
-    1: "some runs did not (see their state and error in the output file)",
+    1: "some runs did not (see their state and error in the output file), or, with --ray, got no result because "
+    "their node kept dying (named; run again to retry them)",
     2: "usage error: bad arguments, a malformed tasks file (named by line), an output made with other settings",
     130: "interrupted with Ctrl-C: the finished runs are recorded; the same command again continues",
 }
+
+
+_RAY_DEFAULT = "default"
+"""`--ray` given without an address."""
 
 
 def _codes_help(codes: dict[int, str]) -> str:
@@ -92,6 +98,23 @@ def _interrupted(done: int, total: int, output: Path) -> int:
     return 130
 
 
+def _ray_address(args: argparse.Namespace, context: CommandContext) -> str | bool | None:
+    """`--ray`'s value for the Python API (True: Ray's default cluster), refused now when Ray is missing."""
+    if args.ray is None:
+        return None
+    from .jobs_ray import ray_available
+
+    missing = ray_available()
+    if missing:
+        raise context.usage_error(f"--ray: {missing}")
+    return True if args.ray == _RAY_DEFAULT else args.ray
+
+
+def _lost(error: Exception) -> int:
+    print(f"codeloop: {error}", file=sys.stderr)
+    return 1
+
+
 def _recorded(output: Path) -> int:
     from .jobs import ResultsFile
 
@@ -104,8 +127,9 @@ def _recorded(output: Path) -> int:
 def _cmd_eval(args: argparse.Namespace, context: CommandContext) -> int:
     from .evals.runner import run_eval, summarize, write_plot
     from .evals.suites import SuiteError, load_suite, select_tasks
-    from .jobs import ResultsFileError
+    from .jobs import ResultsFileError, RunsLostError
 
+    ray = _ray_address(args, context)
     try:
         tasks = select_tasks(load_suite(args.suite), args.tasks.split(",") if args.tasks else None)
     except SuiteError as exc:
@@ -127,12 +151,14 @@ def _cmd_eval(args: argparse.Namespace, context: CommandContext) -> int:
                 tasks, model, agents=agents, repeat=args.repeat, concurrency=args.concurrency, output=output,
                 executor=args.executor, max_steps=args.max_steps, config=config, sinks=result_sinks(args),
                 agent_options=agent_options(args), retry_errors=args.retry_errors,
-                progress=not args.no_progress,
+                progress=not args.no_progress, ray=ray,
             )  # fmt: skip
     except ResultsFileError as exc:
         raise context.usage_error(str(exc)) from None
     except KeyboardInterrupt:
         return _interrupted(_recorded(output), total, output)
+    except RunsLostError as exc:
+        return _lost(exc)
     rows = summarize(records)
     _print_table(rows, f"{len(tasks)} tasks, {spec}")
     if not args.no_plot:
@@ -146,8 +172,9 @@ def _cmd_eval(args: argparse.Namespace, context: CommandContext) -> int:
 def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
     from .batch import TasksFileError, read_tasks_file, run_batch
     from .evals.runner import summarize
-    from .jobs import ResultsFileError
+    from .jobs import ResultsFileError, RunsLostError
 
+    ray = _ray_address(args, context)
     try:
         tasks = read_tasks_file(args.tasks_file)  # every line checked before anything runs
     except TasksFileError as exc:
@@ -160,6 +187,11 @@ def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
         "model": spec, "agent": args.agent, "executor": args.executor, "max_steps": args.max_steps,
         "tools": args.tools, "imports": sorted(args.imports or ()),
     }  # fmt: skip
+    executor: Any = args.executor
+    if ray and executor == "sandbox":
+        from .jobs_ray import NodeSandboxPool
+
+        executor = NodeSandboxPool(size=args.concurrency)  # one per node, built there
 
     def make_agent() -> Any:
         from .code_agent import CodeAgent
@@ -170,7 +202,7 @@ def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
             return CodeAgent(
                 tools,
                 model,
-                executor=args.executor,
+                executor=executor,
                 additional_authorized_imports=args.imports or (),
                 **common,
             )
@@ -181,12 +213,14 @@ def _cmd_batch(args: argparse.Namespace, context: CommandContext) -> int:
         with _store_label(args, "batch", output):
             records = run_batch(
                 make_agent, tasks, concurrency=args.concurrency, output=output, config=config,
-                sinks=result_sinks(args), progress=not args.no_progress, retry_errors=args.retry_errors,
+                sinks=result_sinks(args), progress=not args.no_progress, retry_errors=args.retry_errors, ray=ray,
             )  # fmt: skip
     except ResultsFileError as exc:
         raise context.usage_error(str(exc)) from None
     except KeyboardInterrupt:
         return _interrupted(_recorded(output), len(tasks), output)
+    except RunsLostError as exc:
+        return _lost(exc)
     _print_table(summarize(records, by=None), f"{len(tasks)} tasks, {spec}", first="batch")
     failed = [record["id"] for record in records if not record["success"]]
     if failed:
@@ -244,6 +278,11 @@ def _add_agent_arguments(parser: argparse.ArgumentParser, max_steps: int, contex
         help="label of these runs in the run store (default: eval:OUTPUT or batch:OUTPUT, the results file's "
         "name without .jsonl); `codeloop runs list --label LABEL` lists them",
     )
+    parser.add_argument(
+        "--ray", nargs="?", const=_RAY_DEFAULT, metavar="ADDRESS", help="run on a Ray cluster (e.g. "
+        "10.0.0.5:6379 or ray://head:10001; alone: RAY_ADDRESS, the cluster started on this machine, or a new "
+        "local one), --concurrency runs at once on each node; results are recorded here (needs codeloop[ray])",
+    )  # fmt: skip
     parser.add_argument(
         "--retry-errors",
         action="store_true",

@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,7 +26,9 @@ __all__ = [
     "Job",
     "ResultSink",
     "ResultsFile",
+    "RemoteRunner",
     "ResultsFileError",
+    "RunsLostError",
     "run_jobs",
     "record_of",
 ]
@@ -40,6 +42,32 @@ _OUTPUT_CHARS = 2000
 
 class ResultsFileError(ValueError):
     """A results file cannot be resumed: it is corrupt, or holds runs made with other settings."""
+
+
+RemoteRunner = Callable[
+    [Sequence["Job"], dict[str, Any], int, Callable[[dict[str, Any]], None]], Awaitable[dict[str, str]]
+]
+"""Runs jobs somewhere else than this event loop (`codeloop.jobs_ray.ray_runner` sends them to a Ray cluster): it
+gets the jobs not yet recorded, the config, the concurrency and a function to call with each finished run's
+record; it returns the runs that got no result, by key, with why."""
+
+
+class RunsLostError(RuntimeError):
+    """Some runs got no result on a Ray cluster (their node died each time they were sent); the others are recorded.
+
+    The lost runs are not in the results file, so running the same batch again runs them. `lost` maps each lost
+    run's key to why; `records` holds the records of the runs that finished, in the order of the jobs.
+    """
+
+    def __init__(self, lost: dict[str, str], records: list[dict[str, Any]]) -> None:
+        self.lost = dict(lost)
+        self.records = records
+        shown = "; ".join(f"{key}: {why}" for key, why in list(self.lost.items())[:5])
+        more = f" (and {len(self.lost) - 5} more)" if len(self.lost) > 5 else ""
+        super().__init__(
+            f"{len(self.lost)} run(s) got no result on the Ray cluster: {shown}{more}; the finished runs are "
+            "recorded, run the same batch again to retry the lost ones"
+        )
 
 
 class ResultSink(Protocol):
@@ -312,6 +340,7 @@ async def arun_jobs(
     progress: bool = False,
     description: str = "runs",
     retry_errors: bool = False,
+    remote: RemoteRunner | None = None,
 ) -> list[dict[str, Any]]:
     """Async `run_jobs`: run the jobs not yet recorded in `output` on the running loop; return every record.
 
@@ -321,9 +350,13 @@ async def arun_jobs(
     unreachable model) are removed from `output` and run again; wrong answers and runs that reached max_steps
     are results and stay. The records come back in the order of `jobs` (those found in `output` as they were).
 
+    With `remote` (e.g. `codeloop.jobs_ray.ray_runner(address)`), the runs not yet recorded go there instead of
+    this loop, and their records come back here to be written as they end.
+
     Raises:
         ValueError: two jobs share a key, or `concurrency` is below 1.
         ResultsFileError: `output` is corrupt or holds runs made with another `config`.
+        RunsLostError: with `remote`, some runs got no result (e.g. their node kept dying); the rest is recorded.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -343,11 +376,7 @@ async def arun_jobs(
 
     with _Progress(progress, description, len(jobs), len(jobs) - len(pending), ok) as bar:
 
-        async def guarded(job: Job) -> None:
-            async with gate:
-                record = await _run_one(job, config)
-            if record is None:
-                return
+        def finished(record: dict[str, Any]) -> None:
             if results is not None:
                 results.append(record)
             for sink in sinks:
@@ -355,5 +384,16 @@ async def arun_jobs(
             done[record["key"]] = record
             bar.advance(record)
 
-        await asyncio.gather(*(guarded(job) for job in pending))
+        async def guarded(job: Job) -> None:
+            async with gate:
+                record = await _run_one(job, config)
+            if record is not None:
+                finished(record)
+
+        if remote is not None and pending:
+            lost = await remote(pending, config, concurrency, finished)
+            if lost:
+                raise RunsLostError(lost, [done[key] for key in keys if key in done])
+        else:
+            await asyncio.gather(*(guarded(job) for job in pending))
     return [done[key] for key in keys]

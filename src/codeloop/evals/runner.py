@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..jobs import Job, ResultSink, arun_jobs, run_jobs
+from ..jobs import Job, RemoteRunner, ResultSink, arun_jobs, run_jobs
 from .tasks import ToolTask
 
 __all__ = ["AGENT_KINDS", "AgentSummary", "arun_eval", "run_eval", "summarize", "write_plot"]
@@ -89,6 +89,7 @@ def run_eval(
     progress: bool = False,
     agent_options: dict[str, Any] | None = None,
     retry_errors: bool = False,
+    ray: str | bool | None = None,
 ) -> list[dict[str, Any]]:
     """Run every task with every agent in `agents`, `repeat` times; return one record per run.
 
@@ -98,15 +99,19 @@ def run_eval(
     already there are skipped (resume-by-rerun); `config` is stored with each record and must match on resume.
     `agent_options` are passed to every agent (e.g. `listeners`); `sinks` receive every record too;
     `retry_errors` runs again the runs recorded as failed by an error (see `codeloop.jobs.arun_jobs`). Inside
-    a running event loop (Jupyter), `await arun_eval(...)` instead.
+    a running event loop (Jupyter), `await arun_eval(...)` instead. With `ray` (a Ray cluster's address, or True
+    for Ray's default), the runs go to that cluster, `concurrency` at once on each node, a sandbox pool per node
+    for `executor="sandbox"`, and come back here to be recorded (see `codeloop.jobs_ray`).
 
     Raises:
         ValueError: an unknown agent kind, `repeat` below 1, or no tasks (before anything runs).
     """
-    jobs = _eval_jobs(tasks, model, agents, repeat, executor, max_steps, agent_options)
+    jobs = _eval_jobs(
+        tasks, model, agents, repeat, _node_executor(executor, ray, concurrency), max_steps, agent_options
+    )
     return run_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="eval", retry_errors=retry_errors,
+        description="eval", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
 
 
@@ -125,13 +130,33 @@ async def arun_eval(
     progress: bool = False,
     agent_options: dict[str, Any] | None = None,
     retry_errors: bool = False,
+    ray: str | bool | None = None,
 ) -> list[dict[str, Any]]:
     """Async `run_eval`, on the running event loop (for Jupyter and async applications)."""
-    jobs = _eval_jobs(tasks, model, agents, repeat, executor, max_steps, agent_options)
+    jobs = _eval_jobs(
+        tasks, model, agents, repeat, _node_executor(executor, ray, concurrency), max_steps, agent_options
+    )
     return await arun_jobs(
         jobs, concurrency=concurrency, output=output, config=config, sinks=sinks, progress=progress,
-        description="eval", retry_errors=retry_errors,
+        description="eval", retry_errors=retry_errors, remote=_remote(ray),
     )  # fmt: skip
+
+
+def _remote(ray: str | bool | None) -> RemoteRunner | None:
+    if not ray:
+        return None
+    from ..jobs_ray import ray_runner
+
+    return ray_runner(ray)
+
+
+def _node_executor(executor: Any, ray: str | bool | None, concurrency: int) -> Any:
+    if ray and executor == "sandbox":
+        from ..jobs_ray import NodeSandboxPool
+
+        # One pool per node, built there: sandboxes cold-started per run would cost more than the runs.
+        return NodeSandboxPool(size=concurrency)
+    return executor
 
 
 def _eval_jobs(
