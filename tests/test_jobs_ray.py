@@ -147,6 +147,9 @@ def cluster() -> Iterator[Cluster]:
         )  # fmt: skip
         ray.init(address=f"127.0.0.1:{port}", log_to_driver=False, configure_logging=False)
         _wait(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, "the second node to join")
+        # Alive is not yet schedulable: until the scheduler sees the second node's resources, a soft node
+        # affinity falls back to the head and every run lands there (seen in 2 of 3 runs at load 30).
+        _wait(lambda: ray.available_resources().get("second_node", 0) >= 1, "the second node's resources")
         yield Cluster(f"127.0.0.1:{port}", head, second, Path(temp) / "marks")
     finally:
         ray.shutdown()
