@@ -18,6 +18,9 @@ DEV_LOCK := requirements-dev.lock
 DEMO_LOCK := requirements-demo.lock
 
 VENV := .venv
+# Arize Phoenix (the OpenTelemetry tests' trace receiver) lives in a venv of its own: see its rule below.
+PHOENIX_VENV := .venv-phoenix
+PHOENIX_VERSION := 20.26.1
 BIN := $(VENV)/bin
 DEMO_VENV := .venv-demo
 LATEST_VENV := .venv-latest
@@ -83,8 +86,6 @@ test: $(VENV)/.installed system-deps $(PHOENIX_VENV)/.installed
 
 # Arize Phoenix, the trace viewer the OpenTelemetry tests export spans to and query, in a venv of its own: it
 # requires anthropic<2, which the dev lock does not allow. The tests start it as a process and speak HTTP to it.
-PHOENIX_VENV := .venv-phoenix
-PHOENIX_VERSION := 20.26.1
 $(PHOENIX_VENV)/.installed:
 	rm -rf $(PHOENIX_VENV)
 	$(PYTHON) -m venv $(PHOENIX_VENV)
