@@ -195,13 +195,24 @@ def test_a_2_mb_task_through_stdin_and_through_a_file(tmp_path: Path) -> None:
     path = tmp_path / "task.txt"
     path.write_text(task, encoding="utf-8")
     replies = ["```python\nfinal_answer('read')\n```"] * 2
+    # a model with no known context window: gpt-4o's 128k would refuse this task before any call (as it should)
+    run = [a if a != "openai:gpt-4o" else "openai:local-model" for a in RUN]
     with ScriptedLLMServer(replies) as server:
-        by_stdin = _cli(*RUN, "--api-base", server.base_url, "--json", "-", stdin=task)
-        by_file = _cli(*RUN, "--api-base", server.base_url, "--json", f"@{path}")
+        by_stdin = _cli(*run, "--api-base", server.base_url, "--json", "-", stdin=task)
+        by_file = _cli(*run, "--api-base", server.base_url, "--json", f"@{path}")
         sent = [r["messages"][1]["content"] for r in server.requests]
     assert by_stdin.returncode == 0, by_stdin.stderr
     assert by_file.returncode == 0, by_file.stderr
     assert len(sent) == 2 and all(task in text for text in sent)
+
+
+def test_a_task_larger_than_the_models_context_window_is_refused_before_any_call(tmp_path: Path) -> None:
+    task = "Count the words of this text.\n" + "lorem ipsum " * 180_000  # ~720k tokens > gpt-4o's 128k
+    with ScriptedLLMServer(["```python\nfinal_answer('read')\n```"]) as server:
+        done = _cli(*RUN, "--api-base", server.base_url, "-", stdin=task)
+        assert server.call_count == 0
+    assert done.returncode == 2 and "context window of 'gpt-4o' is 128,000 tokens" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_an_unreadable_task_file_is_exit_2_naming_it(

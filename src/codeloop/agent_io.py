@@ -175,9 +175,16 @@ def _settings(agent: Any) -> tuple[dict[str, Any], list[str]]:
             value = {k: v for k, v in value.items() if not _secret(k)}
         if is_jsonable_value(value):
             settings[name] = value
-        else:
+        elif not _is_default(value, param.default):  # a default (e.g. the compaction policy) comes back by itself
             skipped.append(name)
     return settings, skipped
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    try:
+        return default is not inspect.Parameter.empty and bool(value == default)
+    except Exception:  # noqa: BLE001 - a value whose == fails or is not a bool is simply not the default
+        return False
 
 
 def _is_managed_agent_tool(agent: Any, name: str) -> bool:

@@ -215,10 +215,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except StoreError as exc:  # a corrupt, foreign or newer store: refused before any model call
         raise UsageError(str(exc)) from exc
     waiting.start()
+    from .compaction import ContextWindowTooSmall
+
     try:
         result = agent.run(task, return_full_result=True, session=args.session)
     except KeyboardInterrupt:
         result = agent._last_result
+    except ContextWindowTooSmall as exc:  # found before any model call: bad input, not a crash
+        raise UsageError(str(exc)) from exc
     finally:
         waiting.stop()
         close = getattr(agent, "close", None)

@@ -159,6 +159,13 @@ function setBusy(busy) {
 
 function renderApprovals(pending) {
   const box = $("#approvals");
+  // The list is redrawn whenever the session's state is refreshed: keep what was typed into a reason box
+  // (a refresh between typing and clicking Deny sent "denied by the user" instead of the reason).
+  const typed = {};
+  for (const old of box.querySelectorAll(".approval-card")) {
+    const input = old.querySelector("input[name=reason]");
+    if (input && input.value) typed[`${old.dataset.runId}/${old.dataset.callId}`] = input.value;
+  }
   box.replaceChildren();
   if (!pending.length) { box.append(el("p", "muted", "No tool call is waiting.")); return; }
   for (const run of pending) {
@@ -169,6 +176,7 @@ function renderApprovals(pending) {
       if (call.reason) card.append(el("div", "muted", call.reason));
       card.append(el("pre", null, JSON.stringify(call.arguments, null, 2)));
       const reason = el("input"); reason.placeholder = "Reason, if you deny"; reason.name = "reason";
+      reason.value = typed[`${run.run_id}/${call.call_id}`] || "";
       const yes = el("button", "approve", "Approve"); const no = el("button", "deny", "Deny");
       const decide = async (decision) => {
         yes.disabled = no.disabled = true;
