@@ -196,9 +196,11 @@ def _start_runners(ray: Any, concurrency: int) -> list[Any]:
         runner.options(
             num_cpus=0,  # runs mostly wait on the model: the per-node limit is `concurrency`, not CPU slots
             max_concurrency=concurrency,
-            max_restarts=-1,  # a runner whose process or node died comes back (elsewhere: the affinity is soft)
+            max_restarts=-1,  # a runner whose process died comes back on its node; one whose node died is gone
             max_task_retries=0,  # the driver resends, so that it can count attempts and report what is lost
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True),
+            # strict: a soft affinity let Ray put every runner on the head while a joined node was still settling
+            # (all runs of a two-node batch ran on one node); runs of a dead node's runner go to the others
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
         ).remote()
         for node in nodes
     ]
