@@ -34,14 +34,19 @@ def _limits() -> dict[str, tuple[int, int]]:
     }
 
 
-def _settle(count: int, baseline: int, seconds: float = 5.0) -> int:
-    """The thread count once it is back to `baseline`, or after `seconds` of waiting for it."""
+def _threads_left(before: set[threading.Thread], seconds: float = 10.0) -> list[str]:
+    """Names of the threads started since `before` that are still alive after up to `seconds` of waiting.
+
+    Compares thread objects, not counts: threads that earlier tests left behind may end while this test runs,
+    and a count would then look settled while one of ours is still alive (or never settle at all).
+    """
     deadline = time.monotonic() + seconds
-    while count > baseline and time.monotonic() < deadline:
+    while True:
         gc.collect()
+        left = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not left or time.monotonic() >= deadline:
+            return left
         time.sleep(0.05)
-        count = threading.active_count()
-    return count
 
 
 async def _run_many(n: int, close: bool) -> list[object]:
@@ -57,22 +62,24 @@ async def _run_many(n: int, close: bool) -> list[object]:
 
 
 def test_hundreds_of_concurrent_runs_with_default_settings_all_succeed_and_leave_nothing_behind() -> None:
+    asyncio.run(_run_many(1, close=True))  # warm up: the run store and its files open once per process
     limits = _limits()
     fds = len(os.listdir("/proc/self/fd"))
-    threads = threading.active_count()
+    threads = set(threading.enumerate())
     results = asyncio.run(_run_many(CONCURRENT_RUNS, close=True))
     failures = [repr(r)[:200] for r in results if r != 20]
     assert failures == [], f"{len(failures)} of {CONCURRENT_RUNS} runs failed, e.g. {failures[:3]}"
     assert _limits() == limits
-    assert _settle(threading.active_count(), threads) == threads
+    assert _threads_left(threads) == []
     assert (
         len(os.listdir("/proc/self/fd")) <= fds + 2
     )  # asyncio.run's own selector may linger until collected
 
 
 def test_agents_dropped_without_close_end_their_executor_threads() -> None:
-    threads = threading.active_count()
+    asyncio.run(_run_many(1, close=True))  # warm up: once-per-process threads start before the baseline
+    threads = set(threading.enumerate())
     results = asyncio.run(_run_many(50, close=False))
     assert results == [20] * 50
     # each LocalExecutor ran its steps on a worker thread of its own; dropping the agent must end that thread
-    assert _settle(threading.active_count(), threads) == threads
+    assert _threads_left(threads) == []

@@ -182,7 +182,11 @@ def test_many_agents_share_a_small_pool_concurrently() -> None:
         for thread in threads:
             thread.join(timeout=120)
         assert results == [20] * 8
-        assert pool.stats["started"] >= 2
+        # the runs shared the pool's sandboxes: they were recycled between runs, and no sandbox was started
+        # beyond the pool's size and the extras it reported. (How many of the two were started by then depends on
+        # the machine's load: one sandbox recycled eight times is as right as two.)
+        assert pool.stats["recycled"] >= 1
+        assert 1 <= pool.stats["started"] <= pool.size + pool.stats["extra"]
 
 
 def test_pool_options_are_checked_when_it_is_made_and_cannot_take_executor_kwargs() -> None:
