@@ -4,6 +4,7 @@ subprocess started the way an IDE would), and over streamable HTTP."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ pytest.importorskip("mcp", reason="the MCP server tests need the `mcp` extra")
 from mcp import Client
 
 from codeloop import CodeAgent
+from codeloop.store.sqlite import SQLiteStore
 from codeloop.testing import ScriptedModel
 from codeloop.tools import MCPClient, tool
 from codeloop.tools.mcp_server import build_mcp_server
@@ -77,6 +79,9 @@ def _free_port() -> int:
 
 
 def test_stdio_server_runs_the_agent_and_its_tools(factory_file: Path) -> None:
+    # The MCP SDK starts a stdio server with a minimal environment (HOME, PATH, ...) unless given one: without
+    # CODELOOP_HOME the served agent recorded its runs in the developer's own store (~/.local/share/codeloop).
+    home = os.environ["CODELOOP_HOME"]
     server = {
         "command": sys.executable,
         "args": [
@@ -86,6 +91,7 @@ def test_stdio_server_runs_the_agent_and_its_tools(factory_file: Path) -> None:
             f"{factory_file}:make_agent",
             "--expose-tools",
         ],
+        "env": {**os.environ, "CODELOOP_HOME": home},
     }
     with MCPClient(server, call_timeout=60) as tools:
         by_name = {t.name: t for t in tools}
@@ -97,6 +103,13 @@ def test_stdio_server_runs_the_agent_and_its_tools(factory_file: Path) -> None:
         # the agent's own tool, with the schema codeloop derived from its hints and docstring
         assert by_name["add"].inputs["a"] == {"type": "integer", "description": "The first number."}
         assert by_name["add"](a=20, b=22) == "42"
+    # the served agent's runs are in the test session's store, where the conftest put CODELOOP_HOME
+    store = SQLiteStore(Path(home) / "runs.db")
+    try:
+        tasks = {run.task for run in store.list_runs() if run.agent == "calculator"}
+    finally:
+        store.close()
+    assert {"What is 2 plus 40?", "And 1000 plus 337?"} <= tasks
 
 
 def test_streamable_http_server_with_parallel_tasks(factory_file: Path) -> None:
