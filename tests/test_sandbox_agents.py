@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -127,14 +128,32 @@ def test_managed_agents_work_from_sandboxed_code() -> None:
 
 @needs_bwrap
 def test_printed_output_of_sandboxed_code_streams_as_events() -> None:
+    # The code prints its second line only after the test has received the first as an event (a host tool
+    # waits for that), so 'one' and 'two' are two events whatever the machine's load. Events held back until
+    # the step ended would leave the tool waiting in vain: the code then prints 'not streamed'.
+    seen_one = threading.Event()
+
+    @tool
+    def test_saw_one() -> bool:
+        """Whether the test has received the line 'one' as an event (waits up to a minute for it)."""
+        return seen_one.wait(60)
+
     agent = CodeAgent(
-        model=ScriptedModel([code("import time\nprint('one')\ntime.sleep(0.2)\nprint('two')\nfinal_answer(2)")]),
+        tools=[test_saw_one],
+        model=ScriptedModel(
+            [code("print('one')\nprint('two' if test_saw_one() else 'not streamed')\nfinal_answer(2)")]
+        ),
         executor="sandbox",
         stream_outputs=True,
         verbosity_level=0,
     )
+    logs: list[str] = []
     with agent:
-        logs = [e.text for e in agent.run("stream", stream=True) if isinstance(e, events.ExecutionLog)]
+        for event in agent.run("stream", stream=True):
+            if isinstance(event, events.ExecutionLog):
+                logs.append(event.text)
+                if "one" in "".join(logs):
+                    seen_one.set()
     assert "".join(logs) == "one\ntwo\n" and len(logs) >= 2
 
 
