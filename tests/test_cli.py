@@ -340,14 +340,18 @@ def test_the_waiting_notice_follows_the_model_through_retries() -> None:
     from codeloop.models.reliability import RetryNotice
 
     out = io.StringIO()
-    notice = WaitingNotice("openai:gpt-4o", 30, first_after=0.3, every=10, out=out)
+    # `every` is long: a second notice would need the model silent that long, not a slow machine
+    notice = WaitingNotice("openai:gpt-4o", 30, first_after=0.3, every=600, out=out)
     notice.start()
     try:
         notice(ev.StepStarted(1))
         notice(ev.ModelRetry(RetryNotice("openai", "gpt-4o", 1, 3, 1.0, 429, "slow down")))
-        time.sleep(1.0)  # still waiting for the model after the retry: one notice
+        # still waiting for the model after the retry: a notice (waited for, however busy the machine is)
+        deadline = time.monotonic() + 30
+        while not out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
         notice(ev.CodeAction("x = 1", 1))
-        time.sleep(1.0)  # code running, not the model: no notice
+        time.sleep(1.0)  # code running, not the model: no notice (a notice would be due after 0.3 s)
     finally:
         notice.stop()
     lines = out.getvalue().splitlines()
