@@ -340,7 +340,12 @@ def test_a_lost_connection_is_replaced(store: PostgresStore, postgres_url: str) 
     backend = store._connection.info.backend_pid
     with psycopg.connect(postgres_url, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
-    time.sleep(0.2)
+        # pg_terminate_backend only signals the backend: wait until it is gone, or the write below may still
+        # land on the old connection (and test nothing)
+        deadline = time.monotonic() + 60
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (backend,)).fetchone():
+            assert time.monotonic() < deadline, f"backend {backend} did not end"
+            time.sleep(0.05)
     store.add_step("f" * 32, 0, {"kind": "task"})  # lands, on a new connection
     assert store._connection is not None and store._connection.info.backend_pid != backend
     assert store.steps("f" * 32) == [{"kind": "task"}]
