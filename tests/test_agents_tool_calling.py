@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from codeloop import ToolCallingAgent, tool
@@ -12,6 +11,9 @@ from codeloop.testing import ScriptedModel
 _active = 0
 _max_active = 0
 _lock = threading.Lock()
+
+
+_both_inside = threading.Condition(_lock)
 
 
 @tool
@@ -25,8 +27,10 @@ def slow_lookup(key: str) -> str:
     with _lock:
         _active += 1
         _max_active = max(_max_active, _active)
-    time.sleep(0.2)
-    with _lock:
+        _both_inside.notify_all()
+        # Stay inside until the other call is inside too (so the overlap does not depend on how fast threads
+        # start on a busy machine); calls run one after another would each wait the whole time, and see 1.
+        _both_inside.wait_for(lambda: _max_active >= 2, timeout=30)
         _active -= 1
     return f"value-of-{key}"
 
