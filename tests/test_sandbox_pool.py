@@ -141,7 +141,12 @@ def test_a_worker_that_died_in_the_pool_is_replaced_not_handed_out() -> None:
         workers = [pid for pid in _sandbox_workers() if pid not in others]
         assert len(workers) == 1
         os.kill(workers[0], signal.SIGKILL)
-        time.sleep(0.1)
+        # kill() returns before the worker has exited; until it has, its pipe looks healthy and the pool would
+        # rightly hand it out. Wait until it is dead (gone or a zombie: its pipes are closed by then).
+        deadline = time.monotonic() + 60
+        while workers[0] in worker_processes():
+            assert time.monotonic() < deadline, "the killed worker did not exit"
+            time.sleep(0.05)
         with pool.new_executor() as executor:
             assert executor.run("6 * 7").output == 42
         assert pool.stats["replaced"] == 1
