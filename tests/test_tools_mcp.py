@@ -187,7 +187,13 @@ def test_server_dying_mid_call_is_restarted_and_others_unaffected(
     assert second_pid != first_pid
     # killed between calls: the next call starts it again without an error
     os.kill(second_pid, signal.SIGKILL)
-    time.sleep(0.2)
+    # "between calls": once the client has seen the server's end (kill() returns before the process exits, and
+    # the SDK notices end-of-stream on its own loop); a call racing the exit would be one *during* the death
+    server = tools["pid"]._server  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while server._alive():
+        assert time.monotonic() < deadline, "the client never noticed the killed server"
+        time.sleep(0.05)
     assert tools["pid"]()["result"] not in (first_pid, second_pid)
 
 
