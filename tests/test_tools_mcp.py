@@ -115,7 +115,7 @@ def _start_http_server(script: Path, flag: str, port: int) -> subprocess.Popen[b
     proc = subprocess.Popen(
         [sys.executable, str(script), flag, str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120  # a Python process importing the MCP SDK: seconds on a busy machine
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -205,10 +205,9 @@ def test_malformed_message_does_not_break_the_session(time_and_test_tools: dict[
 def test_call_timeout_is_an_observation(server_script: Path) -> None:
     with MCPClient({"command": sys.executable, "args": [str(server_script)]}, call_timeout=0.5) as tools:
         by_name = {t.name: t for t in tools}
-        start = time.monotonic()
+        # the timeout's own error: had the client waited out the tool's 60 s hang, the call would return "late"
         with pytest.raises(MCPToolError, match="did not answer within 0.5 s"):
             by_name["hang"]()
-        assert time.monotonic() - start < 8
         assert by_name["echo"](text="after") == {"result": "after"}
 
 
@@ -252,7 +251,7 @@ def test_streamable_http_server_restart_is_reconnected(server_script: Path) -> N
     port = _free_port()
     proc = _start_http_server(server_script, "--http", port)
     try:
-        with MCPClient(f"http://127.0.0.1:{port}/mcp", call_timeout=10) as tools:
+        with MCPClient(f"http://127.0.0.1:{port}/mcp", call_timeout=60) as tools:
             by_name = {t.name: t for t in tools}
             assert by_name["pid"]()["result"] == proc.pid
             proc.kill()
