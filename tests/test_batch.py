@@ -198,12 +198,18 @@ def test_a_killed_batch_run_again_finishes_with_no_task_lost_or_run_twice(tmp_pa
     out = tmp_path / "out.jsonl"
     started: list[int] = []
     lock = threading.Lock()
+    # Runs after the first four wait here until the batch has been stopped: however slowly this test's loop
+    # gets to the stop on a loaded machine, the batch cannot have finished meanwhile.
+    stopped = threading.Event()
 
     def slow(request: ScriptRequest) -> Any:
         number = _number_in(request)
         if not any(m.role == "assistant" for m in request.messages):
             with lock:
                 started.append(number)
+                held = len(started) > 4 and not stopped.is_set()
+            if held:
+                stopped.wait(120)
         time.sleep(0.1)
         if any(m.role == "assistant" for m in request.messages):
             return f"Thought: done.\n```python\nfinal_answer(x + {number})\n```"
@@ -219,12 +225,15 @@ def test_a_killed_batch_run_again_finishes_with_no_task_lost_or_run_twice(tmp_pa
         while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
             time.sleep(0.02)
         process.send_signal(stop)
-        process.communicate(timeout=60)
+        try:
+            process.communicate(timeout=60)
+        finally:
+            with lock:
+                started.clear()
+                stopped.set()
         assert process.returncode == (130 if stop == signal.SIGINT else -signal.SIGKILL)
         first = {r["id"] for r in _records(out)}
         assert 4 <= len(first) < 16
-        with lock:
-            started.clear()
         again = subprocess.run(_cli_command(*args), capture_output=True, text=True, timeout=180, env=_env())
     assert again.returncode == 0, again.stderr
     records = _records(out)
