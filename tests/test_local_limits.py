@@ -15,6 +15,9 @@ from codeloop.errors import ExecutionError
 from codeloop.executors.local import LocalExecutor
 
 TIMEOUT = 0.3
+# Runaway code runs forever unless stopped, so a bound far above the limit tells 'stopped' from 'ran on' on any
+# machine, however loaded; how promptly a stop lands is measured in bench/, not asserted here.
+STOPPED_WITHIN = 30.0
 MODES = ["main-thread", "worker-thread"]
 
 
@@ -91,14 +94,14 @@ def test_runaway_code_is_stopped(mode: str, name: str, monkeypatch: pytest.Monke
         executor.run("kept = 'before'")
         message, seconds = stopped(executor, RUNAWAY[name], mode)
         assert "time limit of 0.3 seconds" in message
-        assert seconds < TIMEOUT + 1.5
+        assert seconds < STOPPED_WITHIN
         assert in_mode(mode, lambda: executor.run("kept")).output == "before"  # usable, state kept
 
 
 def test_regex_backtracking_is_stopped_on_the_main_thread() -> None:
     with LocalExecutor(timeout=TIMEOUT) as executor:
         message, seconds = stopped(executor, "import re\nre.match(r'^(a+)+$', 'a' * 64 + '!')", "main-thread")
-    assert "time limit" in message and seconds < TIMEOUT + 1
+    assert "time limit" in message and seconds < STOPPED_WITHIN
 
 
 def test_worker_thread_cannot_interrupt_a_native_call_that_holds_the_gil() -> None:
@@ -111,7 +114,9 @@ def test_worker_thread_cannot_interrupt_a_native_call_that_holds_the_gil() -> No
         )
         seconds = time.monotonic() - start
     assert result.output is None  # the match ran to completion (and failed, as it should)
-    assert seconds > 0.2  # well past the 0.05 s limit: nothing could interrupt the native call
+    # past the 0.05 s limit, and not stopped (a stop raises): nothing could interrupt the native call. (Not a
+    # larger bound: on a faster machine the match itself takes less than the ~0.4 s it takes here.)
+    assert seconds > 0.05
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -122,7 +127,7 @@ def test_blocking_native_wait(mode: str) -> None:
         executor.send_tools({"ping": lambda: tool_calls.append(1) or "pong"})
         executor.run("lost = 1")
         message, seconds = stopped(executor, code, mode)
-        assert seconds < TIMEOUT + 2.5
+        assert seconds < STOPPED_WITHIN
         if mode == "main-thread":
             # the timer signal interrupts the wait (EINTR); state is kept
             assert "time limit of 0.3 seconds" in message
@@ -243,7 +248,7 @@ def test_ctrl_c_cancels_a_step_even_if_agent_code_swallows_it() -> None:
         start = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
             executor.run(code)
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < STOPPED_WITHIN
         assert executor.run("n > 0").output is True  # the executor stays usable
 
 
