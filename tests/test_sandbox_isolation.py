@@ -234,7 +234,7 @@ def test_forced_fallback_runs_code_with_limits_and_a_cleared_environment(fresh_w
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # asked for explicitly: nothing to warn about
-            executor = SandboxExecutor(isolation="subprocess", timeout=1)
+            executor = SandboxExecutor(isolation="subprocess", timeout=3)  # room for the steps that must finish
             try:
                 assert executor.isolation == "subprocess"
                 assert executor.run("x = 2\nx * 21").output == 42
