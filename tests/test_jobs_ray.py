@@ -26,12 +26,15 @@ from typing import Any
 
 import pytest
 
-from codeloop import CodeAgent, tool
+from codeloop import CodeAgent, LocalExecutor, tool
 from codeloop.batch import run_batch
 from codeloop.evals import run_eval, tool_tasks
 from codeloop.evals.scripted import reference_replies
 from codeloop.jobs import RunsLostError
 from codeloop.models import model as model_from_spec
+from codeloop.store.jobs import JOB_RECORD_EVENT, StoreResultSink
+from codeloop.store.opening import open_store
+from codeloop.store.recorder import run_label
 from codeloop.testing import ScriptedLLMServer, ScriptRequest
 from sandbox_support import bwrap_problem
 
@@ -117,46 +120,83 @@ def _wait(condition: Any, what: str, timeout: float = 120) -> None:
         time.sleep(0.1)
 
 
+_NODE_OPTIONS = [
+    "--include-log-monitor=false",
+    "--num-cpus=1",
+    "--object-store-memory=100000000",
+    "--disable-usage-stats",
+    "--block",
+]
+
+
+def _start_cluster(temp: Path, marks: Path) -> Cluster:
+    """A head node and a second node (with a `second_node` resource), and this process connected to them."""
+    import ray
+
+    ray_cli = Path(sys.executable).parent / "ray"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": SRC,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    head = _start_node(
+        [str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
+         *_NODE_OPTIONS], env, temp / "head.log",
+    )  # fmt: skip
+    try:
+        second = _start_node(
+            [str(ray_cli), "start", f"--address=127.0.0.1:{port}", '--resources={"second_node": 1}',
+             *_NODE_OPTIONS], env, temp / "second.log",
+        )  # fmt: skip
+    except BaseException:
+        _kill_node(head)
+        raise
+    cluster = Cluster(f"127.0.0.1:{port}", head, second, marks)
+    try:
+        ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+        _wait(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, "the second node to join")
+        # Alive is not yet schedulable: until the scheduler sees the second node's resources, a soft node
+        # affinity falls back to the head and every run lands there (seen in 2 of 3 runs at load 30).
+        _wait(lambda: ray.available_resources().get("second_node", 0) >= 1, "the second node's resources")
+    except BaseException:
+        _stop_cluster(cluster)
+        raise
+    return cluster
+
+
+def _stop_cluster(cluster: Cluster) -> None:
+    """Disconnect this process (a driver whose cluster is gone exits after a minute), then kill every node."""
+    import ray
+
+    ray.shutdown()
+    for node in (cluster.second, cluster.head):
+        _kill_node(node)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'codeloop[ray]')")
     ray.cloudpickle.register_pickle_by_value(
         sys.modules[__name__]
     )  # the nodes cannot import this test module
-    ray_cli = Path(sys.executable).parent / "ray"
     # Short: Ray's unix sockets live under the temp dir, and a socket path may not exceed 107 bytes.
-    temp = tempfile.mkdtemp(prefix="clray", dir="/tmp")
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": SRC, "RAY_USAGE_STATS_ENABLED": "0"}
-    common = [
-        "--include-log-monitor=false",
-        "--num-cpus=1",
-        "--object-store-memory=100000000",
-        "--disable-usage-stats",
-        "--block",
-    ]
-    head = second = None
+    temp = Path(tempfile.mkdtemp(prefix="clray", dir="/tmp"))
     try:
-        head = _start_node(
-            [str(ray_cli), "start", "--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
-             *common], env, Path(temp) / "head.log",
-        )  # fmt: skip
-        second = _start_node(
-            [str(ray_cli), "start", f"--address=127.0.0.1:{port}", '--resources={"second_node": 1}', *common],
-            env, Path(temp) / "second.log",
-        )  # fmt: skip
-        ray.init(address=f"127.0.0.1:{port}", log_to_driver=False, configure_logging=False)
-        _wait(lambda: sum(n["Alive"] for n in ray.nodes()) == 2, "the second node to join")
-        # Alive is not yet schedulable: until the scheduler sees the second node's resources, a soft node
-        # affinity falls back to the head and every run lands there (seen in 2 of 3 runs at load 30).
-        _wait(lambda: ray.available_resources().get("second_node", 0) >= 1, "the second node's resources")
-        yield Cluster(f"127.0.0.1:{port}", head, second, Path(temp) / "marks")
+        cluster = _start_cluster(temp, temp / "marks")  # `_restart` finds the temp dir as the marks' parent
+        try:
+            yield cluster
+        finally:
+            _stop_cluster(cluster)  # the one a test restarted, if one did
     finally:
-        ray.shutdown()
-        for node in (second, head):
-            if node is not None:
-                _kill_node(node)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _restart(cluster: Cluster) -> None:
+    """Stop every node of `cluster` and start a new cluster in its place (a new address)."""
+    _stop_cluster(cluster)
+    fresh = _start_cluster(cluster.marks.parent, cluster.marks)
+    cluster.address, cluster.head, cluster.second = fresh.address, fresh.head, fresh.second
 
 
 # --- a scripted model and agents that run on any node --------------------------------------------------------------
@@ -204,9 +244,9 @@ def _marking(marks: Path, make: Any) -> Any:
     return factory
 
 
-def _agent_factory(base_url: str, executor: Any = "local") -> Any:
+def _agent_factory(base_url: str, executor: Any = "local", store: str | None = None) -> Any:
     model = model_from_spec("openai:scripted", api_base=base_url, api_key="k")
-    return lambda: CodeAgent([crash], model, executor=executor, max_steps=4, verbosity_level=0)
+    return lambda: CodeAgent([crash], model, executor=executor, max_steps=4, verbosity_level=0, store=store)
 
 
 def _tasks(numbers: Any) -> list[dict[str, Any]]:
@@ -253,6 +293,62 @@ def test_a_batch_on_two_nodes_records_what_one_process_records_and_a_rerun_runs_
     assert len(by_node) == 2 and sum(by_node.values()) == 12, by_node  # both nodes ran some of the runs
 
 
+def _stored(store: Any, label: str) -> list[dict[str, Any]]:
+    """What the store holds of the runs labelled `label` (one JobRecord each), in task order, without what
+    differs between any two runs of the same task (ids, times, the recording process)."""
+    runs = sorted(store.list_runs(label=label), key=lambda run: run.task)
+    rows = []
+    for run in runs:
+        kept = [e.data for e in store.events(run.run_id) if e.type == JOB_RECORD_EVENT]
+        assert len(kept) == 1 and kept[0]["run_id"] == run.run_id, (run.run_id, kept)
+        fields = {
+            k: v
+            for k, v in vars(run).items()
+            if k not in ("run_id", "label", "started_at", "ended_at", "owner")
+        }
+        rows.append({**fields, "job_record": _stable(kept)[0]})
+    return rows
+
+
+def test_runs_recorded_on_the_nodes_carry_the_label_and_parent_run_a_single_process_batch_gives_them(
+    cluster: Cluster, tmp_path: Path, postgres_url: str
+) -> None:
+    # The batches are started by a tool of an agent recording into the same (Postgres) store, as an agent that
+    # launches batches would: each batch's runs are children of that agent's run.
+    tasks = _tasks(range(6))
+    launched = "```python\ncounts = [launch('one'), launch('ray'), launch('ray')]\nprint(counts)\n```"
+    with ScriptedLLMServer(_three_steps) as server, \
+            ScriptedLLMServer([launched, "```python\nfinal_answer(counts)\n```"]) as parent_server:  # fmt: skip
+
+        @tool
+        def launch(where: str) -> int:
+            """Runs the batch in this process ('one') or on the Ray cluster ('ray'), labelled batch:WHERE.
+
+            Args:
+                where: 'one' or 'ray'.
+            """
+            make = _agent_factory(server.base_url, store=postgres_url)  # fresh: a used model holds a client
+            with run_label(f"batch:{where}"):
+                return len(run_batch(make, tasks, concurrency=2, output=tmp_path / f"{where}.jsonl",
+                                     sinks=[StoreResultSink(postgres_url)],
+                                     ray=cluster.address if where == "ray" else None))  # fmt: skip
+
+        parent_model = model_from_spec("openai:scripted", api_base=parent_server.base_url, api_key="k")
+        parent = CodeAgent([launch], parent_model, executor=LocalExecutor(timeout=None), store=postgres_url,
+                           verbosity_level=0)  # fmt: skip
+        result = parent.run("Launch the batches.", return_full_result=True)
+        calls = server.call_count
+    assert result.state == "success" and result.output == [6, 6, 6], result.steps[1].error
+    assert calls == 2 * 6 * 3  # the second Ray batch (a rerun) ran nothing
+    store = open_store(postgres_url)
+    one, on_ray = _stored(store, "batch:one"), _stored(store, "batch:ray")
+    assert (
+        len(one) == 6 and one == on_ray
+    )  # the same runs, each once with its record; none added by the rerun
+    assert {row["parent_run_id"] for row in on_ray} == {result.run_id}
+    assert len(store.children(result.run_id)) == 12  # 6 in this process, 6 on the nodes, none from the rerun
+
+
 def test_codeloop_eval_with_ray_and_a_sandbox_pool_per_node_scores_as_one_process(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -294,6 +390,52 @@ def test_a_run_that_kills_its_runner_each_time_is_reported_and_the_others_are_re
     assert "t99" in str(caught.value) and "run the same batch again" in str(caught.value)
     assert sorted(r["id"] for r in _lines(out)) == ["t1", "t2", "t3"]
     assert [r["id"] for r in caught.value.records] == ["t1", "t2", "t3"]
+
+
+def test_a_batch_whose_cluster_is_stopped_continues_on_a_new_cluster_and_runs_nothing_twice(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # The first eight runs finish; the model holds the replies of the others until the whole cluster is gone.
+    tasks_file, out = tmp_path / "tasks.jsonl", tmp_path / "out.jsonl"
+    tasks_file.write_text("".join(json.dumps(task) + "\n" for task in _tasks(range(16))))
+    cluster_gone = threading.Event()
+    asked: list[int] = []  # the task of each model call
+
+    def held(request: ScriptRequest) -> str:
+        number = _number_in(request)
+        asked.append(number)
+        if number >= 8:
+            cluster_gone.wait(timeout=300)
+        return _three_steps(request)
+
+    env = {**os.environ, "PYTHONPATH": SRC}
+    with ScriptedLLMServer(held) as server:
+
+        def batch() -> list[str]:
+            return [sys.executable, "-m", "codeloop.cli", "batch", str(tasks_file), "--model", "openai:scripted",
+                    "--api-base", server.base_url, "--api-key", "k", "--concurrency", "2", "--output", str(out),
+                    "--no-progress", "--ray", cluster.address]  # fmt: skip
+
+        driver = subprocess.Popen(batch(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            _wait(lambda: out.exists() and len(_lines(out)) == 8, "the first eight runs", 240)
+            _wait(lambda: any(n >= 8 for n in asked), "a held run in flight")
+            # The machines go down: the cluster, and the driver with it (left alone, a driver whose cluster is
+            # gone waits for Ray to give up reconnecting before it exits).
+            _stop_cluster(cluster)
+        finally:
+            driver.kill()
+            driver.wait(timeout=60)
+            cluster_gone.set()
+        assert sorted(r["id"] for r in _lines(out)) == [f"t{n}" for n in range(8)]
+        _restart(cluster)
+        asked_before = len(asked)
+        done = subprocess.run(batch(), env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout + done.stderr
+    recorded = _lines(out)
+    assert sorted(r["id"] for r in recorded) == sorted(f"t{n}" for n in range(16))  # each exactly once
+    assert all(r["success"] and r["output"] == (1 + int(r["id"][1:])) * 10 for r in recorded)
+    assert set(asked[asked_before:]) == set(range(8, 16))  # none of the recorded runs ran again
 
 
 def test_when_the_second_node_dies_mid_batch_its_runs_finish_on_the_head_and_none_is_lost(

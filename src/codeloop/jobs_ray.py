@@ -5,8 +5,10 @@ The caller (the *driver*) keeps everything that makes a batch resumable: it read
 runs not yet recorded, and appends each record (and hands it to the sinks, e.g. a run store) as it comes back.
 Only the runs travel: each job is pickled (with `ray.cloudpickle`, so closures and lambdas go too) and run by an
 async actor placed on a node, `concurrency` runs at once per node, each on a fresh agent exactly as in one process
-(`codeloop.jobs._run_one`). So the records equal a single-process run's, and a rerun after a crash of the driver
-or a restart of the cluster runs only what is missing.
+(`codeloop.jobs._run_one`), with the run-store label and parent run it would have in the driver
+(`codeloop.store.recorder.run_context`). So the records, and the runs a shared store holds, equal a
+single-process run's, and a rerun after a crash of the driver or a restart of the cluster runs only what is
+missing.
 
 When a node (or a runner's process) dies mid-run, Ray restarts its runner (on another node if that node is gone)
 and the driver sends the runs that were in flight again, up to `max_attempts` times each; a run that still has no
@@ -125,11 +127,22 @@ class _Runner:
 
         self.node_id = ray.get_runtime_context().get_node_id()
 
-    async def run(self, blob: bytes, config: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    async def run(
+        self, blob: bytes, config: dict[str, Any], context: dict[str, str | None]
+    ) -> tuple[str, dict[str, Any] | None]:
         from ray import cloudpickle
 
+        from .store.recorder import carried_run_context
+
         job = cloudpickle.loads(blob)
-        return self.node_id, await _run_one(job, config)
+
+        async def run_in_context() -> dict[str, Any] | None:
+            with carried_run_context(context):
+                return await _run_one(job, config)
+
+        # A task of its own: its context is a copy, so the label set for this run is not seen by the runs that
+        # share this actor's event loop.
+        return self.node_id, await asyncio.ensure_future(run_in_context())
 
     async def ping(self) -> str:
         return self.node_id
@@ -225,8 +238,11 @@ async def run_on_ray(
         ImportError: Ray is not installed.
         TypeError: a job cannot be pickled (before anything runs).
     """
+    from .store.recorder import run_context
+
     ray = _import_ray()
     blobs = _pickled(ray, jobs)
+    context = run_context()  # the label and parent run the runs would have here, recorded with them there
     connected_here = _connect(ray, address)
     runners: list[Any] = []
     try:
@@ -267,7 +283,7 @@ async def run_on_ray(
                     lost[job.key] = f"no runner is left on the cluster (last: {reason})"
                     return
                 try:
-                    _node, record = await runner.run.remote(blob, config)
+                    _node, record = await runner.run.remote(blob, config, context)
                 except ray.exceptions.RayTaskError as exc:
                     # Raised on the node, not a death (e.g. codeloop missing there): sending it again would not help.
                     slots.put_nowait(runner)

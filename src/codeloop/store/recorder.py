@@ -20,10 +20,11 @@ from ..memory import to_jsonable
 from .base import EventRecord, RunRecord, Store
 from .liveness import process_identity
 
-__all__ = ["StoreRecorder", "agent_config", "event_data", "run_label"]
+__all__ = ["StoreRecorder", "agent_config", "carried_run_context", "event_data", "run_context", "run_label"]
 
 _active_run: ContextVar[str | None] = ContextVar("codeloop_active_run", default=None)
 _active_label: ContextVar[str | None] = ContextVar("codeloop_active_label", default=None)
+_carried_parent: ContextVar[str | None] = ContextVar("codeloop_carried_parent", default=None)
 _running: set[str] = set()
 _running_lock = threading.Lock()
 # Streamed chunks: the whole text is recorded with the step, so the pieces are not.
@@ -43,6 +44,33 @@ def run_label(label: str | None) -> Iterator[None]:
         yield
     finally:
         _active_label.reset(token)
+
+
+def run_context() -> dict[str, str | None]:
+    """What a run started here now would inherit from this context, to carry to another process: its `label`
+    (`run_label`) and its parent run (`parent_run_id`, the run of this process in progress here, if any).
+
+    `codeloop.jobs_ray` sends it with each run to a Ray node, where `carried_run_context` applies it, so a run
+    recorded on a node carries the label and parent link it would have had in this process."""
+    parent = _active_run.get()
+    with _running_lock:
+        if parent not in _running:
+            parent = None
+    return {"label": _active_label.get(), "parent_run_id": parent or _carried_parent.get()}
+
+
+@contextmanager
+def carried_run_context(context: dict[str, str | None]) -> Iterator[None]:
+    """Start the runs of the block as if in the context `run_context()` described in another process: with its
+    label, and its parent run as the parent of runs that have none here (a run of this process in progress, such
+    as a managed agent's manager, stays the parent of the runs it starts)."""
+    label_token = _active_label.set(context.get("label"))
+    parent_token = _carried_parent.set(context.get("parent_run_id"))
+    try:
+        yield
+    finally:
+        _carried_parent.reset(parent_token)
+        _active_label.reset(label_token)
 
 
 class StoreRecorder:
@@ -102,6 +130,7 @@ class StoreRecorder:
             if parent not in _running:  # a run left unfinished (abandoned stream) is no one's parent
                 parent = None
             _running.add(event.run_id)
+        recorded_parent = parent or _carried_parent.get()  # started on behalf of a run of another process
         agent = self.agent
         steps = agent.memory.steps
         self._first = max(len(steps) - 1, 0)  # the TaskStep the loop appended just before RunStarted
@@ -116,7 +145,7 @@ class StoreRecorder:
             task=event.task,
             model_id=event.model_id,
             session=self.session,
-            parent_run_id=parent,
+            parent_run_id=recorded_parent,
             started_at=time.time(),
             config=agent_config(agent),
             owner=process_identity(),
