@@ -492,6 +492,8 @@ class Recorder:
             return _decode_value(entry.result)
         if entry is not None and entry.status == FAILED:
             raise _rebuild_error(entry.result)
+        if entry is not None and entry.status == STARTED and _paused_managed_run(entry):
+            return self._continue_managed_run(seq, kind, key, parent, name, tool, entry.result)
         if entry is not None and entry.status == STARTED and not idempotent:
             raise ToolOutcomeUnknown(
                 f"the call of tool {name!r} was in flight when the run stopped, so it may or may not have happened; "
@@ -499,15 +501,59 @@ class Recorder:
                 "it again."
             )
         self._append(seq, kind, key, STARTED, parent=parent)
-        try:  # only a call that really runs gets a span; one answered from the journal did not happen now
-            with telemetry.tool_call(name, call_id or f"call_{seq}", kwargs or list(args)) as span:
-                result = tool(*args, **kwargs)
+        # only a call that really runs gets a span; one answered from the journal did not happen now
+        span_args = kwargs or list(args)
+        return self._run_live(seq, kind, key, parent, lambda: tool(*args, **kwargs), (name, call_id, span_args))
+
+    def _run_live(
+        self,
+        seq: int,
+        kind: str,
+        key: str,
+        parent: int,
+        invoke: Callable[[], Any],
+        span_of: tuple[str, str | None, Any],
+    ) -> Any:
+        """Call `invoke` (the tool), journaling its outcome in entry `seq`: done, failed, or a paused managed run."""
+        from .approval import ManagedAgentPaused
+
+        name, call_id, span_args = span_of
+        try:
+            with telemetry.tool_call(name, call_id or f"call_{seq}", span_args) as span:
+                result = invoke()
                 span.finished(result)
+        except ManagedAgentPaused as paused:
+            # The call stays in flight; the record says which run of the managed agent to continue, and on what.
+            pending = [p.to_dict() for p in paused.pending]
+            record = {"managed_run": paused.run_id, "agent": paused.agent_name, "pending": pending}
+            self._append(seq, kind, key, STARTED, record, parent)
+            raise
         except Exception as exc:
             self._append(seq, kind, key, FAILED, _encode_error(exc), parent)
             raise
         self._append(seq, kind, key, DONE, _encode_value(result), parent)
         return result
+
+    def _continue_managed_run(
+        self, seq: int, kind: str, key: str, parent: int, name: str, tool: Any, record: dict[str, Any]
+    ) -> Any:
+        """A call to a managed agent whose run paused for approval: continue that run with the decisions given
+        for its calls (or, with none for them, pause the manager again on the same calls)."""
+        from .approval import NESTED_DECISIONS, Allow, ManagedAgentPaused, PendingCall
+
+        pending = [PendingCall(**p) for p in record.get("pending") or []]
+        given = NESTED_DECISIONS.get() or {}
+        decisions = {  # as JSON, the way resume journals them: True, or the reason to deny
+            p.call_id: True if isinstance(given[p.call_id], Allow) else given[p.call_id].reason
+            for p in pending
+            if p.call_id in given
+        }
+        resume = getattr(tool, "resume_run", None)
+        if not decisions or resume is None:
+            raise ManagedAgentPaused(str(record.get("agent") or name), str(record["managed_run"]), pending)
+        return self._run_live(
+            seq, kind, key, parent, lambda: resume(record["managed_run"], decisions), (name, None, decisions)
+        )
 
     async def acall_tool(
         self,
@@ -736,6 +782,11 @@ class Durability:
             name: tool if name == "final_answer" else JournaledTool(self.current, name, tool)
             for name, tool in tools.items()
         }
+
+
+def _paused_managed_run(entry: JournalEntry) -> bool:
+    """Whether `entry` is a call to a managed agent left in flight because that agent's run paused for approval."""
+    return isinstance(entry.result, dict) and "managed_run" in entry.result
 
 
 def pending_approvals(journal: Journal) -> list[dict[str, Any]]:
