@@ -471,9 +471,9 @@ def test_a_managed_agent_called_as_a_tool_goes_through_the_managers_hooks_and_po
     assert seen == [("analyst", {"task": "what is 6*7?"})]
 
 
-def test_a_managed_agents_own_call_needing_approval_fails_closed_in_the_manager() -> None:
-    # Nested pausing (the manager pausing with its managed agent) is not built yet: the call must not run, and the
-    # manager's model is told that it waits for approval.
+def test_a_tool_calling_manager_fails_closed_on_its_managed_agents_call_needing_approval() -> None:
+    # Only a CodeAgent manager pauses with its managed agent (tests/test_approval_nested.py); under a
+    # ToolCallingAgent manager the call must not run, and the manager's model is told that it waits for approval.
     log: list[str] = []
     child = ToolCallingAgent(make_tools(log), ScriptedModel([calls(("d1", "delete_file", {"path": "b"}))]),
                              name="janitor", description="Deletes files.", verbosity_level=0)  # fmt: skip
@@ -487,7 +487,7 @@ def test_a_managed_agents_own_call_needing_approval_fails_closed_in_the_manager(
     # The manager's model is told plainly that the call cannot be approved from inside it (not how to resume a run
     # it cannot reach); the developer's warning names the child's paused run and the way to get approval instead.
     observation = result.steps[1].observations or ""  # type: ignore[attr-defined]
-    assert "cannot be asked for from inside another agent; they were not run" in observation
+    assert "which this agent cannot wait for; they were not run" in observation
     assert "agent.resume(" not in observation
     assert f"its run {child._last_result.run_id} stays paused" in str(warned[0].message)  # type: ignore[union-attr]
-    assert "answering ask() for tool 'janitor'" in str(warned[0].message)
+    assert "Use a CodeAgent as the manager" in str(warned[0].message)

@@ -304,8 +304,9 @@ class Recorder:
             return dict(decisions)
         known = {**(entry.result.get("decisions") or {}), **decisions}
         if decisions:
+            rounds = [*_decision_rounds(entry.result), decisions]
             self._run_entry = JournalEntry(
-                entry.seq, entry.kind, entry.key, DONE, {**entry.result, "decisions": known}
+                entry.seq, entry.kind, entry.key, DONE, {**entry.result, "decisions": known, "rounds": rounds}
             )
             self._append(entry.seq, entry.kind, entry.key, DONE, self._run_entry.result)
         return known
@@ -733,12 +734,18 @@ class Durability:
         known = dict(first.result.get("decisions") or {})
         if decisions:
             known.update(decisions)
+            rounds = [*_decision_rounds(first.result), decisions]
             updated = JournalEntry(
-                first.seq, first.kind, first.key, DONE, {**first.result, "decisions": known}
+                first.seq, first.kind, first.key, DONE, {**first.result, "decisions": known, "rounds": rounds}
             )
             pending.journal.append(updated)
             pending.recorded[0] = updated
         return known
+
+    def decision_rounds(self) -> list[dict[str, Any]]:
+        """The resuming run's decisions as they were given, one dict per resume, oldest first."""
+        pending = self._pending
+        return _decision_rounds(pending.recorded[0].result) if pending is not None else []
 
     def cancel_resume(self) -> None:
         """Undo `prepare_resume` when the run could not be started after all (its lease is given back)."""
@@ -782,6 +789,20 @@ class Durability:
             name: tool if name == "final_answer" else JournaledTool(self.current, name, tool)
             for name, tool in tools.items()
         }
+
+
+def _decision_rounds(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decisions kept in a run's first entry, one dict per resume that gave some (oldest first).
+
+    A ToolCallingAgent decided in two resumes ran the calls approved in each as a separate effect: a replay must
+    answer its pauses round by round, or it would ask for one effect where the record holds two. Runs journaled
+    before rounds were kept have their decisions as one round.
+    """
+    rounds = run.get("rounds")
+    if isinstance(rounds, list):
+        return [dict(r) for r in rounds]
+    decided = run.get("decisions") or {}
+    return [dict(decided)] if decided else []
 
 
 def _paused_managed_run(entry: JournalEntry) -> bool:
@@ -844,6 +865,7 @@ def start_resume(agent: Any, run_id: str, approvals: dict[str, Any] | None) -> A
         agent.state = dict(run["variables"])
         # Every decision the run was ever given: the approval gate applies them by call id as the replay goes.
         agent._pending_approvals = durable.record_decisions(dict(approvals or {}))
+        agent._pending_rounds = durable.decision_rounds()
         images, session = run.get("images") or None, run.get("session")
         return agent._start(run["task"], True, images, None, run["max_steps"], session, resuming=run_id)
     except BaseException:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from . import events as ev
 from ._text import short_repr
 from .agents import NO_ANSWER, MultiStepAgent, combined_usage
-from .approval import Ask, Deny, PendingCall, ToolCallInfo
+from .approval import Ask, Deny, ManagedAgentPaused, PendingCall, ToolCallInfo
 from .effects import AwaitApproval, CallModel, CallTools, Effect
 from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
 from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
@@ -276,7 +276,9 @@ class ToolCallingAgent(MultiStepAgent):
         outputs = yield CallTools([(call, tool, info.arguments) for call, tool, info in items])
         answer: Any = NO_ANSWER
         for (call, _tool, info), output in zip(items, outputs, strict=True):
-            if isinstance(output, BaseException):
+            if isinstance(output, ManagedAgentPaused):
+                results[call.id] = ToolResult(call.id, call.name, _nested_pause_note(output), is_error=True)
+            elif isinstance(output, BaseException):
                 error = AgentToolExecutionError(
                     f"Error when running tool {call.name!r} with arguments {info.arguments!r}: "
                     f"{type(output).__name__}: {output}\nCheck the arguments or try another approach."
@@ -331,6 +333,28 @@ _PLACEHOLDER_NAMES = frozenset(
 
 
 _PLACEHOLDER_VALUE = re.compile(r"^\s*(\{\{.*\}\}|<[^<>]+>|\$\{?\w+\}?)\s*$", re.DOTALL)
+
+
+def _nested_pause_note(paused: ManagedAgentPaused) -> str:
+    """What the model is told when a managed agent paused for approval under this (ToolCallingAgent) manager.
+
+    Only a CodeAgent manager pauses with its managed agent (its snippet goes on at the call when resumed); a
+    ToolCallingAgent's calls are not replayed one by one, so the call fails closed and the developer is warned.
+    """
+    import warnings
+
+    calls = "; ".join(str(p) for p in paused.pending)
+    warnings.warn(
+        f"managed agent {paused.agent_name!r} paused for approval of {calls} (its run {paused.run_id} stays "
+        "paused); a ToolCallingAgent manager cannot pause with it, so the call failed closed. Use a CodeAgent "
+        f"as the manager, or ask for approval on the call to {paused.agent_name!r} itself (approval= policy).",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return (
+        f"Error: the managed agent {paused.agent_name!r} stopped: its call(s) {calls} need a person's approval, "
+        "which this agent cannot wait for; they were not run. Do the task another way or report it."
+    )
 
 
 def _placeholder_argument(arguments: Any) -> str | None:
