@@ -59,7 +59,9 @@ def build(store: str, folder: Path, *, ask: bool = True) -> CodeAgent:
                 {"id": "d1", "name": "delete_file", "arguments": {"path": "b"}},
                 {"id": "d2", "name": "delete_file", "arguments": {"path": "c"}},
             ]}  # fmt: skip
-        return {"tool_calls": [{"id": "fa", "name": "final_answer", "arguments": {"answer": "; ".join(results)}}]}
+        return {
+            "tool_calls": [{"id": "fa", "name": "final_answer", "arguments": {"answer": "; ".join(results)}}]
+        }
 
     def manager_script(request: Any) -> str:
         log("model.log", f"manager after {len(request.messages)} messages")

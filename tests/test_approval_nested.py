@@ -100,7 +100,9 @@ def test_an_unknown_nested_call_id_is_refused_listing_the_pending_ones(tmp_path:
             manager.resume(paused.run_id, approvals={"d1": True})
 
 
-def _process(store: str, folder: Path, *args: str, hang: bool = False) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def _process(
+    store: str, folder: Path, *args: str, hang: bool = False
+) -> tuple[subprocess.Popen[str], dict[str, Any]]:
     command = [sys.executable, "-m", "tests.nested_approval_child", args[0], store, str(folder), *args[1:]]
     proc = subprocess.Popen(
         [*command, *(["--hang"] if hang else [])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

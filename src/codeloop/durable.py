@@ -504,7 +504,9 @@ class Recorder:
         self._append(seq, kind, key, STARTED, parent=parent)
         # only a call that really runs gets a span; one answered from the journal did not happen now
         span_args = kwargs or list(args)
-        return self._run_live(seq, kind, key, parent, lambda: tool(*args, **kwargs), (name, call_id, span_args))
+        return self._run_live(
+            seq, kind, key, parent, lambda: tool(*args, **kwargs), (name, call_id, span_args)
+        )
 
     def _run_live(
         self,
