@@ -1,10 +1,10 @@
 """Agents for the nested-approval tests: a CodeAgent manager whose managed agent's calls need approval.
 
-    python -m tests.nested_approval_child run STORE FOLDER [--hang]
-    python -m tests.nested_approval_child resume STORE FOLDER RUN_ID DECISIONS_JSON
+    python -m tests.nested_approval_child run STORE FOLDER code|tool-calling [--hang]
+    python -m tests.nested_approval_child resume STORE FOLDER code|tool-calling RUN_ID DECISIONS_JSON
 
-The manager's code calls a tool, then its managed agent "cleaner" (a ToolCallingAgent making three parallel calls,
-two of which need approval), then answers. Every real tool call and model call is appended to FOLDER/tools.log
+The manager (a CodeAgent, or a ToolCallingAgent) calls a tool, then its managed agent "cleaner" (a ToolCallingAgent
+making three parallel calls, two of which need approval), then answers with both results. Every real tool call and model call is appended to FOLDER/tools.log
 and FOLDER/model.log, so a test can count them across processes. Prints the outcome as one JSON line: run_id,
 state, answer, pending; with --hang the process then waits to be killed (a crash while paused).
 """
@@ -23,8 +23,9 @@ from codeloop.testing import ScriptedModel
 MANAGER_CODE = "pre = read_file('m')\nreport = cleaner(task='tidy up')\nfinal_answer(pre + ' | ' + report)"
 
 
-def build(store: str, folder: Path, *, ask: bool = True) -> CodeAgent:
-    """The manager with its managed agent, both recording into `store`; `ask=False`: no call needs approval."""
+def build(store: str, folder: Path, *, ask: bool = True, kind: str = "code") -> Any:
+    """The manager (`kind` "code" or "tool-calling") with its managed agent, both recording into `store`;
+    `ask=False`: no call needs approval."""
 
     def log(name: str, line: str) -> None:
         with open(folder / name, "a") as handle:
@@ -71,6 +72,24 @@ def build(store: str, folder: Path, *, ask: bool = True) -> CodeAgent:
         [read_file, delete_file], ScriptedModel(cleaner_script), name="cleaner",
         description="Cleans up files.", store=store, verbosity_level=0,
     )  # fmt: skip
+
+    def calling_manager_script(request: Any) -> Any:
+        results = [str(m.content) for m in request.messages if m.role == "tool"]
+        log("model.log", f"manager after {len(results)} results")
+        if not results:
+            return {"tool_calls": [
+                {"id": "rm", "name": "read_file", "arguments": {"path": "m"}},
+                {"id": "k1", "name": "cleaner", "arguments": {"task": "tidy up"}},
+            ]}  # fmt: skip
+        return {
+            "tool_calls": [{"id": "fa", "name": "final_answer", "arguments": {"answer": " | ".join(results)}}]
+        }
+
+    if kind == "tool-calling":
+        return ToolCallingAgent(
+            [read_file], ScriptedModel(calling_manager_script), managed_agents=[cleaner], store=store,
+            verbosity_level=0,
+        )  # fmt: skip
     return CodeAgent(
         [read_file], ScriptedModel(manager_script), managed_agents=[cleaner], executor="local", store=store,
         verbosity_level=0,
@@ -88,12 +107,12 @@ def outcome(result: Any) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> None:
-    command, store, folder = argv[0], argv[1], Path(argv[2])
-    with build(store, folder) as agent:
+    command, store, folder, kind = argv[0], argv[1], Path(argv[2]), argv[3]
+    with build(store, folder, kind=kind) as agent:
         if command == "run":
             result = agent.run("Tidy up.", return_full_result=True)
         else:
-            result = agent.resume(argv[3], approvals=json.loads(argv[4]), return_full_result=True)
+            result = agent.resume(argv[4], approvals=json.loads(argv[5]), return_full_result=True)
         print(json.dumps(outcome(result)), flush=True)
         if "--hang" in argv:
             time.sleep(600)  # paused, still alive: the test kills this process with SIGKILL

@@ -50,6 +50,7 @@ __all__ = [
     "AfterToolCall",
     "ToolGate",
     "GatedTool",
+    "nested_pending",
     "normalize_approvals",
     "coerce_decisions",
 ]
@@ -422,7 +423,7 @@ class GatedTool:
             raise ManagedAgentPaused(
                 paused.agent_name,
                 paused.run_id,
-                [_nested_pending(prefix, paused.agent_name, p) for p in paused.pending],
+                [nested_pending(prefix, paused.agent_name, p) for p in paused.pending],
                 paused.logs,
             ) from None
         finally:
@@ -430,7 +431,7 @@ class GatedTool:
         return self.gate.finish(call, output)
 
 
-def _nested_pending(prefix: str, agent_name: str, pending: PendingCall) -> PendingCall:
+def nested_pending(prefix: str, agent_name: str, pending: PendingCall) -> PendingCall:
     """A managed agent's pending call as its manager lists it: the manager's call id in front of its own."""
     why = f"asked by the managed agent {agent_name!r}" + (f": {pending.reason}" if pending.reason else "")
     return PendingCall(prefix + pending.call_id, pending.tool, dict(pending.arguments), why)

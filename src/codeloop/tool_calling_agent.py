@@ -18,7 +18,7 @@ from typing import Any, Literal
 from . import events as ev
 from ._text import short_repr
 from .agents import NO_ANSWER, MultiStepAgent, combined_usage
-from .approval import Ask, Deny, ManagedAgentPaused, PendingCall, ToolCallInfo
+from .approval import Ask, Deny, ManagedAgentPaused, PendingCall, ToolCallInfo, nested_pending
 from .effects import AwaitApproval, CallModel, CallTools, Effect
 from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
 from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
@@ -224,12 +224,15 @@ class ToolCallingAgent(MultiStepAgent):
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {exc}", is_error=True)
         ready, waiting = self._screen(runnable, step.step_number, results)
         # Calls that need no decision run now, exactly once; those awaiting one run (or not) after it.
-        answer = yield from self._run_calls(ready, results)
-        while waiting:
+        nested: dict[str, tuple[ToolCall, Any, ToolCallInfo, ManagedAgentPaused]] = {}
+        answer = yield from self._run_calls(ready, results, nested)
+        while waiting or nested:
             self._show_results(step, calls, results, native)
             pending = [
                 PendingCall(c.id, c.name, dict(info.arguments), reason) for c, _, info, reason in waiting
             ]
+            for call_id, (_call, _tool, _info, paused) in nested.items():  # a managed agent's own calls
+                pending += [nested_pending(f"{call_id}/", paused.agent_name, p) for p in paused.pending]
             decisions = yield AwaitApproval(pending, step)
             approved = [(c, t, info) for c, t, info, _ in waiting if decisions.get(c.id) is True]
             for call, _tool, _info, _reason in waiting:
@@ -237,7 +240,8 @@ class ToolCallingAgent(MultiStepAgent):
                 if isinstance(verdict, str):
                     results[call.id] = ToolResult(call.id, call.name, f"denied: {verdict}", is_error=True)
             waiting = [w for w in waiting if w[0].id not in decisions]
-            answer = yield from self._run_calls(approved, results)
+            approved += self._continuations(nested, decisions)
+            answer = yield from self._run_calls(approved, results, nested)
         observations = self._show_results(step, calls, results, native)
         if answer is not NO_ANSWER:
             step.action_output = answer
@@ -267,17 +271,41 @@ class ToolCallingAgent(MultiStepAgent):
                 ready.append((call, tool, info))
         return ready, waiting
 
+    @staticmethod
+    def _continuations(
+        nested: dict[str, tuple[ToolCall, Any, ToolCallInfo, ManagedAgentPaused]], decisions: dict[str, Any]
+    ) -> list[tuple[ToolCall, Any, ToolCallInfo]]:
+        """Calls that continue managed agents' paused runs with the decisions given for their calls (taken out of
+        `nested`); a managed agent given none stays paused."""
+        continuing: list[tuple[ToolCall, Any, ToolCallInfo]] = []
+        for call_id, (call, tool, info, paused) in list(nested.items()):
+            prefix = f"{call_id}/"
+            mine = {
+                p.call_id: decisions[prefix + p.call_id]
+                for p in paused.pending
+                if prefix + p.call_id in decisions
+            }
+            if mine:
+                del nested[call_id]
+                continuing.append((call, _ContinueManagedRun(tool, paused.run_id, mine), info))
+        return continuing
+
     def _run_calls(
-        self, items: list[tuple[ToolCall, Any, ToolCallInfo]], results: dict[str, ToolResult]
+        self,
+        items: list[tuple[ToolCall, Any, ToolCallInfo]],
+        results: dict[str, ToolResult],
+        nested: dict[str, tuple[ToolCall, Any, ToolCallInfo, ManagedAgentPaused]],
     ) -> Generator[ev.Event | Effect, Any, Any]:
-        """Run `items` together (one effect), apply the after hooks, and file each outcome in `results`."""
+        """Run `items` together (one effect), apply the after hooks, and file each outcome in `results` (or, for a
+        managed agent whose run paused for approval, in `nested`)."""
         if not items:
             return NO_ANSWER
         outputs = yield CallTools([(call, tool, info.arguments) for call, tool, info in items])
         answer: Any = NO_ANSWER
-        for (call, _tool, info), output in zip(items, outputs, strict=True):
+        for (call, tool, info), output in zip(items, outputs, strict=True):
             if isinstance(output, ManagedAgentPaused):
-                results[call.id] = ToolResult(call.id, call.name, _nested_pause_note(output), is_error=True)
+                base_tool = tool.tool if isinstance(tool, _ContinueManagedRun) else tool
+                nested[call.id] = (call, base_tool, info, output)
             elif isinstance(output, BaseException):
                 error = AgentToolExecutionError(
                     f"Error when running tool {call.name!r} with arguments {info.arguments!r}: "
@@ -335,26 +363,21 @@ _PLACEHOLDER_NAMES = frozenset(
 _PLACEHOLDER_VALUE = re.compile(r"^\s*(\{\{.*\}\}|<[^<>]+>|\$\{?\w+\}?)\s*$", re.DOTALL)
 
 
-def _nested_pause_note(paused: ManagedAgentPaused) -> str:
-    """What the model is told when a managed agent paused for approval under this (ToolCallingAgent) manager.
+class _ContinueManagedRun:
+    """Stands in for a managed agent's tool in a CallTools effect: continues its paused run with decisions.
 
-    Only a CodeAgent manager pauses with its managed agent (its snippet goes on at the call when resumed); a
-    ToolCallingAgent's calls are not replayed one by one, so the call fails closed and the developer is warned.
+    Journaled like the call it continues (same tool name and arguments, its own entry), so a replay answers it
+    from the record once it finished; if the managed agent pauses again, the manager pauses again.
     """
-    import warnings
 
-    calls = "; ".join(str(p) for p in paused.pending)
-    warnings.warn(
-        f"managed agent {paused.agent_name!r} paused for approval of {calls} (its run {paused.run_id} stays "
-        "paused); a ToolCallingAgent manager cannot pause with it, so the call failed closed. Use a CodeAgent "
-        f"as the manager, or ask for approval on the call to {paused.agent_name!r} itself (approval= policy).",
-        RuntimeWarning,
-        stacklevel=3,
-    )
-    return (
-        f"Error: the managed agent {paused.agent_name!r} stopped: its call(s) {calls} need a person's approval, "
-        "which this agent cannot wait for; they were not run. Do the task another way or report it."
-    )
+    def __init__(self, tool: Any, run_id: str, decisions: dict[str, Any]) -> None:
+        self.tool = tool
+        self.name = getattr(tool, "name", "agent")
+        self._run_id = run_id
+        self._decisions = decisions
+
+    def __call__(self, **_arguments: Any) -> Any:
+        return self.tool.resume_run(self._run_id, self._decisions)
 
 
 def _placeholder_argument(arguments: Any) -> str | None:
