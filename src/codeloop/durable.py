@@ -18,7 +18,6 @@ may or may not have happened. A replay that asks for something else than the rec
 
 from __future__ import annotations
 
-import builtins
 import threading
 import time
 import uuid
@@ -28,6 +27,33 @@ from typing import Any, TypeAlias
 
 from . import events as ev
 from . import telemetry
+from .durable_encoding import (
+    decode_value as _decode_value,
+)
+from .durable_encoding import (
+    encode_error as _encode_error,
+)
+from .durable_encoding import (
+    encode_value as _encode_value,
+)
+from .durable_encoding import (
+    execution_payload as _execution_payload,
+)
+from .durable_encoding import (
+    execution_result as _execution_result,
+)
+from .durable_encoding import (
+    is_exact as _is_exact,
+)
+from .durable_encoding import (
+    model_request as _model_request,
+)
+from .durable_encoding import (
+    rebuild_error as _rebuild_error,
+)
+from .durable_encoding import (
+    tool_request as _tool_request,
+)
 from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
 from .errors import CodeloopError, ExecutionError
 from .journal import DONE, FAILED, STARTED, Journal, JournalEntry, Leases, MemoryJournal, request_key
@@ -73,86 +99,6 @@ class RunAlreadyFinished(ResumeError):
 class ToolOutcomeUnknown(RuntimeError):
     """A tool call was in flight when the run stopped, and its tool is not idempotent: it may or may not
     have happened, so it is not repeated blindly."""
-
-
-# --- encoding results as JSON -----------------------------------------------------------------------------------
-
-
-def _encode_value(value: Any) -> Any:
-    from .executors.worker.protocol import encode_or_describe
-
-    return encode_or_describe(value)
-
-
-def _decode_value(data: Any) -> Any:
-    from .executors.worker.protocol import decode_value
-
-    return decode_value(data)
-
-
-def _is_exact(data: Any) -> bool:
-    """False when the value could not be stored exactly and only its type and repr were kept."""
-    return not (isinstance(data, dict) and data.get("$t") == "repr")
-
-
-def _encode_error(exc: BaseException) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "message": str(exc), "logs": getattr(exc, "logs", None)}
-
-
-def _rebuild_error(data: dict[str, Any]) -> Exception:
-    """An exception with the recorded type name and message: a builtin type when it is one, else a look-alike,
-    so that code catching `ValueError` and text naming the type read the same as in the first run."""
-    name, message = str(data.get("type", "Exception")), str(data.get("message", ""))
-    kind = getattr(builtins, name, None)
-    if isinstance(kind, type) and issubclass(kind, Exception):
-        try:
-            return kind(message)
-        except Exception:  # a builtin exception with another constructor signature
-            pass
-    return type(name, (Exception,), {"__module__": "codeloop.durable.recorded"})(message)
-
-
-def _execution_payload(result: Any) -> dict[str, Any]:
-    from .executors.worker.protocol import MARKER, encode_value, type_name
-
-    rendered = getattr(result, "output_repr", None)
-    try:
-        output = encode_value(result.output)
-    except (
-        Exception
-    ):  # kept as the text rendered inside the step: the host never runs an agent-defined __repr__
-        output = {MARKER: "repr", "type": type_name(result.output), "v": rendered or "<not storable as JSON>"}
-    return {
-        "output": output,
-        "logs": result.logs,
-        "is_final_answer": bool(result.is_final_answer),
-        "output_repr": rendered,
-        "variables": getattr(result, "variables", ""),
-    }
-
-
-def _execution_result(data: dict[str, Any], fresh: Any) -> Any:
-    """The recorded code result; its output from the re-executed `fresh` result when only a repr was kept."""
-    from .executors.base import ExecutionResult
-
-    output = _decode_value(data["output"]) if _is_exact(data["output"]) or fresh is None else fresh.output
-    result = ExecutionResult(output, data["logs"], data["is_final_answer"], data.get("variables") or "")
-    if data.get("output_repr") is not None:
-        result.output_repr = data["output_repr"]  # type: ignore[attr-defined]
-    return result
-
-
-def _model_request(effect: CallModel) -> dict[str, Any]:
-    return {
-        "messages": [m.to_dict() for m in effect.messages],  # the key's JSON escapes lone surrogates itself
-        "stop": effect.stop,
-        "tools": effect.tools,
-        "response_format": effect.response_format,
-    }
-
-
-def _tool_request(name: str, args: Any, kwargs: Any) -> dict[str, Any]:
-    return {"tool": name, "args": _encode_value(list(args)), "kwargs": _encode_value(dict(kwargs))}
 
 
 # --- the recorder: one per run ------------------------------------------------------------------------------------
