@@ -1,6 +1,7 @@
 """The run store's cost: recording overhead per step, bytes per step, many processes writing one store at once.
 
     .venv/bin/python bench/store.py [--steps 50] [--runs 20] [--writers 50] [--postgres postgresql://...]
+    .venv/bin/python bench/store.py --start-postgres [--writers-only]
 
 Overhead: one scripted N-step CodeAgent (local executor, zero-latency model), its runs alternating between
 store=None and a fresh SQLite store in the same process, so both see the same machine load; the figures are the
@@ -9,7 +10,9 @@ included), the steadier one on a shared machine (goal: at most 1 ms per step). B
 (after a checkpoint) over the steps recorded, with and without a 20 KB observation repeated in every step
 (stored once as a blob). Writers: W processes each record R runs of 3 steps into one store at once; printed are
 the wall time from the common start, runs/s, and runs lost (expected minus found: must be 0). With --postgres the
-overhead and the writers are measured on that server too (needs `codeloop[postgres]`).
+overhead and the writers are measured on that server too (needs `codeloop[postgres]`); --start-postgres starts a
+throwaway server for it the way the tests do (Debian's `postgresql`: initdb and pg_ctl in a temporary directory,
+tests/postgres_support.py). --writers-only measures the writers alone.
 """
 
 from __future__ import annotations
@@ -141,13 +144,45 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=50)
     parser.add_argument("--writer-runs", type=int, default=10)
     parser.add_argument("--postgres", help="also measure this PostgreSQL server, e.g. postgresql://u@host/db")
+    parser.add_argument(
+        "--start-postgres", action="store_true", help="start a throwaway PostgreSQL server (as the tests do)"
+    )
+    parser.add_argument("--writers-only", action="store_true", help="measure only the concurrent writers")
     args = parser.parse_args()
+    server = None
+    if args.start_postgres:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from postgres_support import PostgresServer, find_bin_dir, postgres_problem
+
+        problem = postgres_problem()
+        bin_dir = find_bin_dir()
+        if problem is not None or bin_dir is None:
+            raise SystemExit(f"cannot start PostgreSQL: {problem}")
+        server = PostgresServer(bin_dir, timeout=1800)  # initdb alone took over 120 s on a loaded machine
+        server.start()
+        args.postgres = server.new_database()
+    try:
+        _measure(args)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         targets = [("SQLite", f"sqlite:///{folder / 'overhead.db'}", f"sqlite:///{folder / 'writers.db'}")]
         if args.postgres:
             targets.append(("PostgreSQL", args.postgres, args.postgres))
         for label, spec, writer_spec in targets:
+            if args.writers_only:
+                elapsed, expected, found = writers(writer_spec, args.writers, args.writer_runs, folder)
+                print(
+                    f"{label}: {args.writers} processes x {args.writer_runs} runs of 3 steps into one store at "
+                    f"once: {elapsed:.1f} s, {expected / elapsed:.1f} runs/s, {expected - found} of {expected} "
+                    "runs lost"
+                )
+                continue
             f = overhead(spec, args.steps, args.runs)
             print(
                 f"{label}: {args.steps}-step runs, median of {args.runs}: wall {f['off']:.3f} ms/step without a "

@@ -128,8 +128,10 @@ class PostgresServer:
 
     superuser = "codeloop"
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, timeout: float = 120) -> None:
         self.bin_dir = bin_dir
+        self.timeout = timeout
+        """Seconds each server program (initdb, pg_ctl, createdb) may take: initdb is slow on a loaded machine."""
         self.password = secrets.token_hex(16)
         self.port = 0
         self._names = itertools.count(1)
@@ -148,7 +150,7 @@ class PostgresServer:
             cwd=self.base,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=self.timeout,
             env={**os.environ, "LC_ALL": "C", "PGTZ": "UTC"},
             user=user.pw_uid if user else None,
             group=user.pw_gid if user else None,

@@ -471,23 +471,21 @@ def test_a_managed_agent_called_as_a_tool_goes_through_the_managers_hooks_and_po
     assert seen == [("analyst", {"task": "what is 6*7?"})]
 
 
-def test_a_managed_agents_own_call_needing_approval_fails_closed_in_the_manager() -> None:
-    # Nested pausing (the manager pausing with its managed agent) is not built yet: the call must not run, and the
-    # manager's model is told that it waits for approval.
+def test_a_tool_calling_manager_pauses_with_its_managed_agent_and_resumes_both() -> None:
+    # This failed closed before (the call was not run, the manager's model was told it could not be approved).
     log: list[str] = []
-    child = ToolCallingAgent(make_tools(log), ScriptedModel([calls(("d1", "delete_file", {"path": "b"}))]),
+    child = ToolCallingAgent(make_tools(log), ScriptedModel([calls(("d1", "delete_file", {"path": "b"})),
+                                                             answer("b is gone")]),
                              name="janitor", description="Deletes files.", verbosity_level=0)  # fmt: skip
-    model = ScriptedModel([calls(("m1", "janitor", {"task": "delete b"})), answer("could not")])
-    manager = ToolCallingAgent([], model, managed_agents=[child], verbosity_level=0)
-    with pytest.warns(
-        RuntimeWarning, match=r"managed agent 'janitor' paused for approval of d1: delete_file"
-    ) as warned:
-        result = manager.run("clean", return_full_result=True)
-    assert result.state == "success" and log == []
-    # The manager's model is told plainly that the call cannot be approved from inside it (not how to resume a run
-    # it cannot reach); the developer's warning names the child's paused run and the way to get approval instead.
-    observation = result.steps[1].observations or ""  # type: ignore[attr-defined]
-    assert "cannot be asked for from inside another agent; they were not run" in observation
-    assert "agent.resume(" not in observation
-    assert f"its run {child._last_result.run_id} stays paused" in str(warned[0].message)  # type: ignore[union-attr]
-    assert "answering ask() for tool 'janitor'" in str(warned[0].message)
+    model = ScriptedModel([calls(("m1", "janitor", {"task": "delete b"}), ("r1", "read_file", {"path": "a"})),
+                           answer("cleaned")])  # fmt: skip
+    manager = ToolCallingAgent(make_tools(log), model, managed_agents=[child], verbosity_level=0)
+    paused = manager.run("clean", return_full_result=True)
+    assert paused.state == "awaiting_approval" and log == ["read a"]
+    assert [(p.call_id, p.tool, p.arguments) for p in paused.pending] == [
+        ("m1/d1", "delete_file", {"path": "b"})
+    ]
+    assert manager.resume(paused.run_id, approvals={"m1/d1": True}) == "cleaned"
+    assert log == ["read a", "delete b"]
+    observation = manager.memory.steps[1].observations or ""  # type: ignore[attr-defined]
+    assert "Here is the final answer from your managed agent 'janitor':\nb is gone" in observation

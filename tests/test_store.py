@@ -276,7 +276,7 @@ def test_a_store_written_by_a_newer_schema_is_refused_naming_both_versions(db: P
     con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     con.commit()
     con.close()
-    with pytest.raises(StoreError, match=rf"{db} has schema version 99.*reads schema version 2"):
+    with pytest.raises(StoreError, match=rf"{db} has schema version 99.*reads schema version 3"):
         SQLiteStore(db)
 
 
@@ -285,10 +285,10 @@ def test_an_older_schema_is_migrated_forward_keeping_its_runs(
 ) -> None:
     agent = make_agent([code("final_answer(1)")], db)
     old = agent.run("old run", return_full_result=True)
-    monkeypatch.setattr(sqlite_store, "SCHEMA_VERSION", 3)
-    monkeypatch.setitem(sqlite_store.MIGRATIONS, 2, ["ALTER TABLE runs ADD COLUMN labels TEXT"])
+    monkeypatch.setattr(sqlite_store, "SCHEMA_VERSION", 4)
+    monkeypatch.setitem(sqlite_store.MIGRATIONS, 3, ["ALTER TABLE runs ADD COLUMN labels TEXT"])
     store = SQLiteStore(db)
-    assert store.schema_version() == 3
+    assert store.schema_version() == 4
     assert store.get_run(old.run_id).output == 1
     assert "labels" in [r[1] for r in sqlite3.connect(db).execute("PRAGMA table_info(runs)")]
 
@@ -515,18 +515,18 @@ def test_a_run_row_that_failed_to_be_written_is_written_with_the_next_step(db: P
     assert len(SQLiteStore(db).steps(result.run_id)) == 4
 
 
-def test_a_schema_1_store_is_migrated_to_2_keeping_its_runs(db: Path) -> None:
+def test_a_schema_1_store_is_migrated_to_the_current_one_keeping_its_runs(db: Path) -> None:
     from codeloop.store import SCHEMA_VERSION, RunRecord
 
     SQLiteStore(db).start_run(RunRecord("a" * 32, "calc", "CodeAgent", "old task", model_id="m"))
     con = sqlite3.connect(db)  # what schema 1 looked like
     con.executescript(
         "DROP INDEX runs_label; ALTER TABLE runs DROP COLUMN owner; ALTER TABLE runs DROP COLUMN label;"
-        "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+        "ALTER TABLE runs DROP COLUMN heartbeat; UPDATE meta SET value = '1' WHERE key = 'schema_version';"
     )
     con.close()
     store = SQLiteStore(db)
-    assert SCHEMA_VERSION == 2 and store.schema_version() == 2
+    assert SCHEMA_VERSION == 3 and store.schema_version() == 3
     [run] = store.list_runs()
     assert (run.task, run.state, run.owner, run.label) == ("old task", "running", None, None)
     store.start_run(RunRecord("b" * 32, "calc", "CodeAgent", "new", model_id="m", label="eval:x"))

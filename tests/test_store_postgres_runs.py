@@ -216,7 +216,7 @@ def test_a_killed_run_shows_abandoned_in_postgres_and_resumes(postgres_url: str)
     check_a_killed_run_shows_abandoned_and_resumes(postgres_url)
 
 
-def test_a_schema_1_store_is_migrated_to_2_keeping_its_runs(postgres_url: str) -> None:
+def test_a_schema_1_store_is_migrated_to_the_current_one_keeping_its_runs(postgres_url: str) -> None:
     import psycopg
 
     from codeloop.store import SCHEMA_VERSION
@@ -228,9 +228,10 @@ def test_a_schema_1_store_is_migrated_to_2_keeping_its_runs(postgres_url: str) -
         connection.execute("DROP INDEX runs_label")
         connection.execute("ALTER TABLE runs DROP COLUMN owner")
         connection.execute("ALTER TABLE runs DROP COLUMN label")
+        connection.execute("ALTER TABLE runs DROP COLUMN heartbeat")
         connection.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with PostgresStore(postgres_url) as store:
-        assert SCHEMA_VERSION == 2 and store.schema_version() == 2
+        assert SCHEMA_VERSION == 3 and store.schema_version() == 3
         [run] = store.list_runs()
         assert (run.task, run.state, run.owner, run.label) == ("old task", "running", None, None)
         store.start_run(RunRecord("b" * 32, "calc", "CodeAgent", "new", model_id="m", label="eval:x"))

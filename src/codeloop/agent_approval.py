@@ -57,6 +57,9 @@ class ApprovalMixin:
         self._pending_approvals: dict[str, Any] = {}
         """Decisions for the run about to replay from its record (set by resume); `_start` takes them over."""
         self._run_approvals: dict[str, Any] = {}
+        self._pending_rounds: list[dict[str, Any]] = []
+        """The same decisions as given, one dict per resume (see `_approval_answer`)."""
+        self._run_rounds: list[dict[str, Any]] = []
         self._run_timing = Timing()
         self._run_first = 0
 
@@ -71,6 +74,7 @@ class ApprovalMixin:
         self.tool_gate.decided.clear()
         self.tool_gate.preset(coerce_decisions(given))
         self._run_approvals = given
+        self._run_rounds, self._pending_rounds = self._pending_rounds, []
 
     def resume(
         self,
@@ -148,8 +152,17 @@ class ApprovalMixin:
         A replayed run may hold decisions for several pauses (every one it was ever given): each `AwaitApproval`
         takes those for its own calls; the ids were checked against the run's pending calls when it resumed.
         """
-        given = self._run_approvals
-        mine = {p.call_id: given[p.call_id] for p in item.pending if p.call_id in given}
+        ids = {p.call_id for p in item.pending}
+        mine: dict[str, Any] = {}
+        # Round by round, as they were given: calls approved in two resumes ran as two effects, so the replay
+        # answers this pause with the first round that decides any of its calls (the rest pause it again).
+        for given in self._run_rounds:
+            mine = {k: v for k, v in given.items() if k in ids}
+            if mine:
+                for k in mine:
+                    del given[k]
+                break
+        self._run_rounds = [r for r in self._run_rounds if r]
         if not mine:
             return None
         decided = coerce_decisions(mine, {p.call_id: p.tool for p in item.pending})

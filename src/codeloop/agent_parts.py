@@ -14,7 +14,6 @@ from typing import Any
 from .errors import ToolDefinitionError
 
 __all__ = [
-    "NestedApprovalUnsupported",
     "build_tool_table",
     "check_code_tool_name",
     "check_executor",
@@ -102,29 +101,6 @@ def check_executor(spec: Any, kwargs: dict[str, Any]) -> None:
     check_executor_choice(spec, kwargs)
 
 
-class NestedApprovalUnsupported(RuntimeError):
-    """A managed agent's own tool call needed approval: its manager cannot pause for it yet, so the call fails
-    closed (it is not run) and the manager's model is told so. The developer is warned how to get approval
-    instead: ask for it on the call to the managed agent itself (the manager's `approval=`)."""
-
-    def __init__(self, name: str, result: Any) -> None:
-        calls = "; ".join(str(p) for p in result.pending)
-        super().__init__(
-            f"the managed agent {name!r} stopped: its call(s) {calls} need a person's approval, which cannot be "
-            "asked for from inside another agent; they were not run. Do the task another way or report it."
-        )
-        import warnings
-
-        warnings.warn(
-            f"managed agent {name!r} paused for approval of {calls} (its run {result.run_id} stays paused); a "
-            "manager cannot pause with its managed agent yet, so the call failed closed. To have a person decide, "
-            f"ask for approval on the call to {name!r} itself: an approval= policy on the manager answering "
-            f"ask() for tool {name!r}.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-
-
 def managed_agent_tool(agent: Any) -> Any:
     """A managed agent seen as a tool named after it: the manager gives it a task and gets its report back."""
     from .tools import Tool
@@ -148,12 +124,19 @@ def managed_agent_tool(agent: Any) -> Any:
         output_type = "string"
 
         def forward(self, task: str, additional_args: dict[str, Any] | None = None) -> str:
-            from .approval import AwaitingApproval
+            return self._report(lambda: agent.run(task, additional_args=additional_args))
+
+        def resume_run(self, run_id: str, approvals: dict[str, Any]) -> str:
+            """Continue the managed agent's run `run_id`, paused for approval, with `approvals` for its calls."""
+            return self._report(lambda: agent.resume(run_id, approvals=approvals))
+
+        def _report(self, run: Any) -> str:
+            from .approval import AwaitingApproval, ManagedAgentPaused
 
             try:
-                output = agent.run(task, additional_args=additional_args)
-            except AwaitingApproval as paused:
-                raise NestedApprovalUnsupported(agent.name, paused.result) from None
+                output = run()
+            except AwaitingApproval as paused:  # the manager pauses with it (see ManagedAgentPaused)
+                raise ManagedAgentPaused(agent.name, paused.result.run_id, paused.pending) from None
             return f"Here is the final answer from your managed agent '{agent.name}':\n{output}"
 
     return ManagedAgentTool()

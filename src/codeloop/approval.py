@@ -24,6 +24,7 @@ from __future__ import annotations
 import inspect
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -42,12 +43,14 @@ __all__ = [
     "PendingCall",
     "ToolCallInfo",
     "ApprovalRequired",
+    "ManagedAgentPaused",
     "AwaitingApproval",
     "ApprovalPolicy",
     "BeforeToolCall",
     "AfterToolCall",
     "ToolGate",
     "GatedTool",
+    "nested_pending",
     "normalize_approvals",
     "coerce_decisions",
 ]
@@ -152,6 +155,26 @@ class ApprovalRequired(BaseException):  # noqa: N818 - a control-flow signal, li
         super().__init__(", ".join(str(p) for p in pending))
         self.pending = list(pending)
         self.logs = logs
+
+
+class ManagedAgentPaused(ApprovalRequired):  # noqa: N818 - a control-flow signal, like its base
+    """Control flow: a managed agent's run paused for approval inside its manager's call, so the manager pauses.
+
+    `pending` are the managed agent's calls; on the way out of the manager's `GatedTool` their ids get the
+    manager's call id in front (`"1.1/c1"`: the manager's call 1.1 to the managed agent, and its call c1), so
+    one `approvals={...}` on the manager's run decides them. The manager's journal keeps `run_id` (the managed
+    agent's paused run), which its resume continues with those decisions.
+    """
+
+    def __init__(self, agent_name: str, run_id: str, pending: Sequence[PendingCall], logs: str = "") -> None:
+        super().__init__(pending, logs)
+        self.agent_name = agent_name
+        self.run_id = run_id
+
+
+NESTED_DECISIONS: ContextVar[dict[str, Any] | None] = ContextVar("codeloop_nested_decisions", default=None)
+"""While a manager's call to a managed agent runs: the decisions given for that agent's own calls (their ids
+without the manager's call id in front), which continuing its paused run applies."""
 
 
 class AwaitingApproval(AgentError):  # noqa: N818 - it names the state the run is in
@@ -391,7 +414,27 @@ class GatedTool:
             )
         if isinstance(decision, Ask):
             raise ApprovalRequired([PendingCall(call_id, self.name, dict(call.arguments), decision.reason)])
-        return self.gate.finish(call, self._call(**call.arguments))
+        prefix = f"{call_id}/"
+        nested = {k[len(prefix) :]: v for k, v in self.gate.decided.items() if k.startswith(prefix)}
+        token = NESTED_DECISIONS.set(nested)
+        try:
+            output = self._call(**call.arguments)
+        except ManagedAgentPaused as paused:  # the manager pauses too, on the managed agent's calls
+            raise ManagedAgentPaused(
+                paused.agent_name,
+                paused.run_id,
+                [nested_pending(prefix, paused.agent_name, p) for p in paused.pending],
+                paused.logs,
+            ) from None
+        finally:
+            NESTED_DECISIONS.reset(token)
+        return self.gate.finish(call, output)
+
+
+def nested_pending(prefix: str, agent_name: str, pending: PendingCall) -> PendingCall:
+    """A managed agent's pending call as its manager lists it: the manager's call id in front of its own."""
+    why = f"asked by the managed agent {agent_name!r}" + (f": {pending.reason}" if pending.reason else "")
+    return PendingCall(prefix + pending.call_id, pending.tool, dict(pending.arguments), why)
 
 
 @dataclass

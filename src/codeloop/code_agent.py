@@ -244,8 +244,11 @@ class CodeAgent(MultiStepAgent):
         `callables` are what actually runs each tool (the tools, or wrappers that journal their calls); the gate
         goes outside them, so a call that pauses or is denied never reaches the journal.
         """
-        gated = self.tool_gate.active or any(
-            getattr(t, "requires_approval", False) for t in self.tools.values()
+        # A managed agent's call may pause for approval: the gate names its calls as the manager's.
+        gated = (
+            self.tool_gate.active
+            or bool(self.managed_agents)
+            or any(getattr(t, "requires_approval", False) for t in self.tools.values())
         )
         if not gated:
             return dict(callables)

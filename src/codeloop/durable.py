@@ -18,7 +18,6 @@ may or may not have happened. A replay that asks for something else than the rec
 
 from __future__ import annotations
 
-import builtins
 import threading
 import time
 import uuid
@@ -28,6 +27,33 @@ from typing import Any, TypeAlias
 
 from . import events as ev
 from . import telemetry
+from .durable_encoding import (
+    decode_value as _decode_value,
+)
+from .durable_encoding import (
+    encode_error as _encode_error,
+)
+from .durable_encoding import (
+    encode_value as _encode_value,
+)
+from .durable_encoding import (
+    execution_payload as _execution_payload,
+)
+from .durable_encoding import (
+    execution_result as _execution_result,
+)
+from .durable_encoding import (
+    is_exact as _is_exact,
+)
+from .durable_encoding import (
+    model_request as _model_request,
+)
+from .durable_encoding import (
+    rebuild_error as _rebuild_error,
+)
+from .durable_encoding import (
+    tool_request as _tool_request,
+)
 from .effects import CallModel, CallTools, Done, Effect, RunCode, aperform, perform
 from .errors import CodeloopError, ExecutionError
 from .journal import DONE, FAILED, STARTED, Journal, JournalEntry, Leases, MemoryJournal, request_key
@@ -73,86 +99,6 @@ class RunAlreadyFinished(ResumeError):
 class ToolOutcomeUnknown(RuntimeError):
     """A tool call was in flight when the run stopped, and its tool is not idempotent: it may or may not
     have happened, so it is not repeated blindly."""
-
-
-# --- encoding results as JSON -----------------------------------------------------------------------------------
-
-
-def _encode_value(value: Any) -> Any:
-    from .executors.worker.protocol import encode_or_describe
-
-    return encode_or_describe(value)
-
-
-def _decode_value(data: Any) -> Any:
-    from .executors.worker.protocol import decode_value
-
-    return decode_value(data)
-
-
-def _is_exact(data: Any) -> bool:
-    """False when the value could not be stored exactly and only its type and repr were kept."""
-    return not (isinstance(data, dict) and data.get("$t") == "repr")
-
-
-def _encode_error(exc: BaseException) -> dict[str, Any]:
-    return {"type": type(exc).__name__, "message": str(exc), "logs": getattr(exc, "logs", None)}
-
-
-def _rebuild_error(data: dict[str, Any]) -> Exception:
-    """An exception with the recorded type name and message: a builtin type when it is one, else a look-alike,
-    so that code catching `ValueError` and text naming the type read the same as in the first run."""
-    name, message = str(data.get("type", "Exception")), str(data.get("message", ""))
-    kind = getattr(builtins, name, None)
-    if isinstance(kind, type) and issubclass(kind, Exception):
-        try:
-            return kind(message)
-        except Exception:  # a builtin exception with another constructor signature
-            pass
-    return type(name, (Exception,), {"__module__": "codeloop.durable.recorded"})(message)
-
-
-def _execution_payload(result: Any) -> dict[str, Any]:
-    from .executors.worker.protocol import MARKER, encode_value, type_name
-
-    rendered = getattr(result, "output_repr", None)
-    try:
-        output = encode_value(result.output)
-    except (
-        Exception
-    ):  # kept as the text rendered inside the step: the host never runs an agent-defined __repr__
-        output = {MARKER: "repr", "type": type_name(result.output), "v": rendered or "<not storable as JSON>"}
-    return {
-        "output": output,
-        "logs": result.logs,
-        "is_final_answer": bool(result.is_final_answer),
-        "output_repr": rendered,
-        "variables": getattr(result, "variables", ""),
-    }
-
-
-def _execution_result(data: dict[str, Any], fresh: Any) -> Any:
-    """The recorded code result; its output from the re-executed `fresh` result when only a repr was kept."""
-    from .executors.base import ExecutionResult
-
-    output = _decode_value(data["output"]) if _is_exact(data["output"]) or fresh is None else fresh.output
-    result = ExecutionResult(output, data["logs"], data["is_final_answer"], data.get("variables") or "")
-    if data.get("output_repr") is not None:
-        result.output_repr = data["output_repr"]  # type: ignore[attr-defined]
-    return result
-
-
-def _model_request(effect: CallModel) -> dict[str, Any]:
-    return {
-        "messages": [m.to_dict() for m in effect.messages],  # the key's JSON escapes lone surrogates itself
-        "stop": effect.stop,
-        "tools": effect.tools,
-        "response_format": effect.response_format,
-    }
-
-
-def _tool_request(name: str, args: Any, kwargs: Any) -> dict[str, Any]:
-    return {"tool": name, "args": _encode_value(list(args)), "kwargs": _encode_value(dict(kwargs))}
 
 
 # --- the recorder: one per run ------------------------------------------------------------------------------------
@@ -304,8 +250,9 @@ class Recorder:
             return dict(decisions)
         known = {**(entry.result.get("decisions") or {}), **decisions}
         if decisions:
+            rounds = [*_decision_rounds(entry.result), decisions]
             self._run_entry = JournalEntry(
-                entry.seq, entry.kind, entry.key, DONE, {**entry.result, "decisions": known}
+                entry.seq, entry.kind, entry.key, DONE, {**entry.result, "decisions": known, "rounds": rounds}
             )
             self._append(entry.seq, entry.kind, entry.key, DONE, self._run_entry.result)
         return known
@@ -492,6 +439,8 @@ class Recorder:
             return _decode_value(entry.result)
         if entry is not None and entry.status == FAILED:
             raise _rebuild_error(entry.result)
+        if entry is not None and entry.status == STARTED and _paused_managed_run(entry):
+            return self._continue_managed_run(seq, kind, key, parent, name, tool, entry.result)
         if entry is not None and entry.status == STARTED and not idempotent:
             raise ToolOutcomeUnknown(
                 f"the call of tool {name!r} was in flight when the run stopped, so it may or may not have happened; "
@@ -499,15 +448,61 @@ class Recorder:
                 "it again."
             )
         self._append(seq, kind, key, STARTED, parent=parent)
-        try:  # only a call that really runs gets a span; one answered from the journal did not happen now
-            with telemetry.tool_call(name, call_id or f"call_{seq}", kwargs or list(args)) as span:
-                result = tool(*args, **kwargs)
+        # only a call that really runs gets a span; one answered from the journal did not happen now
+        span_args = kwargs or list(args)
+        return self._run_live(
+            seq, kind, key, parent, lambda: tool(*args, **kwargs), (name, call_id, span_args)
+        )
+
+    def _run_live(
+        self,
+        seq: int,
+        kind: str,
+        key: str,
+        parent: int,
+        invoke: Callable[[], Any],
+        span_of: tuple[str, str | None, Any],
+    ) -> Any:
+        """Call `invoke` (the tool), journaling its outcome in entry `seq`: done, failed, or a paused managed run."""
+        from .approval import ManagedAgentPaused
+
+        name, call_id, span_args = span_of
+        try:
+            with telemetry.tool_call(name, call_id or f"call_{seq}", span_args) as span:
+                result = invoke()
                 span.finished(result)
+        except ManagedAgentPaused as paused:
+            # The call stays in flight; the record says which run of the managed agent to continue, and on what.
+            pending = [p.to_dict() for p in paused.pending]
+            record = {"managed_run": paused.run_id, "agent": paused.agent_name, "pending": pending}
+            self._append(seq, kind, key, STARTED, record, parent)
+            raise
         except Exception as exc:
             self._append(seq, kind, key, FAILED, _encode_error(exc), parent)
             raise
         self._append(seq, kind, key, DONE, _encode_value(result), parent)
         return result
+
+    def _continue_managed_run(
+        self, seq: int, kind: str, key: str, parent: int, name: str, tool: Any, record: dict[str, Any]
+    ) -> Any:
+        """A call to a managed agent whose run paused for approval: continue that run with the decisions given
+        for its calls (or, with none for them, pause the manager again on the same calls)."""
+        from .approval import NESTED_DECISIONS, Allow, ManagedAgentPaused, PendingCall
+
+        pending = [PendingCall(**p) for p in record.get("pending") or []]
+        given = NESTED_DECISIONS.get() or {}
+        decisions = {  # as JSON, the way resume journals them: True, or the reason to deny
+            p.call_id: True if isinstance(given[p.call_id], Allow) else given[p.call_id].reason
+            for p in pending
+            if p.call_id in given
+        }
+        resume = getattr(tool, "resume_run", None)
+        if not decisions or resume is None:
+            raise ManagedAgentPaused(str(record.get("agent") or name), str(record["managed_run"]), pending)
+        return self._run_live(
+            seq, kind, key, parent, lambda: resume(record["managed_run"], decisions), (name, None, decisions)
+        )
 
     async def acall_tool(
         self,
@@ -687,12 +682,18 @@ class Durability:
         known = dict(first.result.get("decisions") or {})
         if decisions:
             known.update(decisions)
+            rounds = [*_decision_rounds(first.result), decisions]
             updated = JournalEntry(
-                first.seq, first.kind, first.key, DONE, {**first.result, "decisions": known}
+                first.seq, first.kind, first.key, DONE, {**first.result, "decisions": known, "rounds": rounds}
             )
             pending.journal.append(updated)
             pending.recorded[0] = updated
         return known
+
+    def decision_rounds(self) -> list[dict[str, Any]]:
+        """The resuming run's decisions as they were given, one dict per resume, oldest first."""
+        pending = self._pending
+        return _decision_rounds(pending.recorded[0].result) if pending is not None else []
 
     def cancel_resume(self) -> None:
         """Undo `prepare_resume` when the run could not be started after all (its lease is given back)."""
@@ -736,6 +737,25 @@ class Durability:
             name: tool if name == "final_answer" else JournaledTool(self.current, name, tool)
             for name, tool in tools.items()
         }
+
+
+def _decision_rounds(run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The decisions kept in a run's first entry, one dict per resume that gave some (oldest first).
+
+    A ToolCallingAgent decided in two resumes ran the calls approved in each as a separate effect: a replay must
+    answer its pauses round by round, or it would ask for one effect where the record holds two. Runs journaled
+    before rounds were kept have their decisions as one round.
+    """
+    rounds = run.get("rounds")
+    if isinstance(rounds, list):
+        return [dict(r) for r in rounds]
+    decided = run.get("decisions") or {}
+    return [dict(decided)] if decided else []
+
+
+def _paused_managed_run(entry: JournalEntry) -> bool:
+    """Whether `entry` is a call to a managed agent left in flight because that agent's run paused for approval."""
+    return isinstance(entry.result, dict) and "managed_run" in entry.result
 
 
 def pending_approvals(journal: Journal) -> list[dict[str, Any]]:
@@ -793,6 +813,7 @@ def start_resume(agent: Any, run_id: str, approvals: dict[str, Any] | None) -> A
         agent.state = dict(run["variables"])
         # Every decision the run was ever given: the approval gate applies them by call id as the replay goes.
         agent._pending_approvals = durable.record_decisions(dict(approvals or {}))
+        agent._pending_rounds = durable.decision_rounds()
         images, session = run.get("images") or None, run.get("session")
         return agent._start(run["task"], True, images, None, run["max_steps"], session, resuming=run_id)
     except BaseException:

@@ -263,10 +263,15 @@ def _model_kwargs(effect: CallModel) -> dict[str, Any]:
 
 
 def _run_tools_threaded(calls: list[tuple[ToolCall, Any, dict[str, Any]]]) -> list[Any]:
+    from .approval import ApprovalRequired
+
     def run_one(item: tuple[ToolCall, Any, dict[str, Any]]) -> Any:
         try:
             return item[1](**item[2])
-        except Exception as exc:  # handed back as this call's result; the others still run
+        except (
+            Exception,
+            ApprovalRequired,
+        ) as exc:  # handed back as this call's result; the others still run
             return exc
 
     if len(calls) == 1:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from . import events as ev
 from ._text import short_repr
 from .agents import NO_ANSWER, MultiStepAgent, combined_usage
-from .approval import Ask, Deny, PendingCall, ToolCallInfo
+from .approval import Ask, Deny, ManagedAgentPaused, PendingCall, ToolCallInfo, nested_pending
 from .effects import AwaitApproval, CallModel, CallTools, Effect
 from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
 from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
@@ -224,12 +224,15 @@ class ToolCallingAgent(MultiStepAgent):
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {exc}", is_error=True)
         ready, waiting = self._screen(runnable, step.step_number, results)
         # Calls that need no decision run now, exactly once; those awaiting one run (or not) after it.
-        answer = yield from self._run_calls(ready, results)
-        while waiting:
+        nested: dict[str, tuple[ToolCall, Any, ToolCallInfo, ManagedAgentPaused]] = {}
+        answer = yield from self._run_calls(ready, results, nested)
+        while waiting or nested:
             self._show_results(step, calls, results, native)
             pending = [
                 PendingCall(c.id, c.name, dict(info.arguments), reason) for c, _, info, reason in waiting
             ]
+            for call_id, (_call, _tool, _info, paused) in nested.items():  # a managed agent's own calls
+                pending += [nested_pending(f"{call_id}/", paused.agent_name, p) for p in paused.pending]
             decisions = yield AwaitApproval(pending, step)
             approved = [(c, t, info) for c, t, info, _ in waiting if decisions.get(c.id) is True]
             for call, _tool, _info, _reason in waiting:
@@ -237,7 +240,8 @@ class ToolCallingAgent(MultiStepAgent):
                 if isinstance(verdict, str):
                     results[call.id] = ToolResult(call.id, call.name, f"denied: {verdict}", is_error=True)
             waiting = [w for w in waiting if w[0].id not in decisions]
-            answer = yield from self._run_calls(approved, results)
+            approved += self._continuations(nested, decisions)
+            answer = yield from self._run_calls(approved, results, nested)
         observations = self._show_results(step, calls, results, native)
         if answer is not NO_ANSWER:
             step.action_output = answer
@@ -267,16 +271,42 @@ class ToolCallingAgent(MultiStepAgent):
                 ready.append((call, tool, info))
         return ready, waiting
 
+    @staticmethod
+    def _continuations(
+        nested: dict[str, tuple[ToolCall, Any, ToolCallInfo, ManagedAgentPaused]], decisions: dict[str, Any]
+    ) -> list[tuple[ToolCall, Any, ToolCallInfo]]:
+        """Calls that continue managed agents' paused runs with the decisions given for their calls (taken out of
+        `nested`); a managed agent given none stays paused."""
+        continuing: list[tuple[ToolCall, Any, ToolCallInfo]] = []
+        for call_id, (call, tool, info, paused) in list(nested.items()):
+            prefix = f"{call_id}/"
+            mine = {
+                p.call_id: decisions[prefix + p.call_id]
+                for p in paused.pending
+                if prefix + p.call_id in decisions
+            }
+            if mine:
+                del nested[call_id]
+                continuing.append((call, _ContinueManagedRun(tool, paused.run_id, mine), info))
+        return continuing
+
     def _run_calls(
-        self, items: list[tuple[ToolCall, Any, ToolCallInfo]], results: dict[str, ToolResult]
+        self,
+        items: list[tuple[ToolCall, Any, ToolCallInfo]],
+        results: dict[str, ToolResult],
+        nested: dict[str, tuple[ToolCall, Any, ToolCallInfo, ManagedAgentPaused]],
     ) -> Generator[ev.Event | Effect, Any, Any]:
-        """Run `items` together (one effect), apply the after hooks, and file each outcome in `results`."""
+        """Run `items` together (one effect), apply the after hooks, and file each outcome in `results` (or, for a
+        managed agent whose run paused for approval, in `nested`)."""
         if not items:
             return NO_ANSWER
         outputs = yield CallTools([(call, tool, info.arguments) for call, tool, info in items])
         answer: Any = NO_ANSWER
-        for (call, _tool, info), output in zip(items, outputs, strict=True):
-            if isinstance(output, BaseException):
+        for (call, tool, info), output in zip(items, outputs, strict=True):
+            if isinstance(output, ManagedAgentPaused):
+                base_tool = tool.tool if isinstance(tool, _ContinueManagedRun) else tool
+                nested[call.id] = (call, base_tool, info, output)
+            elif isinstance(output, BaseException):
                 error = AgentToolExecutionError(
                     f"Error when running tool {call.name!r} with arguments {info.arguments!r}: "
                     f"{type(output).__name__}: {output}\nCheck the arguments or try another approach."
@@ -331,6 +361,23 @@ _PLACEHOLDER_NAMES = frozenset(
 
 
 _PLACEHOLDER_VALUE = re.compile(r"^\s*(\{\{.*\}\}|<[^<>]+>|\$\{?\w+\}?)\s*$", re.DOTALL)
+
+
+class _ContinueManagedRun:
+    """Stands in for a managed agent's tool in a CallTools effect: continues its paused run with decisions.
+
+    Journaled like the call it continues (same tool name and arguments, its own entry), so a replay answers it
+    from the record once it finished; if the managed agent pauses again, the manager pauses again.
+    """
+
+    def __init__(self, tool: Any, run_id: str, decisions: dict[str, Any]) -> None:
+        self.tool = tool
+        self.name = getattr(tool, "name", "agent")
+        self._run_id = run_id
+        self._decisions = decisions
+
+    def __call__(self, **_arguments: Any) -> Any:
+        return self.tool.resume_run(self._run_id, self._decisions)
 
 
 def _placeholder_argument(arguments: Any) -> str | None:

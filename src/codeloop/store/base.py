@@ -39,11 +39,12 @@ __all__ = [
     "text_for_column",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema this code writes. A store stamped with a newer one is refused; an older one is migrated forward.
 
 Version 2 added `runs.owner` (the recording process, to tell a killed run from a running one) and `runs.label`
-(the eval or batch a run belongs to)."""
+(the eval or batch a run belongs to); version 3 `runs.heartbeat` (when the recording process last showed it was
+alive, to tell a killed run from a running one on another host)."""
 
 MIGRATION_1_TO_2 = [
     "ALTER TABLE runs ADD COLUMN owner TEXT",
@@ -51,6 +52,13 @@ MIGRATION_1_TO_2 = [
     "CREATE INDEX IF NOT EXISTS runs_label ON runs (label, started_at)",
 ]
 """Schema 1 -> 2, the same statements in SQLite and PostgreSQL."""
+
+
+def migration_2_to_3(dialect: str) -> list[str]:
+    """Schema 2 -> 3 in `dialect` ("sqlite" or "postgres"): the runs' heartbeat (seconds since the epoch)."""
+    real = "DOUBLE PRECISION" if dialect == "postgres" else "REAL"
+    return [f"ALTER TABLE runs ADD COLUMN heartbeat {real}"]
+
 
 BLOB_THRESHOLD = 1024
 """Strings at least this long (characters) are stored once in `blobs` and referenced by their sha256."""
@@ -275,7 +283,8 @@ def schema_statements(dialect: str) -> list[str]:
             output TEXT,
             config TEXT NOT NULL,
             owner TEXT,
-            label TEXT)""",
+            label TEXT,
+            heartbeat {real})""",
         "CREATE INDEX IF NOT EXISTS runs_session ON runs (session, started_at)",
         "CREATE INDEX IF NOT EXISTS runs_label ON runs (label, started_at)",
         "CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at)",
@@ -311,15 +320,30 @@ def schema_statements(dialect: str) -> list[str]:
     ]
 
 
-def settle_abandoned(running: list[tuple[str, str | None]], mark: Callable[[str, str, str], None]) -> None:
-    """For each `(run_id, owner)` of a run still "running" whose recording process is gone, call
-    `mark(run_id, owner, error)`; the store's `mark` must change the row only while it is running under that same
-    owner (a resume re-owns the row first, so it is never marked behind its back)."""
-    from .liveness import abandoned_error, owner_is_gone
+def settle_abandoned(
+    running: list[tuple[str, str | None, float | None]],
+    now: float,
+    mark: Callable[[str, str, str, float | None], None],
+) -> None:
+    """For each `(run_id, owner, heartbeat)` of a run still "running" whose recording process is gone, call
+    `mark(run_id, owner, error, cutoff)`.
 
-    for run_id, owner in running:
-        if owner and owner_is_gone(owner):
-            mark(run_id, owner, abandoned_error(owner))
+    A process of this machine is checked directly; one on another host is taken for gone when the run's heartbeat
+    is older than `liveness.ABANDON_AFTER_SECONDS` at `now` (the store's clock). The store's `mark` must change the
+    row only while it is running under that same owner (a resume re-owns the row first, so it is never marked
+    behind its back) and, when `cutoff` is given, its heartbeat is still older than `cutoff` (a late beat wins).
+    """
+    from .liveness import ABANDON_AFTER_SECONDS, abandoned_error, is_local, owner_is_gone, silent_error
+
+    cutoff = now - ABANDON_AFTER_SECONDS
+    for run_id, owner, heartbeat in running:
+        if not owner:
+            continue
+        if is_local(owner):
+            if owner_is_gone(owner):
+                mark(run_id, owner, abandoned_error(owner), None)
+        elif heartbeat is not None and heartbeat < cutoff:
+            mark(run_id, owner, silent_error(owner, now - heartbeat), cutoff)
 
 
 def blob_digest(data: str) -> str:

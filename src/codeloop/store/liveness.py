@@ -3,8 +3,10 @@
 A run's row holds the identity of the process recording it (`process_identity()`: host, pid, and the process's
 start time, so a pid the system handed to another process since does not count as the same one). A row still
 "running" whose recording process is gone (kill -9, OOM, a crash) is settled as `ABANDONED` when runs are read;
-`codeloop resume` continues it. Only processes on this machine can be checked: a run recorded on another host
-stays "running" until that host's own reads (or a resume) settle it.
+`codeloop resume` continues it. Only processes on this machine can be checked directly. For the others, the
+recording process keeps the run's heartbeat fresh (at each step and every `HEARTBEAT_SECONDS` in between, from a
+background thread); a reader on any host settles a run recorded on another host whose heartbeat is older than
+`ABANDON_AFTER_SECONDS`.
 """
 
 from __future__ import annotations
@@ -13,10 +15,24 @@ import os
 import socket
 from functools import lru_cache
 
-__all__ = ["ABANDONED", "process_identity", "owner_is_gone", "abandoned_error"]
+__all__ = [
+    "ABANDONED",
+    "ABANDON_AFTER_SECONDS",
+    "HEARTBEAT_SECONDS",
+    "process_identity",
+    "is_local",
+    "owner_is_gone",
+    "abandoned_error",
+    "silent_error",
+]
 
 ABANDONED = "abandoned"
 """The store state of a run whose recording process died before it ended; it can be resumed."""
+HEARTBEAT_SECONDS = 30.0
+"""How often a recording process renews its running runs' heartbeat when no step ends meanwhile."""
+ABANDON_AFTER_SECONDS = 10 * HEARTBEAT_SECONDS
+"""A run recorded on another host whose heartbeat is this old is taken as abandoned: ten beats missed, which a
+live process does not do short of being suspended (it then finds its run abandoned, and resume continues it)."""
 
 
 @lru_cache(maxsize=8)
@@ -49,6 +65,11 @@ def _proc_stat(pid: int) -> tuple[str, str] | None:
     # starttime (field 22) being the 20th of them.
     fields = stat[stat.rfind(b")") + 2 :].split()
     return (fields[0].decode(), f"{boot}-{int(fields[19])}") if len(fields) > 19 else None
+
+
+def is_local(owner: str) -> bool:
+    """Whether `owner` (a `process_identity()`) names a process of this machine."""
+    return owner.partition(":")[0] == socket.gethostname()
 
 
 def owner_is_gone(owner: str | None) -> bool:
@@ -85,4 +106,14 @@ def abandoned_error(owner: str) -> str:
     return (
         f"the process recording this run (pid {rest.partition(':')[0]} on {host}) is gone: killed, crashed or its "
         "machine restarted before the run ended; `codeloop resume RUN_ID` (or agent.resume) continues it"
+    )
+
+
+def silent_error(owner: str, silent_for: float) -> str:
+    """The error a run recorded on another host is marked with when its heartbeat stopped."""
+    host, _, rest = owner.partition(":")
+    return (
+        f"the process recording this run (pid {rest.partition(':')[0]} on {host}) gave no sign of life for "
+        f"{silent_for:.0f} s (its heartbeat is renewed every {HEARTBEAT_SECONDS:.0f} s): killed, crashed or cut "
+        "off before the run ended; `codeloop resume RUN_ID` (or agent.resume) continues it"
     )

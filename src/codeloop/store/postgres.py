@@ -34,7 +34,7 @@ __all__ = ["PostgresStore", "PostgresJournal", "redact_url"]
 
 DEFAULT_SCHEMA = "codeloop"
 
-MIGRATIONS: dict[int, list[str]] = {1: base.MIGRATION_1_TO_2}
+MIGRATIONS: dict[int, list[str]] = {1: base.MIGRATION_1_TO_2, 2: base.migration_2_to_3("postgres")}
 """Statements (PostgreSQL dialect) that take a store from schema version N to N+1, keyed by N; applied in order,
 in the transaction that opens the store, like `codeloop.store.sqlite.MIGRATIONS`."""
 _APPLICATION = "codeloop-runs"  # meta's "application": what tells a codeloop store from someone else's tables
@@ -46,6 +46,8 @@ _BLOB_GC_LOCK_KEY = _SCHEMA_LOCK_KEY + 1
 # Where blob references live (`base.externalize` writes them as {"__codeloop_blob__": digest} in JSON text).
 _BLOB_HOLDERS = (("steps", "data"), ("events", "data"), ("journal", "result"))
 _BLOB_REFERENCE = re.compile(r'"__codeloop_blob__":"([0-9a-f]{64})"')
+_NOW = "EXTRACT(EPOCH FROM clock_timestamp())::DOUBLE PRECISION"
+"""The server's time in seconds since the epoch, for heartbeats."""
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 # A text value PostgreSQL cannot hold as-is (NUL, lone surrogates) is kept as JSON behind this mark; a value that
 # happens to start with the mark is escaped too, so reading back is unambiguous.
@@ -293,12 +295,12 @@ class PostgresStore:
         try:
             with self._transaction(pipelined=True) as cursor:
                 cursor.execute(
-                    """INSERT INTO runs (run_id, agent, agent_class, task, state, model_id, session,
+                    f"""INSERT INTO runs (run_id, agent, agent_class, task, state, model_id, session,
                     parent_run_id, started_at, ended_at, step_count, input_tokens, output_tokens, cost_usd,
-                    error, output, config, owner, label) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                    %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (run_id) DO UPDATE
+                    error, output, config, owner, label, heartbeat) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,
+                    %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {_NOW}) ON CONFLICT (run_id) DO UPDATE
                     SET state = EXCLUDED.state, ended_at = NULL, error = NULL, owner = EXCLUDED.owner,
-                    label = COALESCE(EXCLUDED.label, runs.label)""",
+                    label = COALESCE(EXCLUDED.label, runs.label), heartbeat = EXCLUDED.heartbeat""",
                     (
                         run.run_id,
                         _to_db(run.agent),
@@ -367,6 +369,10 @@ class PostgresStore:
                     "ON CONFLICT (run_id, seq) DO NOTHING",
                     event_rows,
                 )
+            # A step written is a sign of life (see `heartbeat`), in the same transaction and round trip.
+            cursor.execute(
+                f"UPDATE runs SET heartbeat = {_NOW} WHERE run_id = %s AND state = 'running'", (run_id,)
+            )
 
     def finish_run(self, run: RunRecord) -> None:
         """Update the run's row with its end: state, ended_at, usage, cost, error, output, step_count."""
@@ -506,18 +512,32 @@ class PostgresStore:
     def _settle(self) -> None:
         """Mark runs whose recording process on this machine is gone as abandoned (see `liveness`)."""
         with self._transaction() as cursor:
-            cursor.execute("SELECT run_id, owner FROM runs WHERE state = 'running'")
-            running = [(row[0], _from_db(row[1])) for row in cursor.fetchall()]
+            # Heartbeats are the server's clock, like leases: hosts with skewed clocks still agree.
+            cursor.execute(f"SELECT run_id, owner, heartbeat, {_NOW} FROM runs WHERE state = 'running'")
+            rows = cursor.fetchall()
+            if not rows:
+                return
+            running = [(row[0], _from_db(row[1]), row[2]) for row in rows]
+            now = float(rows[0][3])
 
-        def mark(run_id: str, owner: str, error: str) -> None:
+        def mark(run_id: str, owner: str, error: str, cutoff: float | None) -> None:
+            late = "" if cutoff is None else " AND heartbeat < %s"
             with self._transaction(pipelined=True) as cursor:
                 cursor.execute(
                     "UPDATE runs SET state = 'abandoned', error = %s WHERE run_id = %s AND state = 'running' "
-                    "AND owner = %s",
-                    (_to_db(error), run_id, _to_db(owner)),
+                    "AND owner = %s" + late,
+                    (_to_db(error), run_id, _to_db(owner), *([] if cutoff is None else [cutoff])),
                 )
 
-        base.settle_abandoned(running, mark)
+        base.settle_abandoned(running, now, mark)
+
+    def heartbeat(self, run_ids: list[str]) -> None:
+        """Mark these runs' recording process as alive now, on the server's clock (see `liveness`)."""
+        with self._transaction(pipelined=True) as cursor:
+            cursor.execute(
+                f"UPDATE runs SET heartbeat = {_NOW} WHERE run_id = ANY(%s) AND state = 'running'",
+                (list(run_ids),),
+            )
 
     def delete_run(self, run_id: str) -> int:
         """Delete the run (id or unique prefix), its steps, events, journal, lease and child runs, and the blobs

@@ -18,6 +18,7 @@ from typing import Any
 from .. import events as ev
 from ..memory import to_jsonable
 from .base import EventRecord, RunRecord, Store
+from .heartbeat import beat_while_running, stop_beating
 from .liveness import process_identity
 
 __all__ = ["StoreRecorder", "agent_config", "carried_run_context", "event_data", "run_context", "run_label"]
@@ -171,6 +172,7 @@ class StoreRecorder:
         if not self._started and self._run is not None:
             self.store.start_run(self._run)
             self._started = True
+            beat_while_running(self._run.run_id, self.store)
 
     def _flush(self, final: bool = False) -> None:
         run = self._run
@@ -219,6 +221,7 @@ class StoreRecorder:
                 self.store.finish_run(run)
         finally:
             self._run = None
+            stop_beating(run.run_id)
             with _running_lock:
                 _running.discard(run.run_id)
             _active_run.set(self._parent_token)

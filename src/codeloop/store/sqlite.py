@@ -30,6 +30,7 @@ from .base import (
     blob_digest,
     dumps,
     internalize,
+    migration_2_to_3,
     schema_statements,
     settle_abandoned,
     text_for_column,
@@ -48,7 +49,7 @@ _T = TypeVar("_T")
 _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 11, 13, 26
 _SQLITE_IOERR_WRITE = 10 | (3 << 8)
 
-MIGRATIONS: dict[int, list[str]] = {1: MIGRATION_1_TO_2}
+MIGRATIONS: dict[int, list[str]] = {1: MIGRATION_1_TO_2, 2: migration_2_to_3("sqlite")}
 """Statements that take a store from schema version N to N+1, keyed by N (applied in order, in one transaction)."""
 
 _RUN_COLUMNS = (
@@ -204,6 +205,7 @@ class SQLiteStore:
                 "label = COALESCE(excluded.label, runs.label)",
                 _run_row(run),
             )
+            db.execute("UPDATE runs SET heartbeat = ? WHERE run_id = ?", (time.time(), run.run_id))
 
     def add_step(self, run_id: str, index: int, step: dict[str, Any]) -> None:
         """Record one memory step; re-adding an index replaces it."""
@@ -224,6 +226,18 @@ class SQLiteStore:
             db.executemany(
                 "INSERT INTO events (run_id, seq, type, at, data) VALUES (?, ?, ?, ?, ?)",
                 [(run_id, e.seq, e.type, e.at, to_column(e.data, put)) for e in events],
+            )
+            # A step written is a sign of life (see `heartbeat`), in the same commit.
+            db.execute(
+                "UPDATE runs SET heartbeat = ? WHERE run_id = ? AND state = 'running'", (time.time(), run_id)
+            )
+
+    def heartbeat(self, run_ids: list[str]) -> None:
+        """Mark these runs' recording process as alive now (see `liveness.HEARTBEAT_SECONDS`)."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE runs SET heartbeat = ? WHERE run_id = ? AND state = 'running'",
+                [(time.time(), run_id) for run_id in run_ids],
             )
 
     def finish_run(self, run: RunRecord) -> None:
@@ -297,18 +311,21 @@ class SQLiteStore:
     def _settle(self) -> None:
         """Mark runs whose recording process on this machine is gone as abandoned (see `liveness`)."""
         running = self._read(
-            lambda db: db.execute("SELECT run_id, owner FROM runs WHERE state = 'running'").fetchall()
+            lambda db: db.execute(
+                "SELECT run_id, owner, heartbeat FROM runs WHERE state = 'running'"
+            ).fetchall()
         )
 
-        def mark(run_id: str, owner: str, error: str) -> None:
+        def mark(run_id: str, owner: str, error: str, cutoff: float | None) -> None:
+            late = "" if cutoff is None else " AND heartbeat < ?"
             with self._transaction() as db:
                 db.execute(
                     "UPDATE runs SET state = 'abandoned', error = ? WHERE run_id = ? AND state = 'running' "
-                    "AND owner = ?",
-                    (error, run_id, owner),
+                    "AND owner = ?" + late,
+                    (error, run_id, owner, *([] if cutoff is None else [cutoff])),
                 )
 
-        settle_abandoned(running, mark)
+        settle_abandoned([tuple(r) for r in running], time.time(), mark)  # type: ignore[misc]
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         """The run's memory steps, in order."""
