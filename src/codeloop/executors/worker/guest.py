@@ -54,6 +54,8 @@ _BUSY_FRACTION = (
     0.2  # blocked or sleeping threads use no CPU; a spinning one gets far more, even on a busy host
 )
 _OTHER_THREADS_CPU = 0.005
+_BUSY_MAX_SLICES = 20  # a second at most, and only while other threads keep using the CPU
+_IDLE_SLICE_CPU = 0.0005
 _SLOW_COLLECTION_SECONDS = 0.00025
 _SLOW_COLLECTION_SKIPS = 10
 
@@ -549,12 +551,29 @@ class _Worker:
         others = (process - self.cpu_mark[0]) - (own - self.cpu_mark[1])
         restart = None
         started = self.threads_started > self.started_at_start or _thread._count() > self.threads_at_start
-        if started or others > _OTHER_THREADS_CPU:
-            time.sleep(_BUSY_SAMPLE_SECONDS)
-            if time.process_time() - process > _BUSY_SAMPLE_SECONDS * _BUSY_FRACTION:
-                restart = "Threads started by the code were still using the CPU after the step ended."
+        if (started or others > _OTHER_THREADS_CPU) and _threads_keep_busy():
+            restart = "Threads started by the code were still using the CPU after the step ended."
         self.cpu_mark = (time.process_time(), time.thread_time())
         return restart
+
+
+def _threads_keep_busy() -> bool:
+    """Whether other threads go on using the CPU: sampled in short slices for as long as they keep using some.
+
+    A spinning thread on a loaded host gets only a share of a core (a tenth at load 20 on 2 cores), too little to
+    pass a single slice's bar; it keeps adding CPU time slice after slice, though, while a blocked or sleeping
+    thread adds none and ends the sampling after one slice.
+    """
+    start = last = time.process_time() - time.thread_time()
+    for _ in range(_BUSY_MAX_SLICES):
+        time.sleep(_BUSY_SAMPLE_SECONDS)
+        now = time.process_time() - time.thread_time()
+        if now - start > _BUSY_SAMPLE_SECONDS * _BUSY_FRACTION:
+            return True
+        if now - last < _IDLE_SLICE_CPU:
+            return False
+        last = now
+    return False
 
 
 def _rebuild_exception(reply: dict[str, Any]) -> BaseException:
