@@ -170,3 +170,34 @@ def test_a_folder_saved_before_tool_calling_agent_moved_still_loads(user_tools: 
     data["class"] = "codeloop.agents:ToolCallingAgent"  # what earlier versions wrote
     saved.write_text(json.dumps(data))
     assert type(load_agent(folder).managed_agents["stock_analyst"]) is ToolCallingAgent
+
+
+def test_a_chosen_compaction_policy_survives_save_and_load(tmp_path: Path) -> None:
+    from codeloop.compaction import DEFAULT_COMPACTION, MaskObservations, Summarize
+    from codeloop.models import OpenAIModel
+
+    model = OpenAIModel("gpt-4o", api_base="http://127.0.0.1:9/v1", api_key="sk-test")
+    policy = MaskObservations(keep_last=6, every=2, context_window=32_768, condense_actions=False)
+    agent = CodeAgent(model=model, executor="local", verbosity_level=0, compaction=policy)
+    loaded = load_agent(save_agent(agent, tmp_path / "masked"))
+    assert loaded.compaction == policy
+    cheap = OpenAIModel("gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="sk-test")
+    summarize = Summarize(keep_last=4, model=cheap, max_words=120, token_counter=len)
+    agent = ToolCallingAgent([], model=model, verbosity_level=0, compaction=summarize)
+    folder = save_agent(agent, tmp_path / "summarize")
+    metadata = json.loads((folder / "agent.json").read_text())
+    assert metadata["not_saved"] == ["compaction.token_counter"]  # a function: said, not silently dropped
+    assert "sk-test" not in (folder / "agent.json").read_text()
+    loaded = load_agent(folder)
+    assert isinstance(loaded.compaction, Summarize)
+    assert (loaded.compaction.keep_last, loaded.compaction.every, loaded.compaction.max_words) == (4, 8, 120)
+    assert loaded.compaction.model.model_id == "gpt-4o-mini" and loaded.compaction.token_counter is None
+    # the default and None come back as they were
+    for value in (DEFAULT_COMPACTION, None):
+        agent = CodeAgent(model=model, executor="local", verbosity_level=0, compaction=value)
+        assert load_agent(save_agent(agent, tmp_path / f"plain-{value}")).compaction == value
+    (tmp_path / "plain-None" / "agent.json").write_text(
+        (tmp_path / "masked" / "agent.json").read_text().replace('"MaskObservations"', '"Forget"')
+    )
+    with pytest.raises(ToolLoadError, match="compaction policy 'Forget' is unknown"):
+        load_agent(tmp_path / "plain-None")

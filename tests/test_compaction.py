@@ -7,6 +7,7 @@ step prints a long, unique observation, so which of them a request still carries
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -61,37 +62,94 @@ def anthropic_run() -> list[dict[str, Any]]:
         return list(server.requests)
 
 
-def test_observations_are_masked_in_batches_after_keep_last_plus_every_steps(openai_run: Any) -> None:
+def _condensed_upto(number: int) -> int:
+    """How many steps request `number` shows condensed under the default policy (3 kept, 3 at a time)."""
+    done = number - 1
+    return 0 if done < 6 else (done - 3) // 3 * 3
+
+
+def _digest_messages(body: dict[str, Any]) -> list[str]:
+    texts = [m["content"] for m in body["messages"] if m["role"] == "user"]
+    return [t for t in texts if re.match(r"(Earlier steps, condensed|\d+\. )", t)]
+
+
+def test_old_steps_are_condensed_in_batches_after_keep_last_plus_every_steps(openai_run: Any) -> None:
     requests, result, _ = openai_run
     assert result.output == 3 and len(requests) == STEPS
-    assert DEFAULT_COMPACTION == MaskObservations(keep_last=5, every=4)
+    assert DEFAULT_COMPACTION == MaskObservations(keep_last=3, every=3, condense_actions=True)
     for number, body in enumerate(requests, start=1):
-        done = number - 1
-        masked = 0 if done < 9 else (done - 5) // 4 * 4  # batches of 4 once 5 + 4 steps are done
-        assert _observation_steps(body) == set(range(masked + 1, number)), number
+        condensed = _condensed_upto(number)
+        assert _observation_steps(body) == set(range(condensed + 1, number)), number
+        text = json.dumps(body["messages"])
+        # a condensed step's code is gone, its digest line is there; a kept step's code is there in full
+        for i in range(1, number):
+            assert (f"x{i} = list(range({i}))" in text) == (i > condensed), (number, i)
+        lines = "\n".join(_digest_messages(body)).splitlines()
+        assert [line.split(".")[0] for line in lines if line[:1].isdigit()] == [
+            str(i) for i in range(1, condensed + 1)
+        ]
+    assert "3. Set x3; printed 300 characters." in json.dumps(requests[6]["messages"])
 
 
-def test_prefix_is_append_only_between_batches(openai_run: Any) -> None:
+def test_the_condensed_prefix_only_grows_at_its_end(openai_run: Any) -> None:
     requests, _, _ = openai_run
     bodies = [r["messages"] for r in requests]  # bodies[k] is request k + 1
-    for k in (9, 10, 11):  # requests 10-13 share the batch that masked steps 1-4: each extends the last
+    for k in (6, 7, 9, 10, 12):  # within a batch (requests 7-9, 10-12, 13-14) each request extends the last
         assert json.dumps(bodies[k + 1][: len(bodies[k])]) == json.dumps(bodies[k]), k + 1
-    assert bodies[13][: len(bodies[12])] != bodies[12]  # request 14 opened a new batch: steps 5-8 masked
+    assert bodies[9][: len(bodies[8])] != bodies[8]  # request 10 opened a new batch: steps 4-6 condensed
+    # a batch's digest message never changes once made: a new batch appends one, so cached prefixes survive
+    first = _digest_messages(requests[6])
+    assert len(first) == 1 and first[0].startswith("Earlier steps, condensed to save context")
+    for body in requests[7:]:
+        assert _digest_messages(body)[0] == first[0]
+    assert _digest_messages(requests[12])[:2] == _digest_messages(requests[9])[:2]
+    assert len(_digest_messages(requests[12])) == 3 and _digest_messages(requests[12])[2].startswith("7. ")
 
 
-def test_code_agent_shows_its_variables_where_output_was_masked(openai_run: Any) -> None:
+def test_code_agent_states_its_variables_after_the_condensed_steps(openai_run: Any) -> None:
     requests, result, _ = openai_run
-    texts = [m["content"] for m in requests[9]["messages"] if isinstance(m["content"], str)]
-    placeholders = [t for t in texts if "Output removed to save context" in t]
-    assert len(placeholders) == 4
-    # the last masked step names the namespace after it: the data is still there to print again
-    assert "Variables defined now: x1 (list, 1 items)" in placeholders[-1]
-    assert "x4 (list, 4 items)" in placeholders[-1] and "x5" not in placeholders[-1]
+    messages = requests[9]["messages"]  # request 10: steps 1-6 condensed
+    states = [i for i, m in enumerate(messages) if str(m["content"]).startswith("Variables after step")]
+    assert len(states) == 1
+    state = messages[states[0]]["content"]
+    # the namespace after the last condensed step: the data is still there to print again
+    assert state.startswith("Variables after step 6 (print what you need): x1 (list, 1 items)")
+    assert "x6 (list, 6 items)" in state and "x7" not in state
+    assert messages[states[0] - 1]["content"].startswith("4. ")  # right after the condensed steps
     notes = [s.context_note for s in result.steps if getattr(s, "context_note", None)]
     assert notes == [
-        "Observations of steps 1-4 are masked (the last 5 are shown).",
-        "Observations of steps 1-8 are masked (the last 5 are shown).",
+        "Steps 1-3 are condensed to a line each (the last 3 are shown).",
+        "Steps 1-6 are condensed to a line each (the last 3 are shown).",
+        "Steps 1-9 are condensed to a line each (the last 3 are shown).",
     ]
+
+
+def test_memory_keeps_every_step_in_full_when_the_requests_are_condensed(openai_run: Any) -> None:
+    requests, result, agent = openai_run
+    assert "obs1-obs1-" not in json.dumps(requests[-1]["messages"])
+    saved = json.loads(agent.memory.to_json())
+    actions = [s for s in saved["steps"] if s["type"] == "action"]
+    assert len(actions) == STEPS
+    for i, step in enumerate(actions[:-1], start=1):
+        assert step["code_action"] == f"x{i} = list(range({i}))\nprint('obs{i}-' * 60)"
+        assert step["observations"].strip() == f"obs{i}-" * 60
+    assert all(f"obs{i}-obs{i}-" in json.dumps([m.content for m in agent.memory.to_messages()])
+               for i in range(1, STEPS))  # fmt: skip
+
+
+def test_condense_actions_off_keeps_the_code_and_masks_only_the_output() -> None:
+    policy = MaskObservations(keep_last=2, every=2, condense_actions=False)
+    with ScriptedLLMServer(_code_replies()[:6] + ["```python\nfinal_answer(len(x3))\n```"]) as server:
+        model = OpenAIModel("scripted", api_base=server.base_url)
+        agent = CodeAgent(model=model, executor="local", verbosity_level=0, compaction=policy)
+        assert agent.run("Count things.") == 3
+        last = server.requests[-1]["messages"]  # 6 steps done: 1-4 masked, 5-6 in full
+    text = json.dumps(last)
+    assert all(f"x{i} = list(range({i}))" in text for i in range(1, 7))
+    assert _observation_steps({"messages": last}) == {5, 6}
+    placeholders = [m["content"] for m in last if "Output removed to save context" in str(m["content"])]
+    assert len(placeholders) == 4 and "Variables defined now: x1 (list, 1 items)" in placeholders[-1]
+    assert not _digest_messages({"messages": last})
 
 
 def _breakpoints(body: dict[str, Any]) -> list[tuple[int, int]]:
@@ -103,8 +161,14 @@ def _breakpoints(body: dict[str, Any]) -> list[tuple[int, int]]:
     ]
 
 
-def test_anthropic_cache_breakpoint_at_the_mask_boundary_is_stable_across_a_batch(anthropic_run: Any) -> None:
-    batch = anthropic_run[9:13]  # requests 10-13: steps 1-4 masked
+def _unmarked(block: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in block.items() if k != "cache_control"}
+
+
+def test_anthropic_cache_breakpoint_at_the_condensed_boundary_is_stable_across_a_batch(
+    anthropic_run: Any,
+) -> None:
+    batch = anthropic_run[9:12]  # requests 10-12: steps 1-6 condensed
     points = [_breakpoints(body) for body in batch]
     boundary = points[0][0]
     for body, found in zip(batch, points, strict=True):
@@ -113,9 +177,23 @@ def test_anthropic_cache_breakpoint_at_the_mask_boundary_is_stable_across_a_batc
         assert found[1] == (len(body["messages"]) - 1, len(body["messages"][-1]["content"]) - 1)
         # everything up to the boundary breakpoint is byte-identical, so the cache entry written there is read
         turns = body["messages"][: boundary[0] + 1]
-        assert json.dumps(turns) == json.dumps(batch[0]["messages"][: boundary[0] + 1])
-    assert "Output removed to save context" in json.dumps(batch[0]["messages"][boundary[0]])
-    assert len(_breakpoints(anthropic_run[2])) == 1  # before any masking: only the end of the conversation
+        assert json.dumps(turns[:-1]) == json.dumps(batch[0]["messages"][: boundary[0]])
+        assert json.dumps(turns[-1]["content"][: boundary[1] + 1]) == json.dumps(
+            batch[0]["messages"][boundary[0]]["content"][: boundary[1] + 1]
+        )
+    # the breakpoint closes the last condensed batch (steps 4-6); the variables line comes after it
+    block = batch[0]["messages"][boundary[0]]["content"][boundary[1]]
+    assert block["text"].startswith("4. ") and "6. " in block["text"]
+    after = batch[0]["messages"][boundary[0]]["content"][boundary[1] + 1]
+    assert after["text"].startswith("Variables after step 6")
+    # the previous batch's breakpoint (after steps 1-3) is still a block boundary with the same text before it
+    # (cache_control marks are not part of the cached content: compare without them)
+    earlier = _breakpoints(anthropic_run[8])[0]
+    before = anthropic_run[8]["messages"][earlier[0]]["content"][: earlier[1] + 1]
+    now = batch[0]["messages"][earlier[0]]["content"][: earlier[1] + 1]
+    assert [_unmarked(b) for b in before] == [_unmarked(b) for b in now]
+    assert before[-1]["text"].startswith("Earlier steps, condensed") and "3. " in before[-1]["text"]
+    assert len(_breakpoints(anthropic_run[2])) == 1  # before any condensing: only the end of the conversation
 
 
 def test_summariser_failure_goes_on_with_masking_and_says_so() -> None:
@@ -276,3 +354,29 @@ def test_every_executor_describes_its_variables_after_a_step(kind: str) -> None:
         result = executor.run("rows = [1, 2, 3]\nname = 'abc'\nrows")
         assert result.variables == "Variables defined now: rows (list, 3 items), name (str, 3 characters)"
         assert executor.run("final_answer(rows)").variables == ""  # nothing to show once the run ends
+
+
+def test_a_local_servers_context_window_is_asked_once_or_set_by_the_user() -> None:
+    replies = [f"```python\nprint('{i}' + 'y' * 30000)\n```" for i in range(1, 4)]
+    with ScriptedLLMServer([*replies, "```python\nfinal_answer('done')\n```"], n_ctx=4_096) as server:
+        model = OpenAIModel("scripted", api_base=server.base_url, max_tokens=256)
+        agent = CodeAgent(model=model, executor="local", verbosity_level=0, max_steps=6)
+        assert agent.compaction is not None and agent.compaction.window(model) == 4_096
+        assert agent.run("Print a lot.") == "done"
+        props = [e for e in server.exchanges if e.path == "/props"]
+        assert len(props) == 1 and props[0].method == "GET"  # asked once per model, not at every step
+        for body in server.requests:  # the discovered window is enforced: every request fits in it
+            text = "".join(m["content"] for m in body["messages"])
+            assert estimate_tokens(text) + 4 * len(body["messages"]) <= 4_096 - 256
+    with ScriptedLLMServer(["4"]) as server:  # llama-cpp-python's server: no /props, so no window
+        model = OpenAIModel("scripted", api_base=server.base_url)
+        assert DEFAULT_COMPACTION.window(model) is None and DEFAULT_COMPACTION.window(model) is None
+        assert [e.path for e in server.exchanges] == ["/props"]  # a 404 is an answer: not asked again
+        assert (
+            DEFAULT_COMPACTION.window(OpenAIModel("x", api_base=server.base_url, context_window=8_192))
+            == 8_192
+        )
+        assert len(server.exchanges) == 1  # a window the user set needs no question
+    with pytest.raises(ValueError, match="context_window must be a positive number of tokens"):
+        OpenAIModel("x", api_base="http://127.0.0.1:9/v1", context_window=0)
+    assert DEFAULT_COMPACTION.window(OpenAIModel("unknown-model", api_key="sk-test")) is None  # not local

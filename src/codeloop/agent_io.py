@@ -14,6 +14,7 @@ generation settings); keys are read from the environment again when the agent is
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
@@ -37,6 +38,8 @@ __all__ = [
     "load_agent_from_hub",
     "describe_model",
     "rebuild_model",
+    "describe_compaction",
+    "rebuild_compaction",
 ]
 
 AGENT_FORMAT = "codeloop-agent/1"
@@ -173,11 +176,54 @@ def _settings(agent: Any) -> tuple[dict[str, Any], list[str]]:
             continue
         if name.endswith("kwargs") and isinstance(value, dict):
             value = {k: v for k, v in value.items() if not _secret(k)}
+        if name == "compaction" and value is not None:
+            if _is_default(value, param.default):
+                continue  # the default comes back by itself (and follows a changed default)
+            value, unsaved = describe_compaction(value)
+            skipped += [f"compaction.{field}" for field in unsaved]
         if is_jsonable_value(value):
             settings[name] = value
-        elif not _is_default(value, param.default):  # a default (e.g. the compaction policy) comes back by itself
+        elif not _is_default(
+            value, param.default
+        ):  # a default (e.g. the compaction policy) comes back by itself
             skipped.append(name)
     return settings, skipped
+
+
+def describe_compaction(policy: Any) -> tuple[dict[str, Any], list[str]]:
+    """A context policy (`codeloop.compaction`) as JSON-ready settings, and the fields it cannot keep (a
+    `token_counter` function). A `Summarize` policy's own model is described like the agent's."""
+    data: dict[str, Any] = {"policy": type(policy).__name__}
+    unsaved: list[str] = []
+    for field in dataclasses.fields(policy):
+        value = getattr(policy, field.name)
+        if field.name == "token_counter":
+            if value is not None:
+                unsaved.append(field.name)
+        elif field.name == "model":
+            data["model"] = None if value is None else describe_model(value)
+        else:
+            data[field.name] = value
+    return data, unsaved
+
+
+def rebuild_compaction(data: dict[str, Any], where: Path) -> Any:
+    """A context policy from `describe_compaction` output."""
+    from . import compaction
+
+    settings = dict(data)
+    name = settings.pop("policy", None)
+    cls = {"MaskObservations": compaction.MaskObservations, "Summarize": compaction.Summarize}.get(str(name))
+    if cls is None:
+        raise ToolLoadError(
+            f"{where}: the saved compaction policy {name!r} is unknown; expected MaskObservations or Summarize."
+        )
+    if isinstance(settings.get("model"), dict):
+        settings["model"] = rebuild_model(settings["model"], where)
+    try:
+        return cls(**settings)
+    except (TypeError, ValueError) as exc:
+        raise ToolLoadError(f"{where}: the saved compaction policy cannot be re-created: {exc}") from None
 
 
 def _is_default(value: Any, default: Any) -> bool:
@@ -282,6 +328,8 @@ def load_agent(
         raise ToolLoadError(f"{meta_path}: {cls.__name__} does not accept the saved settings {unknown}.")
     if managed:
         settings["managed_agents"] = managed
+    if isinstance(settings.get("compaction"), dict):
+        settings["compaction"] = rebuild_compaction(settings["compaction"], meta_path)
     agent = cls(tools=tools, model=chosen_model, **settings)
     templates = (metadata.get("prompts") or {}).get("templates")
     if templates and hasattr(agent, "prompt_templates"):

@@ -113,8 +113,9 @@ class MultiStepAgent(ApprovalMixin):
         after_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
         compaction: MaskObservations | None = DEFAULT_COMPACTION,
     ) -> None:
-        """`compaction`: what of a long run the model sees (`codeloop.compaction`): by default old observations
-        are masked in batches and requests kept within the model's known context window; None sends everything.
+        """`compaction`: what of a long run the model sees (`codeloop.compaction`): by default old steps shrink
+        in batches (a CodeAgent's to one line each) and requests stay within the model's known context window;
+        None sends everything.
         """
         if model is None:
             raise ValueError(

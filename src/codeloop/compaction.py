@@ -3,11 +3,15 @@
 Without a policy every request carries every earlier observation, so a run's input grows with the square of
 its length. An agent's `compaction=` takes one of these policies (or None for the whole history):
 
-- `MaskObservations(keep_last=5, every=4)` (the default): the observations (printed output, tool results,
-  error details) of all but the most recent steps become a one-line placeholder. The model's own actions stay.
-  Masking moves in batches: every `every` steps it masks `every` more, and in between the prompt only grows at
-  its end, so a provider's prompt cache keeps serving the unchanged prefix (a rewrite at every step would break
-  it). With the defaults, runs of up to 9 steps are never changed; later, 5 to 8 recent steps are shown in full.
+- `MaskObservations(keep_last=3, every=3)` (the default): all but the most recent steps shrink. A CodeAgent's
+  old steps are condensed to one line each (`codeloop.step_digest`: the calls made, the names set, a short
+  output or the error's reason), followed by one line describing the namespace (names, types, sizes): the data
+  is still there to print again. A ToolCallingAgent's old steps keep their native calls, and their results
+  become a one-line placeholder. This moves in batches: every `every` steps, `every` more steps shrink, and in
+  between the prompt only grows at its end, so a provider's prompt cache keeps serving the unchanged prefix (a
+  rewrite at every step would break it); the condensed lines of one batch form one message that never changes
+  afterwards, so a new batch only appends. With the defaults, runs of up to 6 steps are never changed; later,
+  3 to 5 recent steps are shown in full.
 - `Summarize(...)`: the steps leaving the window are condensed by a model call into a running summary instead
   (its tokens count in the run's usage and cost). A failing summariser call never ends the run: those steps are
   masked instead, and the step says so in `context_note`.
@@ -18,8 +22,7 @@ out in batches (down to 3/4 of the budget, so it does not happen again at the ne
 is cut to at most half of what the system prompt and task leave free, with a note saying so. A window too small
 for the system prompt and the task is refused (`ContextWindowTooSmall`) before any model call.
 
-A CodeAgent's variables stay in its namespace when their output is masked: the last masked step carries the
-executor's one-line description of them (names, types, sizes) so the model can print what it needs again.
+Only the requests are compacted: the agent's memory keeps every step in full (`agent.memory.to_json()`).
 Tokens are estimated without a tokenizer (one per 3 bytes of UTF-8, which over-counts English and code, so the
 budget errs on the safe side); pass `token_counter=` to count exactly.
 """
@@ -38,6 +41,7 @@ from .errors import AgentGenerationError
 from .memory import ActionStep, AgentMemory, TaskStep, ToolResult
 from .models.base import ChatMessage, Model, TokenUsage
 from .models.context import context_window_of, reserved_output_tokens
+from .step_digest import digest_code_step
 
 __all__ = [
     "MaskObservations",
@@ -61,6 +65,9 @@ _CODE_PLACEHOLDER = (
     "[Output removed to save context. The variables this code set still exist: print what you need again.]"
 )
 _TOOL_PLACEHOLDER = "[Result removed to save context. Call the tool again if you need it.]"
+_DIGEST_HEADER = (
+    "Earlier steps, condensed to save context (their code and output are gone, their variables stay):"
+)
 
 
 def estimate_tokens(text: str) -> int:
@@ -78,23 +85,29 @@ class ContextWindowTooSmall(ValueError):
 
 @dataclass(frozen=True)
 class MaskObservations:
-    """Mask the observations of all but the last `keep_last` steps, `every` steps at a time.
+    """Shrink all but the last `keep_last` steps, `every` steps at a time.
+
+    A CodeAgent's old steps become one line each plus a line describing its variables (`condense_actions`);
+    otherwise (and in a ToolCallingAgent) the actions stay and their observations become a placeholder.
 
     Args:
-        keep_last: Steps whose observations are always shown in full (5 by default: a small model often
-            looks back two or three steps, and most runs end within 9 steps, untouched).
-        every: How many steps are masked at once (4 by default). Between batches the prompt only grows at its
-            end, so cached prefixes stay valid; at most `keep_last + every - 1` full observations are shown.
+        keep_last: Steps always shown in full (3 by default, as many tool results as Anthropic's context
+            editing keeps: a model mostly reads its last observation, sometimes the one or two before).
+        every: How many steps shrink at once (3 by default). Between batches the prompt only grows at its end,
+            so cached prefixes stay valid; at most `keep_last + every - 1` steps are shown in full.
         context_window: Tokens the model's window holds; None looks it up (`codeloop.models.context`).
         reserve_tokens: Tokens kept free for the reply; None uses the model's reply cap, else 1/8 of the window.
         token_counter: Counts a text's tokens; None estimates them (`estimate_tokens`).
+        condense_actions: A CodeAgent's old steps become one line each (True, the default), or keep their code
+            with only the output masked (False: about twice the tokens per old step).
     """
 
-    keep_last: int = 5
-    every: int = 4
+    keep_last: int = 3
+    every: int = 3
     context_window: int | None = None
     reserve_tokens: int | None = None
     token_counter: TokenCounter | None = None
+    condense_actions: bool = True
 
     def __post_init__(self) -> None:
         _check_count("keep_last", self.keep_last, 1)
@@ -103,6 +116,8 @@ class MaskObservations:
             _check_count("context_window", self.context_window, 1)
         if self.reserve_tokens is not None:
             _check_count("reserve_tokens", self.reserve_tokens, 0)
+        if not isinstance(self.condense_actions, bool):
+            raise TypeError(f"condense_actions must be True or False, got {self.condense_actions!r}")
         if self.token_counter is not None and not callable(self.token_counter):
             raise TypeError(
                 f"token_counter must be a function of a text, got {type(self.token_counter).__name__}"
@@ -157,7 +172,7 @@ def _check_count(name: str, value: Any, least: int) -> None:
 
 
 DEFAULT_COMPACTION = MaskObservations()
-"""The policy agents use unless told otherwise: keep 5 steps, mask 4 at a time, respect the known window."""
+"""The policy agents use unless told otherwise: keep 3 steps, shrink 3 at a time, respect the known window."""
 
 
 def resolve_policy(value: Any) -> MaskObservations | None:
@@ -273,7 +288,14 @@ def compact(
                 state.summary_failed_at = boundary
                 notes.append(f"The summariser replied with nothing; steps 1-{boundary} are masked instead.")
     if boundary > state.boundary and not isinstance(policy, Summarize):
-        notes.append(f"Observations of steps 1-{boundary} are masked (the last {done - boundary} are shown).")
+        if kind == "code" and policy.condense_actions:
+            notes.append(
+                f"Steps 1-{boundary} are condensed to a line each (the last {done - boundary} are shown)."
+            )
+        else:
+            notes.append(
+                f"Observations of steps 1-{boundary} are masked (the last {done - boundary} are shown)."
+            )
     state.boundary = boundary
 
     renderer = _Renderer(policy, memory, kind, state, boundary)
@@ -335,12 +357,15 @@ class _Renderer:
         masked = max(self.boundary, hidden)
         actions = [s for s in self.memory.steps if isinstance(s, ActionStep)]
         variables = _variables_before(actions, masked) if self.kind == "code" else None
+        condense = self.kind == "code" and self.policy.condense_actions
         placeholder = _CODE_PLACEHOLDER if self.kind == "code" else _TOOL_PLACEHOLDER
         self.cut = []
         messages = self.memory.system_prompt.to_messages()
+        digest: list[str] = []  # condensed steps not yet put in a message
         ordinal = 0
         for step in self.memory.steps:
             if not isinstance(step, ActionStep):
+                self._flush(messages, digest, hidden, last=False)
                 messages.extend(step.to_messages())
                 continue
             ordinal += 1
@@ -349,7 +374,15 @@ class _Renderer:
                     note = self._hidden_note(hidden, variables if masked == hidden else None)
                     messages.append(ChatMessage("user", note, cache_hint=masked == hidden))
                 continue
-            if ordinal <= masked:
+            if ordinal <= masked and condense:
+                digest.append(digest_code_step(step, ordinal))
+                # One message per batch: a batch's message never changes once made, so the next batch only
+                # appends (providers cache by prefix; Anthropic's by whole blocks).
+                if ordinal == masked or (ordinal - hidden) % self.policy.every == 0:
+                    self._flush(messages, digest, hidden, last=ordinal == masked)
+                if ordinal == masked and variables:
+                    messages.append(ChatMessage("user", _state_line(variables, masked)))
+            elif ordinal <= masked:
                 last = ordinal == masked
                 messages.extend(_masked(step, placeholder, variables if last else None).to_messages())
                 if last:  # everything up to here stays the same until the next batch: a cache breakpoint
@@ -357,6 +390,16 @@ class _Renderer:
             else:
                 messages.extend(self._capped(step, ordinal).to_messages())
         return messages
+
+    def _flush(self, messages: list[ChatMessage], digest: list[str], hidden: int, *, last: bool) -> None:
+        """Put the condensed steps gathered so far into one message (the first one with a header)."""
+        if not digest:
+            return
+        first = not any(m.role == "user" and m.text.startswith(_DIGEST_HEADER) for m in messages)
+        text = "\n".join([_DIGEST_HEADER] * first + digest)
+        # Where the condensed part ends, the conversation stays the same until the next batch: a breakpoint.
+        messages.append(ChatMessage("user", text, cache_hint=last))
+        digest.clear()
 
     def _hidden_note(self, hidden: int, variables: str | None) -> str:
         state = self.state
@@ -409,6 +452,12 @@ def _masked(step: ActionStep, placeholder: str, variables: str | None) -> Action
         first = step.error.strip().splitlines()[0][:160]
         changes["error"] = f"{first} [details removed to save context]"
     return dataclasses.replace(step, **changes)
+
+
+def _state_line(variables: str, step: int) -> str:
+    """The executor's variables line, said to describe the namespace after `step` (later steps may change it)."""
+    described = variables.removeprefix("Variables defined now: ")
+    return f"Variables after step {step} (print what you need): {described}"
 
 
 def _variables_before(actions: list[ActionStep], end: int) -> str | None:

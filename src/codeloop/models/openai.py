@@ -15,6 +15,7 @@ from ._openai_format import (
     to_openai_tools,
 )
 from .base import ChatMessage
+from .context import server_props_window
 from .reliability import RETRYABLE_STATUSES, ProviderFailure, retry_after_seconds
 from .remote import resolve_api_key
 
@@ -56,6 +57,9 @@ class OpenAIModel(ChatCompletionsModel):
         prompt_cache_key: OpenAI's `prompt_cache_key`, which routes requests sharing a prefix to the same cache.
             None (the default) sends one derived from the system prompt when talking to api.openai.com (other
             servers may refuse unknown fields); True sends it to any server; False never; a string is sent as is.
+        context_window: Tokens the model's context holds, for context compaction (`codeloop.compaction`).
+            None looks it up: a server on this machine is asked (llama.cpp's `GET /props`), then the table of
+            known models (`codeloop.models.context`).
         max_retries, timeout, retry_deadline_s, requests_per_minute, retry_base_delay: see `RemoteModel`.
         **generate_kwargs: Sent with every request (`temperature`, `max_tokens`, `reasoning_effort`, ...).
     """
@@ -75,8 +79,13 @@ class OpenAIModel(ChatCompletionsModel):
         client_kwargs: dict[str, Any] | None = None,
         supports_stop: bool | None = None,
         prompt_cache_key: str | bool | None = None,
+        context_window: int | None = None,
         **generate_kwargs: Any,
     ) -> None:
+        if context_window is not None and (
+            not isinstance(context_window, int) or isinstance(context_window, bool) or context_window <= 0
+        ):
+            raise ValueError(f"context_window must be a positive number of tokens, got {context_window!r}")
         if not is_installed("openai"):  # say so now, not at the first (paid) call of a run
             import_openai()
         super().__init__(model_id, **generate_kwargs)
@@ -94,6 +103,23 @@ class OpenAIModel(ChatCompletionsModel):
         self.client_kwargs = dict(client_kwargs or {})
         self.supports_stop = (not rejects_stop(model_id)) if supports_stop is None else supports_stop
         self.prompt_cache_key = prompt_cache_key
+        self.context_window = context_window
+        self._server_window: tuple[int | None] | None = None  # what the server said, once it answered
+
+    def server_context_window(self) -> int | None:
+        """The context window a server on this machine reports (llama.cpp's `GET /props`), or None.
+
+        Asked once per model object, only for a loopback `api_base` (cheap, and a hosted API has no such
+        route): a hosted model's window comes from the table in `codeloop.models.context`. A server that is
+        not up yet is asked again next time; one that answers without a window (llama-cpp-python's server,
+        Ollama, vLLM) is not.
+        """
+        if self._server_window is not None:
+            return self._server_window[0]
+        window, answered = server_props_window(self.api_base)
+        if answered:
+            self._server_window = (window,)
+        return window
 
     # -- clients -------------------------------------------------------------------------------------------------
     def _client_options(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ providers' SDKs) against it without touching the internet:
 
 - OpenAI Chat Completions: `POST /v1/chat/completions` (JSON or SSE streaming, `tool_calls`, `usage`),
   `GET /v1/models`; the same under Azure's route shape `POST /openai/deployments/{deployment}/chat/completions`.
+  With `n_ctx=`, llama.cpp's `GET /props` too (the context the server was started with).
 - Anthropic Messages: `POST /v1/messages` (JSON or the SSE event sequence).
 - Bedrock Converse: `POST /model/{modelId}/converse` and `/converse-stream` (AWS event stream).
 
@@ -189,15 +190,19 @@ class ScriptedLLMServer:
         model_ids: Sequence[str] = ("scripted",),
         reject_stop_models: Sequence[str] = (),
         honor_stop: bool = True,
+        n_ctx: int | None = None,
     ) -> None:
         """`chunk_size` is how many characters go in each streamed text chunk. Requests naming a model that
         starts with one of `reject_stop_models` and sending `stop` get HTTP 400, as OpenAI's reasoning models
-        answer. With `honor_stop`, reply text is cut at the first stop sequence, as real servers do."""
+        answer. With `honor_stop`, reply text is cut at the first stop sequence, as real servers do. With
+        `n_ctx`, `GET /props` reports it as llama.cpp's server does (`default_generation_settings.n_ctx`);
+        without, `/props` is 404, as from llama-cpp-python's server."""
         self.script = script
         self.chunk_size = chunk_size
         self.model_ids = list(model_ids)
         self.reject_stop_models = tuple(reject_stop_models)
         self.honor_stop = honor_stop
+        self.n_ctx = n_ctx
         self.requests: list[dict[str, Any]] = []
         self.exchanges: list[RecordedRequest] = []
         self._calls = 0
@@ -302,6 +307,15 @@ class ScriptedLLMServer:
                 {"id": m, "object": "model", "created": 0, "owned_by": "codeloop"} for m in self.model_ids
             ]
             handler.send_body(200, _dump({"object": "list", "data": data}))
+            return
+        if method == "GET" and split.path.rstrip("/") == "/props" and self.n_ctx is not None:
+            settings = {"n_ctx": self.n_ctx, "temperature": 0.8}
+            props = {
+                "default_generation_settings": settings,
+                "total_slots": 1,
+                "model_path": self.model_ids[0],
+            }
+            handler.send_body(200, _dump(props))
             return
         route = self._route(method, split.path)
         if route is None or body is None:
