@@ -167,7 +167,12 @@ def test_worker_modules_load_in_a_bare_interpreter_with_only_the_stdlib() -> Non
         )
         assert done.returncode == 0, done.stderr.decode()
         assert done.stdout.decode().strip() == str(
-            ["codeloop_sandbox_output", "codeloop_sandbox_protocol", "codeloop_sandbox_worker"]
+            [
+                "codeloop_sandbox_output",
+                "codeloop_sandbox_protocol",
+                "codeloop_sandbox_worker",
+                "codeloop_sandbox_workdir",
+            ]
         )
 
 

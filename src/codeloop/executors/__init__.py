@@ -7,8 +7,9 @@
     "e2b"      E2BExecutor      - the same worker inside an E2B cloud sandbox.
     "modal"    ModalExecutor    - the same worker inside a Modal sandbox.
 
-`create_executor(kind, **kwargs)` builds one by name (or passes an executor instance through). Everything is
-imported lazily: importing this package loads no executor and no SDK.
+Each lists and reads the files its code wrote (`list_files`, `files_changed`, `read_file`, `copy_file`: see
+`codeloop.executors.files`). `create_executor(kind, **kwargs)` builds one by name (or passes an executor instance
+through). Everything is imported lazily: importing this package loads no executor and no SDK.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .base import ExecutionResult, Executor, ExecutorFactory
 from .kinds import EXECUTOR_KINDS, check_executor_choice, creates_executor
 
 if TYPE_CHECKING:
+    from .files import FileChanges, FileListing, FileTooLargeError, WorkdirFile
     from .local import LocalExecutor
     from .transports.docker import DockerExecutor
     from .transports.e2b import E2BExecutor
@@ -41,6 +43,10 @@ __all__ = [
     "E2BExecutor",
     "ModalExecutor",
     "OpaqueValue",
+    "WorkdirFile",
+    "FileListing",
+    "FileChanges",
+    "FileTooLargeError",
 ]
 
 _LAZY = {
@@ -52,6 +58,10 @@ _LAZY = {
     "E2BExecutor": ".transports.e2b",
     "ModalExecutor": ".transports.modal",
     "OpaqueValue": ".worker.protocol",
+    "WorkdirFile": ".files",
+    "FileListing": ".files",
+    "FileChanges": ".files",
+    "FileTooLargeError": ".files",
 }
 
 

@@ -34,10 +34,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from ..._checks import check_limit
 from ..._threads import start_thread
 from ...approval import ApprovalRequired
 from ...errors import ExecutionError
 from ..base import ExecutionResult
+from ..files import FileListing, WorkdirFiles
 from ..output import (
     AGENT_CODE_FILENAME,
     OutputBuffer,
@@ -46,6 +48,7 @@ from ..output import (
     format_exception,
     truncate_output,
 )
+from ..worker.workdir import DEFAULT_MAX_FILES, read_chunk, scan
 from .guards import (
     BIG_INT_OP,
     LAST_VALUE,
@@ -302,7 +305,7 @@ class _MainThreadTimer:
 _MAIN_THREAD_TIMER = _MainThreadTimer()
 
 
-class LocalExecutor:
+class LocalExecutor(WorkdirFiles):
     """Runs agent code in this process as compiled CPython with a persistent namespace.
 
     Args:
@@ -317,6 +320,8 @@ class LocalExecutor:
         inline: Run steps called from the main thread on the main thread, stopped by a timer signal (Linux):
             faster, and able to interrupt regex backtracking and blocking calls. Other callers, and platforms
             without the timer, use the executor's worker thread.
+        workdir: The folder `list_files`, `files_changed`, `read_file` and `copy_file` cover (default: the
+            process's working directory, where code that writes a relative path writes).
     """
 
     def __init__(
@@ -327,6 +332,7 @@ class LocalExecutor:
         memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
         *,
         inline: bool = True,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(max_print_outputs_length, int) or max_print_outputs_length < 0:
             raise ValueError(
@@ -341,6 +347,11 @@ class LocalExecutor:
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
         self.inline = inline
+        if workdir is not None and not os.path.isdir(workdir):
+            raise ValueError(
+                f"workdir {os.fspath(workdir)!r} is not a folder: create it first, or leave it out"
+            )
+        self.workdir = None if workdir is None else os.path.abspath(workdir)
         self._tools: dict[str, Any] = {}
         self._tool_names: frozenset[str] = frozenset({"final_answer"})
         self._variables: dict[str, Any] = {}
@@ -362,6 +373,17 @@ class LocalExecutor:
         if callback is not None and not callable(callback):
             raise TypeError("on_output must be a callable taking the printed text, or None")
         self._output_hook[0] = callback
+
+    # --- files the code wrote ---------------------------------------------------------------------------------
+
+    def list_files(self, max_files: int = DEFAULT_MAX_FILES) -> FileListing:
+        """The regular files under `workdir` (links are neither listed nor followed; at most `max_files`)."""
+        check_limit("max_files", max_files, integer=True, optional=False)
+        listing = scan(self.workdir or os.getcwd(), max_files)
+        return FileListing.from_rows(listing["files"], listing["truncated"])
+
+    def _read_chunk(self, path: str, offset: int, length: int) -> tuple[bytes, int]:
+        return read_chunk(self.workdir or os.getcwd(), path, offset, length)
 
     # --- state ---------------------------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """The worker's code as it is shipped: the `BOOTSTRAP` program and the bundle of modules it reads from stdin.
 
 A worker starts as a bare interpreter, `python -I -c BOOTSTRAP`, in whatever sandbox or container it runs in; the
-host then writes `worker_bundle()` to its stdin: `codeloop.executors.output`, `worker.protocol` and `worker.guest`,
-as source or as marshalled code objects, installed as the `codeloop_sandbox_*` modules. The sandbox needs no copy
-of codeloop.
+host then writes `worker_bundle()` to its stdin: `codeloop.executors.output`, `worker.protocol`, `worker.workdir`
+and `worker.guest`, as source or as marshalled code objects, installed as the `codeloop_sandbox_*` modules. The
+sandbox needs no copy of codeloop.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ __all__ = ["BOOTSTRAP", "worker_bundle", "python_is_this_interpreter"]
 _BUNDLE_MODULES = (
     ("codeloop_sandbox_output", "output.py"),
     ("codeloop_sandbox_protocol", "worker/protocol.py"),
+    ("codeloop_sandbox_workdir", "worker/workdir.py"),
     ("codeloop_sandbox_worker", "worker/guest.py"),
 )
 

@@ -8,7 +8,8 @@ It imports only the standard library, so the sandbox needs no copy of codeloop, 
 Life of the worker:
   1. says ``hello`` (protocol version, Python version, machine);
   2. receives ``init``: site-packages to add, resource limits, the seccomp filter; applies them, says ``ready``;
-  3. serves ``tools``, ``vars``, ``get`` and ``run`` messages until stdin closes or ``exit`` arrives.
+  3. serves ``tools``, ``vars``, ``get``, ``run``, ``files`` and ``read`` messages until stdin closes or ``exit``
+     arrives (``files`` lists the working directory's files, ``read`` returns a chunk of one: `workdir`).
 
 While code runs, `print` output streams to the host as ``out`` messages (at most one every `flush_interval`
 seconds, so a tight loop of prints costs nothing extra), tool calls go to the host as ``call`` messages and block
@@ -38,9 +39,11 @@ if TYPE_CHECKING:
 try:
     from .. import output as shaping
     from . import protocol as wire
+    from . import workdir
 except ImportError:  # loaded by the sandbox bootstrap as top-level modules, outside any package
     import codeloop_sandbox_output as shaping  # type: ignore[import-not-found,no-redef]
     import codeloop_sandbox_protocol as wire  # type: ignore[import-not-found,no-redef]
+    import codeloop_sandbox_workdir as workdir  # type: ignore[import-not-found,no-redef]
 
 __all__ = ["main", "FinalAnswerSignal"]
 
@@ -432,6 +435,29 @@ class _Worker:
             "missing": [name for name in names if name not in self.namespace],
         }
 
+    def list_files(self, message: dict[str, Any]) -> dict[str, Any]:
+        limit = message.get("max_files")
+        try:
+            listing = workdir.scan(
+                os.getcwd(), limit if isinstance(limit, int) else workdir.DEFAULT_MAX_FILES
+            )
+        except OSError as exc:  # the working directory itself is gone
+            return {"op": "listing", "files": [], "truncated": False, "error": str(exc)}
+        return {"op": "listing", **listing}
+
+    def read_file(self, message: dict[str, Any]) -> dict[str, Any]:
+        length = message.get("length")
+        try:
+            data, size = workdir.read_chunk(
+                os.getcwd(),
+                message.get("path"),  # type: ignore[arg-type]  # checked there
+                int(message.get("offset") or 0),
+                workdir.MAX_CHUNK_BYTES if length is None else int(length),
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            return {"op": "chunk", "error": str(exc)}
+        return {"op": "chunk", "data": binascii.b2a_base64(data, newline=False).decode("ascii"), "size": size}
+
     # --- running code --------------------------------------------------------------------------------------------
 
     def _compile(self, source: str) -> Any:
@@ -749,6 +775,8 @@ def _serve(worker: _Worker, channel: _Channel) -> None:
         "run": worker.run,
         "vars": worker.set_variables,
         "get": worker.get_variables,
+        "files": worker.list_files,
+        "read": worker.read_file,
     }
     while True:
         with channel.call_lock:  # a leftover thread's tool call must not read the host's next command

@@ -14,6 +14,7 @@ variables (the variables the code itself created are lost, and the message says 
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import logging
 import threading
@@ -29,10 +30,12 @@ from ..._checks import check_limit
 from ...approval import ApprovalRequired
 from ...errors import ExecutionError, SandboxUnavailableError
 from ..base import ExecutionResult
+from ..files import FileListing, WorkdirFiles
 from ..output import OutputBuffer
 from . import protocol as wire
 from .bundle import worker_bundle
 from .channels import Channel
+from .workdir import DEFAULT_MAX_FILES, MAX_CHUNK_BYTES, check_relative
 
 __all__ = ["standard_init", "WorkerExecutor", "WorkerStartError", "Connection"]
 
@@ -139,7 +142,7 @@ _LOST = (
 )
 
 
-class WorkerExecutor(ABC):
+class WorkerExecutor(WorkdirFiles, ABC):
     """An `Executor` whose code runs in a worker reached through a `Channel`; subclasses provide the channel.
 
     Args:
@@ -439,6 +442,51 @@ class WorkerExecutor(ABC):
                 wire.WireError
             ) as exc:  # the worker is fine; this host cannot rebuild a value (or it is forged)
                 raise ExecutionError(f"Could not read variables from the worker: {exc}") from None
+
+    # --- files in the worker's working directory ----------------------------------------------------------------
+
+    def list_files(self, max_files: int = DEFAULT_MAX_FILES) -> FileListing:
+        """The regular files in the worker's working directory (at most `max_files`; starts a worker if none)."""
+        check_limit("max_files", max_files, integer=True, optional=False)
+        reply = self._ask({"op": "files", "max_files": max_files}, "listing", "list the working directory")
+        if isinstance(reply.get("error"), str):
+            raise ExecutionError(f"Could not list the working directory: {reply['error']}")
+        return FileListing.from_rows(reply.get("files"), reply.get("truncated"))
+
+    def _read_chunk(self, path: str, offset: int, length: int) -> tuple[bytes, int]:
+        relative = check_relative(path)
+        reply = self._ask(
+            {"op": "read", "path": relative, "offset": offset, "length": length}, "chunk", f"read {relative}"
+        )
+        if isinstance(reply.get("error"), str):
+            raise ValueError(reply["error"])
+        data, size = reply.get("data"), reply.get("size")
+        try:
+            chunk = binascii.a2b_base64(data.encode("ascii")) if isinstance(data, str) else b""
+        except (binascii.Error, UnicodeEncodeError):
+            chunk = None
+        if chunk is None or not isinstance(size, int) or size < 0 or len(chunk) > length:
+            self._discard()  # the worker is not following the protocol
+            raise ExecutionError(f"The worker sent a malformed chunk of {relative} and was stopped.")
+        return chunk, size
+
+    def _chunk_bytes(self) -> int:
+        # base64 makes a chunk a third larger; keep each reply well inside the message limit
+        return max(1, min(MAX_CHUNK_BYTES, (self.max_message_bytes - 4096) * 3 // 4))
+
+    def _ask(self, message: dict[str, Any], op: str, what: str) -> dict[str, Any]:
+        """Send `message` between steps and return the worker's `op` reply; a dead worker is discarded."""
+        with self._lock:
+            connection = self._connect()
+            deadline = time.monotonic() + self.startup_timeout
+            try:
+                connection.send(message, deadline)
+                return self._expect(connection, op, deadline)
+            except (_WorkerGone, _ProtocolViolation, TimeoutError, BrokenPipeError) as exc:
+                detail = self._death_detail(connection, exc)
+                self._discard()
+                self._note_lost_state(detail.splitlines()[0] if detail else "it stopped answering")
+                raise ExecutionError(f"Could not {what} in the worker: {detail}") from None
 
     # --- running code --------------------------------------------------------------------------------------------
 

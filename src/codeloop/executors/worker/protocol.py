@@ -52,7 +52,7 @@ __all__ = [
     "type_name",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Bumped whenever a message changes shape; host and worker refuse to talk across versions."""
 
 MARKER = "$t"
