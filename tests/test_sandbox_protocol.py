@@ -170,8 +170,8 @@ def test_worker_modules_load_in_a_bare_interpreter_with_only_the_stdlib() -> Non
             [
                 "codeloop_sandbox_output",
                 "codeloop_sandbox_protocol",
-                "codeloop_sandbox_worker",
                 "codeloop_sandbox_workdir",
+                "codeloop_sandbox_worker",
             ]
         )
 
