@@ -58,6 +58,14 @@ png = b'\\x89PNG\\r\\n\\x1a\\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 40, 20,
 png += chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b'')
 final_answer(png)"""
 
+# Step 2 of the "chart" task: a CSV in a subfolder, a PNG, a file over the app's 1 MiB limit, and a link out of
+# the working directory (which must not be offered).
+CHART_FILES_CODE = (
+    PNG_CODE.replace("final_answer(png)", "open('plot.png', 'wb').write(png)")
+    + "\nimport os\nos.makedirs('out', exist_ok=True)\nopen('out/table.csv', 'w').write('a,b\\n1,2\\n')"
+    + "\nopen('big.bin', 'wb').write(b'0' * 1_500_000)\nos.symlink('/usr', 'escape')"
+)
+
 
 class Script:
     """The model's replies, chosen by the task's keyword, so sessions running at once get their own."""
@@ -88,6 +96,8 @@ class Script:
             return _code("report = helper(task='HELPERTASK count the letters')\nfinal_answer(report)")
         if "draw" in task:
             return _code(PNG_CODE)
+        if "chart" in task:  # files written in step 2 of 3, never named by the answer
+            return _code(["x = 1", CHART_FILES_CODE, "final_answer('the chart is ready')"][min(steps, 2)])
         if "report" in task:
             return _code("final_answer(write_report(text='all good'))")
         if "upload" in task:
@@ -190,7 +200,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with ScriptedLLMServer(script) as llm, SandboxPool(3) as pool:
         factory = Factory(llm.base_url, store, pool)
         pool.wait_ready()
-        app = create_app(factory, store=str(store))
+        app = create_app(factory, store=str(store), max_file_mb=1)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -309,6 +319,41 @@ def test_an_image_answer_is_shown_and_a_file_answer_downloads(page: Any) -> None
     with page.expect_download() as download:
         link.click()
     assert Path(download.value.path()).read_text() == "all good"
+
+
+def test_files_the_code_wrote_are_listed_after_their_step_and_download(
+    page: Any, browser: Any, served: Served
+) -> None:
+    _send(page, "make a chart")
+    run = _last_run(page)
+    sync_api.expect(run.locator(".ev-final")).to_contain_text("the chart is ready")
+    steps = run.locator(".step")
+    sync_api.expect(steps).to_have_count(3)
+    sync_api.expect(steps.nth(0).locator(".ev-files")).to_have_count(0)  # step 1 wrote nothing
+    written = steps.nth(1).locator(".ev-files")
+    sync_api.expect(written.locator("li")).to_have_count(3)  # the link out of the sandbox is not offered
+    assert "escape" not in written.inner_text()
+    sync_api.expect(written.locator("li", has_text="big.bin")).to_contain_text("too large to offer")
+    assert written.locator("li", has_text="big.bin").locator("a").count() == 0
+    image = written.locator("img")
+    sync_api.expect(image).to_have_count(1)
+    sync_api.expect(image).to_have_js_property("complete", True)
+    assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [40, 20]
+    link = written.locator("a.download", has_text="out/table.csv")
+    with page.expect_download() as download:
+        link.click()
+    assert Path(download.value.path()).read_text() == "a,b\n1,2\n"
+    assert steps.nth(2).locator(".ev-files").count() == 0  # the final step wrote nothing new
+    # The link works for its own session only: another browser session gets a 404 for the same address.
+    url = served.url + link.get_attribute("href")
+    assert page.context.request.get(url).status == 200
+    stranger = browser.new_context()
+    try:
+        stranger.new_page().goto(served.url)  # a session of its own
+        refused = stranger.request.get(url)
+        assert refused.status == 404 and "no such file in this session" in refused.text()
+    finally:
+        stranger.close()
 
 
 def test_managed_agent_steps_are_nested_under_the_caller(page: Any) -> None:

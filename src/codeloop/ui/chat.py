@@ -23,11 +23,14 @@ from typing import Any
 
 from .. import events as ev
 from .chat_events import describe_event
+from .chat_files import ProducedFiles
 
 __all__ = ["AgentSource", "ChatHub", "ChatSession", "SESSION_COOKIE", "agent_source"]
 
 SESSION_COOKIE = "codeloop_ui_session"
 _MAX_UPLOAD_BYTES = 50 * 2**20
+DEFAULT_MAX_FILE_MB = 50
+"""The largest file the code wrote that the chat copies out and offers for download (MiB)."""
 
 
 def _is_agent(candidate: Any) -> bool:
@@ -100,7 +103,12 @@ class ChatSession:
     """One browser session: its agent, its event log (what the page shows), pending approvals, uploads."""
 
     def __init__(
-        self, secret: str, source: AgentSource, folder: Path, download_dirs: Sequence[Path] = ()
+        self,
+        secret: str,
+        source: AgentSource,
+        folder: Path,
+        download_dirs: Sequence[Path] = (),
+        max_file_mb: float = DEFAULT_MAX_FILE_MB,
     ) -> None:
         self.name = "ui-" + hashlib.sha256(secret.encode()).hexdigest()[:16]
         """The session's name in the run store (not the cookie, which must stay secret)."""
@@ -119,6 +127,8 @@ class ChatSession:
         self._run: threading.Thread | None = None
         self._questions: dict[str, _Question] = {}
         self._ran_before = False
+        self.produced = ProducedFiles(folder / "produced", int(max_file_mb * 2**20), self._register_file)
+        """The files the agent's code writes, offered after each step."""
 
     # --- the agent ---------------------------------------------------------------------------------------
 
@@ -223,8 +233,16 @@ class ChatSession:
         return detach
 
     def _on_event(self, agent: Any, event: ev.Event, depth: int) -> None:
+        if isinstance(event, ev.RunStarted):
+            self._files_step(lambda: self.produced.run_started(agent), depth)
         cost = getattr(agent, "_cost", lambda usage: None)
         item = describe_event(event, depth, cost=cost, keep_file=self.keep_file)
+        if isinstance(event, ev.StepFinished):
+            if item is not None:
+                self.publish(item)
+            step = event.step.step_number
+            self._files_step(lambda: self._publish_files(agent, step, depth), depth)
+            return
         if item is None:
             return
         if item["type"] == "run_finished" and depth == 0:
@@ -314,6 +332,23 @@ class ChatSession:
 
     # --- files -------------------------------------------------------------------------------------------
 
+    def _publish_files(self, agent: Any, step: int | None, depth: int) -> None:
+        item = self.produced.step_finished(agent, step)
+        if item is not None:
+            self.publish({**item, "depth": depth})
+
+    def _files_step(self, action: Callable[[], None], depth: int) -> None:
+        # Between steps, in the run's thread (the executor is idle then). Listing files is a courtesy: its
+        # failure (a worker that died) is told in the page and never ends the run.
+        try:
+            action()
+        except Exception as exc:
+            self.publish({"type": "notice", "depth": depth, "text": f"files not listed: {exc}"})
+
+    def _register_file(self, token: str, path: Path) -> None:
+        with self._lock:
+            self.files[token] = path
+
     def keep_file(self, path: Path) -> str | None:
         """Make `path` downloadable by this session: its URL, or None outside the download directories.
 
@@ -382,10 +417,15 @@ class ChatHub:
     """Every browser session of one app, keyed by their cookie."""
 
     def __init__(
-        self, source: AgentSource | None, folder: Path | None = None, download_dirs: Sequence[Path] = ()
+        self,
+        source: AgentSource | None,
+        folder: Path | None = None,
+        download_dirs: Sequence[Path] = (),
+        max_file_mb: float = DEFAULT_MAX_FILE_MB,
     ) -> None:
         self.source = source
         self.download_dirs = list(download_dirs)
+        self.max_file_mb = max_file_mb
         self._tmp = None if folder is not None else tempfile.TemporaryDirectory(prefix="codeloop-ui-")
         self.folder = folder or Path(self._tmp.name)  # type: ignore[union-attr]
         self._sessions: dict[str, ChatSession] = {}
@@ -399,7 +439,9 @@ class ChatHub:
             found = self._sessions.get(secret)
             if found is None and create:
                 folder = self.folder / hashlib.sha256(secret.encode()).hexdigest()[:16]
-                found = self._sessions[secret] = ChatSession(secret, self.source, folder, self.download_dirs)
+                found = self._sessions[secret] = ChatSession(
+                    secret, self.source, folder, self.download_dirs, self.max_file_mb
+                )
             return found
 
     def sessions(self) -> list[ChatSession]:

@@ -159,12 +159,15 @@ def create_app(
     token: str | None = None,
     title: str = "codeloop",
     download_dirs: Sequence[str | Path] | None = None,
+    max_file_mb: float = 50,
 ) -> Starlette:
     """The UI as an ASGI app (Starlette). `agent_factory`: a function returning a new agent (one per browser
     session), an agent instance (shared: sessions take turns on it), or None (run browser only). `store`: the
     run store the run browser reads (a path, URL or Store; default: the shared agent's, else the default
     store). `token`: required on every request when given (see `launch`). `download_dirs`: a final answer naming a
-    file under one of these folders gets a download link (default: the system's temporary folder)."""
+    file under one of these folders gets a download link (default: the system's temporary folder).
+    `max_file_mb`: files the agent's code writes are offered after each step up to this size (larger ones are
+    named, not copied)."""
     from sse_starlette.sse import EventSourceResponse
     from starlette.applications import Starlette
     from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
@@ -173,11 +176,13 @@ def create_app(
 
     if token is not None:
         check_exposure("127.0.0.1", token)
+    if not (isinstance(max_file_mb, int | float) and max_file_mb > 0):
+        raise ValueError(f"max_file_mb must be a positive number of MiB, got {max_file_mb!r}")
     source = None if agent_factory is None else AgentSource(agent_factory)
     import tempfile
 
     folders = [tempfile.gettempdir()] if download_dirs is None else list(download_dirs)
-    hub = ChatHub(source, download_dirs=[Path(f) for f in folders])
+    hub = ChatHub(source, download_dirs=[Path(f) for f in folders], max_file_mb=max_file_mb)
     page = (STATIC_DIR / "index.html").read_text(encoding="utf-8").replace("{{title}}", title)
     css = highlight_css()
 
@@ -297,7 +302,8 @@ def create_app(
         path = session.files.get(request.path_params["token"])
         if path is None or not path.is_file():
             raise _Problem(404, "no such file in this session (files are kept while the server runs)")
-        return FileResponse(path, filename=path.name)
+        # an attachment, never rendered by the browser as a page of this origin (an .html the code wrote)
+        return FileResponse(path, filename=path.name, headers={"X-Content-Type-Options": "nosniff"})
 
     async def pygments_css(request: Request) -> Response:
         return PlainTextResponse(css, media_type="text/css")
@@ -369,12 +375,13 @@ def launch(
     store: Any = None,
     title: str = "codeloop",
     log_level: str = "warning",
+    max_file_mb: float = 50,
 ) -> None:
     """Serve the UI until stopped (Ctrl-C). Any `host` but a loopback address needs `token`."""
     check_exposure(host, token)
     import uvicorn
 
-    app = create_app(agent_factory, store=store, token=token, title=title)
+    app = create_app(agent_factory, store=store, token=token, title=title, max_file_mb=max_file_mb)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     print(f"codeloop ui: serving on {url}", flush=True)

@@ -104,6 +104,26 @@ function render(item) {
         `step ${item.step} · ${item.input_tokens} in / ${item.output_tokens} out tokens · ${money(item.cost_usd)} · ${seconds(item.duration_s)}`));
       break;
     }
+    case "files": {  // what the step's code wrote into its working directory
+      const box = el("div", "ev-files");
+      box.append(el("div", "label", "Files written"));
+      const list = el("ul");
+      for (const file of item.files) {
+        const entry = el("li");
+        if (file.url) {
+          const link = el("a", "download", file.path);
+          link.href = file.url; link.download = file.name;
+          entry.append(link);
+        } else entry.append(el("span", null, file.path));
+        entry.append(el("span", "muted", ` ${file.size}` + (file.note ? ` · ${file.note}` : "")));
+        list.append(entry);
+      }
+      box.append(list);
+      if (item.note) box.append(el("div", "muted", item.note));
+      addImages(box, item.files.filter((file) => file.image).map((file) => file.url));
+      where.append(box);
+      break;
+    }
     case "final_answer": {
       const answer = el("div", "ev-final", item.text);
       addImages(answer, item.images);
