@@ -5,6 +5,7 @@ are saved in the test's temporary folder (pytest prints where on failure)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -56,28 +57,34 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedRuns]
     runs.store.close()
 
 
-@pytest.fixture(scope="module")
-def base_url(recorded: RecordedRuns) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` served by uvicorn on a free port of 127.0.0.1, until the block ends: its base URL."""
     import uvicorn
-
-    from codeloop.ui.runs import create_run_browser_app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(
-        create_run_browser_app(recorded.store), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="run-browser", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def base_url(recorded: RecordedRuns) -> Iterator[str]:
+    from codeloop.ui.runs import create_run_browser_app
+
+    with serving(create_run_browser_app(recorded.store)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -218,3 +225,78 @@ def test_a_missing_run_shows_the_error(page: Any, base_url: str) -> None:
     assert "run 'feedface' is not in the store" in page.locator("[role=alert]").inner_text()
     assert [e for e in page.reported_errors if "404" in e]  # Chromium logs the API's 404: expected here
     page.reported_errors.clear()
+
+
+def test_a_run_in_progress_updates_without_a_reload(browser: Any, tmp_path: Path) -> None:
+    # A run recorded by another thread (as by another process: the CLI, a batch) through its own store
+    # connection; its second model call is held until the test has seen step 1 in the pages.
+    from playwright.sync_api import expect
+    from tests.ui_runs_support import code
+
+    from codeloop import CodeAgent
+    from codeloop.events import RunStarted, StepFinished
+    from codeloop.models.openai import OpenAIModel
+    from codeloop.store import open_store
+    from codeloop.testing import ScriptedLLMServer, ScriptRequest
+    from codeloop.ui.runs import create_run_browser_app
+
+    expect.set_options(timeout=90_000)  # a condition waited on, not a speed: generous for a loaded machine
+    release = threading.Event()
+    step_one = threading.Event()
+    started: list[str] = []
+
+    def script(request: ScriptRequest) -> str:
+        if not any(m.role == "assistant" for m in request.messages):
+            return code("x = 20")
+        assert release.wait(120), "the test never released step 2"
+        return code("final_answer(x + 1)")
+
+    def listen(event: Any) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+        if isinstance(event, StepFinished) and event.step.step_number == 1:
+            step_one.set()  # the recorder, the agent's first listener, has written the step by now
+
+    path = tmp_path / "live.db"
+    store = open_store(str(path))
+    with ScriptedLLMServer(script) as llm, serving(create_run_browser_app(store)) as url:
+        model = OpenAIModel("gpt-4o", api_base=llm.base_url, api_key="k", max_retries=1)
+        agent = CodeAgent([], model, executor="local", store=str(path), verbosity_level=0, listeners=[listen])
+        runner = threading.Thread(target=agent.run, args=("count to twenty-one",), daemon=True)
+        runner.start()
+        try:
+            assert step_one.wait(120), "step 1 was not recorded"
+            [run_id] = started
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            context.set_default_timeout(90_000)
+            listing, timeline = context.new_page(), context.new_page()
+            listing.goto(f"{url}/runs")
+            wait_ready(listing, "/runs")
+            row = listing.locator(f'tr[data-run-id="{run_id}"]')
+            expect(row.locator('[data-field="state"]')).to_have_text("running")
+            expect(row.locator('[data-field="steps"]')).to_have_text("1")
+            timeline.goto(f"{url}/runs/{run_id}")
+            wait_ready(timeline, f"/runs/{run_id}")
+            expect(timeline.locator('#view > section.step[data-step="1"]')).to_contain_text("x = 20")
+            expect(timeline.locator("#live")).to_be_visible()
+            assert timeline.locator('#view > section.step[data-step="2"]').count() == 0
+            for page in (listing, timeline):
+                page.evaluate("window.stillTheSamePage = true")  # gone if the page were reloaded
+
+            release.set()
+            expect(timeline.locator('#view > section.step[data-step="2"]')).to_contain_text(
+                "final_answer(x + 1)"
+            )
+            expect(timeline.locator(".card", has_text="State")).to_contain_text("success")
+            expect(timeline.locator("#live")).to_have_count(0)
+            expect(row.locator('[data-field="state"]')).to_have_text("success")
+            expect(row.locator('[data-field="steps"]')).to_have_text("2")
+            for page in (listing, timeline):
+                assert page.evaluate("window.stillTheSamePage") is True
+            shot(timeline, tmp_path, "run-live")
+            context.close()
+        finally:
+            release.set()
+            runner.join(timeout=60)
+            agent.close()
+            store.close()

@@ -91,7 +91,7 @@ class RunQuery:
         )
         more = len(runs) > self.limit
         return {
-            "runs": [run_row(run) for run in runs[: self.limit]],
+            "runs": [run_row(run, store) for run in runs[: self.limit]],
             "offset": self.offset,
             "limit": self.limit,
             "next_offset": self.offset + self.limit if more else None,
@@ -154,12 +154,21 @@ def parse_time(value: Any, name: str) -> float | None:
 # --- one run ----------------------------------------------------------------------------------------------------
 
 
-def run_row(run: RunRecord) -> dict[str, Any]:
-    """A run as a line of the list: its fields without the configuration, plus its duration."""
+def run_row(run: RunRecord, store: Store | None = None) -> dict[str, Any]:
+    """A run as a line of the list: its fields without the configuration, plus its duration.
+
+    The store writes a run's step count and usage when the run ends; for a run still going on (given the
+    `store`), they are counted from the steps recorded so far, so the list shows its progress."""
     row = run.to_dict()
     del row["config"]
     row["output"] = _clip(_preview(run.output), 500)
     row["duration_s"] = None if run.ended_at is None else max(run.ended_at - run.started_at, 0.0)
+    if store is not None and run.state == "running":
+        steps = store.steps(run.run_id)
+        usages = [step.get("token_usage") or {} for step in steps]
+        row["step_count"] = sum(1 for step in steps if step.get("type") == "action")
+        row["input_tokens"] = sum(int(u.get("input_tokens", 0) or 0) for u in usages)
+        row["output_tokens"] = sum(int(u.get("output_tokens", 0) or 0) for u in usages)
     return row
 
 
@@ -204,7 +213,7 @@ def _timeline(store: Store, run: RunRecord, *, depth: int, seen: set[str]) -> di
         for e in store.journal(run.run_id).entries()
     ]
     return {
-        "run": {**run_row(run), "output": _clip(_preview(run.output), MAX_TEXT), "config": run.config},
+        "run": {**run_row(run, store), "output": _clip(_preview(run.output), MAX_TEXT), "config": run.config},
         "steps": steps,
         "children": nested,
         "child_runs": [run_row(child) for child in children],

@@ -136,15 +136,12 @@ async function showList() {
       h("td", {}, box),
       h("td", {}, runLink(run.run_id)),
       h("td", { class: "num" }, fmt.time(run.started_at)),
-      h("td", {}, stateBadge(run.state)),
+      h("td", { "data-field": "state" }, stateBadge(run.state)),
       h("td", {}, run.agent, run.parent_run_id ? h("span", { class: "tag", text: "managed" }) : null),
       h("td", { text: run.model_id }),
       h("td", { text: run.session || "" }),
       h("td", { class: "task", title: run.task, text: run.task }),
-      h("td", { class: "num", text: run.step_count }),
-      h("td", { class: "num", text: fmt.tokens(run.input_tokens + run.output_tokens) }),
-      h("td", { class: "num", text: fmt.cost(run.cost_usd) }),
-      h("td", { class: "num", text: fmt.duration(run.duration_s) }));
+      ...liveCells(run));
   });
 
   const pageLink = (offset) => {
@@ -170,17 +167,90 @@ async function showList() {
           "Tokens", "Cost", "Time"].map((title, i) => h("th", { class: i >= 8 || i === 2 ? "num" : null, text: title })))),
         h("tbody", {}, rows))
       : h("p", { class: "muted", id: "no-runs", text: "No run matches these filters." }));
+  if (page.runs.some((run) => isLive(run.state))) watch(`/api/runs?${query}`, updateRows);
+}
+
+// --- runs in progress: polled from the store (which another process may be writing) until they end ---------------
+
+const LIVE_STATES = new Set(["running", "awaiting_approval"]);
+const POLL_MS = 1000;
+let watching = 0; // bumped on every navigation: a poll of a page no longer shown stops
+
+function isLive(state) { return LIVE_STATES.has(state); }
+
+function liveCells(run) {
+  return [
+    h("td", { class: "num", "data-field": "steps", text: run.step_count }),
+    h("td", { class: "num", "data-field": "tokens", text: fmt.tokens(run.input_tokens + run.output_tokens) }),
+    h("td", { class: "num", "data-field": "cost", text: fmt.cost(run.cost_usd) }),
+    h("td", { class: "num", "data-field": "time", text: fmt.duration(run.duration_s) }),
+  ];
+}
+
+function watch(path, apply) {
+  const generation = watching;
+  let last = null;
+  const poll = async () => {
+    if (generation !== watching) return;
+    let again = true;
+    try {
+      const body = await api(path);
+      const text = JSON.stringify(body);
+      if (generation !== watching) return;
+      if (text !== last) again = apply(body) !== false;
+      last = text;
+    } catch (error) { /* the server restarting, say: try again */ }
+    if (again && generation === watching) setTimeout(poll, POLL_MS);
+  };
+  setTimeout(poll, POLL_MS);
+}
+
+function updateRows(page) {
+  // In place: a selection made for comparing, or a scroll position, is kept.
+  let live = false;
+  for (const run of page.runs) {
+    const row = view.querySelector(`tr.run-row[data-run-id="${CSS.escape(run.run_id)}"]`);
+    if (!row) continue;
+    row.querySelector('[data-field="state"]').replaceChildren(stateBadge(run.state));
+    for (const cell of liveCells(run)) row.querySelector(`[data-field="${cell.dataset.field}"]`).replaceWith(cell);
+    live = live || isLive(run.state);
+  }
+  return live;
 }
 
 // --- one run's timeline -----------------------------------------------------------------------------------------
 
 async function showRun(runId) {
-  const timeline = await api(`/api/runs/${encodeURIComponent(runId)}`);
+  const path = `/api/runs/${encodeURIComponent(runId)}`;
+  const live = drawRun(await api(path));
+  if (live) watch(path, drawRun);
+}
+
+function drawRun(timeline) {
+  // Redrawn as a run in progress gains steps: keep the scroll position and the <details> left open.
   const run = timeline.run;
+  const live = isLive(run.state);
+  const opened = new Set([...view.querySelectorAll("details[open]")].map(detailsKey));
+  const closed = new Set([...view.querySelectorAll("details.child-run:not([open])")].map(detailsKey));
+  const scroll = window.scrollY;
   document.title = `Run ${run.run_id.slice(0, 12)} · codeloop`;
   view.replaceChildren(
-    h("h1", {}, `${run.agent} `, h("span", { class: "muted", text: run.run_id })),
+    h("h1", {}, `${run.agent} `, h("span", { class: "muted", text: run.run_id }),
+      live ? h("span", { class: "tag live", id: "live", title: "updates as the run goes on", text: "live" }) : null),
     ...renderTimeline(timeline, 0));
+  for (const node of view.querySelectorAll("details")) {
+    const key = detailsKey(node);
+    if (opened.has(key)) node.open = true;
+    if (closed.has(key)) node.open = false;
+  }
+  window.scrollTo(0, scroll);
+  return live;
+}
+
+function detailsKey(node) {
+  const step = node.closest("[data-step]");
+  const summary = node.querySelector("summary")?.textContent || "";  // its first word: counts and states change
+  return `${node.dataset.runId || ""}/${step ? step.dataset.step : ""}/${summary.split(" ")[0]}`;
 }
 
 function renderTimeline(timeline, depth) {
@@ -409,6 +479,7 @@ function navigate(url) {
 }
 
 async function route() {
+  watching += 1;
   const path = location.pathname.slice(ROOT.length).replace(/\/+$/, "");
   delete view.dataset.ready;
   try {
