@@ -5,6 +5,7 @@ own cookies: a separate chat session). Screenshots go to tests/artifacts/ui/ (ig
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import tempfile
@@ -344,6 +345,9 @@ def test_files_the_code_wrote_are_listed_after_their_step_and_download(
         link.click()
     assert Path(download.value.path()).read_text() == "a,b\n1,2\n"
     assert steps.nth(2).locator(".ev-files").count() == 0  # the final step wrote nothing new
+    if os.environ.get("CODELOOP_UPDATE_SCREENSHOT"):  # how docs/ui.png is made
+        written.scroll_into_view_if_needed()
+        page.screenshot(path=str(Path(__file__).resolve().parent.parent / "docs" / "ui.png"))
     # The link works for its own session only: another browser session gets a 404 for the same address.
     url = served.url + link.get_attribute("href")
     assert page.context.request.get(url).status == 200
