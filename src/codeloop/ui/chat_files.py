@@ -43,10 +43,15 @@ def _clean_name(name: str) -> str:
 
 
 def executor_with_files(agent: Any) -> Any:
-    """The agent's executor when it can list its files (a CodeAgent's); None otherwise (nothing is started)."""
+    """The agent's executor when it can list its files (a CodeAgent's); None otherwise.
+
+    A `LocalExecutor` without a `workdir` of its own is left out: its working directory is the server's (its run
+    store, its logs), whose changes are not the code's."""
     if not hasattr(agent, "executor_spec"):
         return None
     executor = agent.executor
+    if getattr(executor, "workdir", "") is None:
+        return None
     return executor if hasattr(executor, "files_changed") and hasattr(executor, "copy_file") else None
 
 
