@@ -222,11 +222,11 @@ function updateRows(page) {
 
 async function showRun(runId) {
   const path = `/api/runs/${encodeURIComponent(runId)}`;
-  const live = drawRun(await api(path));
-  if (live) watch(path, drawRun);
+  const live = drawRun(await api(path), true);
+  if (live) watch(path, (timeline) => drawRun(timeline, false));
 }
 
-function drawRun(timeline) {
+function drawRun(timeline, fresh) {
   // Redrawn as a run in progress gains steps: keep the scroll position and the <details> left open.
   const run = timeline.run;
   const live = isLive(run.state);
@@ -238,6 +238,7 @@ function drawRun(timeline) {
     h("h1", {}, `${run.agent} `, h("span", { class: "muted", text: run.run_id }),
       live ? h("span", { class: "tag live", id: "live", title: "updates as the run goes on", text: "live" }) : null),
     ...renderTimeline(timeline, 0));
+  if (fresh) return live;
   for (const node of view.querySelectorAll("details")) {
     const key = detailsKey(node);
     if (opened.has(key)) node.open = true;
