@@ -95,7 +95,9 @@ def test_opaque_values_carry_type_and_repr() -> None:
             return "<thing 7>"
 
     back = wire.decode_value(wire.encode_or_describe(Thing()))
-    assert isinstance(back, wire.OpaqueValue) and repr(back) == "<thing 7>" and back.type_name.endswith("Thing")
+    assert (
+        isinstance(back, wire.OpaqueValue) and repr(back) == "<thing 7>" and back.type_name.endswith("Thing")
+    )
 
 
 def test_the_host_never_unpickles_what_a_worker_sends(tmp_path: object) -> None:
@@ -163,11 +165,16 @@ def test_worker_modules_load_in_a_bare_interpreter_with_only_the_stdlib() -> Non
     program = BOOTSTRAP.replace("    module.main(reader)", f"    {probe}\n    module.main(reader)")
     for kind in ("source", "marshal"):
         done = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", program], input=worker_bundle(kind), capture_output=True, timeout=60, env={}
+            [sys.executable, "-I", "-S", "-c", program],
+            input=worker_bundle(kind),
+            capture_output=True,
+            timeout=60,
+            env={},
         )
         assert done.returncode == 0, done.stderr.decode()
         assert done.stdout.decode().strip() == str(
             [
+                "codeloop_sandbox_limits",
                 "codeloop_sandbox_output",
                 "codeloop_sandbox_protocol",
                 "codeloop_sandbox_workdir",

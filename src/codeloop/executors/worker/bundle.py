@@ -1,8 +1,8 @@
 """The worker's code as it is shipped: the `BOOTSTRAP` program and the bundle of modules it reads from stdin.
 
 A worker starts as a bare interpreter, `python -I -c BOOTSTRAP`, in whatever sandbox or container it runs in; the
-host then writes `worker_bundle()` to its stdin: `codeloop.executors.output`, `worker.protocol`, `worker.workdir`
-and `worker.guest`, as source or as marshalled code objects, installed as the `codeloop_sandbox_*` modules. The
+host then writes `worker_bundle()` to its stdin: `codeloop.executors.output`, `worker.protocol`, `worker.workdir`,
+`worker.limits` and `worker.guest`, as source or as marshalled code objects, installed as the `codeloop_sandbox_*` modules. The
 sandbox needs no copy of codeloop.
 """
 
@@ -19,6 +19,7 @@ _BUNDLE_MODULES = (
     ("codeloop_sandbox_output", "output.py"),
     ("codeloop_sandbox_protocol", "worker/protocol.py"),
     ("codeloop_sandbox_workdir", "worker/workdir.py"),
+    ("codeloop_sandbox_limits", "worker/limits.py"),
     ("codeloop_sandbox_worker", "worker/guest.py"),
 )
 

@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 
 try:
     from .. import output as shaping
+    from . import limits, workdir
     from . import protocol as wire
-    from . import workdir
 except ImportError:  # loaded by the sandbox bootstrap as top-level modules, outside any package
+    import codeloop_sandbox_limits as limits  # type: ignore[import-not-found,no-redef]
     import codeloop_sandbox_output as shaping  # type: ignore[import-not-found,no-redef]
     import codeloop_sandbox_protocol as wire  # type: ignore[import-not-found,no-redef]
     import codeloop_sandbox_workdir as workdir  # type: ignore[import-not-found,no-redef]
@@ -51,7 +52,6 @@ _CO_COROUTINE = 0x0080
 _LAST_VALUE = "__codeloop_last_value__"
 _CODE_CACHE_SIZE = 128
 _STREAM_CHUNK = 8192
-_MEMORY_HEADROOM = 64 * 1024 * 1024
 _BUSY_SAMPLE_SECONDS = 0.05
 _BUSY_FRACTION = (
     0.2  # blocked or sleeping threads use no CPU; a spinning one gets far more, even on a busy host
@@ -278,7 +278,7 @@ class _Worker:
         seccomp = message.get("seccomp")
         report["seccomp"] = False
         if isinstance(seccomp, str):
-            error = _install_seccomp(binascii.a2b_base64(seccomp.encode("ascii")))
+            error = limits.install_seccomp(binascii.a2b_base64(seccomp.encode("ascii")))
             report["seccomp"] = error is None
             if error is not None:
                 problems.append(f"seccomp: {error}")
@@ -316,10 +316,10 @@ class _Worker:
         limit = message.get("max_message_bytes")
         if isinstance(limit, int) and limit > 0:
             self.channel.max_bytes = limit  # the host's limit, so both ends refuse the same sizes
-        _unblock_signals()
+        limits.unblock_signals()
         if message.get("die_with_parent"):
-            problems += _die_with_parent()
-        problems += _apply_rlimits(message.get("rlimits") or {})
+            problems += limits.die_with_parent()
+        problems += limits.apply_rlimits(message.get("rlimits") or {})
         return problems
 
     def _count_new_threads(self) -> None:
@@ -490,7 +490,7 @@ class _Worker:
         step = message.get("id")
         if not isinstance(source, str):
             raise _ProtocolBroken("run without code")
-        _set_cpu_budget(message.get("cpu_seconds"))
+        limits.set_cpu_budget(message.get("cpu_seconds"))
         trace = message.get("trace")  # the host's trace context, echoed with each tool call of this step
         self.trace = trace if isinstance(trace, dict) else None
         self.threads_at_start = _thread._count()
@@ -569,7 +569,7 @@ class _Worker:
 
     def _health_check(self, error: BaseException | None) -> str | None:
         """After a step: is the worker still fit to keep its state? A reason to restart it, or None."""
-        if isinstance(error, MemoryError) and not _has_memory_headroom():
+        if isinstance(error, MemoryError) and not limits.has_memory_headroom():
             return "The worker's memory limit is nearly used up."
         # CPU used by threads other than this one since the last check catches spinners that started and went
         # quiet during the step; threads started by the step are sampled right away.
@@ -624,109 +624,6 @@ def _rebuild_exception(reply: dict[str, Any]) -> BaseException:
         except Exception:
             pass
     return RuntimeError(f"{kind}: {message}" if message else kind)
-
-
-def _has_memory_headroom() -> bool:
-    import mmap
-
-    try:
-        probe = mmap.mmap(-1, _MEMORY_HEADROOM)
-    except (OSError, MemoryError, ValueError):
-        return False
-    probe.close()
-    return True
-
-
-def _set_cpu_budget(seconds: Any) -> None:
-    if not isinstance(seconds, (int, float)) or seconds <= 0:
-        return
-    try:
-        import resource
-
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        used = usage.ru_utime + usage.ru_stime
-        _soft, hard = resource.getrlimit(resource.RLIMIT_CPU)
-        soft = int(used + seconds) + 1
-        if hard != resource.RLIM_INFINITY:
-            soft = min(soft, hard)
-        resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-    except (ImportError, OSError, ValueError):
-        pass
-
-
-def _apply_rlimits(limits: dict[str, Any]) -> list[str]:
-    try:
-        import resource
-    except ImportError:
-        return ["resource limits are not available on this platform"]
-    problems = []
-    for name, value in limits.items():
-        number = getattr(resource, name, None)
-        if not isinstance(number, int) or not isinstance(value, list) or len(value) != 2:
-            problems.append(f"unknown resource limit {name}")
-            continue
-        soft, hard = (resource.RLIM_INFINITY if v is None else int(v) for v in value)
-        try:
-            resource.setrlimit(number, (soft, hard))
-        except (OSError, ValueError) as exc:
-            problems.append(f"{name}: {exc}")
-    return problems
-
-
-def _unblock_signals() -> None:
-    """Start from an empty signal mask: the host may start workers from a thread that blocks SIGINT/SIGTERM, and
-    a mask survives fork and exec. (`_signal`, not `signal`: the latter imports enum, slow at every start.)"""
-    try:
-        import _signal
-
-        _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
-    except (ImportError, AttributeError, OSError):
-        pass
-
-
-_libc_handle: list[Any] = []
-
-
-def _libc() -> Any:
-    if not _libc_handle:  # made once: a zygote's forked workers find it ready
-        import ctypes
-
-        _libc_handle.append(ctypes.CDLL(None, use_errno=True))
-    return _libc_handle[0]
-
-
-def _die_with_parent() -> list[str]:
-    try:
-        import signal
-
-        parent = os.getppid()
-        if _libc().prctl(1, int(signal.SIGKILL), 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
-            return ["could not ask to be killed with the host"]
-        if os.getppid() != parent:
-            os._exit(1)
-    except (ImportError, OSError, AttributeError) as exc:
-        return [f"could not ask to be killed with the host: {exc}"]
-    return []
-
-
-def _install_seccomp(program: bytes) -> str | None:
-    """Load the host-built BPF filter on this (still single-threaded) process; an error text or None."""
-    try:
-        import ctypes
-
-        class _FilterProgram(ctypes.Structure):
-            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-        libc = _libc()
-        buffer = ctypes.create_string_buffer(program, len(program))
-        fprog = _FilterProgram(len(program) // 8, ctypes.addressof(buffer))
-        if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-            return f"no_new_privs failed (errno {ctypes.get_errno()})"
-        if libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-            return f"prctl failed (errno {ctypes.get_errno()})"
-    except (ImportError, OSError, AttributeError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
 
 
 def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20) -> None:

@@ -62,7 +62,7 @@ def main(reader: BinaryIO, max_bytes: int = wire.DEFAULT_MAX_MESSAGE_MB * 2**20)
         os._exit(2)
     worker = guest._Worker(channel)
     problems = worker.prepare(message)
-    guest._libc()  # ctypes loaded once here, not in every forked worker (for its seccomp filter and PDEATHSIG)
+    guest.limits.libc()  # ctypes loaded once here, not in every forked worker (for its seccomp filter and PDEATHSIG)
     import faulthandler
     import gc
     import resource  # noqa: F401 - imported for the forked workers (rlimits, CPU budget)
@@ -126,7 +126,7 @@ def _become_worker(
         os.dup2(err_fd, 1)  # stray writes to fd 1 join the diagnostics, as in a fresh worker
         for fd in (err_fd, control_fd, zygote_out_fd, 0):
             os.close(fd)  # the zygote's stdin, stdout and control socket: unreachable from agent code
-        guest._libc().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL: never outlive the zygote
+        guest.limits.libc().prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL: never outlive the zygote
         for name in own_modules:
             sys.modules.pop(name, None)
         reader = open(sock_fd, "rb", buffering=65536, closefd=False)  # noqa: SIM115 - lives as long as the process
