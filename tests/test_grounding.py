@@ -59,7 +59,7 @@ def test_a_tool_calling_plan_with_invented_numbers_runs_only_its_grounded_calls(
     ]
     agent = ToolCallingAgent(
         tools=[get_order_items, get_unit_price_usd], model=ScriptedModel(replies), calculator=True,
-        store=None, verbosity_level=0,
+        grounded_calls=True, store=None, verbosity_level=0,
     )  # fmt: skip
     assert agent.run("What is the total of order A-1042 in USD?") == 89.5
     first, _, third, _ = agent.memory.action_steps
@@ -70,20 +70,19 @@ def test_a_tool_calling_plan_with_invented_numbers_runs_only_its_grounded_calls(
     assert third.observations == "calculate(expression='3 * 24.5 + 5 * 3.2') -> 89.5"
 
 
-def test_grounded_calls_can_be_turned_off() -> None:
+def test_grounded_calls_are_off_by_default() -> None:
     replies = [
         '{"name": "calculate", "arguments": {"expression": "3 * 12.5"}}',
         '{"name": "final_answer", "arguments": {"answer": 37.5}}',
     ]
     agent = ToolCallingAgent(
-        tools=[], model=ScriptedModel(replies), calculator=True, grounded_calls=False, store=None,
-        verbosity_level=0,
-    )  # fmt: skip
+        tools=[], model=ScriptedModel(replies), calculator=True, store=None, verbosity_level=0
+    )
     assert agent.run("What is 3 times 12.5?") == 37.5
     assert agent.memory.action_steps[0].observations == "calculate(expression='3 * 12.5') -> 37.5"
 
 
-def test_an_answer_given_before_a_tool_was_ever_called_is_held_back_once_naming_the_tool() -> None:
+def test_a_blind_answer_that_skipped_a_tool_is_held_back_once_naming_it() -> None:
     replies = [
         # the model typed the prices itself instead of calling the price tool
         "```python\nitems = get_order_items('A-1042')\nfinal_answer(3 * 12.5 + 5 * 4.25)\n```",
@@ -156,7 +155,10 @@ def test_a_tool_calling_reply_repeating_the_previous_calls_is_told_nothing_chang
     )
     assert agent.run("Double x.") == 4
     first, second, _ = agent.memory.action_steps
-    assert "is not allowed" in first.observations and "same calls as your previous reply" not in first.observations
+    assert (
+        "is not allowed" in first.observations
+        and "same calls as your previous reply" not in first.observations
+    )
     assert second.observations.endswith(
         "(These are the same calls as your previous reply, with the same results. Sending them again will not "
         "help: use\nthe results above, change the calls, or call final_answer.)"

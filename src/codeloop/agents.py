@@ -119,6 +119,10 @@ class MultiStepAgent(ApprovalMixin):
     ) -> None:
         """`compaction`: what of a long run the model sees (`codeloop.compaction`): by default old observations
         are masked in batches and requests kept within the model's known context window; None sends everything.
+        `tools_before_answer`: refuse, once, an answer given before any tool ran. `remind_unused_tools`: hold
+        back, once, an answer computed from tool results never shown while some of the agent's tools (at most
+        `UNUSED_TOOLS_REMINDER_LIMIT`) went uncalled, naming them (the CodeAgent's default; a ToolCallingAgent
+        sees its results before it can answer, so it defaults to off there).
         """
         if model is None:
             raise ValueError(

@@ -116,11 +116,12 @@ class CodeAgent(MultiStepAgent):
         return self._tool_log.calls_in_run == 0
 
     def _tools_not_called(self) -> list[str]:
-        # Only an answer computed before any tool result was shown: one given after looking at the data is
-        # the model's considered choice (and a general toolbox rarely needs every tool).
-        if not self._answered_blind:
-            return []
+        # Only an answer computed from tool results never shown, by code that fetched some data and skipped
+        # other tools: one given after looking at the data is the model's considered choice, one that needed no
+        # tool at all is left to `tools_before_answer` (and a general toolbox rarely needs every tool).
         called = self._tool_log.names_in_run
+        if not self._answered_blind or not called:
+            return []
         return [name for name in self.tools if name != "final_answer" and name not in called]
 
     def _prepare_run(self) -> None:
@@ -167,6 +168,7 @@ class CodeAgent(MultiStepAgent):
             # the real keys and values, so a guessed one can be fixed: named right under the error, then every call
             text = _insert_after_exception(str(exc), self._tool_log.missing_key_hint(str(exc)))
             calls = self._tool_log.render()
+            self._tool_data_seen = self._tool_data_seen or bool(calls)  # the error shows what they returned
             if self._repeats_failed_step(step, text):
                 text += "\n" + load_prompt("repeated_error").strip()
             raise AgentExecutionError(f"{text}\n{calls}" if calls else text) from exc
