@@ -125,7 +125,9 @@ def test_exception_reports_the_agent_code_line_and_keeps_logs(executor: LocalExe
     message = str(info.value)
     assert "Error on line 2: return a / b" in message
     assert "line 5, in <module>: ratio(1, 0)" in message
-    assert message.rstrip().endswith("ZeroDivisionError: division by zero\nVariables defined now: ratio (function)")
+    assert message.rstrip().endswith(
+        "ZeroDivisionError: division by zero\nVariables defined now: ratio (function)"
+    )
     assert "local.py" not in message and "Traceback (most recent" not in message
     assert info.value.logs == "starting\n"
 

@@ -67,8 +67,14 @@ def served(name: str, script: list[Reply]) -> Iterator[tuple[Model, list[str]]]:
 
     if name == "fallback":
         # The first model always fails; the second (Anthropic) serves every step.
-        with ScriptedLLMServer([Fault.error(401, "invalid key")] * 10) as broken, ScriptedLLMServer(script_fn) as good:
-            yield FallbackModel([ADAPTERS["openai"](broken, **FAST), ADAPTERS["anthropic"](good, **FAST)]), prompts
+        with (
+            ScriptedLLMServer([Fault.error(401, "invalid key")] * 10) as broken,
+            ScriptedLLMServer(script_fn) as good,
+        ):
+            yield (
+                FallbackModel([ADAPTERS["openai"](broken, **FAST), ADAPTERS["anthropic"](good, **FAST)]),
+                prompts,
+            )
         return
     with ScriptedLLMServer(script_fn) as server:
         yield ADAPTERS[name](server, **FAST), prompts
@@ -101,7 +107,9 @@ def test_code_agent_multi_step_run(name: str, stream: bool) -> None:
         _code("final_answer(f'It is {paris} in Paris')", USAGE[1]),
     ]
     with served(name, script) as (model, prompts):
-        agent = CodeAgent(tools=[get_weather], model=model, executor="local", verbosity_level=0, stream_outputs=stream)
+        agent = CodeAgent(
+            tools=[get_weather], model=model, executor="local", verbosity_level=0, stream_outputs=stream
+        )
         result = agent.run("What is the weather in Paris?", return_full_result=True)
     assert result.state == "success"
     assert result.output == "It is 18C in Paris"
@@ -125,7 +133,9 @@ def test_tool_calling_agent_multi_step_run(name: str) -> None:
             "usage": USAGE[0],
         },
         {
-            "tool_calls": [{"id": "call_done", "name": "final_answer", "arguments": {"answer": "Paris 18C, Tokyo 24C"}}],
+            "tool_calls": [
+                {"id": "call_done", "name": "final_answer", "arguments": {"answer": "Paris 18C, Tokyo 24C"}}
+            ],
             "usage": USAGE[1],
         },
     ]

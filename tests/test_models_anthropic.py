@@ -14,8 +14,16 @@ from codeloop.models.pricing import estimate_cost
 from codeloop.testing.server import ScriptedLLMServer
 
 TOOLS = [
-    {"name": "search", "description": "Search.", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}},
-    {"name": "fetch", "description": "Fetch.", "parameters": {"type": "object", "properties": {"url": {"type": "string"}}}},
+    {
+        "name": "search",
+        "description": "Search.",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+    {
+        "name": "fetch",
+        "description": "Fetch.",
+        "parameters": {"type": "object", "properties": {"url": {"type": "string"}}},
+    },
 ]
 
 
@@ -27,7 +35,11 @@ def conversation() -> list[ChatMessage]:
     return [
         ChatMessage(role="system", content="You are a careful agent."),
         ChatMessage(role="user", content="Find the Pont des Arts length."),
-        ChatMessage(role="assistant", content="Searching.", tool_calls=[ToolCall("toolu_1", "search", {"q": "Pont des Arts"})]),
+        ChatMessage(
+            role="assistant",
+            content="Searching.",
+            tool_calls=[ToolCall("toolu_1", "search", {"q": "Pont des Arts"})],
+        ),
         ChatMessage(role="tool", content="155 m", tool_call_id="toolu_1", name="search"),
         ChatMessage(role="user", content="Now answer."),
     ]
@@ -46,7 +58,12 @@ def test_native_shapes_on_the_wire() -> None:
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assistant = body["messages"][1]["content"]
     assert assistant[0] == {"type": "text", "text": "Searching."}
-    assert assistant[1] == {"type": "tool_use", "id": "toolu_1", "name": "search", "input": {"q": "Pont des Arts"}}
+    assert assistant[1] == {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "search",
+        "input": {"q": "Pont des Arts"},
+    }
     # the tool result and the next user text share one user turn, tool_result first
     last = body["messages"][2]["content"]
     assert last[0]["type"] == "tool_result" and last[0]["tool_use_id"] == "toolu_1"
@@ -69,7 +86,12 @@ def test_prompt_caching_marks_system_tools_and_conversation_end() -> None:
 
 
 def test_cache_reads_and_writes_are_counted_and_priced() -> None:
-    usage = {"input_tokens": 10_000, "output_tokens": 500, "cache_read_tokens": 8_000, "cache_write_tokens": 1_500}
+    usage = {
+        "input_tokens": 10_000,
+        "output_tokens": 500,
+        "cache_read_tokens": 8_000,
+        "cache_write_tokens": 1_500,
+    }
     with ScriptedLLMServer([{"content": "ok", "usage": usage}] * 2) as server:
         m = make(server)
         plain = m.generate(conversation())
@@ -90,7 +112,11 @@ def test_cache_reads_and_writes_are_counted_and_priced() -> None:
 
 
 def test_thinking_is_kept_out_of_the_answer_and_sent_back_signed() -> None:
-    reply = {"content": "The answer is 4.", "reasoning": "2 + 2 is 4", "tool_calls": [{"id": "toolu_9", "name": "search", "arguments": {"q": "x"}}]}
+    reply = {
+        "content": "The answer is 4.",
+        "reasoning": "2 + 2 is 4",
+        "tool_calls": [{"id": "toolu_9", "name": "search", "arguments": {"q": "x"}}],
+    }
     with ScriptedLLMServer([reply, reply, "done"]) as server:
         m = make(server, thinking_budget=2048)
         msg = m.generate(conversation(), tools=TOOLS)
@@ -114,7 +140,10 @@ def test_images_as_base64_and_url_sources() -> None:
     system, turns = to_anthropic_messages([ChatMessage(role="user", content=content)])
     assert system == []
     blocks = turns[0]["content"]
-    assert blocks[1] == {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}
+    assert blocks[1] == {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": png},
+    }
     assert blocks[2] == {"type": "image", "source": {"type": "url", "url": "https://example.com/a.jpg"}}
 
 
@@ -126,9 +155,17 @@ def test_stop_sequences_are_sent_and_whitespace_ones_trimmed_locally() -> None:
 
 
 def test_response_format_becomes_output_config() -> None:
-    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}},
+        "required": ["n"],
+        "additionalProperties": False,
+    }
     with ScriptedLLMServer(['{"n": 3}']) as server:
-        make(server).generate(conversation(), response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": schema}})
+        make(server).generate(
+            conversation(),
+            response_format={"type": "json_schema", "json_schema": {"name": "n", "schema": schema}},
+        )
     assert server.requests[0]["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
 
 

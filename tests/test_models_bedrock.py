@@ -16,7 +16,13 @@ from codeloop.testing.server import ScriptedLLMServer
 
 AWS = {"aws_access_key_id": "AKIATEST", "aws_secret_access_key": "secret"}
 MODEL = "us.anthropic.claude-sonnet-4-20250514-v1:0"
-TOOLS = [{"name": "lookup", "description": "Look up.", "parameters": {"type": "object", "properties": {"k": {"type": "string"}}}}]
+TOOLS = [
+    {
+        "name": "lookup",
+        "description": "Look up.",
+        "parameters": {"type": "object", "properties": {"k": {"type": "string"}}},
+    }
+]
 
 
 def make(server: ScriptedLLMServer, **kw: Any) -> BedrockModel:
@@ -27,7 +33,13 @@ def test_converse_request_shape() -> None:
     png = base64.b64encode(b"image bytes").decode()
     history = [
         ChatMessage(role="system", content="Be exact."),
-        ChatMessage(role="user", content=[{"type": "text", "text": "What is this?"}, {"type": "image", "data": png, "mime_type": "image/jpeg"}]),
+        ChatMessage(
+            role="user",
+            content=[
+                {"type": "text", "text": "What is this?"},
+                {"type": "image", "data": png, "mime_type": "image/jpeg"},
+            ],
+        ),
         ChatMessage(role="assistant", tool_calls=[ToolCall("tu_1", "lookup", {"k": "v"})]),
         ChatMessage(role="tool", content="found", tool_call_id="tu_1"),
     ]
@@ -35,7 +47,10 @@ def test_converse_request_shape() -> None:
         make(server, max_tokens=256, temperature=0.2).generate(history, tools=TOOLS, stop=["STOP"])
     exchange = server.exchanges[0]
     assert exchange.path == f"/model/{MODEL.replace(':', '%3A')}/converse"
-    assert exchange.headers["authorization"].startswith("AWS4-HMAC-SHA256") and "eu-west-1/bedrock" in exchange.headers["authorization"]
+    assert (
+        exchange.headers["authorization"].startswith("AWS4-HMAC-SHA256")
+        and "eu-west-1/bedrock" in exchange.headers["authorization"]
+    )
     body = server.requests[0]
     assert body["system"] == [{"text": "Be exact."}]
     assert body["inferenceConfig"] == {"temperature": 0.2, "maxTokens": 256, "stopSequences": ["STOP"]}
@@ -60,7 +75,8 @@ def test_structured_output_is_sent_as_output_config() -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     with ScriptedLLMServer(['{"n": 1}']) as server:
         msg = make(server).generate(
-            [ChatMessage(role="user", content="n?")], response_format={"type": "json_schema", "json_schema": {"name": "num", "schema": schema}}
+            [ChatMessage(role="user", content="n?")],
+            response_format={"type": "json_schema", "json_schema": {"name": "num", "schema": schema}},
         )
     text_format = server.requests[0]["outputConfig"]["textFormat"]
     assert text_format["type"] == "json_schema"
@@ -70,7 +86,9 @@ def test_structured_output_is_sent_as_output_config() -> None:
 
 def test_prompt_caching_adds_cache_points() -> None:
     with ScriptedLLMServer(["ok"]) as server:
-        make(server, prompt_caching=True).generate([ChatMessage(role="system", content="s"), ChatMessage(role="user", content="u")], tools=TOOLS)
+        make(server, prompt_caching=True).generate(
+            [ChatMessage(role="system", content="s"), ChatMessage(role="user", content="u")], tools=TOOLS
+        )
     body = server.requests[0]
     assert body["system"][-1] == {"cachePoint": {"type": "default"}}
     assert body["toolConfig"]["tools"][-1] == {"cachePoint": {"type": "default"}}
@@ -79,12 +97,20 @@ def test_prompt_caching_adds_cache_points() -> None:
 def test_image_urls_are_refused_clearly() -> None:
     with ScriptedLLMServer(["unused"]) as server:
         with pytest.raises(ModelConfigurationError, match="bytes, not URLs"):
-            make(server).generate([ChatMessage(role="user", content=[{"type": "image", "url": "https://x/y.png"}])])
+            make(server).generate(
+                [ChatMessage(role="user", content=[{"type": "image", "url": "https://x/y.png"}])]
+            )
         assert server.call_count == 0
 
 
 def test_missing_credentials_name_the_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_BEARER_TOKEN_BEDROCK",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))

@@ -74,7 +74,9 @@ def _litellm_anthropic(s: ScriptedLLMServer, **kw: Any) -> Model:
 def _bedrock(s: ScriptedLLMServer, **kw: Any) -> Model:
     from codeloop.models.bedrock import BedrockModel
 
-    return BedrockModel("anthropic.claude-3-5-sonnet-20240620-v1:0", endpoint_url=s.url, client_kwargs=AWS, **kw)
+    return BedrockModel(
+        "anthropic.claude-3-5-sonnet-20240620-v1:0", endpoint_url=s.url, client_kwargs=AWS, **kw
+    )
 
 
 ADAPTERS: dict[str, Callable[..., Model]] = {
@@ -92,7 +94,10 @@ REPORTS_REASONING_TOKENS = {"openai", "azure", "groq", "hf", "litellm"}
 # Wires whose non-streamed tool input is raw JSON text (Anthropic and Converse send an object).
 RAW_ARGUMENTS_WHEN_NOT_STREAMING = {"openai", "azure", "groq", "hf", "litellm"}
 
-USER = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Weather in Paris and Tokyo?")]
+USER = [
+    ChatMessage(role="system", content="Be brief."),
+    ChatMessage(role="user", content="Weather in Paris and Tokyo?"),
+]
 TOOLS = [
     {
         "name": "get_weather",
@@ -162,7 +167,10 @@ def test_tool_results_travel_as_native_tool_messages(adapter: tuple[str, Callabl
         ChatMessage(
             role="assistant",
             content="Checking.",
-            tool_calls=[ToolCall("call_paris", "get_weather", {"city": "Paris"}), ToolCall("call_tokyo", "get_weather", {"city": "Tokyo"})],
+            tool_calls=[
+                ToolCall("call_paris", "get_weather", {"city": "Paris"}),
+                ToolCall("call_tokyo", "get_weather", {"city": "Tokyo"}),
+            ],
         ),
         ChatMessage(role="tool", content="18C, sunny", tool_call_id="call_paris", name="get_weather"),
         ChatMessage(role="tool", content="24C, humid", tool_call_id="call_tokyo", name="get_weather"),
@@ -179,17 +187,26 @@ def test_tool_results_travel_as_native_tool_messages(adapter: tuple[str, Callabl
     assert [m.role for m in messages] == ["system", "user", "assistant", "tool", "tool"]
     assert [c.id for c in messages[2].tool_calls] == ["call_paris", "call_tokyo"]
     assert messages[2].tool_calls[0].arguments == {"city": "Paris"}
-    assert [(m.tool_call_id, m.text) for m in messages[3:]] == [("call_paris", "18C, sunny"), ("call_tokyo", "24C, humid")]
+    assert [(m.tool_call_id, m.text) for m in messages[3:]] == [
+        ("call_paris", "18C, sunny"),
+        ("call_tokyo", "24C, humid"),
+    ]
     assert seen[0].tools == TOOLS
 
 
 def test_images_reach_the_server(adapter: tuple[str, Callable[..., Model]]) -> None:
     _, make = adapter
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n not really a png").decode()
-    content = [{"type": "text", "text": "Describe this."}, {"type": "image", "data": png, "mime_type": "image/png"}]
+    content = [
+        {"type": "text", "text": "Describe this."},
+        {"type": "image", "data": png, "mime_type": "image/png"},
+    ]
     seen: list[ScriptRequest] = []
     with ScriptedLLMServer(lambda r: seen.append(r) or "A small image.") as server:
-        assert make(server, **FAST).generate([ChatMessage(role="user", content=content)]).content == "A small image."
+        assert (
+            make(server, **FAST).generate([ChatMessage(role="user", content=content)]).content
+            == "A small image."
+        )
     parts = seen[0].messages[-1].content
     assert isinstance(parts, list)
     assert parts[0] == {"type": "text", "text": "Describe this."}
@@ -234,7 +251,11 @@ def test_async_twins(adapter: tuple[str, Callable[..., Model]]) -> None:
 
     plain, streamed = asyncio.run(main())
     assert plain.content == streamed.content == "Checking both cities."
-    assert [c.id for c in plain.tool_calls] == [c.id for c in streamed.tool_calls] == ["call_paris", "call_tokyo"]
+    assert (
+        [c.id for c in plain.tool_calls]
+        == [c.id for c in streamed.tool_calls]
+        == ["call_paris", "call_tokyo"]
+    )
     assert streamed.token_usage is not None and streamed.token_usage.output_tokens == 40
 
 
@@ -279,7 +300,9 @@ def test_server_errors_end_in_generation_error_naming_provider_and_status(
     assert "backend overloaded" in str(err) and "HTTP 503" in str(err)
 
 
-def test_client_errors_are_not_retried_and_surface_verbatim(adapter: tuple[str, Callable[..., Model]]) -> None:
+def test_client_errors_are_not_retried_and_surface_verbatim(
+    adapter: tuple[str, Callable[..., Model]],
+) -> None:
     _, make = adapter
     message = "model 'no-such-model' does not exist"
     with ScriptedLLMServer([Fault.error(404, message), "unused"]) as server:

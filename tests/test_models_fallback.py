@@ -21,7 +21,10 @@ def make(server: ScriptedLLMServer, model_id: str) -> OpenAIModel:
 
 
 def test_next_model_answers_after_the_first_exhausts_its_retries() -> None:
-    with ScriptedLLMServer([Fault.server_error(500)] * 4) as bad, ScriptedLLMServer(["from backup", "again"]) as good:
+    with (
+        ScriptedLLMServer([Fault.server_error(500)] * 4) as bad,
+        ScriptedLLMServer(["from backup", "again"]) as good,
+    ):
         fallback = FallbackModel([make(bad, "gpt-4o"), make(good, "gpt-4o-mini")])
         assert fallback.generate(HI).content == "from backup"
         assert bad.call_count == 2  # its own retry happened first
@@ -37,7 +40,10 @@ def test_streams_fall_back_before_the_first_delta() -> None:
 
 def test_a_stream_broken_midway_is_reported_not_switched() -> None:
     long_text = "partial reply that will be cut off in the middle"
-    with ScriptedLLMServer([Fault.cut(long_text, after_chunks=5)]) as bad, ScriptedLLMServer(["unused"]) as good:
+    with (
+        ScriptedLLMServer([Fault.cut(long_text, after_chunks=5)]) as bad,
+        ScriptedLLMServer(["unused"]) as good,
+    ):
         fallback = FallbackModel([make(bad, "a"), make(good, "b")])
         with pytest.raises(AgentGenerationError, match="stream was cut"):
             list(fallback.generate_stream(HI))
@@ -45,7 +51,10 @@ def test_a_stream_broken_midway_is_reported_not_switched() -> None:
 
 
 def test_all_failing_names_every_model() -> None:
-    with ScriptedLLMServer([Fault.error(401, "bad key A")] * 2) as a, ScriptedLLMServer([Fault.error(404, "no model B")] * 2) as b:
+    with (
+        ScriptedLLMServer([Fault.error(401, "bad key A")] * 2) as a,
+        ScriptedLLMServer([Fault.error(404, "no model B")] * 2) as b,
+    ):
         with pytest.raises(AgentGenerationError) as info:
             FallbackModel([make(a, "model-a"), make(b, "model-b")]).generate(HI)
     assert "model-a" in str(info.value) and "bad key A" in str(info.value) and "no model B" in str(info.value)

@@ -48,7 +48,10 @@ def test_generate_returns_text_and_full_usage() -> None:
     }
     body = server.requests[0]
     assert body["model"] == "gpt-4o"
-    assert body["messages"] == [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hi"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "hi"},
+    ]
     assert "stream" not in body
     assert server.exchanges[0].headers["authorization"] == "Bearer test-key"
 
@@ -143,7 +146,10 @@ def test_tool_results_go_back_as_tool_messages_with_call_ids() -> None:
         ChatMessage(
             role="assistant",
             content=None,
-            tool_calls=[ToolCall("call_a", "get_weather", {"city": "Paris"}), ToolCall("call_b", "get_weather", {})],
+            tool_calls=[
+                ToolCall("call_a", "get_weather", {"city": "Paris"}),
+                ToolCall("call_b", "get_weather", {}),
+            ],
         ),
         ChatMessage(role="tool", content="18C", tool_call_id="call_a", name="get_weather"),
         ChatMessage(role="tool", content="error: city missing", tool_call_id="call_b", name="get_weather"),
@@ -194,7 +200,10 @@ def test_images_returned_by_a_tool_follow_the_tool_messages() -> None:
         ChatMessage(
             role="tool",
             tool_call_id="c1",
-            content=[{"type": "text", "text": "done"}, {"type": "image", "data": png, "mime_type": "image/png"}],
+            content=[
+                {"type": "text", "text": "done"},
+                {"type": "image", "data": png, "mime_type": "image/png"},
+            ],
         ),
     ]
     with ScriptedLLMServer(["ok"]) as server:
@@ -233,7 +242,11 @@ def test_server_rejects_stop_for_reasoning_models_like_openai() -> None:
 
 def test_rejects_stop_knows_the_reasoning_families() -> None:
     assert rejects_stop("o1-preview") and rejects_stop("o3") and rejects_stop("gpt-5-mini")
-    assert not rejects_stop("gpt-4o") and not rejects_stop("gpt-4.1-mini") and not rejects_stop("omni-moderation")
+    assert (
+        not rejects_stop("gpt-4o")
+        and not rejects_stop("gpt-4.1-mini")
+        and not rejects_stop("omni-moderation")
+    )
 
 
 def test_stop_split_across_chunks_is_still_found_when_streaming() -> None:
@@ -273,7 +286,10 @@ def test_reasoning_content_is_kept_out_of_the_answer() -> None:
 
 
 def test_async_twins() -> None:
-    reply = {"content": "hello async world", "tool_calls": [{"id": "c", "name": "get_weather", "arguments": {}}]}
+    reply = {
+        "content": "hello async world",
+        "tool_calls": [{"id": "c", "name": "get_weather", "arguments": {}}],
+    }
 
     async def main() -> tuple[ChatMessage, list]:
         with ScriptedLLMServer([reply, reply]) as server:
@@ -453,4 +469,6 @@ def test_factory_rejects_unknown_provider_listing_known_ones() -> None:
 def test_generation_error_propagates_programming_errors_unchanged() -> None:
     with ScriptedLLMServer(["x"]) as server:
         with pytest.raises(KeyError):
-            make(server).generate([ChatMessage(role="user", content="hi")], tools=[{"description": "no name"}])
+            make(server).generate(
+                [ChatMessage(role="user", content="hi")], tools=[{"description": "no name"}]
+            )

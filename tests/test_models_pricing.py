@@ -38,7 +38,15 @@ def test_table_is_one_dated_file_covering_each_provider() -> None:
     data = json.loads(DATA.read_text())
     assert date.fromisoformat(data["as_of"]) == date.fromisoformat(prices_as_of())
     assert data["currency"] == "USD" and data["unit"] == "per million tokens"
-    for model in ("gpt-4o", "o3", "gpt-5", "claude-sonnet-4-5", "gemini-2.5-pro", "deepseek-chat", "mistral-large-latest"):
+    for model in (
+        "gpt-4o",
+        "o3",
+        "gpt-5",
+        "claude-sonnet-4-5",
+        "gemini-2.5-pro",
+        "deepseek-chat",
+        "mistral-large-latest",
+    ):
         assert model in data["models"]
     assert estimate_cost is exported_estimate_cost
 
@@ -73,7 +81,9 @@ def test_unknown_models_have_no_price() -> None:
 
 
 def test_cost_arithmetic_with_cache_reads_and_writes() -> None:
-    usage = TokenUsage(input_tokens=1_000_000, output_tokens=200_000, cache_read_tokens=600_000, cache_write_tokens=100_000)
+    usage = TokenUsage(
+        input_tokens=1_000_000, output_tokens=200_000, cache_read_tokens=600_000, cache_write_tokens=100_000
+    )
     # claude-sonnet-4-5: 3 in, 15 out, 0.30 cache read, 3.75 cache write (USD / M tokens)
     expected = 0.3 * 3 + 0.6 * 0.3 + 0.1 * 3.75 + 0.2 * 15
     assert estimate_cost("claude-sonnet-4-5", usage) == pytest.approx(expected)

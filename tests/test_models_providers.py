@@ -55,7 +55,11 @@ def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_every_provider_is_known() -> None:
-    assert set(known_providers()) == {spec.split(":")[0] for spec in SPECS} | {"ollama", "vllm", "transformers"}
+    assert set(known_providers()) == {spec.split(":")[0] for spec in SPECS} | {
+        "ollama",
+        "vllm",
+        "transformers",
+    }
 
 
 @pytest.mark.parametrize("spec", sorted(SPECS))
@@ -109,7 +113,9 @@ def test_azure_uses_deployment_route_api_version_and_api_key_header(monkeypatch:
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-secret")
     monkeypatch.setenv("OPENAI_API_VERSION", "2025-04-01-preview")
     with ScriptedLLMServer(["deployed"]) as server:
-        assert model_from_spec("azure:prod-gpt4o", azure_endpoint=server.url).generate(HI).content == "deployed"
+        assert (
+            model_from_spec("azure:prod-gpt4o", azure_endpoint=server.url).generate(HI).content == "deployed"
+        )
     exchange = server.exchanges[0]
     assert exchange.path == "/openai/deployments/prod-gpt4o/chat/completions"
     assert exchange.query == {"api-version": "2025-04-01-preview"}
@@ -125,7 +131,11 @@ def test_azure_needs_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_azure_token_provider_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AZURE_OPENAI_API_KEY", raising=False)
     with ScriptedLLMServer(["ok"]) as server:
-        m = model_from_spec("azure:dep", azure_endpoint=server.url, client_kwargs={"azure_ad_token_provider": lambda: "aad-token"})
+        m = model_from_spec(
+            "azure:dep",
+            azure_endpoint=server.url,
+            client_kwargs={"azure_ad_token_provider": lambda: "aad-token"},
+        )
         assert m.generate(HI).content == "ok"
     assert server.exchanges[0].headers["authorization"] == "Bearer aad-token"
 
@@ -153,7 +163,9 @@ def test_litellm_adapter_refuses_a_compromised_install(monkeypatch: pytest.Monke
     from codeloop.models import litellm as adapter
 
     real_version = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.82.7" if name == "litellm" else real_version(name))
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: "1.82.7" if name == "litellm" else real_version(name)
+    )
     with pytest.raises(ModelConfigurationError, match="compromised"):
         adapter.LiteLLMModel("openai/gpt-4o", api_key="k")
 

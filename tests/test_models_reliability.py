@@ -46,7 +46,9 @@ def _failing(failures: list[ProviderFailure]) -> Retrier:
     def classify(exc: BaseException) -> ProviderFailure | None:
         return failures[int(str(exc))] if isinstance(exc, RuntimeError) else None
 
-    return Retrier("demo", "m", classify, RetryPolicy(max_retries=3, base_delay=0.001), sleep=lambda s: waits.append(s))
+    return Retrier(
+        "demo", "m", classify, RetryPolicy(max_retries=3, base_delay=0.001), sleep=lambda s: waits.append(s)
+    )
 
 
 waits: list[float] = []
@@ -113,7 +115,11 @@ def test_stop_trimmer_finds_stops_split_across_chunks(size: int) -> None:
 
 
 def test_trim_stream_keeps_usage_last_and_releases_held_text() -> None:
-    deltas = [StreamDelta(content="abc"), StreamDelta(content="de<"), StreamDelta(token_usage=TokenUsage(1, 2))]
+    deltas = [
+        StreamDelta(content="abc"),
+        StreamDelta(content="de<"),
+        StreamDelta(token_usage=TokenUsage(1, 2)),
+    ]
     out = list(trim_stream(iter(deltas), ["<stop>"]))
     assert "".join(d.content or "" for d in out) == "abcde<"
     assert out[-1].token_usage == TokenUsage(1, 2)

@@ -13,7 +13,9 @@ from codeloop.models.transformers import TransformersModel, parse_tool_call_bloc
 from codeloop.testing.scripted import Reply
 from codeloop.testing.tiny_lm import ScriptedLogits, tiny_chat_model
 
-torch = pytest.importorskip("torch", reason="TransformersModel needs torch (dev extra installs torch==2.13.0 CPU)")
+torch = pytest.importorskip(
+    "torch", reason="TransformersModel needs torch (dev extra installs torch==2.13.0 CPU)"
+)
 transformers = pytest.importorskip("transformers")
 
 TOOLS = [
@@ -31,7 +33,9 @@ def tiny() -> tuple[Any, Any]:
     return tiny_chat_model()
 
 
-def scripted(tiny: tuple[Any, Any], script: list[Reply], **kw: Any) -> tuple[TransformersModel, ScriptedLogits]:
+def scripted(
+    tiny: tuple[Any, Any], script: list[Reply], **kw: Any
+) -> tuple[TransformersModel, ScriptedLogits]:
     model, tokenizer = tiny
     forcing = ScriptedLogits(tokenizer, script)
     options: dict[str, Any] = {"do_sample": False, "max_new_tokens": 300, **kw}
@@ -54,7 +58,12 @@ def test_generates_with_the_chat_template_and_counts_tokens(tiny: tuple[Any, Any
     assert "<|im_start|>system\nBe brief.<|im_end|>" in prompt
     usage = msg.token_usage
     assert usage is not None
-    assert usage.input_tokens == len(tiny[1].apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}], add_generation_prompt=True)["input_ids"])
+    assert usage.input_tokens == len(
+        tiny[1].apply_chat_template(
+            [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+            add_generation_prompt=True,
+        )["input_ids"]
+    )
     assert usage.output_tokens == len("Hello from a local model.") + 1  # byte-level tokens plus end of turn
 
 
@@ -70,16 +79,29 @@ def test_tools_go_into_the_template_and_calls_come_back(tiny: tuple[Any, Any]) -
     assert m.template_renders_tools
     msg = m.generate(HI, tools=TOOLS)
     assert msg.content == "Checking."
-    assert [(c.name, c.arguments) for c in msg.tool_calls] == [("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Tokyo"})]
+    assert [(c.name, c.arguments) for c in msg.tool_calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_weather", {"city": "Tokyo"}),
+    ]
     assert '"name": "get_weather"' in forcing.prompts[0] and "# Tools" in forcing.prompts[0]
 
 
 def test_template_without_tools_gets_them_in_a_system_message(tiny: tuple[Any, Any]) -> None:
     model, tokenizer = tiny
-    plain = tokenizer.__class__(tokenizer_object=tokenizer.backend_tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    plain = tokenizer.__class__(
+        tokenizer_object=tokenizer.backend_tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
     plain.chat_template = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
-    forcing = ScriptedLogits(plain, [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}])
-    m = TransformersModel("tiny", model=model, tokenizer=plain, logits_processor=transformers.LogitsProcessorList([forcing]), do_sample=False)
+    forcing = ScriptedLogits(
+        plain, [{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Oslo"}}]}]
+    )
+    m = TransformersModel(
+        "tiny",
+        model=model,
+        tokenizer=plain,
+        logits_processor=transformers.LogitsProcessorList([forcing]),
+        do_sample=False,
+    )
     assert not m.template_renders_tools
     msg = m.generate(HI, tools=TOOLS)
     assert msg.tool_calls[0].arguments == {"city": "Oslo"}
@@ -94,7 +116,9 @@ def test_tool_history_is_rendered(tiny: tuple[Any, Any]) -> None:
     ]
     m, forcing = scripted(tiny, ["It is 18C."])
     assert m.generate(history, tools=TOOLS).content == "It is 18C."
-    assert '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>' in forcing.prompts[0]
+    assert (
+        '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>' in forcing.prompts[0]
+    )
     assert "<|im_start|>tool\n18C<|im_end|>" in forcing.prompts[0]
 
 
@@ -108,7 +132,10 @@ def test_stop_strings_end_generation_early(tiny: tuple[Any, Any]) -> None:
 
 
 def test_streaming_yields_text_then_tool_calls_and_usage(tiny: tuple[Any, Any]) -> None:
-    reply = {"content": "Let me look that up for you now.", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Lima"}}]}
+    reply = {
+        "content": "Let me look that up for you now.",
+        "tool_calls": [{"name": "get_weather", "arguments": {"city": "Lima"}}],
+    }
     m, _ = scripted(tiny, [reply])
     deltas = list(m.generate_stream(HI, tools=TOOLS))
     assert len([d for d in deltas if d.content]) > 1

@@ -36,7 +36,11 @@ def test_create_executor_builds_sandbox_and_local_with_their_options() -> None:
     sandbox = create_executor("sandbox", timeout=2, max_print_outputs_length=100)
     local = create_executor("Local", additional_authorized_imports=["json"])
     try:
-        assert isinstance(sandbox, SandboxExecutor) and sandbox.timeout == 2 and sandbox.max_print_outputs_length == 100
+        assert (
+            isinstance(sandbox, SandboxExecutor)
+            and sandbox.timeout == 2
+            and sandbox.max_print_outputs_length == 100
+        )
         assert isinstance(local, LocalExecutor)
     finally:
         sandbox.close()
@@ -60,9 +64,11 @@ def test_an_executor_instance_passes_through_and_other_objects_are_refused() -> 
         def send_variables(self, variables: dict[str, Any]) -> None: ...
         def run(self, code: str) -> ExecutionResult:
             return ExecutionResult(None, "")
+
         def close(self) -> None: ...
         def __enter__(self) -> Custom:
             return self
+
         def __exit__(self, *exc: object) -> None: ...
 
     custom = Custom()
@@ -75,7 +81,9 @@ def test_an_executor_instance_passes_through_and_other_objects_are_refused() -> 
 
 def test_importing_the_executors_package_loads_no_executor() -> None:
     probe = "import sys, codeloop.executors as e; print(sorted(m for m in sys.modules if m.startswith('codeloop.executors.')))"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
     # kinds: the executor names and their checks, so that a typo fails before anything heavy is loaded
     assert done.stdout.strip() == "['codeloop.executors.base', 'codeloop.executors.kinds']"
 
@@ -116,7 +124,9 @@ def test_managed_agents_work_from_sandboxed_code() -> None:
         verbosity_level=0,
     )
     manager = CodeAgent(
-        model=ScriptedModel([code("report = researcher(task='How fast is a leopard?')\nfinal_answer(report)")]),
+        model=ScriptedModel(
+            [code("report = researcher(task='How fast is a leopard?')\nfinal_answer(report)")]
+        ),
         managed_agents=[researcher],
         executor="sandbox",
         verbosity_level=0,
@@ -194,7 +204,11 @@ def test_a_mistake_at_step_four_costs_one_step_not_the_run(isolation: str) -> No
     with ScriptedLLMServer(_next_planned_step) as server:
         model = OpenAIModel("scripted", api_base=server.base_url, api_key="test")
         agent = CodeAgent(
-            model=model, executor="sandbox", executor_kwargs={"isolation": isolation}, max_steps=20, verbosity_level=0
+            model=model,
+            executor="sandbox",
+            executor_kwargs={"isolation": isolation},
+            max_steps=20,
+            verbosity_level=0,
         )
         with agent:
             answer = agent.run("Compute the VWAP and the spread of these prices.")

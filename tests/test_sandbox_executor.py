@@ -35,7 +35,9 @@ def sandbox() -> Iterator[SandboxExecutor]:
 
 
 def test_variables_functions_classes_and_imports_persist(sandbox: SandboxExecutor) -> None:
-    sandbox.run("import math\nclass Box:\n    def __init__(self, v): self.v = v\ndef area(r): return math.pi * r * r\nb = Box(2)")
+    sandbox.run(
+        "import math\nclass Box:\n    def __init__(self, v): self.v = v\ndef area(r): return math.pi * r * r\nb = Box(2)"
+    )
     result = sandbox.run("round(area(b.v), 3)")
     assert result.output == 12.566 and result.is_final_answer is False
 
@@ -47,7 +49,9 @@ def test_print_output_and_last_expression(sandbox: SandboxExecutor) -> None:
 
 
 def test_output_written_straight_to_the_file_descriptors_reaches_the_logs(sandbox: SandboxExecutor) -> None:
-    result = sandbox.run("import os\nprint('via print')\nos.write(1, b'fd one\\n')\nos.write(2, b'fd two\\n')")
+    result = sandbox.run(
+        "import os\nprint('via print')\nos.write(1, b'fd one\\n')\nos.write(2, b'fd two\\n')"
+    )
     assert result.logs.startswith("via print\n") and "fd one\n" in result.logs and "fd two\n" in result.logs
     assert sandbox.run("print('next')").logs == "next\n"
 
@@ -85,7 +89,9 @@ def test_final_answer_tool_is_applied_on_the_host(sandbox: SandboxExecutor) -> N
     assert result.output == "checked: 42" and seen == [42]
 
 
-def test_final_answer_with_a_value_that_cannot_leave_the_sandbox_names_its_type(sandbox: SandboxExecutor) -> None:
+def test_final_answer_with_a_value_that_cannot_leave_the_sandbox_names_its_type(
+    sandbox: SandboxExecutor,
+) -> None:
     with pytest.raises(ExecutionError, match=r"final_answer\(\) cannot return this value.*Secret"):
         sandbox.run("class Secret:\n    pass\nfinal_answer(Secret())")
     assert sandbox.run("final_answer(str('fine'))").output == "fine"
@@ -228,7 +234,9 @@ def test_printed_output_streams_while_the_code_runs() -> None:
 
 
 def test_an_output_flood_is_cut_to_head_and_tail() -> None:
-    with SandboxExecutor(timeout=120, max_print_outputs_length=1000) as executor:  # 200,000 prints: slow when loaded
+    with SandboxExecutor(
+        timeout=120, max_print_outputs_length=1000
+    ) as executor:  # 200,000 prints: slow when loaded
         result = executor.run("for i in range(200000):\n    print('line', i)\nprint('end')")
     assert len(result.logs) < 1200 and result.logs.startswith("line 0\n") and result.logs.endswith("end\n")
     assert "characters cut" in result.logs
@@ -249,12 +257,17 @@ def test_variables_that_cannot_be_sent_are_refused_with_their_name(sandbox: Sand
     with pytest.raises(TypeError, match="variable 'lock' cannot be sent"):
         sandbox.send_variables({"lock": threading.Lock()})
     sandbox.run("1")
-    with pytest.raises(TypeError, match="could not be rebuilt inside the worker.*'host_only'.*No module named"):
+    with pytest.raises(
+        TypeError, match="could not be rebuilt inside the worker.*'host_only'.*No module named"
+    ):
         sandbox.send_variables({"host_only": _HostOnly(1), "fine": 2})
     assert sandbox.run("fine").output == 2
     with pytest.raises(ExecutionError, match="died"):
         sandbox.run("import ctypes\nctypes.string_at(0)")
-    assert sandbox.run("(fine, 'host_only' in globals())").output == (2, False)  # the fresh worker starts fine
+    assert sandbox.run("(fine, 'host_only' in globals())").output == (
+        2,
+        False,
+    )  # the fresh worker starts fine
     with pytest.raises(ValueError, match="not a valid Python identifier"):
         sandbox.send_variables({"not valid": 1})
 
@@ -288,7 +301,10 @@ def test_a_worker_started_from_a_short_lived_thread_survives_that_thread() -> No
     try:
         assert executor.run("x * 2").output == 6
         # started by a helper thread that blocks SIGINT/SIGTERM, the worker still begins with no signal blocked
-        assert executor.run("import _signal\nsorted(_signal.pthread_sigmask(_signal.SIG_BLOCK, []))").output == []
+        assert (
+            executor.run("import _signal\nsorted(_signal.pthread_sigmask(_signal.SIG_BLOCK, []))").output
+            == []
+        )
     finally:
         executor.close()
 
@@ -339,12 +355,16 @@ worker.channel.send({{"op": "final", "v": {{"$t": "pickle", "v": blob}}}})
 
 def test_garbage_on_the_wire_is_a_protocol_error_not_a_host_crash(sandbox: SandboxExecutor) -> None:
     with pytest.raises(ExecutionError, match="broke the protocol"):
-        sandbox.run("import os\nos.write(final_answer.__self__.channel.out_fd, b'\\xff not json\\n')\nimport time\ntime.sleep(1)")
+        sandbox.run(
+            "import os\nos.write(final_answer.__self__.channel.out_fd, b'\\xff not json\\n')\nimport time\ntime.sleep(1)"
+        )
     assert sandbox.run("3").output == 3
 
 
 def test_a_huge_message_is_refused_without_exhausting_the_host() -> None:
     with SandboxExecutor(timeout=10, max_message_mb=1) as executor:
         with pytest.raises(ExecutionError, match="broke the protocol.*over 1 MiB"):
-            executor.run("import os\nfd = final_answer.__self__.channel.out_fd\nfor _ in range(64):\n    os.write(fd, b'x' * 65536)\nimport time\ntime.sleep(5)")
+            executor.run(
+                "import os\nfd = final_answer.__self__.channel.out_fd\nfor _ in range(64):\n    os.write(fd, b'x' * 65536)\nimport time\ntime.sleep(5)"
+            )
         assert executor.run("'ok'").output == "ok"

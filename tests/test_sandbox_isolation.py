@@ -85,7 +85,9 @@ def open_is_script(path: str) -> bool:
 
 
 @needs_bwrap
-def test_host_files_and_the_canary_directory_are_invisible(isolated: SandboxExecutor, tmp_path: object) -> None:
+def test_host_files_and_the_canary_directory_are_invisible(
+    isolated: SandboxExecutor, tmp_path: object
+) -> None:
     secret = os.path.join(str(tmp_path), "secret.txt")
     with open(secret, "w") as handle:
         handle.write("host file content")
@@ -135,7 +137,12 @@ def test_no_network_not_even_the_hosts_loopback(isolated: SandboxExecutor) -> No
     results = probe(isolated, code)
     thread.join()
     server.close()
-    assert accepted == [] and isinstance(results, list) and "connected" not in results and "resolved" not in results
+    assert (
+        accepted == []
+        and isinstance(results, list)
+        and "connected" not in results
+        and "resolved" not in results
+    )
 
 
 @needs_bwrap
@@ -188,12 +195,22 @@ def test_no_processes_no_programs_no_namespaces_no_vsock(isolated: SandboxExecut
         "result"
     )
     result = probe(isolated, code)
-    assert result == {"fork": 1, "spawn": 1, "exec": 1, "vsock": 1, "unshare": False, "mount": False, "thread": "ok"}
+    assert result == {
+        "fork": 1,
+        "spawn": 1,
+        "exec": 1,
+        "vsock": 1,
+        "unshare": False,
+        "mount": False,
+        "thread": "ok",
+    }
     assert isolated.seccomp_active and isolated.isolation == "bubblewrap"
 
 
 @needs_bwrap
-def test_the_environments_packages_are_importable_and_the_base_site_packages_hidden(isolated: SandboxExecutor) -> None:
+def test_the_environments_packages_are_importable_and_the_base_site_packages_hidden(
+    isolated: SandboxExecutor,
+) -> None:
     import pydantic
 
     version = probe(isolated, "import pydantic\npydantic.VERSION")
@@ -211,7 +228,12 @@ def test_mount_plan_binds_the_interpreter_and_its_libraries_but_no_binary_direct
     for forbidden in ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin", "/etc", "/home", "/root"):
         assert forbidden not in plan.binds
     for dest, source in plan.binds.items():
-        if os.path.isfile(source) and read_elf(source) is not None and not dest.endswith(".so") and ".so." not in dest:
+        if (
+            os.path.isfile(source)
+            and read_elf(source) is not None
+            and not dest.endswith(".so")
+            and ".so." not in dest
+        ):
             assert source in (interpreter,) or "ld-linux" in dest or "ld-" in os.path.basename(dest), dest
 
 
@@ -234,7 +256,9 @@ def test_forced_fallback_runs_code_with_limits_and_a_cleared_environment(fresh_w
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # asked for explicitly: nothing to warn about
-            executor = SandboxExecutor(isolation="subprocess", timeout=3)  # room for the steps that must finish
+            executor = SandboxExecutor(
+                isolation="subprocess", timeout=3
+            )  # room for the steps that must finish
             try:
                 assert executor.isolation == "subprocess"
                 assert executor.run("x = 2\nx * 21").output == 42

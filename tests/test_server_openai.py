@@ -16,7 +16,9 @@ from codeloop.testing.server import Fault, ScriptedLLMServer
 
 def post(url: str, body: dict[str, Any] | bytes) -> tuple[int, dict[str, str], bytes]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}, method="POST"
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, dict(response.headers), response.read()
@@ -43,7 +45,9 @@ def test_base_url_and_port_are_real() -> None:
 
 
 def test_sse_stream_wire_format() -> None:
-    with ScriptedLLMServer([{"content": "hello world", "usage": {"input_tokens": 3, "output_tokens": 2}}]) as server:
+    with ScriptedLLMServer(
+        [{"content": "hello world", "usage": {"input_tokens": 3, "output_tokens": 2}}]
+    ) as server:
         status, headers, raw = post(
             server.base_url + "/chat/completions", chat(stream=True, stream_options={"include_usage": True})
         )
@@ -52,7 +56,10 @@ def test_sse_stream_wire_format() -> None:
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "hello world"
+    assert (
+        "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        == "hello world"
+    )
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["prompt_tokens"] == 3
 
@@ -83,7 +90,9 @@ def test_script_function_sees_index_raw_body_and_neutral_messages() -> None:
     with ScriptedLLMServer(script) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="k")
         texts = [
-            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}], stop=["END"])
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "q"}], stop=["END"]
+            )
             .choices[0]
             .message.content
             for _ in range(2)
@@ -155,7 +164,9 @@ def test_close_releases_hanging_requests(stream: bool) -> None:
 
     def call() -> None:
         try:
-            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}], stream=stream)
+            client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "q"}], stream=stream
+            )
         except BaseException as exc:
             errors.append(exc)
 

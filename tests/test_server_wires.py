@@ -28,7 +28,11 @@ MESSAGES = {"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user"
 
 
 def test_anthropic_stream_follows_the_documented_event_sequence() -> None:
-    reply = {"content": "Hello!", "reasoning": "hm", "tool_calls": [{"id": "toolu_1", "name": "f", "arguments": {"a": 1}}]}
+    reply = {
+        "content": "Hello!",
+        "reasoning": "hm",
+        "tool_calls": [{"id": "toolu_1", "name": "f", "arguments": {"a": 1}}],
+    }
     with ScriptedLLMServer([reply], chunk_size=3) as server:
         status, headers, raw = post(server.url + "/v1/messages", {**MESSAGES, "stream": True})
     assert status == 200 and headers["Content-Type"] == "text/event-stream"
@@ -56,7 +60,9 @@ def test_anthropic_stop_reason_names_the_stop_sequence() -> None:
     assert (body["stop_reason"], body["stop_sequence"]) == ("stop_sequence", "STOP")
 
 
-@pytest.mark.parametrize(("status", "kind"), [(429, "rate_limit_error"), (529, "overloaded_error"), (500, "api_error")])
+@pytest.mark.parametrize(
+    ("status", "kind"), [(429, "rate_limit_error"), (529, "overloaded_error"), (500, "api_error")]
+)
 def test_anthropic_error_shape(status: int, kind: str) -> None:
     with ScriptedLLMServer([Fault.error(status, "nope")]) as server:
         got, _, raw = post(server.url + "/v1/messages", MESSAGES)
@@ -67,8 +73,13 @@ def test_anthropic_error_shape(status: int, kind: str) -> None:
 def test_bedrock_event_stream_decodes_with_botocore() -> None:
     from botocore.eventstream import EventStreamBuffer
 
-    with ScriptedLLMServer([{"content": "hey there", "usage": {"input_tokens": 7, "output_tokens": 3}}]) as server:
-        status, headers, raw = post(server.url + "/model/m/converse-stream", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
+    with ScriptedLLMServer(
+        [{"content": "hey there", "usage": {"input_tokens": 7, "output_tokens": 3}}]
+    ) as server:
+        status, headers, raw = post(
+            server.url + "/model/m/converse-stream",
+            {"messages": [{"role": "user", "content": [{"text": "hi"}]}]},
+        )
     assert status == 200 and headers["Content-Type"] == "application/vnd.amazon.eventstream"
     buffer = EventStreamBuffer()
     buffer.add_data(raw)

@@ -109,8 +109,12 @@ def test_a_managed_agents_run_links_to_its_managers_run_from_any_thread(db: Path
     # run id, so a web server's agents recorded their managed agents' runs with no parent.
     import threading
 
-    researcher = make_agent([code("final_answer('Paris')")], db, name="researcher", description="Finds facts.")
-    manager = make_agent([code("final_answer(researcher(task='capital of France'))")], db, managed_agents=[researcher])
+    researcher = make_agent(
+        [code("final_answer('Paris')")], db, name="researcher", description="Finds facts."
+    )
+    manager = make_agent(
+        [code("final_answer(researcher(task='capital of France'))")], db, managed_agents=[researcher]
+    )
     results: list[Any] = []
     thread = threading.Thread(target=lambda: results.append(manager.run("ask", return_full_result=True)))
     thread.start()

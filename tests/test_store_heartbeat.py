@@ -85,7 +85,9 @@ def test_a_run_from_another_host_is_abandoned_once_its_heartbeat_stopped_long_ag
         unknown: "running",
     }
     error = states[stale].error or ""
-    assert "(pid 4242 on build-host-7.example) gave no sign of life for" in error and "codeloop resume" in error
+    assert (
+        "(pid 4242 on build-host-7.example) gave no sign of life for" in error and "codeloop resume" in error
+    )
     # A late beat after a reader settled it changes nothing; the owner's own resume starts it running again.
     store.heartbeat([stale])
     assert store.get_run(stale).state == "abandoned"

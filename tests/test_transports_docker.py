@@ -72,7 +72,9 @@ def test_stderr_frames_are_kept_apart_from_the_protocol(client: FakeDockerClient
 
 
 @pytest.mark.parametrize("failure", [RuntimeError("engine error"), KeyboardInterrupt()])
-def test_no_container_is_left_behind_when_starting_fails(client: FakeDockerClient, failure: BaseException) -> None:
+def test_no_container_is_left_behind_when_starting_fails(
+    client: FakeDockerClient, failure: BaseException
+) -> None:
     client.fail_on_start = failure
     executor = DockerExecutor(client=client)
     with pytest.raises(type(failure)):
@@ -98,7 +100,9 @@ def test_missing_sdk_is_a_clear_error_at_construction(monkeypatch: pytest.Monkey
         DockerExecutor()
 
 
-@pytest.mark.skipif(os.environ.get("CODELOOP_DOCKER_TESTS") != "1", reason="real Docker: set CODELOOP_DOCKER_TESTS=1")
+@pytest.mark.skipif(
+    os.environ.get("CODELOOP_DOCKER_TESTS") != "1", reason="real Docker: set CODELOOP_DOCKER_TESTS=1"
+)
 def test_real_docker() -> None:
     import docker
 
@@ -107,7 +111,12 @@ def test_real_docker() -> None:
     with DockerExecutor(client=client, image=image, timeout=5) as executor:
         exercise_worker(executor)
         label = executor.instance_label
-        assert executor.run("import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n    r = 'online'\nexcept OSError:\n    r = 'offline'\nr").output == "offline"
+        assert (
+            executor.run(
+                "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=2)\n    r = 'online'\nexcept OSError:\n    r = 'offline'\nr"
+            ).output
+            == "offline"
+        )
         with pytest.raises(ExecutionError, match="time limit"):
             executor.run("while True: pass")
         assert executor.run("1").output == 1

@@ -55,7 +55,10 @@ def test_a_dead_worker_is_reported_with_its_exit_status(sandboxes: list[FakeModa
         assert executor.run("'back'").output == "back"
 
 
-@pytest.mark.skipif(os.environ.get("CODELOOP_MODAL_TESTS") != "1", reason="real Modal: set CODELOOP_MODAL_TESTS=1 (and a Modal token)")
+@pytest.mark.skipif(
+    os.environ.get("CODELOOP_MODAL_TESTS") != "1",
+    reason="real Modal: set CODELOOP_MODAL_TESTS=1 (and a Modal token)",
+)
 def test_real_modal() -> None:
     with ModalExecutor(timeout=10) as executor:
         exercise_worker(executor)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import events as ev
 from ._checks import check_limit
+from ._text import short_repr
 from .agent_approval import ApprovalMixin
 from .agent_parts import build_tool_table
 from .approval import ApprovalRequired, AwaitingApproval
@@ -71,6 +72,8 @@ _log = logging.getLogger("codeloop")
 _Loop: TypeAlias = Generator[ev.Event | Effect, Any, RunResult]
 NO_ANSWER = object()
 """What a step returns when it did not end the run (None is a valid final answer)."""
+UNUSED_TOOLS_REMINDER_LIMIT = 6
+"""`remind_unused_tools` applies to agents with at most this many tools: with a large toolbox most go unused."""
 
 
 @dataclass
@@ -107,6 +110,7 @@ class MultiStepAgent(ApprovalMixin):
         add_base_tools: bool = False,
         store: Any = "default",
         tools_before_answer: bool = False,
+        remind_unused_tools: bool = True,
         journal: JournalFactory | None = None,
         approval: Callable[..., Any] | None = None,
         before_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
@@ -116,6 +120,10 @@ class MultiStepAgent(ApprovalMixin):
         """`compaction`: what of a long run the model sees (`codeloop.compaction`): by default old steps shrink
         in batches (a CodeAgent's to one line each) and requests stay within the model's known context window;
         None sends everything.
+        `tools_before_answer`: refuse, once, an answer given before any tool ran. `remind_unused_tools`: hold
+        back, once, an answer computed from tool results never shown while some of the agent's tools (at most
+        `UNUSED_TOOLS_REMINDER_LIMIT`) went uncalled, naming them (the CodeAgent's default; a ToolCallingAgent
+        sees its results before it can answer, so it defaults to off there).
         """
         if model is None:
             raise ValueError(
@@ -155,6 +163,7 @@ class MultiStepAgent(ApprovalMixin):
         self._run_session: str | None = None  # the session of the run in progress (the journal records it)
         self._last_step = 0
         self.tools_before_answer = tools_before_answer
+        self.remind_unused_tools = remind_unused_tools
         self._answer_refused_for_tools = False
         self._last_result: RunResult | None = None
         self._stop_error: BaseException | None = None
@@ -483,6 +492,10 @@ class MultiStepAgent(ApprovalMixin):
         """Whether no tool (other than final_answer) has run in this run; subclasses that can tell override it."""
         return False
 
+    def _tools_not_called(self) -> list[str]:
+        """The agent's tools not called yet in this run; subclasses that can tell override it."""
+        return []
+
     def _step(self, step: ActionStep) -> Generator[ev.Event | Effect, Any, Any]:
         """Take one action step, filling `step`; return the final answer or `NO_ANSWER`."""
         raise AgentError(f"{type(self).__name__} does not define how to take a step")
@@ -558,6 +571,12 @@ class MultiStepAgent(ApprovalMixin):
             # Small models answer from invented data; asked once to fetch it, they usually call the tools.
             self._answer_refused_for_tools = True
             raise AgentError(render(load_prompt("answer_before_tools"), tools=", ".join(names)).strip())
+        unused = self._tools_not_called() if self.remind_unused_tools else []
+        if unused and len(names) <= UNUSED_TOOLS_REMINDER_LIMIT and not self._answer_refused_for_tools:
+            # A small model that skips a lookup tool types the data in itself (a race time, a recipe's weight).
+            self._answer_refused_for_tools = True
+            prompt = load_prompt("answer_with_unused_tools")
+            raise AgentError(render(prompt, tools=", ".join(unused), answer=short_repr(answer, 200)).strip())
         for check in self.final_answer_checks:
             name = getattr(check, "__name__", repr(check))
             try:

@@ -67,6 +67,7 @@ class CodeAgent(MultiStepAgent):
         self._tool_log = ToolCallLog()
         self.look_before_answer = look_before_answer
         self._tool_data_seen = False
+        self._answered_blind = False  # the step's final answer came before any tool result was shown
         super().__init__(tools, model, **kwargs)
         if use_structured_outputs and not getattr(self.model, "supports_response_format", True):
             from .errors import ModelConfigurationError
@@ -114,6 +115,15 @@ class CodeAgent(MultiStepAgent):
     def _called_no_tool(self) -> bool:
         return self._tool_log.calls_in_run == 0
 
+    def _tools_not_called(self) -> list[str]:
+        # Only an answer computed from tool results never shown, by code that fetched some data and skipped
+        # other tools: one given after looking at the data is the model's considered choice, one that needed no
+        # tool at all is left to `tools_before_answer` (and a general toolbox rarely needs every tool).
+        called = self._tool_log.names_in_run
+        if not self._answered_blind or not called:
+            return []
+        return [name for name in self.tools if name != "final_answer" and name not in called]
+
     def _prepare_run(self) -> None:
         super()._prepare_run()
         self._tool_data_seen = False
@@ -158,6 +168,9 @@ class CodeAgent(MultiStepAgent):
             # the real keys and values, so a guessed one can be fixed: named right under the error, then every call
             text = _insert_after_exception(str(exc), self._tool_log.missing_key_hint(str(exc)))
             calls = self._tool_log.render()
+            self._tool_data_seen = self._tool_data_seen or bool(calls)  # the error shows what they returned
+            if self._repeats_failed_step(step, text):
+                text += "\n" + load_prompt("repeated_error").strip()
             raise AgentExecutionError(f"{text}\n{calls}" if calls else text) from exc
         except ApprovalRequired as paused:
             return (yield from self._paused_in_code(step, paused))
@@ -169,6 +182,7 @@ class CodeAgent(MultiStepAgent):
             )
             yield ev.Observation(step.observations, step.step_number)
             return NO_ANSWER
+        self._answered_blind = result.is_final_answer and not self._tool_data_seen
         self._tool_data_seen = self._tool_data_seen or bool(calls)
         step.action_output = result.output
         step.variables = getattr(result, "variables", None) or None
@@ -223,6 +237,21 @@ class CodeAgent(MultiStepAgent):
             and (previous.code_action or "").strip() == (step.code_action or "").strip()
             and (previous.observations or "").removesuffix(self._repeat_note(step.observations or ""))
             == step.observations
+        )
+
+    def _repeats_failed_step(self, step: ActionStep, error: str) -> bool:
+        """True when `step` ran the previous action step's code again and it failed on the same line the same way.
+
+        The real 1.5B model sent the same failing code four times running (a `KeyError` from `globals()`), each
+        time with the same reply to the same error: said once, that repeating it fails, it changes the code.
+        """
+        previous = next((s for s in reversed(self.memory.steps) if isinstance(s, ActionStep)), None)
+        first_line = error.partition("\n")[0]
+        return (
+            previous is not None
+            and previous.error is not None
+            and (previous.code_action or "").strip() == (step.code_action or "").strip()
+            and previous.error.partition("\n")[0] == first_line
         )
 
     @staticmethod

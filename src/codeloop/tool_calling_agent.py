@@ -21,7 +21,8 @@ from .agents import NO_ANSWER, MultiStepAgent, combined_usage
 from .approval import Ask, Deny, ManagedAgentPaused, PendingCall, ToolCallInfo, nested_pending
 from .effects import AwaitApproval, CallModel, CallTools, Effect
 from .errors import AgentParsingError, AgentToolCallError, AgentToolExecutionError
-from .memory import ActionStep, AgentMemory, SystemPromptStep, ToolResult
+from .grounding import NumberSources
+from .memory import ActionStep, AgentMemory, SystemPromptStep, TaskStep, ToolResult
 from .models.base import Model, ToolCall
 from .parsing import extract_json_tool_calls, mentions_tool_call
 from .prompts import load_prompt, render
@@ -104,6 +105,7 @@ class ToolCallingAgent(MultiStepAgent):
         *,
         tool_call_format: ToolCallFormat = "auto",
         calculator: bool = False,
+        grounded_calls: bool = False,
         **kwargs: Any,
     ) -> None:
         """Args beyond `MultiStepAgent`'s:
@@ -115,6 +117,11 @@ class ToolCallingAgent(MultiStepAgent):
             two competing call formats in every prompt, and the tool schemas cost tokens at every step.
         calculator: add the `calculate` tool (`codeloop.tools.CalculatorTool`), which evaluates an arithmetic
             expression: without it, every sum, mean or conversion a task needs is done in the model's head.
+        grounded_calls: do not run a tool call with a number the model has not seen in the task or a result
+            (`codeloop.grounding`); the model is told which numbers have no source, and a number refused once
+            is accepted when sent again (a unit conversion is knowledge, not data). Small models write a whole
+            plan of calls at once, every number after the first call invented. Off by default: on the 1.5B
+            model it refused the invented plans, and the model then wrote code into `calculate` instead.
         """
         from .tools import FinalAnswerTool
 
@@ -125,7 +132,12 @@ class ToolCallingAgent(MultiStepAgent):
             )
         self.tool_call_format: ToolCallFormat = tool_call_format
         self._text_calls = tool_call_format == "text"
+        # Measured on the real 1.5B model for the CodeAgent only; a ToolCallingAgent answers after seeing results.
+        kwargs.setdefault("remind_unused_tools", False)
         self._tools_called_in_run = 0
+        self._tool_names_called: set[str] = set()
+        self.grounded_calls = grounded_calls
+        self._refused_numbers: set[str] = set()
         super().__init__(tools, model, **kwargs)
         self.tools.setdefault("final_answer", FinalAnswerTool())
         if calculator and "calculate" not in self.tools:
@@ -137,9 +149,15 @@ class ToolCallingAgent(MultiStepAgent):
     def _prepare_run(self) -> None:
         super()._prepare_run()
         self._tools_called_in_run = 0
+        self._tool_names_called = set()
+        self._refused_numbers = set()
 
     def _called_no_tool(self) -> bool:
         return self._tools_called_in_run == 0
+
+    def _tools_not_called(self) -> list[str]:
+        hidden = {"final_answer", "calculate"}  # the calculator is a helper, not a source of the task's data
+        return [name for name in self.tools if name not in hidden and name not in self._tool_names_called]
 
     def _compute_example(self) -> str:
         """The end of the prompt's example: through `calculate` when the agent has it."""
@@ -216,11 +234,15 @@ class ToolCallingAgent(MultiStepAgent):
             step.tool_calls = list(calls)
         results: dict[str, ToolResult] = {}
         runnable: list[tuple[ToolCall, Any, dict[str, Any]]] = []
+        sources = self._number_sources()
         for call in calls:
             yield ev.ToolCallStarted(call, step.step_number)
             try:
                 runnable.append((call, *check_tool_call(self.tools, call, calls)))
+                if sources is not None and call.name != "final_answer":
+                    _check_numbers(call, sources)
             except AgentToolCallError as exc:
+                runnable = [r for r in runnable if r[0] is not call]
                 results[call.id] = ToolResult(call.id, call.name, f"Error: {exc}", is_error=True)
         ready, waiting = self._screen(runnable, step.step_number, results)
         # Calls that need no decision run now, exactly once; those awaiting one run (or not) after it.
@@ -243,10 +265,40 @@ class ToolCallingAgent(MultiStepAgent):
             approved += self._continuations(nested, decisions)
             answer = yield from self._run_calls(approved, results, nested)
         observations = self._show_results(step, calls, results, native)
+        if calls and self._repeats_previous_step(step, calls):
+            step.observations = observations = f"{observations}\n{load_prompt('repeated_calls').strip()}"
         if answer is not NO_ANSWER:
             step.action_output = answer
         yield ev.Observation(observations, step.step_number)
         return answer
+
+    def _number_sources(self) -> NumberSources | None:
+        """The numbers the model has been shown in this run (task, observations), if calls are checked."""
+        if not self.grounded_calls:
+            return None
+        sources = NumberSources()
+        for memory_step in self.memory.steps:
+            if isinstance(memory_step, TaskStep):
+                sources.add(memory_step.task)
+            elif isinstance(memory_step, ActionStep):
+                sources.add(memory_step.observations or "")
+        sources.refused = self._refused_numbers  # shared: refused once, accepted when sent again
+        return sources
+
+    def _repeats_previous_step(self, step: ActionStep, calls: Sequence[ToolCall]) -> bool:
+        """Whether `step` made the previous step's calls again and got the same results.
+
+        The 1.5B model re-sent the same failing call four times running, each time with the same reply to the
+        same error; told once that nothing changed, a model can change course.
+        """
+        previous = next((s for s in reversed(self.memory.steps) if isinstance(s, ActionStep)), None)
+        if previous is None or previous is step or previous.observations is None:
+            return False
+        note = "\n" + load_prompt("repeated_calls").strip()
+        same_calls = [(c.name, c.arguments) for c in _calls_of(previous)] == [
+            (c.name, c.arguments) for c in calls
+        ]
+        return same_calls and previous.observations.removesuffix(note) == step.observations
 
     def _screen(
         self,
@@ -322,6 +374,7 @@ class ToolCallingAgent(MultiStepAgent):
                 results[call.id] = ToolResult(call.id, call.name, f"Final answer: {short_repr(output)}")
             else:
                 self._tools_called_in_run += 1
+                self._tool_names_called.add(call.name)
                 output = self.tool_gate.finish(info, output)
                 results[call.id] = ToolResult(call.id, call.name, _as_observation(output))
         return answer
@@ -378,6 +431,28 @@ class _ContinueManagedRun:
 
     def __call__(self, **_arguments: Any) -> Any:
         return self.tool.resume_run(self._run_id, self._decisions)
+
+
+def _calls_of(step: ActionStep) -> list[ToolCall]:
+    """The calls a step made: native ones, else the ones written in its text (none if it had no valid ones)."""
+    if step.tool_calls:
+        return list(step.tool_calls)
+    try:
+        return extract_json_tool_calls(step.model_output or "")
+    except AgentParsingError:
+        return []
+
+
+def _check_numbers(call: ToolCall, sources: NumberSources) -> None:
+    """Refuse `call` if its arguments hold numbers the model has not been shown (see `codeloop.grounding`)."""
+    missing = sources.ungrounded(call.arguments)
+    if missing:
+        listed = ", ".join(missing[:6])
+        raise AgentToolCallError(
+            f"not run: {listed} {'appears' if len(missing) == 1 else 'appear'} in no tool result yet. Get the "
+            "numbers from the tools first and use the exact values they return (a known constant, such as a "
+            "unit conversion, may be sent again)."
+        )
 
 
 def _placeholder_argument(arguments: Any) -> str | None:

@@ -91,6 +91,8 @@ class ToolCallLog:
         self._lock = threading.Lock()  # tools called from threads in agent code log concurrently
         self.calls_in_run = 0
         """Tool calls made since `start_run` (every call, repeated ones too)."""
+        self.names_in_run: set[str] = set()
+        """The names of the tools called since `start_run` (failed calls included)."""
 
     def start_run(self) -> None:
         """Forget the previous run: its calls and its last step."""
@@ -98,6 +100,7 @@ class ToolCallLog:
             self._lines.clear()
             self._keys.clear()
             self.calls_in_run = 0
+            self.names_in_run.clear()
 
     def clear(self) -> None:
         """Forget the calls of the previous step."""
@@ -116,7 +119,7 @@ class ToolCallLog:
             try:
                 result = tool(*args, **kwargs)
             except Exception as exc:
-                self._add(f"{name}({shown}) raised {type(exc).__name__}")
+                self._add(f"{name}({shown}) raised {type(exc).__name__}", name)
                 raise
             self._add(f"{name}({shown}) -> {preview(result)}", name, _key_reprs(result))
             return result
@@ -130,6 +133,7 @@ class ToolCallLog:
     def _add(self, line: str, name: str = "", keys: tuple[str, tuple[str, ...]] | None = None) -> None:
         with self._lock:
             self.calls_in_run += 1
+            self.names_in_run.add(name)
             if line not in self._lines and len(self._lines) < self.MAX_CALLS:
                 self._lines.append(line)
                 if keys is not None:

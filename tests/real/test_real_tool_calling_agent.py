@@ -40,7 +40,9 @@ def test_tool_calls_written_as_text_are_run(llama_server: LocalModelServer) -> N
     assert all(not e.message.get("tool_calls") for e in exchanges)
     assert not actions[0].tool_calls and actions[0].error is None
     # The calls parsed from the text ran, and their results went back as an observation.
-    assert (actions[0].observations or "").startswith(("get_stock_price(", "calculate_portfolio_value("))  # name(args) -> result
+    assert (actions[0].observations or "").startswith(
+        ("get_stock_price(", "calculate_portfolio_value(")
+    )  # name(args) -> result
     # No answer is asserted: at temperature 0 this model calls calculate_portfolio_value with a price it
     # made up (150) instead of looking it up first.
 
