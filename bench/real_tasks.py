@@ -6,11 +6,11 @@
         [--traces DIR]
 
 Starts the prepared Qwen2.5-Coder-1.5B (Q4_K_M) on llama-cpp-python's server (or uses `--api-base`), then runs
-every selected task with every selected agent at temperature 0 and max_steps 6, one run at a time (the server
+every selected task with every selected agent at temperature 0 and max_steps 6 (`--max-steps`), one run at a time (the server
 answers one request at a time). Each run is a child process killed at `--wall-limit` seconds, so one stuck run
 cannot stall the suite; its tokens up to the kill are still counted (every step reports as it ends).
 
-Agents: `code` (codeloop CodeAgent, default sandbox executor), `code_local` (CodeAgent on LocalExecutor), `code_look` (CodeAgent with `look_before_answer=True`),
+Agents: `code` (codeloop CodeAgent, default sandbox executor), `code_nocompact` (the same with `compaction=None`), `code_local` (CodeAgent on LocalExecutor), `code_look` (CodeAgent with `look_before_answer=True`),
 `tool_calling` (codeloop ToolCallingAgent), `tool_calling_calc` (the same with `calculator=True`) and, when `smolagents` is importable, `smol_code` and
 `smol_tool_calling` (its CodeAgent and ToolCallingAgent through `OpenAIServerModel` on the same server).
 Default: codeloop's two default agents, plus smolagents' two when it is installed.
@@ -39,9 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from codeloop.evals import ToolTask, first_tool_tasks, tool_tasks  # noqa: E402
 
-CODELOOP_AGENTS = ("code", "code_local", "code_look", "tool_calling", "tool_calling_calc")
+CODELOOP_AGENTS = ("code", "code_nocompact", "code_local", "code_look", "tool_calling", "tool_calling_calc")
 SMOLAGENTS_AGENTS = ("smol_code", "smol_tool_calling")
 MAX_TOKENS = 512
+MAX_STEPS = int(os.environ.get("CODELOOP_BENCH_MAX_STEPS", "6"))
+"""Per run (`--max-steps`, passed to the child processes through the environment)."""
 """Per model reply: bounds how long the server keeps generating for a run that was killed."""
 _STEP, _RESULT = "@@step ", "@@result "
 
@@ -96,7 +98,13 @@ def _codeloop_agent(kind: str, task: ToolTask, api_base: str, wall_limit: float)
         "local", api_base=api_base, api_key="not-needed", temperature=0, seed=0, max_tokens=MAX_TOKENS,
         timeout=wall_limit, max_retries=0,
     )  # fmt: skip
-    common: dict[str, Any] = {"max_steps": 6, "verbosity_level": 0, "step_callbacks": [_step_callback]}
+    common: dict[str, Any] = {
+        "max_steps": MAX_STEPS,
+        "verbosity_level": 0,
+        "step_callbacks": [_step_callback],
+    }
+    if kind == "code_nocompact":  # the context-policy comparison: every step sent in full
+        common["compaction"] = None
     if kind in ("tool_calling", "tool_calling_calc"):
         calculator = kind == "tool_calling_calc"
         return ToolCallingAgent(list(task.tools), model=model, calculator=calculator, **common)
@@ -116,7 +124,7 @@ def _smolagents_agent(kind: str, task: ToolTask, api_base: str, wall_limit: floa
     )  # fmt: skip
     agent_class = smolagents.CodeAgent if kind == "smol_code" else smolagents.ToolCallingAgent
     return agent_class(
-        tools=tools, model=model, max_steps=6, verbosity_level=-1, step_callbacks=[_step_callback]
+        tools=tools, model=model, max_steps=MAX_STEPS, verbosity_level=-1, step_callbacks=[_step_callback]
     )
 
 
@@ -258,6 +266,7 @@ def main() -> None:
         help="first22: the 22 tasks earlier figures were measured on (default); builtin: all of tool_tasks()",
     )  # fmt: skip
     parser.add_argument("--limit", type=int, help="only the first N selected tasks")
+    parser.add_argument("--max-steps", type=int, help="steps per run (default 6); compaction starts after 6")
     parser.add_argument(
         "--wall-limit", type=float, default=240.0, help="seconds before a run is killed (240)"
     )
@@ -270,6 +279,8 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--trace-file", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.max_steps:
+        os.environ["CODELOOP_BENCH_MAX_STEPS"] = str(args.max_steps)  # read by the child processes
     if args.summarize:
         summarize(args.summarize)
         return

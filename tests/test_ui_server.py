@@ -57,6 +57,11 @@ def test_cli_ui_on_a_network_address_without_a_token_exits_2(
     assert "pass a token (--token or $CODELOOP_UI_TOKEN" in capsys.readouterr().err
 
 
+def test_cli_ui_refuses_a_file_size_limit_that_is_not_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ui", "--max-file-mb", "0"]) == 2
+    assert "--max-file-mb must be a positive number of MiB, got 0.0" in capsys.readouterr().err
+
+
 def test_cli_ui_names_a_bad_agent_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ui", "--agent", "just_a_name"]) == 2
     assert (

@@ -723,6 +723,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("CODELOOP_UI_TOKEN"),
         help="needed for any host but 127.0.0.1 (default: $CODELOOP_UI_TOKEN)",
     )
+    ui.add_argument(
+        "--max-file-mb", type=float, default=50, help="largest file the code wrote that is offered (MiB)"
+    )
     add_store_argument(ui)
     ui.set_defaults(handler=_cmd_ui)
     return parser
@@ -734,6 +737,8 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
     try:
         check_exposure(args.host, args.token)  # before loading anything: a refused bind costs nothing
+        if not args.max_file_mb > 0:
+            raise ValueError(f"--max-file-mb must be a positive number of MiB, got {args.max_file_mb}")
         source = None
         if args.agent:
             from .ui.chat import agent_source
@@ -747,6 +752,7 @@ def _cmd_ui(args: argparse.Namespace) -> int:
         port=args.port,
         token=args.token,
         store=args.store,
+        max_file_mb=args.max_file_mb,
     )
     return 0
 
