@@ -243,7 +243,8 @@ class CodeAgent(MultiStepAgent):
         """True when `step` ran the previous action step's code again and it failed on the same line the same way.
 
         The real 1.5B model sent the same failing code four times running (a `KeyError` from `globals()`), each
-        time with the same reply to the same error: said once, that repeating it fails, it changes the code.
+        time with the same reply to the same error. The note tells a model that can change course that it must;
+        the 1.5B model repeated its code regardless (measured), so the note is all this costs.
         """
         previous = next((s for s in reversed(self.memory.steps) if isinstance(s, ActionStep)), None)
         first_line = error.partition("\n")[0]

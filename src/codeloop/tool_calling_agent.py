@@ -289,7 +289,7 @@ class ToolCallingAgent(MultiStepAgent):
         """Whether `step` made the previous step's calls again and got the same results.
 
         The 1.5B model re-sent the same failing call four times running, each time with the same reply to the
-        same error; told once that nothing changed, a model can change course.
+        same error; the note tells a model that can change course that it must.
         """
         previous = next((s for s in reversed(self.memory.steps) if isinstance(s, ActionStep)), None)
         if previous is None or previous is step or previous.observations is None:
