@@ -70,7 +70,9 @@ def measure(make_agent: Any, steps: int, repeats: int) -> float:
         agent = make_agent(steps)
         executor = getattr(agent, "executor", None)
         if executor is not None:
-            executor.run("pass")  # the worker's one-time start is sandbox_latency.py's cold start, not loop overhead
+            executor.run(
+                "pass"
+            )  # the worker's one-time start is sandbox_latency.py's cold start, not loop overhead
         start = time.perf_counter()
         agent.run("count", max_steps=steps + 1)
         total = time.perf_counter() - start

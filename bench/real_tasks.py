@@ -10,7 +10,7 @@ every selected task with every selected agent at temperature 0 and max_steps 6 (
 answers one request at a time). Each run is a child process killed at `--wall-limit` seconds, so one stuck run
 cannot stall the suite; its tokens up to the kill are still counted (every step reports as it ends).
 
-Agents: `code` (codeloop CodeAgent, default sandbox executor), `code_nocompact` (the same with `compaction=None`), `code_local` (CodeAgent on LocalExecutor), `code_look` (CodeAgent with `look_before_answer=True`),
+Agents: `code` (codeloop CodeAgent, default sandbox executor), `code_remind` (with `remind_unused_tools=True`), `code_nocompact` (with `compaction=None`), `code_local` (CodeAgent on LocalExecutor), `code_look` (CodeAgent with `look_before_answer=True`),
 `tool_calling` (codeloop ToolCallingAgent), `tool_calling_calc` (the same with `calculator=True`) and, when `smolagents` is importable, `smol_code` and
 `smol_tool_calling` (its CodeAgent and ToolCallingAgent through `OpenAIServerModel` on the same server).
 Default: codeloop's two default agents, plus smolagents' two when it is installed.
@@ -39,7 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from codeloop.evals import ToolTask, first_tool_tasks, tool_tasks  # noqa: E402
 
-CODELOOP_AGENTS = ("code", "code_nocompact", "code_local", "code_look", "tool_calling", "tool_calling_calc")
+CODELOOP_AGENTS = (
+    "code", "code_remind", "code_nocompact", "code_local", "code_look", "tool_calling", "tool_calling_calc"
+)  # fmt: skip
 SMOLAGENTS_AGENTS = ("smol_code", "smol_tool_calling")
 MAX_TOKENS = 512
 MAX_STEPS = int(os.environ.get("CODELOOP_BENCH_MAX_STEPS", "6"))
@@ -110,6 +112,7 @@ def _codeloop_agent(kind: str, task: ToolTask, api_base: str, wall_limit: float)
         return ToolCallingAgent(list(task.tools), model=model, calculator=calculator, **common)
     executor = "local" if kind == "code_local" else "sandbox"
     look = kind == "code_look"
+    common["remind_unused_tools"] = kind == "code_remind"
     return CodeAgent(list(task.tools), model=model, executor=executor, look_before_answer=look, **common)
 
 

@@ -125,7 +125,9 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             first, starts = cold_starts("auto" if mode == "bubblewrap" else "subprocess", args.starts)
-            with SandboxExecutor(isolation="auto" if mode == "bubblewrap" else "subprocess", timeout=60) as executor:
+            with SandboxExecutor(
+                isolation="auto" if mode == "bubblewrap" else "subprocess", timeout=60
+            ) as executor:
                 trips = round_trips(executor, args.trips)
                 calls = tool_calls(executor, args.calls)
                 native, sandboxed = compute(executor)

@@ -94,6 +94,7 @@ def build(folder: Path, executor: str) -> CodeAgent:
         verbosity_level=0,
         max_steps=STEPS + 2,
         journal=KillingJournal.factory(folder / "journal"),
+        compaction=None,  # the script counts the assistant turns in the request; condensed old steps hide them
     )
 
 

@@ -91,7 +91,7 @@ def test_a_blind_answer_that_skipped_a_tool_is_held_back_once_naming_it() -> Non
     ]
     agent = CodeAgent(
         tools=[get_order_items, get_unit_price_usd], model=ScriptedModel(replies), executor="local",
-        store=None, verbosity_level=0,
+        remind_unused_tools=True, store=None, verbosity_level=0,
     )  # fmt: skip
     assert agent.run("What is the total of order A-1042 in USD?") == 89.5
     held = agent.memory.action_steps[0].error
@@ -103,7 +103,7 @@ def test_the_reminder_is_given_once_and_an_insisting_answer_stands() -> None:
     replies = ["```python\nfinal_answer(get_order_items('A-1')[0]['quantity'])\n```"] * 2
     agent = CodeAgent(
         tools=[get_order_items, get_unit_price_usd], model=ScriptedModel(replies), executor="local",
-        store=None, verbosity_level=0,
+        remind_unused_tools=True, store=None, verbosity_level=0,
     )  # fmt: skip
     assert agent.run("How many of the first item does order A-1 have?") == 3
     assert len(agent.memory.action_steps) == 2
@@ -111,9 +111,9 @@ def test_the_reminder_is_given_once_and_an_insisting_answer_stands() -> None:
 
 def test_the_reminder_is_off_for_large_toolboxes_and_when_turned_off() -> None:
     script = ["```python\nfinal_answer(get_order_items('A-1')[0]['quantity'])\n```"]
-    off = CodeAgent(
+    off = CodeAgent(  # the default
         tools=[get_order_items, get_unit_price_usd], model=ScriptedModel(script), executor="local",
-        remind_unused_tools=False, store=None, verbosity_level=0,
+        store=None, verbosity_level=0,
     )  # fmt: skip
     assert off.run("How many?") == 3 and len(off.memory.action_steps) == 1
 
@@ -132,7 +132,7 @@ def test_the_reminder_is_off_for_large_toolboxes_and_when_turned_off() -> None:
 
     many = CodeAgent(
         tools=[get_order_items, *(make(i) for i in range(6))], model=ScriptedModel(script), executor="local",
-        store=None, verbosity_level=0,
+        remind_unused_tools=True, store=None, verbosity_level=0,
     )  # fmt: skip
     assert many.run("How many?") == 3 and len(many.memory.action_steps) == 1
 

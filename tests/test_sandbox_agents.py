@@ -209,6 +209,7 @@ def test_a_mistake_at_step_four_costs_one_step_not_the_run(isolation: str) -> No
             executor_kwargs={"isolation": isolation},
             max_steps=20,
             verbosity_level=0,
+            compaction=None,  # the plan counts the assistant turns in the request; condensed old steps hide them
         )
         with agent:
             answer = agent.run("Compute the VWAP and the spread of these prices.")

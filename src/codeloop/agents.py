@@ -110,7 +110,7 @@ class MultiStepAgent(ApprovalMixin):
         add_base_tools: bool = False,
         store: Any = "default",
         tools_before_answer: bool = False,
-        remind_unused_tools: bool = True,
+        remind_unused_tools: bool = False,
         journal: JournalFactory | None = None,
         approval: Callable[..., Any] | None = None,
         before_tool_call: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
@@ -122,8 +122,8 @@ class MultiStepAgent(ApprovalMixin):
         None sends everything.
         `tools_before_answer`: refuse, once, an answer given before any tool ran. `remind_unused_tools`: hold
         back, once, an answer computed from tool results never shown while some of the agent's tools (at most
-        `UNUSED_TOOLS_REMINDER_LIMIT`) went uncalled, naming them (the CodeAgent's default; a ToolCallingAgent
-        sees its results before it can answer, so it defaults to off there).
+        `UNUSED_TOOLS_REMINDER_LIMIT`) went uncalled, naming them (CodeAgent; off by default: it also fires where
+        skipping a tool is right, such as an answer built on `user_input` or a managed agent's reply).
         """
         if model is None:
             raise ValueError(

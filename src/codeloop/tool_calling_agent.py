@@ -132,8 +132,6 @@ class ToolCallingAgent(MultiStepAgent):
             )
         self.tool_call_format: ToolCallFormat = tool_call_format
         self._text_calls = tool_call_format == "text"
-        # Measured on the real 1.5B model for the CodeAgent only; a ToolCallingAgent answers after seeing results.
-        kwargs.setdefault("remind_unused_tools", False)
         self._tools_called_in_run = 0
         self._tool_names_called: set[str] = set()
         self.grounded_calls = grounded_calls
