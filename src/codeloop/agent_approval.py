@@ -121,7 +121,7 @@ class ApprovalMixin:
             decisions = self._decisions_for(run_id, approvals)
             self._durable.record_decisions(decisions)  # a crash after this replays with them
             return self._take_paused(), decisions
-        from .durable import start_resume
+        from .resume import start_resume
 
         return start_resume(self, run_id, approvals), None
 
