@@ -51,18 +51,24 @@ def build(store: str, folder: Path, *, ask: bool = True, kind: str = "code") -> 
         log("tools.log", f"delete {path}")
         return f"deleted {path}"
 
-    def cleaner_script(request: Any) -> Any:
-        results = [str(m.content) for m in request.messages if m.role == "tool"]
-        log("model.log", f"cleaner after {len(results)} results")
-        if not results:
-            return {"tool_calls": [
-                {"id": "r1", "name": "read_file", "arguments": {"path": "a"}},
-                {"id": "d1", "name": "delete_file", "arguments": {"path": "b"}},
-                {"id": "d2", "name": "delete_file", "arguments": {"path": "c"}},
-            ]}  # fmt: skip
-        return {
-            "tool_calls": [{"id": "fa", "name": "final_answer", "arguments": {"answer": "; ".join(results)}}]
-        }
+    def calls_then_answer(who: str, first_calls: list[dict[str, Any]], joiner: str) -> Any:
+        """A scripted model: `first_calls`, then final_answer with every tool result joined (calls logged)."""
+
+        def script(request: Any) -> Any:
+            results = [str(m.content) for m in request.messages if m.role == "tool"]
+            log("model.log", f"{who} after {len(results)} results")
+            if not results:
+                return {"tool_calls": first_calls}
+            answer = joiner.join(results)
+            return {"tool_calls": [{"id": "fa", "name": "final_answer", "arguments": {"answer": answer}}]}
+
+        return script
+
+    cleaner_script = calls_then_answer("cleaner", [
+        {"id": "r1", "name": "read_file", "arguments": {"path": "a"}},
+        {"id": "d1", "name": "delete_file", "arguments": {"path": "b"}},
+        {"id": "d2", "name": "delete_file", "arguments": {"path": "c"}},
+    ], "; ")  # fmt: skip
 
     def manager_script(request: Any) -> str:
         log("model.log", f"manager after {len(request.messages)} messages")
@@ -73,17 +79,10 @@ def build(store: str, folder: Path, *, ask: bool = True, kind: str = "code") -> 
         description="Cleans up files.", store=store, verbosity_level=0,
     )  # fmt: skip
 
-    def calling_manager_script(request: Any) -> Any:
-        results = [str(m.content) for m in request.messages if m.role == "tool"]
-        log("model.log", f"manager after {len(results)} results")
-        if not results:
-            return {"tool_calls": [
-                {"id": "rm", "name": "read_file", "arguments": {"path": "m"}},
-                {"id": "k1", "name": "cleaner", "arguments": {"task": "tidy up"}},
-            ]}  # fmt: skip
-        return {
-            "tool_calls": [{"id": "fa", "name": "final_answer", "arguments": {"answer": " | ".join(results)}}]
-        }
+    calling_manager_script = calls_then_answer("manager", [
+        {"id": "rm", "name": "read_file", "arguments": {"path": "m"}},
+        {"id": "k1", "name": "cleaner", "arguments": {"task": "tidy up"}},
+    ], " | ")  # fmt: skip
 
     if kind == "tool-calling":
         return ToolCallingAgent(
